@@ -1,0 +1,226 @@
+"""Encrypted-at-rest storage for biometric files (R7) with crypto-shredding (R5).
+
+Envelope encryption: every subject has a random 256-bit data key; the data key is
+stored only wrapped (AES-GCM) by a master key from configuration. Files are encrypted
+in 1 MiB chunks with AES-256-GCM in the STREAM construction (nonce prefix + chunk
+counter + last-chunk flag), so large videos stream through in constant memory and a
+truncated, reordered or edited file fails to decrypt. Destroying a subject's data key
+makes every file of that subject unreadable, wherever copies of the ciphertext live.
+
+Master keys rotate: the vault holds a list of ``(key_id, key)``; the first wraps new
+data keys, every one unwraps. ``rewrap()`` moves existing data keys to the newest.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import struct
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+CHUNK = 1 << 20
+_MAGIC = b"DHFV1\n"
+_KEY_MAGIC = b"DHFK1\n"
+_NONCE_PREFIX = 7  # bytes; + 4-byte counter + 1-byte last flag = 12-byte GCM nonce
+
+
+class VaultError(Exception):
+    """Any failure to decrypt or find protected data. Deliberately opaque."""
+
+
+class KeyDestroyed(VaultError):
+    """The subject's data key was destroyed: the data is gone for good."""
+
+
+def parse_master_keys(spec: str) -> list[tuple[str, bytes]]:
+    """Parse ``"kid1:base64key,kid2:base64key"`` (newest first) into key pairs."""
+    keys = []
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        kid, _, b64 = item.partition(":")
+        raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+        if not kid or len(raw) != 32:
+            raise ValueError("each master key must be 'KEY_ID:<32 bytes, urlsafe base64>'")
+        keys.append((kid, raw))
+    if not keys:
+        raise ValueError("no master key configured: set DHF_MASTER_KEYS")
+    return keys
+
+
+def new_master_key(kid: str | None = None) -> str:
+    """A fresh ``kid:base64`` master key entry for configuration."""
+    kid = kid or f"mk{secrets.token_hex(4)}"
+    return f"{kid}:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip('=')}"
+
+
+def _atomic_write(path: Path, chunks: Iterator[bytes]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return size
+
+
+class Vault:
+    """Per-subject encrypted file store rooted at ``root``.
+
+    Layout: ``root/keys/<subject>.key`` (wrapped data keys) and
+    ``root/blobs/<subject>/<blob id>`` (ciphertext). Blob ids are opaque strings.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], master_keys: Sequence[tuple[str, bytes]]):
+        if not master_keys:
+            raise ValueError("the vault needs at least one master key")
+        self.root = Path(root)
+        self._master = dict(master_keys)
+        self._current = master_keys[0][0]
+
+    # -- data keys -------------------------------------------------------------------
+    def _key_path(self, subject: str) -> Path:
+        return self.root / "keys" / f"{_safe(subject)}.key"
+
+    def _wrap(self, subject: str, data_key: bytes) -> bytes:
+        nonce = secrets.token_bytes(12)
+        kid = self._current.encode()
+        wrapped = AESGCM(self._master[self._current]).encrypt(nonce, data_key, subject.encode())
+        return _KEY_MAGIC + struct.pack(">B", len(kid)) + kid + nonce + wrapped
+
+    def _unwrap(self, subject: str, blob: bytes) -> bytes:
+        if not blob.startswith(_KEY_MAGIC):
+            raise VaultError("key file is not a vault key")
+        pos = len(_KEY_MAGIC)
+        klen = blob[pos]
+        kid = blob[pos + 1 : pos + 1 + klen].decode()
+        nonce = blob[pos + 1 + klen : pos + 13 + klen]
+        wrapped = blob[pos + 13 + klen :]
+        if kid not in self._master:
+            raise VaultError(f"data key wrapped by unknown master key {kid!r}")
+        try:
+            return AESGCM(self._master[kid]).decrypt(nonce, wrapped, subject.encode())
+        except InvalidTag as exc:
+            raise VaultError("cannot unwrap the data key") from exc
+
+    def _data_key(self, subject: str, create: bool = False) -> bytes:
+        path = self._key_path(subject)
+        if path.exists():
+            return self._unwrap(subject, path.read_bytes())
+        if not create:
+            raise KeyDestroyed(f"no data key for subject {subject}: it was destroyed or never made")
+        key = AESGCM.generate_key(bit_length=256)
+        _atomic_write(path, iter([self._wrap(subject, key)]))
+        return key
+
+    def has_key(self, subject: str) -> bool:
+        return self._key_path(subject).exists()
+
+    def destroy_key(self, subject: str) -> bool:
+        """Crypto-shred: overwrite and remove the subject's wrapped data key."""
+        path = self._key_path(subject)
+        if not path.exists():
+            return False
+        size = path.stat().st_size
+        with open(path, "r+b") as fh:
+            fh.write(secrets.token_bytes(size))
+            fh.flush()
+            os.fsync(fh.fileno())
+        path.unlink()
+        return True
+
+    def rewrap(self) -> int:
+        """Re-wrap every data key under the newest master key; returns how many."""
+        count = 0
+        for path in sorted((self.root / "keys").glob("*.key")):
+            subject = path.stem
+            key = self._unwrap(subject, path.read_bytes())
+            _atomic_write(path, iter([self._wrap(subject, key)]))
+            count += 1
+        return count
+
+    # -- blobs -----------------------------------------------------------------------
+    def _blob_path(self, subject: str, blob_id: str) -> Path:
+        return self.root / "blobs" / _safe(subject) / _safe(blob_id)
+
+    def put(self, subject: str, stream: BinaryIO) -> tuple[str, int]:
+        """Encrypt ``stream`` for ``subject``; returns ``(blob_id, plaintext_bytes)``."""
+        aead = AESGCM(self._data_key(subject, create=True))
+        blob_id = uuid.uuid4().hex
+        prefix = secrets.token_bytes(_NONCE_PREFIX)
+        aad = f"{subject}/{blob_id}".encode()
+        total = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal total
+            yield _MAGIC + prefix
+            index, current = 0, stream.read(CHUNK)
+            while True:
+                following = stream.read(CHUNK) if current else b""
+                last = not following
+                nonce = prefix + struct.pack(">IB", index, last)
+                total += len(current)
+                yield aead.encrypt(nonce, current, aad)
+                if last:
+                    return
+                index, current = index + 1, following
+
+        _atomic_write(self._blob_path(subject, blob_id), chunks())
+        return blob_id, total
+
+    def open(self, subject: str, blob_id: str) -> Iterator[bytes]:
+        """Yield the plaintext of a blob chunk by chunk; raises VaultError on any tamper."""
+        aead = AESGCM(self._data_key(subject))
+        path = self._blob_path(subject, blob_id)
+        if not path.exists():
+            raise VaultError(f"no stored file {blob_id}")
+        aad = f"{subject}/{blob_id}".encode()
+        with open(path, "rb") as fh:
+            head = fh.read(len(_MAGIC) + _NONCE_PREFIX)
+            if not head.startswith(_MAGIC):
+                raise VaultError("not a vault file")
+            prefix = head[len(_MAGIC) :]
+            index = 0
+            block = fh.read(CHUNK + 16)
+            while True:
+                following = fh.read(CHUNK + 16)
+                last = not following
+                try:
+                    yield aead.decrypt(prefix + struct.pack(">IB", index, last), block, aad)
+                except InvalidTag as exc:
+                    raise VaultError("stored file failed authentication") from exc
+                if last:
+                    return
+                index, block = index + 1, following
+
+    def read(self, subject: str, blob_id: str) -> bytes:
+        return b"".join(self.open(subject, blob_id))
+
+    def export(self, subject: str, blob_id: str, dest: str | os.PathLike[str]) -> Path:
+        """Decrypt a blob to a plaintext working file (for ffmpeg and model code)."""
+        dest = Path(dest)
+        _atomic_write(dest, self.open(subject, blob_id))
+        return dest
+
+    def delete(self, subject: str, blob_id: str) -> None:
+        self._blob_path(subject, blob_id).unlink(missing_ok=True)
+
+
+def _safe(name: str) -> str:
+    if not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ValueError(f"unsafe storage name {name!r}")
+    return name

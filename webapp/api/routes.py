@@ -1,0 +1,121 @@
+"""API views: parse, validate, call one service, respond."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, jsonify, request
+from sqlalchemy import func, select
+
+from compliance.audit import EventTag
+
+from .. import accounts, jobs
+from ..audit import record_event
+from ..errors import InvalidInput
+from ..extensions import db, limiter
+from ..models import Avatar, CreditEntry, Job, Upload
+from ..ownership import get_owned_or_404
+from ..storage import store
+from . import bp
+from .auth import api_user, token_required
+
+
+def _auth_limit() -> str:
+    return str(current_app.config["RATELIMIT_AUTH"])
+
+
+def _json_body(*fields: str) -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("Send a JSON object body with Content-Type: application/json.")
+    missing = [f for f in fields if not isinstance(body.get(f), str) or not body[f]]
+    if missing:
+        raise InvalidInput(f"Missing field(s): {', '.join(missing)}.", code="missing_fields")
+    return body
+
+
+@bp.post("/auth/signup")
+@limiter.limit(_auth_limit)
+def signup():  # type: ignore[no-untyped-def]
+    body = _json_body("email", "password")
+    user = accounts.signup(body["email"], body["password"])
+    return jsonify(user_id=user.id), 201
+
+
+@bp.post("/auth/tokens")
+@limiter.limit(_auth_limit)
+def create_token():  # type: ignore[no-untyped-def]
+    body = _json_body("email", "password")
+    user = accounts.authenticate(body["email"], body["password"])
+    token, expires = accounts.issue_token(user)
+    return jsonify(token=token, expires_at=expires.isoformat()), 201
+
+
+@bp.get("/me")
+@token_required
+def me():  # type: ignore[no-untyped-def]
+    user = api_user()
+    credits = db.session.scalar(
+        select(func.coalesce(func.sum(CreditEntry.delta), 0)).where(CreditEntry.owner_id == user.id)
+    )
+    return jsonify(id=user.id, email=user.email, kyc_status=user.kyc_status, credits=int(credits))
+
+
+def _job_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": job.progress,
+        "stage": job.stage,
+        "result": job.result,
+        "error": job.error,
+    }
+
+
+@bp.get("/jobs/<job_id>")
+@token_required
+def get_job(job_id: str):  # type: ignore[no-untyped-def]
+    return jsonify(_job_json(get_owned_or_404(Job, job_id, api_user().id)))
+
+
+@bp.get("/avatars/<avatar_id>")
+@token_required
+def get_avatar(avatar_id: str):  # type: ignore[no-untyped-def]
+    avatar = get_owned_or_404(Avatar, avatar_id, api_user().id)
+    job = db.session.scalar(
+        select(Job).where(Job.target_id == avatar.id).order_by(Job.created_at.desc()).limit(1)
+    )
+    return jsonify(
+        id=avatar.id,
+        status=avatar.status,
+        progress=job.progress if job else 0.0,
+        stage=job.stage if job else avatar.status,
+        quality=avatar.quality,
+    )
+
+
+@bp.post("/avatars/<avatar_id>/training-video")
+@token_required
+def upload_training_video(avatar_id: str):  # type: ignore[no-untyped-def]
+    avatar = get_owned_or_404(Avatar, avatar_id, api_user().id)
+    file = request.files.get("video")
+    if file is None or not file.filename:
+        raise InvalidInput("Attach the recording as multipart field 'video'.", code="missing_file")
+    blob_id, size, sha = store(avatar.subject_id, file.stream)
+    upload = Upload(
+        owner_id=avatar.owner_id,
+        subject_id=avatar.subject_id,
+        avatar_id=avatar.id,
+        kind="training_video",
+        blob_id=blob_id,
+        filename=file.filename[:255],
+        size=size,
+        sha256=sha,
+    )
+    db.session.add(upload)
+    db.session.flush()
+    record_event(EventTag.UPLOAD_STORED, actor_id=avatar.owner_id, data={"upload": upload.id})
+    job = jobs.submit("probe_upload", avatar.owner_id, upload.id)
+    db.session.commit()
+    return jsonify(upload_id=upload.id, job_id=job.id, status=upload.status), 202

