@@ -50,9 +50,15 @@ def load_piper_voice() -> Any:
     return PiperVoice.load(voice.model_path(), config_path=voice.config_path())
 
 
-def piper_say(text: str) -> tuple[np.ndarray, int]:
-    """Synthesise ``text`` with the base voice: (int16 samples, sample rate)."""
-    chunks = list(load_piper_voice().synthesize(text))
+def piper_say(text: str, *, deterministic: bool = False) -> tuple[np.ndarray, int]:
+    """Synthesise ``text`` with the base voice: (int16 samples, sample rate).
+
+    Piper samples noise for prosody; ``deterministic`` turns it off (same input, same audio).
+    """
+    from piper.config import SynthesisConfig
+
+    config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0) if deterministic else None
+    chunks = list(load_piper_voice().synthesize(text, syn_config=config))
     return np.concatenate([c.audio_int16_array for c in chunks]), chunks[0].sample_rate
 
 
@@ -76,14 +82,31 @@ def transcribe(samples: np.ndarray, sample_rate: int) -> str:
     return hyp.hypstr if hyp else ""
 
 
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Levenshtein distance over words divided by the reference length."""
+    ref, hyp = reference.lower().split(), hypothesis.lower().split()
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / max(len(ref), 1)
+
+
 def selftest_speech() -> tuple[str, str]:
-    """Piper speaks a sentence and pocketsphinx must hear it back."""
+    """Piper speaks a sentence and pocketsphinx must hear most of it back.
+
+    Synthesis is deterministic here, so a failure means a broken model, not bad luck
+    (with sampling on, "hello" is now and then heard as "whoa"); WER <= 0.2 tolerates one
+    word in six for ASR differences between builds.
+    """
     sentence = "hello world this is a test"
-    audio, rate = piper_say(sentence.capitalize() + ".")
+    audio, rate = piper_say(sentence.capitalize() + ".", deterministic=True)
     heard = transcribe(audio, rate)
-    if heard != sentence:
-        raise RuntimeError(f"pocketsphinx heard {heard!r} for piper's {sentence!r}")
-    return f"piper: {len(audio) / rate:.2f} s at {rate} Hz", f"heard {heard!r}"
+    wer = word_error_rate(sentence, heard)
+    if wer > 0.2:
+        raise RuntimeError(f"pocketsphinx heard {heard!r} for piper's {sentence!r} (WER {wer:.2f})")
+    return f"piper: {len(audio) / rate:.2f} s at {rate} Hz", f"heard {heard!r} (WER {wer:.2f})"
 
 
 @functools.cache
@@ -96,7 +119,7 @@ def load_voice_encoder() -> Any:
 def selftest_voice_encoder() -> str:
     from resemblyzer import preprocess_wav
 
-    audio, rate = piper_say("The quick brown fox jumps over the lazy dog.")
+    audio, rate = piper_say("The quick brown fox jumps over the lazy dog.", deterministic=True)
     wav = preprocess_wav(audio.astype(np.float32) / 32768.0, source_sr=rate)
     embedding = load_voice_encoder().embed_utterance(wav)
     if embedding.shape != (256,) or not np.isfinite(embedding).all():

@@ -90,6 +90,8 @@ def enqueue_after_commit(
     session: Session, connection: Redis, spec: JobSpec, job_id: str, *args: Any
 ) -> None:
     """Enqueue when ``session`` commits; drop the request if it rolls back."""
+    if not session.in_transaction():
+        session.begin()  # so that a rollback fires its event even if nothing ran yet
     session.info.setdefault(_PENDING, []).append((connection, spec, job_id, args))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -10,15 +11,25 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import click
+from flask import Flask
 
 from . import create_app
+from .extensions import db
 
 
-def _app():  # type: ignore[no-untyped-def]
-    return create_app()
+@contextlib.contextmanager
+def _app_context() -> Iterator[Flask]:
+    """An app context for one command; closes its database connections afterwards."""
+    app = create_app()
+    with app.app_context():
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.engine.dispose()
 
 
 @click.group()
@@ -32,41 +43,41 @@ def main(verbose: bool) -> None:
 
 
 # -- database -------------------------------------------------------------------------
-@main.group()
-def db() -> None:
+@main.group("db")
+def db_group() -> None:
     """Database schema migrations."""
 
 
-@db.command("upgrade")
+@db_group.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Migrate the database to REVISION (default: head)."""
     from . import migrate
 
-    with _app().app_context():
+    with _app_context():
         migrate.upgrade(revision)
         current, _ = migrate.state()
     click.echo(f"database at revision {current}")
 
 
-@db.command("current")
+@db_group.command("current")
 def db_current() -> None:
     """Show the database's revision and the code's head."""
     from . import migrate
 
-    with _app().app_context():
+    with _app_context():
         current, head = migrate.state()
     click.echo(f"database: {current}  code head: {head}")
     sys.exit(0 if current == head else 1)
 
 
-@db.command("revision")
+@db_group.command("revision")
 @click.option("-m", "--message", required=True)
 def db_revision(message: str) -> None:
     """Autogenerate a migration from the models (developers)."""
     from . import migrate
 
-    with _app().app_context():
+    with _app_context():
         migrate.revision(message)
 
 
@@ -81,8 +92,8 @@ def keys_init() -> None:
     """Create a development CA and C2PA signer unless they exist."""
     from compliance.keys import init_keys
 
-    app = _app()
-    found, made = init_keys(app.config["SIGNING_DIR"])
+    with _app_context() as app:
+        found, made = init_keys(app.config["SIGNING_DIR"])
     click.echo(("created" if made else "kept existing") + f" signing keys in {found.directory}")
 
 
@@ -93,10 +104,9 @@ def init() -> None:
 
     from . import migrate
 
-    app = _app()
-    with app.app_context():
+    with _app_context() as app:
         migrate.upgrade()
-    found, made = init_keys(app.config["SIGNING_DIR"])
+        found, made = init_keys(app.config["SIGNING_DIR"])
     click.echo(f"database migrated; signing keys {'created' if made else 'present'} in {found.directory}")
 
 
@@ -108,7 +118,7 @@ def doctor(as_json: bool, only: tuple[str, ...]) -> None:
     """Check database, Redis, ffmpeg, signing keys and every bundled model. Exit 0 if all pass."""
     from .doctor import run_checks
 
-    with _app().app_context():
+    with _app_context():
         checks = run_checks(list(only) or None)
     ok = all(c.ok for c in checks)
     if as_json:
@@ -131,7 +141,7 @@ def audit_verify(as_json: bool) -> None:
     """Recompute the chain; exit 1 if any row was edited, deleted or inserted."""
     from .audit import verify_log
 
-    with _app().app_context():
+    with _app_context():
         report = verify_log()
     if as_json:
         click.echo(json.dumps({"ok": report.ok, "rows": report.rows, "problems": report.problems}))
@@ -156,7 +166,7 @@ def worker(queues: str, burst: bool) -> None:
 
     from . import jobs
 
-    app = _app()
+    app = create_app()
     jobs.use_app(app)
     connection = connect(app.config["REDIS_URL"])
     names = [n.strip() for n in queues.split(",") if n.strip()]
@@ -190,7 +200,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the web app (waitress) and run worker processes for both queues."""
     from waitress import serve as waitress_serve
 
-    app = _app()  # starts the embedded Redis when REDIS_URL is unset
+    app = create_app()  # starts the embedded Redis when REDIS_URL is unset
     env = dict(os.environ, REDIS_URL=app.config["REDIS_URL"], DHF_INSTANCE_DIR=app.instance_path)
     cmd = [sys.executable, "-m", "webapp.cli", "worker", "--queues", "gpu,cpu"]
     stop = threading.Event()

@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "JOB_TIMEOUT_CPU": 15 * 60,  # seconds one cpu-queue job may run
     "JOB_TIMEOUT_GPU": 8 * 3600,  # seconds one gpu-queue job may run
     "JOB_RETRIES": 2,  # retries after a failed attempt (jobs are retry-safe)
+    "SESSION_COOKIE_SECURE": None,  # default: True in production (HTTPS only)
+    "REMEMBER_COOKIE_SECURE": None,  # default: True in production
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "REMEMBER_COOKIE_HTTPONLY": True,
@@ -88,6 +90,7 @@ def _derive(app: Flask) -> None:
     cfg["STORAGE_DIR"] = cfg["STORAGE_DIR"] or str(instance / "storage")
     cfg["SIGNING_DIR"] = cfg["SIGNING_DIR"] or str(instance / "keys")
     cfg["EMBEDDED_REDIS_DB"] = str(instance / "redis.db")
-    cfg.setdefault("SESSION_COOKIE_SECURE", production)
-    cfg.setdefault("REMEMBER_COOKIE_SECURE", production)
+    for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        if cfg[name] is None:
+            cfg[name] = production
     cfg["TEST_MODE"] = not production

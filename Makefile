@@ -1,0 +1,57 @@
+# Two commands set everything up on a fresh machine:
+#   make run    create .venv, install, migrate, create dev keys, serve on http://127.0.0.1:5000
+#   make test   install (with test tools and Debian's chromium if missing), run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install -q --disable-pip-version-check
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-test browser lint doctor clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) "pip<25" wheel "setuptools<81"
+
+# Step 1: torch alone, pinned to the CPU wheel (a looser spec pulls GBs of CUDA wheels).
+# Step 2: the pinned stack. Step 3: packages whose declared deps would build dlib from
+# source or pull CUDA torchaudio, installed without deps (../shared/STACK.md).
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -c constraints.txt torch==2.13.0
+	$(PIP) -c constraints.txt -e .
+	$(PIP) -c constraints.txt --no-deps face-recognition torchcrepe
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/dhf init
+	$(BIN)/dhf serve
+
+# Browser tests drive Debian's chromium; install it when missing (needs root or sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }; }
+
+# pytest exits 5 when it collected no test: that is a failure here, never a pass.
+test: install-test browser
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+lint: install-test
+	$(BIN)/ruff check webapp pipeline compliance tests wsgi.py
+	$(BIN)/ruff format --check webapp pipeline compliance tests wsgi.py
+
+doctor: install
+	$(BIN)/dhf doctor
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
