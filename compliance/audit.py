@@ -106,7 +106,9 @@ def verify_chain(rows: Iterable[AuditRow]) -> ChainReport:
     for row in rows:
         count += 1
         if row.prev_hash != prev:
-            problems.append(f"row {row.id}: does not follow the previous row (deleted or inserted row)")
+            problems.append(
+                f"row {row.id}: does not follow the previous row (deleted or inserted row)"
+            )
         expected = row_hash(row.prev_hash, row.tag, row.actor_id, row.created_at, row.data)
         if expected != row.hash:
             problems.append(f"row {row.id}: content does not match its hash (edited row)")

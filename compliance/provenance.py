@@ -39,7 +39,9 @@ def selftest(keys: SigningKeys) -> str:
         "assertions": [
             {
                 "label": "c2pa.actions",
-                "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": TRAINED_MEDIA}]},
+                "data": {
+                    "actions": [{"action": "c2pa.created", "digitalSourceType": TRAINED_MEDIA}]
+                },
             }
         ],
     }

@@ -37,8 +37,17 @@ def selftest() -> str:
         out = Path(tmp) / "t.mp4"
         video = ffmpeg.input("testsrc2=size=160x120:rate=25:duration=1", f="lavfi")
         audio = ffmpeg.input("sine=frequency=440:duration=1", f="lavfi")
-        run(ffmpeg.output(video, audio, os.fspath(out), vcodec="libx264", acodec="aac",
-                          pix_fmt="yuv420p", movflags="+faststart"))
+        run(
+            ffmpeg.output(
+                video,
+                audio,
+                os.fspath(out),
+                vcodec="libx264",
+                acodec="aac",
+                pix_fmt="yuv420p",
+                movflags="+faststart",
+            )
+        )
         size = out.stat().st_size
     if size < 1000:
         raise FFmpegFailed(f"encoded test file is only {size} bytes")

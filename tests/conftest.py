@@ -56,8 +56,10 @@ class Backend:
             tables = [
                 r[0]
                 for r in conn.execute(
-                    text("SELECT tablename FROM pg_tables WHERE schemaname='public' "
-                         "AND tablename <> 'alembic_version'")
+                    text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname='public' "
+                        "AND tablename <> 'alembic_version'"
+                    )
                 )
             ]
             # replica role: let the test reset bypass the append-only audit triggers
@@ -87,8 +89,9 @@ def _migrate(url: str, redis: str) -> None:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            redis_url: str) -> Iterator[Backend]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[Backend]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'template.sqlite3'}"
         _migrate(url, redis_url)
@@ -126,8 +129,9 @@ def _test_config(url: str, redis: str, tmp_path: Path, **extra: object) -> dict[
 
 
 @pytest.fixture
-def make_app(backend: Backend, redis_url: str, tmp_path: Path,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator:
+def make_app(
+    backend: Backend, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator:
     """Build an app on a fresh database; keyword overrides go into its config."""
     monkeypatch.setenv("DHF_INSTANCE_DIR", str(tmp_path / "instance"))
     connect(redis_url).flushdb()  # rate-limit counters and queues from earlier tests

@@ -40,7 +40,10 @@ def avatar(owner: User, subj: Subject | None = None, name: str = "Ada presenter"
 
 def api_signup(client: FlaskClient, email: str, password: str = TEST_PASSWORD) -> dict[str, str]:
     """Sign up and get a token over HTTP; returns the Authorization header."""
-    assert client.post("/api/v1/auth/signup", json={"email": email, "password": password}).status_code == 201
+    assert (
+        client.post("/api/v1/auth/signup", json={"email": email, "password": password}).status_code
+        == 201
+    )
     res = client.post("/api/v1/auth/tokens", json={"email": email, "password": password})
     assert res.status_code == 201, res.json
     return {"Authorization": f"Bearer {res.json['token']}"}

@@ -31,7 +31,9 @@ _COMMON = {"password", "passw0rd", "123456789", "1234567890", "qwertyuiop", "let
 def normalise_email(email: str) -> str:
     email = (email or "").strip().lower()
     if not _EMAIL.match(email) or len(email) > 254:
-        raise InvalidInput("Enter a valid email address, like name@example.com.", code="invalid_email")
+        raise InvalidInput(
+            "Enter a valid email address, like name@example.com.", code="invalid_email"
+        )
     return email
 
 

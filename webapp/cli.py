@@ -107,7 +107,9 @@ def init() -> None:
     with _app_context() as app:
         migrate.upgrade()
         found, made = init_keys(app.config["SIGNING_DIR"])
-    click.echo(f"database migrated; signing keys {'created' if made else 'present'} in {found.directory}")
+    click.echo(
+        f"database migrated; signing keys {'created' if made else 'present'} in {found.directory}"
+    )
 
 
 # -- diagnostics ----------------------------------------------------------------------
@@ -122,7 +124,9 @@ def doctor(as_json: bool, only: tuple[str, ...]) -> None:
         checks = run_checks(list(only) or None)
     ok = all(c.ok for c in checks)
     if as_json:
-        click.echo(json.dumps({"ok": ok, "checks": {c.name: c.as_dict() for c in checks}}, indent=2))
+        click.echo(
+            json.dumps({"ok": ok, "checks": {c.name: c.as_dict() for c in checks}}, indent=2)
+        )
     else:
         for c in checks:
             mark = click.style("ok  ", fg="green") if c.ok else click.style("FAIL", fg="red")
@@ -205,7 +209,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     cmd = [sys.executable, "-m", "webapp.cli", "worker", "--queues", "gpu,cpu"]
     stop = threading.Event()
     supervisors = [
-        threading.Thread(target=_supervise, args=(cmd, env, stop), daemon=True) for _ in range(workers)
+        threading.Thread(target=_supervise, args=(cmd, env, stop), daemon=True)
+        for _ in range(workers)
     ]
     for thread in supervisors:
         thread.start()

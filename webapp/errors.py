@@ -74,7 +74,10 @@ def init_app(app: Flask) -> None:
         code, default = _HTTP_CODES.get(status, ("error", exc.description or "Request failed."))
         message = default
         if status == 400 and exc.description and "CSRF" in exc.description:
-            code, message = "csrf_failed", "The form expired or was forged: reload the page and try again."
+            code, message = (
+                "csrf_failed",
+                "The form expired or was forged: reload the page and try again.",
+            )
         elif status == 429:
             message = f"Too many requests ({exc.description}): wait and try again."
         return _respond(status, code, message)

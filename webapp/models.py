@@ -240,7 +240,9 @@ class Order(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "orders"
     id: Mapped[str] = _id()
     owner_id: Mapped[str] = _owner()
-    item: Mapped[str] = mapped_column(String(32), nullable=False)  # avatar_training | render_credits
+    item: Mapped[str] = mapped_column(
+        String(32), nullable=False
+    )  # avatar_training | render_credits
     avatar_id: Mapped[str | None] = mapped_column(ForeignKey("avatars.id", ondelete="SET NULL"))
     quantity: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     amount_cents: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -48,9 +48,10 @@ def test_known_answer_vector():
         '{"actor":"u1","at":"2026-01-01T12:00:00.000000","data":{"a":1},'
         '"prev":"' + GENESIS + '","tag":"auth:login"}'
     )
-    assert row_hash(GENESIS, "auth:login", "u1", at, {"a": 1}) == hashlib.sha256(
-        canonical.encode()
-    ).hexdigest()
+    assert (
+        row_hash(GENESIS, "auth:login", "u1", at, {"a": 1})
+        == hashlib.sha256(canonical.encode()).hexdigest()
+    )
 
 
 def test_edited_row_is_detected():
@@ -75,7 +76,12 @@ def test_deleted_first_row_is_detected():
 def test_rehashed_edit_still_breaks_the_next_row():
     rows = _chain(4)
     forged = replace(rows[1], data={"n": 0})
-    forged = replace(forged, hash=row_hash(forged.prev_hash, forged.tag, forged.actor_id, forged.created_at, forged.data))
+    forged = replace(
+        forged,
+        hash=row_hash(
+            forged.prev_hash, forged.tag, forged.actor_id, forged.created_at, forged.data
+        ),
+    )
     rows[1] = forged
     assert verify_chain(rows).problems == (
         "row 3: does not follow the previous row (deleted or inserted row)",

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from compliance.vault import CHUNK, KeyDestroyed, Vault, VaultError, new_master_key, parse_master_keys
+from compliance.vault import (
+    CHUNK,
+    KeyDestroyed,
+    Vault,
+    VaultError,
+    new_master_key,
+    parse_master_keys,
+)
 
 
 @pytest.fixture

@@ -25,7 +25,9 @@ def _upload(app, client, path):
         headers, avatar_id = factories.token_for(owner), factories.avatar(owner).id
     with open(path, "rb") as fh:
         res = client.post(
-            f"/api/v1/avatars/{avatar_id}/training-video", headers=headers, data={"video": (fh, "clip.mpg")}
+            f"/api/v1/avatars/{avatar_id}/training-video",
+            headers=headers,
+            data={"video": (fh, "clip.mpg")},
         )
     assert res.status_code == 202, res.json
     return headers, res.json
@@ -92,7 +94,9 @@ def test_nothing_is_enqueued_when_the_transaction_rolls_back(app):
 
 def test_a_missing_row_fails_the_job_without_touching_others(app):
     conn = connect(app.config["REDIS_URL"])
-    Queue("cpu", connection=conn).enqueue("webapp.jobs.probe_upload", "nope", job_id="nope", retry=None)
+    Queue("cpu", connection=conn).enqueue(
+        "webapp.jobs.probe_upload", "nope", job_id="nope", retry=None
+    )
     with app.app_context():
         SimpleWorker([Queue("cpu", connection=conn)], connection=conn).work(burst=True)
     assert RqJob.fetch("nope", connection=conn).get_status() == "failed"
@@ -113,7 +117,11 @@ def test_worker_process_runs_the_job(app, client, grid_clip):
     )
     proc = subprocess.run(
         [sys.executable, "-m", "webapp.cli", "worker", "--queues", "cpu", "--burst"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = client.get(f"/api/v1/jobs/{body['job_id']}", headers=headers)

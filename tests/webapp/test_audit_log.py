@@ -44,7 +44,9 @@ def test_signup_and_login_are_logged_and_chain_verifies(app, client):
     assert "audit log intact: 3 rows" in result.output
 
 
-@pytest.mark.parametrize("statement", ["UPDATE audit_events SET tag = 'x'", "DELETE FROM audit_events"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE audit_events SET tag = 'x'", "DELETE FROM audit_events"]
+)
 def test_database_refuses_changes_to_the_log(app, statement):
     _events(app)
     with app.app_context():

@@ -11,14 +11,16 @@ from webapp import accounts, create_app
 from webapp.config import ConfigError
 from webapp.errors import Unauthorized
 from webapp.extensions import db
-from webapp.models import ApiToken, utcnow
+from webapp.models import ApiToken
 
 from .. import factories
 from ..conftest import TEST_PASSWORD
 
 
 def test_signup_returns_user_id(client):
-    res = client.post("/api/v1/auth/signup", json={"email": "Ada@Example.com", "password": TEST_PASSWORD})
+    res = client.post(
+        "/api/v1/auth/signup", json={"email": "Ada@Example.com", "password": TEST_PASSWORD}
+    )
     assert res.status_code == 201
     assert re.fullmatch(r"[0-9a-f]{32}", res.json["user_id"])
 
@@ -33,7 +35,9 @@ def test_signup_returns_user_id(client):
     ],
 )
 def test_signup_refuses_weak_passwords(client, password, message):
-    res = client.post("/api/v1/auth/signup", json={"email": "ada-lovelace@example.com", "password": password})
+    res = client.post(
+        "/api/v1/auth/signup", json={"email": "ada-lovelace@example.com", "password": password}
+    )
     assert res.status_code == 422
     assert res.json == {"error": "weak_password", "message": message}
 
@@ -51,7 +55,9 @@ def test_signup_refuses_duplicate_email_case_insensitively(client):
 
 def test_signup_validates_input(client):
     assert client.post("/api/v1/auth/signup", data="x").json["error"] == "invalid_input"
-    res = client.post("/api/v1/auth/signup", json={"email": "not-an-email", "password": TEST_PASSWORD})
+    res = client.post(
+        "/api/v1/auth/signup", json={"email": "not-an-email", "password": TEST_PASSWORD}
+    )
     assert (res.status_code, res.json["error"]) == (422, "invalid_email")
     res = client.post("/api/v1/auth/signup", json={"email": "a@b.co"})
     assert res.json == {"error": "missing_fields", "message": "Missing field(s): password."}
@@ -68,16 +74,24 @@ def test_token_auth_and_me(client):
 
 def test_wrong_password_gets_no_token(client):
     factories.api_signup(client, "ada@example.com")
-    res = client.post("/api/v1/auth/tokens", json={"email": "ada@example.com", "password": "wrong password!"})
+    res = client.post(
+        "/api/v1/auth/tokens", json={"email": "ada@example.com", "password": "wrong password!"}
+    )
     assert res.status_code == 401
     assert res.json == {"error": "bad_credentials", "message": "Wrong email or password."}
-    unknown = client.post("/api/v1/auth/tokens", json={"email": "nobody@example.com", "password": "x" * 12})
+    unknown = client.post(
+        "/api/v1/auth/tokens", json={"email": "nobody@example.com", "password": "x" * 12}
+    )
     assert unknown.json == res.json  # no hint whether the account exists
 
 
 @pytest.mark.parametrize(
     ("header", "code"),
-    [(None, "missing_token"), ("Bearer dhf_not-a-token", "invalid_token"), ("Basic abc", "missing_token")],
+    [
+        (None, "missing_token"),
+        ("Bearer dhf_not-a-token", "invalid_token"),
+        ("Basic abc", "missing_token"),
+    ],
 )
 def test_api_refuses_missing_or_bad_tokens(client, header, code):
     headers = {"Authorization": header} if header else {}
@@ -111,18 +125,25 @@ def test_web_signup_login_logout(client):
 
     bad = client.post("/login", data={"email": "ada@example.com", "password": "nope nope nope"})
     assert bad.status_code == 401 and b"Wrong email or password." in bad.data
-    ok = client.post("/login?next=/dashboard", data={"email": "ada@example.com", "password": TEST_PASSWORD})
+    ok = client.post(
+        "/login?next=/dashboard", data={"email": "ada@example.com", "password": TEST_PASSWORD}
+    )
     assert ok.status_code == 302 and ok.location.endswith("/dashboard")
 
 
 def test_login_ignores_offsite_next(client):
     factories.api_signup(client, "ada@example.com")
-    res = client.post("/login?next=https://evil.example/", data={"email": "ada@example.com", "password": TEST_PASSWORD})
+    res = client.post(
+        "/login?next=https://evil.example/",
+        data={"email": "ada@example.com", "password": TEST_PASSWORD},
+    )
     assert res.location.endswith("/dashboard")
 
 
 def test_web_signup_shows_weak_password_message(client):
-    res = client.post("/signup", data={"email": "ada@example.com", "password": "short", "confirm": "short"})
+    res = client.post(
+        "/signup", data={"email": "ada@example.com", "password": "short", "confirm": "short"}
+    )
     assert res.status_code == 422
     assert b"Use a password of at least 10 characters." in res.data
 
@@ -169,7 +190,11 @@ def test_users_cannot_read_each_others_objects(app, client):
 
 def test_production_hardens_cookies_and_requires_secrets(tmp_path, monkeypatch, redis_url):
     monkeypatch.setenv("DHF_INSTANCE_DIR", str(tmp_path))
-    base = {"ENV": "production", "REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    base = {
+        "ENV": "production",
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+    }
     with pytest.raises(ConfigError, match="DHF_SECRET_KEY must be set in production"):
         create_app(base)
     app = create_app({**base, "SECRET_KEY": "s" * 40, "MASTER_KEYS": "k:" + "A" * 43})

@@ -34,7 +34,15 @@ def test_doctor_passes_every_check(app):
     failed = {k: v["detail"] for k, v in report["checks"].items() if not v["ok"]}
     assert result.exit_code == 0 and not failed, failed
     assert set(report["checks"]) == {
-        "database", "redis", "ffmpeg", "signing_keys", "c2pa", "mediapipe_face_mesh",
-        "piper_voice+pocketsphinx", "resemblyzer", "dlib_face_model", "imwatermark_rivagan",
+        "database",
+        "redis",
+        "ffmpeg",
+        "signing_keys",
+        "c2pa",
+        "mediapipe_face_mesh",
+        "piper_voice+pocketsphinx",
+        "resemblyzer",
+        "dlib_face_model",
+        "imwatermark_rivagan",
     }
     assert report["checks"]["c2pa"]["detail"] == "signed and read back: Trusted"

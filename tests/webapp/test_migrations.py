@@ -14,5 +14,7 @@ def test_database_is_at_head_and_matches_the_models(app):
         current, head = migrate.state()
         assert current == head
         with db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata
+            )
     assert diff == [], f"models and migrations differ: run 'dhf db revision -m ...': {diff}"

@@ -45,4 +45,7 @@ def test_upload_without_file_says_what_to_do(app, client):
         headers, avatar_id = factories.token_for(owner), factories.avatar(owner).id
     res = client.post(f"/api/v1/avatars/{avatar_id}/training-video", headers=headers)
     assert res.status_code == 422
-    assert res.json == {"error": "missing_file", "message": "Attach the recording as multipart field 'video'."}
+    assert res.json == {
+        "error": "missing_file",
+        "message": "Attach the recording as multipart field 'video'.",
+    }

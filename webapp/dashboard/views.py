@@ -19,7 +19,6 @@ def _jobs(limit: int = 50) -> list[Job]:
     return list(db.session.scalars(query))
 
 
-
 @bp.get("/")
 def home():  # type: ignore[no-untyped-def]
     if current_user.is_authenticated:
@@ -41,7 +40,13 @@ def index():  # type: ignore[no-untyped-def]
 def jobs_json():  # type: ignore[no-untyped-def]
     return jsonify(
         jobs=[
-            {"id": j.id, "kind": j.kind, "status": j.status, "progress": j.progress, "stage": j.stage}
+            {
+                "id": j.id,
+                "kind": j.kind,
+                "status": j.status,
+                "progress": j.progress,
+                "stage": j.stage,
+            }
             for j in _jobs()
         ]
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from webapp.extensions import db
 from webapp import models  # noqa: F401  (registers every table on db.metadata)
+from webapp.extensions import db
 
 connection = context.config.attributes["connection"]
 context.configure(
