@@ -45,6 +45,13 @@ def embedded_redis_url(db_path: str | os.PathLike[str]) -> str:
     return f"unix://{_embedded[key].socket_file}?db=0"
 
 
+def stop_embedded() -> None:
+    """Shut down every embedded server this process started (others keep theirs)."""
+    while _embedded:
+        _, server = _embedded.popitem()
+        server.shutdown()
+
+
 def connect(url: str) -> Redis:
     """A Redis client for ``url`` (``redis://``, ``rediss://`` or ``unix://``)."""
     return Redis.from_url(url)

@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from compliance.vault import new_master_key
-from pipeline.queue import connect, embedded_redis_url
+from pipeline.queue import connect, embedded_redis_url, stop_embedded
 from webapp import create_app, migrate
 from webapp.extensions import db
 
@@ -35,10 +35,12 @@ TEST_PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return os.environ.get("DHF_TEST_REDIS_URL") or embedded_redis_url(
-        tmp_path_factory.mktemp("redis") / "redis.db"
-    )
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("DHF_TEST_REDIS_URL"):
+        yield os.environ["DHF_TEST_REDIS_URL"]
+        return
+    yield embedded_redis_url(tmp_path_factory.mktemp("redis") / "redis.db")
+    stop_embedded()
 
 
 @dataclass

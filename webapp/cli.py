@@ -204,6 +204,10 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the web app (waitress) and run worker processes for both queues."""
     from waitress import serve as waitress_serve
 
+    from pipeline.queue import stop_embedded
+
+    # SIGTERM (systemd, docker, kill) stops like Ctrl-C: workers finish, Redis shuts down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = create_app()  # starts the embedded Redis when REDIS_URL is unset
     env = dict(os.environ, REDIS_URL=app.config["REDIS_URL"], DHF_INSTANCE_DIR=app.instance_path)
     cmd = [sys.executable, "-m", "webapp.cli", "worker", "--queues", "gpu,cpu"]
@@ -222,6 +226,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         stop.set()
         for thread in supervisors:
             thread.join(timeout=25)
+        stop_embedded()
 
 
 if __name__ == "__main__":
