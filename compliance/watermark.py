@@ -96,7 +96,9 @@ def soft_bits_frame(
     return 2.0 * ones / np.maximum(counts, 1) - 1.0
 
 
-def candidate_sizes(width: int, height: int, options: VideoWatermarkOptions) -> list[tuple[int, int]]:
+def candidate_sizes(
+    width: int, height: int, options: VideoWatermarkOptions
+) -> list[tuple[int, int]]:
     """The received size first, then standard widths at the same aspect ratio."""
     sizes = [(width, height)]
     for w in options.widths:

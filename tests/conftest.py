@@ -168,3 +168,50 @@ def grid_clip() -> Path:
     if not clip.exists():
         pytest.skip(f"shared data missing: {clip}")
     return clip
+
+
+# -- compliance: one real stamped clip per session, shared by compliance and API tests --
+
+
+@dataclass(frozen=True)
+class StampedMedia:
+    settings: object  # compliance.stamp.ComplianceSettings
+    watermark_keys: str  # the DHF_WATERMARK_KEYS spec of settings
+    source: Path  # three GRID clips joined (about 9 s)
+    stamped: Path  # stamp(source)
+    record: object  # compliance.stamp.ContentRecord
+    stripped: Path  # stamped, re-encoded into a new container without any metadata
+    tampered: Path  # stamped with one byte of media data flipped
+    unrelated: Path  # a GRID clip we never touched
+
+
+@pytest.fixture(scope="session")
+def stamped_media(tmp_path_factory: pytest.TempPathFactory) -> StampedMedia:
+    from compliance import media
+    from compliance.keys import init_keys
+    from compliance.payload import new_watermark_id
+    from compliance.stamp import ComplianceSettings, ContentSpec, stamp
+    from compliance.vault import parse_master_keys
+
+    grid = SHARED_DATA / "grid_s1"
+    if not grid.exists():
+        pytest.skip(f"shared data missing: {grid}")
+    work = tmp_path_factory.mktemp("stamped")
+    keys, _ = init_keys(work / "keys")
+    spec = new_master_key("wm-test")
+    settings = ComplianceSettings(
+        keys.directory, tuple(parse_master_keys(spec)), producer="DHFTEST"
+    )
+    source = work / "source.mp4"
+    media.concat(sorted((grid / "train").glob("*.mpg"))[:3], source)
+    stamped = work / "stamped.mp4"
+    record = stamp(source, stamped, ContentSpec(uuid.uuid4().hex, new_watermark_id()), settings)
+    stripped = work / "stripped.mkv"
+    media.ffmpeg(["-i", str(stamped), "-map_metadata", "-1", "-c:v", "libx264", "-crf", "23",
+                  "-c:a", "aac", str(stripped)])  # fmt: skip
+    raw = bytearray(stamped.read_bytes())
+    raw[raw.find(b"mdat") + 20_000] ^= 0x01
+    tampered = work / "tampered.mp4"
+    tampered.write_bytes(bytes(raw))
+    unrelated = grid / "heldout" / "bbil3s.mpg"
+    return StampedMedia(settings, spec, source, stamped, record, stripped, tampered, unrelated)

@@ -36,11 +36,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .api import bp as api_bp
     from .auth import bp as auth_bp
     from .dashboard import bp as dashboard_bp
+    from .public import bp as public_bp
 
     csrf.exempt(api_bp)  # bearer tokens, never cookies: nothing for CSRF to ride on
     app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(public_bp)
     _sqlite_pragmas(app)
     return app
 

@@ -28,7 +28,11 @@ DEFAULTS: dict[str, Any] = {
     "SIGNING_DIR": None,  # default: <instance>/keys (C2PA signer chain, root, key)
     "MASTER_KEYS": None,  # "kid:base64,..." newest first; dev default: <instance>/master.keys
     "SECRET_KEY": None,  # dev default: <instance>/secret.key
+    "WATERMARK_KEYS": None,  # "kid:base64,..." newest first; dev default: <instance>/watermark.keys
+    "AIGC_PRODUCER": "DHF",  # AIGC ContentProducer code (printable ASCII, no spaces)
     "RATELIMIT_AUTH": "10 per minute",  # signup, login and token issuance, per client IP
+    "RATELIMIT_VERIFY": "30 per minute",  # public verification, per client IP
+    "VERIFY_MAX_BYTES": 512 * 1024 * 1024,  # largest file the public verifier accepts
     "RATELIMIT_STORAGE_URI": None,  # default: the Redis above
     "TOKEN_TTL_DAYS": 30,
     "MAX_CONTENT_LENGTH": 1024 * 1024 * 1024,  # largest upload, bytes
@@ -80,6 +84,7 @@ def _derive(app: Flask) -> None:
     for name, filename, make in (
         ("SECRET_KEY", "secret.key", lambda: secrets.token_urlsafe(48)),
         ("MASTER_KEYS", "master.keys", new_master_key),
+        ("WATERMARK_KEYS", "watermark.keys", new_master_key),
     ):
         if not cfg[name]:
             if production:

@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import current_app
 
-from compliance import provenance
+from compliance import media, provenance
 from compliance.keys import SigningKeys, check_keys
-from pipeline import bundled, ffmpeg
+from pipeline import bundled
 from pipeline.queue import connect
 
 from . import migrate
@@ -67,7 +67,7 @@ def _speech() -> str:
 CHECKS: dict[str, Callable[[], str]] = {
     "database": _database,
     "redis": _redis,
-    "ffmpeg": ffmpeg.selftest,
+    "ffmpeg": media.selftest,
     "signing_keys": _signing_keys,
     "c2pa": _c2pa,
     "mediapipe_face_mesh": bundled.selftest_face_mesh,

@@ -197,7 +197,12 @@ def test_production_hardens_cookies_and_requires_secrets(tmp_path, monkeypatch, 
     }
     with pytest.raises(ConfigError, match="DHF_SECRET_KEY must be set in production"):
         create_app(base)
-    app = create_app({**base, "SECRET_KEY": "s" * 40, "MASTER_KEYS": "k:" + "A" * 43})
+    secrets = {
+        "SECRET_KEY": "s" * 40,
+        "MASTER_KEYS": "k:" + "A" * 43,
+        "WATERMARK_KEYS": "w:" + "B" * 43,
+    }
+    app = create_app({**base, **secrets})
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"

@@ -1,0 +1,184 @@
+"""Media I/O for the compliance library: the one ffmpeg wrapper, frame and audio readers.
+
+ffmpeg is the static binary from imageio-ffmpeg, always called with argument lists;
+failures raise FFmpegFailed carrying the tail of ffmpeg's stderr. Reading uses PyAV.
+(``pipeline`` uses this module too: the dependency rule lets it import compliance.)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import tempfile
+import wave
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import imageio_ffmpeg
+import numpy as np
+from scipy.signal import resample_poly
+
+
+class FFmpegFailed(RuntimeError):
+    """ffmpeg exited non-zero; the message ends with the tail of its stderr."""
+
+
+@functools.cache
+def executable() -> str:
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def ffmpeg(args: Sequence[str], *, stdin: bytes | None = None) -> None:
+    """Run ``ffmpeg -y -hide_banner -loglevel error ARGS``; raise FFmpegFailed on error."""
+    cmd = [executable(), "-y", "-hide_banner", "-loglevel", "error", *args]
+    proc = subprocess.run(cmd, input=stdin, capture_output=True)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-8:]
+        raise FFmpegFailed("ffmpeg failed:\n" + "\n".join(tail))
+
+
+def selftest() -> str:
+    """Encode one second of test video and tone with libx264 + aac into MP4."""
+    with tempfile.TemporaryDirectory(prefix="dhf-ffmpeg-") as tmp:
+        out = Path(tmp) / "t.mp4"
+        ffmpeg(
+            ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=1",
+             "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", os.fspath(out)]
+        )  # fmt: skip
+        size = out.stat().st_size
+    if size < 1000:
+        raise FFmpegFailed(f"encoded test file is only {size} bytes")
+    return f"libx264 + aac encode ok ({size} bytes for 1 s)"
+
+
+def concat(
+    clips: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    size: tuple[int, int] | None = None,
+) -> None:
+    """Join clips (video + audio) into one high-quality MP4, optionally rescaled."""
+    args: list[str] = []
+    for clip in clips:
+        args += ["-i", os.fspath(clip)]
+    streams = "".join(f"[{i}:v][{i}:a]" for i in range(len(clips)))
+    graph = f"{streams}concat=n={len(clips)}:v=1:a=1[v][a]"
+    if size:
+        graph += f";[v]scale={size[0]}:{size[1]}[v]"
+    codecs = ["-c:v", "libx264", "-crf", "12", "-c:a", "aac", "-b:a", "192k"]
+    ffmpeg([*args, "-filter_complex", graph, "-map", "[v]", "-map", "[a]", *codecs, os.fspath(out)])
+
+
+@dataclass(frozen=True)
+class VideoFacts:
+    width: int
+    height: int
+    fps: float
+    frames: int  # estimated from duration when the container does not say
+    sample_rate: int | None  # None when there is no audio track
+
+
+def video_facts(path: str | os.PathLike[str]) -> VideoFacts:
+    with av.open(os.fspath(path)) as container:
+        if not container.streams.video:
+            raise ValueError("the file has no video stream")
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        fps = float(video.average_rate or 25)
+        duration = float(container.duration / av.time_base) if container.duration else 0.0
+        frames = video.frames or int(round(duration * fps))
+        return VideoFacts(
+            width=video.codec_context.width,
+            height=video.codec_context.height,
+            fps=fps,
+            frames=frames,
+            sample_rate=audio.codec_context.sample_rate if audio else None,
+        )
+
+
+def frames(
+    path: str | os.PathLike[str], fmt: str = "rgb24", every: int = 1
+) -> Iterator[np.ndarray]:
+    """Decoded frames as uint8 arrays (``rgb24`` or ``bgr24``), every ``every``-th one."""
+    with av.open(os.fspath(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index % every == 0:
+                yield frame.to_ndarray(format=fmt)
+
+
+def audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
+    """The first audio track as float32 mono in [-1, 1] at ``sample_rate`` (empty if none)."""
+    with av.open(os.fspath(path)) as container:
+        if not container.streams.audio:
+            return np.zeros(0, np.float32)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks = []
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    if rate_in == rate_out:
+        return samples.astype(np.float32)
+    g = np.gcd(rate_in, rate_out)
+    return resample_poly(samples, rate_out // g, rate_in // g).astype(np.float32)
+
+
+def write_wav(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int) -> None:
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with wave.open(os.fspath(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm.tobytes())
+
+
+class FrameWriter:
+    """Encodes BGR frames piped into ffmpeg, muxed with a WAV file, into an MP4.
+
+    ``metadata`` entries are written as MP4 ``udta/meta`` keys (``use_metadata_tags``):
+    without that flag ffmpeg silently drops keys it does not know, such as ``AIGC``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        size: tuple[int, int],
+        fps: float,
+        wav: str | os.PathLike[str],
+        metadata: dict[str, str],
+        crf: int = 18,
+        preset: str = "veryfast",
+        movflags: str = "+faststart+use_metadata_tags",
+    ):
+        width, height = size
+        meta = [a for k, v in metadata.items() for a in ("-metadata", f"{k}={v}")]
+        cmd = [
+            executable(), "-y", "-hide_banner", "-loglevel", "error",
+            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", f"{fps}",
+            "-i", "-", "-i", os.fspath(wav),
+            "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", preset, "-crf", str(crf),
+            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "160k", "-shortest",
+            *meta, "-movflags", movflags, os.fspath(path),
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def write(self, bgr: np.ndarray) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(np.ascontiguousarray(bgr).tobytes())
+
+    def close(self) -> None:
+        assert self._proc.stdin is not None and self._proc.stderr is not None
+        self._proc.stdin.close()
+        with self._proc.stderr:
+            stderr = self._proc.stderr.read()
+        if self._proc.wait() != 0:
+            tail = stderr.decode(errors="replace").strip().splitlines()[-8:]
+            raise FFmpegFailed("ffmpeg failed:\n" + "\n".join(tail))

@@ -1,0 +1,144 @@
+"""The content registry (R15) and the verification service behind the public API (R16)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from flask import current_app
+from sqlalchemy import select
+
+from compliance import stamp as stamping
+from compliance.audit import EventTag
+from compliance.vault import parse_master_keys
+from compliance.verify import Verification, verify
+
+from .audit import record_event
+from .extensions import db
+from .models import ConsentRecord, ContentRecord, Subject
+
+
+def compliance_settings() -> stamping.ComplianceSettings:
+    cfg = current_app.config
+    return stamping.ComplianceSettings(
+        signing_dir=Path(cfg["SIGNING_DIR"]),
+        watermark_keys=tuple(parse_master_keys(cfg["WATERMARK_KEYS"])),
+        producer=cfg["AIGC_PRODUCER"],
+    )
+
+
+def register(
+    record: stamping.ContentRecord,
+    *,
+    owner_id: str,
+    avatar_id: str | None = None,
+    subject_id: str | None = None,
+    consent_record_id: str | None = None,
+    render_id: str | None = None,
+) -> ContentRecord:
+    """Store the registry row of a stamped file (the caller commits)."""
+    row = ContentRecord(
+        content_id=record.content_id,
+        render_id=render_id,
+        owner_id=owner_id,
+        avatar_id=avatar_id,
+        subject_id=subject_id,
+        consent_record_id=consent_record_id,
+        produce_id=record.produce_id,
+        watermark_id=record.watermark_id,
+        manifest_id=record.manifest_id,
+        manifest=record.manifest,
+    )
+    db.session.add(row)
+    return row
+
+
+def lookup(content_id: str | None, watermark_id: str | None) -> ContentRecord | None:
+    if content_id:
+        row = db.session.get(ContentRecord, content_id)
+        if row is not None:
+            return row
+    if watermark_id:
+        return db.session.scalar(
+            select(ContentRecord).where(ContentRecord.watermark_id == watermark_id)
+        )
+    return None
+
+
+def consent_status(row: ContentRecord) -> str:
+    """``active``, ``consent_withdrawn`` or ``unknown`` for the depicted subject."""
+    subject = db.session.get(Subject, row.subject_id) if row.subject_id else None
+    consent = (
+        db.session.get(ConsentRecord, row.consent_record_id) if row.consent_record_id else None
+    )
+    if (subject and subject.status == "revoked") or (consent and consent.status == "revoked"):
+        return "consent_withdrawn"
+    if subject is None and consent is None:
+        return "unknown"
+    return "active"
+
+
+def _content_json(row: ContentRecord | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "content_id": row.content_id,
+        "created_at": row.created_at.isoformat(),
+        "producer": current_app.config["AIGC_PRODUCER"],
+        "avatar_id": row.avatar_id,
+        "consent_status": consent_status(row),
+    }
+
+
+def verification_json(result: Verification, row: ContentRecord | None) -> dict[str, Any]:
+    c2pa, label, mark = result.c2pa, result.aigc, result.watermark
+    return {
+        "verdict": result.verdict,
+        "c2pa": None if c2pa is None else {
+            "state": c2pa.state,
+            "signer": c2pa.signer,
+            "manifest_id": c2pa.manifest_id,
+            "assertions": c2pa.assertions,
+            "problems": c2pa.problems,
+        },
+        "aigc": None if label is None else {
+            "present": True,
+            "schema_ok": label.schema_ok,
+            "signature_ok": label.signature_ok,
+            "fields": label.fields,
+        },
+        "watermark": {
+            "found": mark.found,
+            "content_id": row.content_id if row is not None and mark.found else None,
+            "watermark_id": mark.watermark_id,
+            "confidence": round(mark.confidence, 4),
+            "p_value": mark.p_value,
+        },
+        "content": _content_json(row),
+    }  # fmt: skip
+
+
+def verify_stream(stream: BinaryIO, filename: str = "upload") -> dict[str, Any]:
+    """Verify an uploaded file and resolve it in the registry; logs the request."""
+    suffix = Path(filename).suffix[:8] or ".bin"
+    with tempfile.TemporaryDirectory(prefix="dhf-verify-") as tmp:
+        path = Path(tmp) / f"file{suffix}"
+        with open(path, "wb") as out:
+            while chunk := stream.read(1 << 20):
+                out.write(chunk)
+        result = verify(path, compliance_settings())
+    row = lookup(result.content_id, result.watermark.watermark_id)
+    body = verification_json(result, row)
+    record_event(
+        EventTag.VERIFY_REQUEST,
+        data={"verdict": result.verdict, "content_id": row.content_id if row else None},
+    )
+    db.session.commit()
+    return body
+
+
+def verify_path(path: str | os.PathLike[str]) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        return verify_stream(fh, os.fspath(path))
