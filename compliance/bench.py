@@ -19,7 +19,7 @@ import numpy as np
 from . import audio_watermark, media
 from .payload import new_watermark_id
 from .stamp import ComplianceSettings, ContentSpec, stamp
-from .watermark import embed_frame, soft_bits_video
+from .watermark import decode_video, embed_frame
 
 # name -> ffmpeg arguments applied to the stamped file (input -> output)
 CASES: dict[str, list[str]] = {
@@ -44,8 +44,7 @@ def _read(path: Path, bits: np.ndarray, wid: str, settings: ComplianceSettings) 
     facts = media.video_facts(path)
     every = max(1, facts.frames // settings.video.decode_frames)
     frames = list(media.frames(path, fmt="bgr24", every=every))
-    soft, size, tried = soft_bits_video(frames, codec.n_bits, settings.video)
-    decision = codec.decode(soft, attempts=tried)
+    decision, soft, size = decode_video(frames, codec, settings.video)
     result["video"] = {
         "bit_accuracy": round(float(np.mean((soft > 0) == bits)), 4),
         "decided": decision.found and decision.watermark_id == wid,

@@ -17,7 +17,7 @@ from typing import Any
 from . import aigc, audio_watermark, media, provenance
 from .payload import Decision
 from .stamp import ComplianceSettings
-from .watermark import soft_bits_video
+from .watermark import decode_video
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,8 @@ def _video_decision(path: Path, settings: ComplianceSettings) -> Decision | None
     facts = media.video_facts(path)
     every = max(1, facts.frames // settings.video.decode_frames)
     frames = list(media.frames(path, fmt="bgr24", every=every))
-    codec = settings.codec()
-    soft, _, tried = soft_bits_video(frames, codec.n_bits, settings.video)
-    return codec.decode(soft, attempts=tried)
+    decision, _, _ = decode_video(frames, settings.codec(), settings.video)
+    return decision
 
 
 def _audio_decision(path: Path, settings: ComplianceSettings) -> Decision | None:

@@ -16,14 +16,17 @@ so uniform rescaling is survived. Cropping is not (see the benchmark).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import pywt
 
+from .payload import Decision, PayloadCodec
+
 BLOCK = 4
+UPSCALE = cv2.INTER_CUBIC  # interpolation when a received frame is smaller than the marked one
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class VideoWatermarkOptions:
     scale: float = 36.0  # quantisation step of the singular value (strength vs. PSNR)
     channel: int = 1  # YUV plane carrying the mark (1 = U, as imwatermark's default)
     decode_frames: int = 40  # frames sampled evenly across a file for detection
+    decode_sizes: int = 3  # candidate sizes fully decoded, clearest first
     # widths tried when detecting, besides the received one (our output sizes)
     widths: tuple[int, ...] = (360, 480, 512, 640, 720, 854, 960, 1280, 1920)
 
@@ -108,26 +112,53 @@ def candidate_sizes(
     return sizes
 
 
+def _read(
+    frame: np.ndarray, size: tuple[int, int], n_bits: int, opt: VideoWatermarkOptions
+) -> np.ndarray:
+    if size != (frame.shape[1], frame.shape[0]):
+        shrink = size[0] < frame.shape[1]
+        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if shrink else UPSCALE)
+    return soft_bits_frame(frame, n_bits, opt)
+
+
 def soft_bits_video(
     frames: Iterable[np.ndarray], n_bits: int, options: VideoWatermarkOptions | None = None
-) -> tuple[np.ndarray, tuple[int, int], int]:
-    """Average soft bits over frames at the size that reads most clearly.
+) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
+    """Soft bits averaged over ``frames``, once per candidate size, clearest first.
 
-    Returns ``(soft bits, size used, sizes tried)``. ``frames`` are BGR uint8 arrays.
+    The caller decodes each candidate and stops at the first that verifies; a verification
+    must count every candidate size as an attempt when it states its false-positive bound.
     """
     opt = options or VideoWatermarkOptions()
     frames = list(frames)
     if not frames:
-        return np.zeros(n_bits), (0, 0), 0
+        return
     height, width = frames[0].shape[:2]
     sizes = candidate_sizes(width, height, opt)
     probe = frames[:: max(1, len(frames) // 6)][:6]
+    clarity = [
+        float(np.mean(np.abs(np.mean([_read(f, s, n_bits, opt) for f in probe], axis=0))))
+        for s in sizes
+    ]
+    for index in np.argsort(clarity)[::-1][: opt.decode_sizes]:
+        size = sizes[int(index)]
+        yield np.mean([_read(f, size, n_bits, opt) for f in frames], axis=0), size
 
-    def read(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        if size != (frame.shape[1], frame.shape[0]):
-            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        return soft_bits_frame(frame, n_bits, opt)
 
-    clarity = [np.mean(np.abs(np.mean([read(f, s) for f in probe], axis=0))) for s in sizes]
-    best = sizes[int(np.argmax(clarity))]
-    return np.mean([read(f, best) for f in frames], axis=0), best, len(sizes)
+def decode_video(
+    frames: Iterable[np.ndarray], codec: PayloadCodec, options: VideoWatermarkOptions | None = None
+) -> tuple[Decision, np.ndarray, tuple[int, int]]:
+    """Decode the payload from frames: ``(decision, soft bits, size used)``."""
+    opt = options or VideoWatermarkOptions()
+    frames = list(frames)
+    if not frames:
+        return codec.decode(np.zeros(codec.n_bits)), np.zeros(codec.n_bits), (0, 0)
+    attempts = len(candidate_sizes(frames[0].shape[1], frames[0].shape[0], opt))
+    first: tuple[Decision, np.ndarray, tuple[int, int]] | None = None
+    for soft, size in soft_bits_video(frames, codec.n_bits, opt):
+        decision = codec.decode(soft, attempts=attempts)
+        if decision.found:
+            return decision, soft, size
+        first = first or (decision, soft, size)
+    assert first is not None
+    return first
