@@ -41,6 +41,7 @@ class EventTag(StrEnum):
     RENDER_DOWNLOADED = "render:downloaded"
     VERIFY_REQUEST = "verify:request"
     PAYMENT_FULFILLED = "payment:fulfilled"
+    PAYMENT_REFUNDED = "payment:refunded"
     KEY_DESTROYED = "key:destroyed"
     ADMIN_ACTION = "admin:action"
 

@@ -123,6 +123,7 @@ def _test_config(url: str, redis: str, tmp_path: Path, **extra: object) -> dict[
         "REDIS_URL": redis,
         "SECRET_KEY": "test-secret",
         "MASTER_KEYS": new_master_key("test"),
+        "WATERMARK_KEYS": new_master_key("wm"),
         "STORAGE_DIR": str(tmp_path / "storage"),
         "SIGNING_DIR": str(tmp_path / "keys"),
         "WTF_CSRF_ENABLED": False,

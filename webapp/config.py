@@ -30,6 +30,12 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,  # dev default: <instance>/secret.key
     "WATERMARK_KEYS": None,  # "kid:base64,..." newest first; dev default: <instance>/watermark.keys
     "AIGC_PRODUCER": "DHF",  # AIGC ContentProducer code (printable ASCII, no spaces)
+    "PRICE_AVATAR_TRAINING_CENTS": 12900,  # one avatar's training, one-off
+    "PRICE_RENDER_MINUTE_CENTS": 100,  # one minute of rendered output
+    "CURRENCY": "eur",
+    "STRIPE_SECRET_KEY": None,  # sk_...; unset in development: the local test checkout
+    "STRIPE_WEBHOOK_SECRET": None,  # whsec_... of the webhook endpoint
+    "STRIPE_API_BASE": None,  # override Stripe's API address (tests: a local server)
     "RATELIMIT_AUTH": "10 per minute",  # signup, login and token issuance, per client IP
     "RATELIMIT_VERIFY": "30 per minute",  # public verification, per client IP
     "VERIFY_MAX_BYTES": 512 * 1024 * 1024,  # largest file the public verifier accepts
@@ -90,6 +96,10 @@ def _derive(app: Flask) -> None:
             if production:
                 raise ConfigError(f"DHF_{name} must be set in production")
             cfg[name] = _instance_secret(app, filename, make)
+    for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE"):
+        cfg[name] = cfg[name] or os.environ.get(name)  # Stripe's own variable names work too
+    if production and not (cfg["STRIPE_SECRET_KEY"] and cfg["STRIPE_WEBHOOK_SECRET"]):
+        raise ConfigError("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set in production")
     cfg["DATABASE_URL"] = cfg["DATABASE_URL"] or f"sqlite:///{instance / 'dhf.sqlite3'}"
     cfg["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
     cfg["STORAGE_DIR"] = cfg["STORAGE_DIR"] or str(instance / "storage")

@@ -21,11 +21,22 @@ def _config() -> Config:
 
 
 def upgrade(revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` in the current app's database."""
-    with db.engine.begin() as connection:
-        cfg = _config()
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
+    """Apply migrations up to ``revision`` in the current app's database.
+
+    On SQLite, foreign keys are off while migrating: batch migrations rebuild tables,
+    and dropping the old copy must not cascade into the rows that reference it.
+    """
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        with connection.begin():
+            cfg = _config()
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
 
 
 def revision(message: str) -> None:

@@ -62,6 +62,10 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     # unverified | pending | verified | rejected (identity verification, R1)
     kyc_status: Mapped[str] = mapped_column(String(16), default="unverified", nullable=False)
+    # bumped by every ledger write: the UPDATE serialises balance checks per user
+    ledger_version: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", nullable=False
+    )
     created_at: Mapped[datetime] = _created()
 
     avatars: Mapped[list[Avatar]] = relationship(back_populates="owner")
@@ -250,8 +254,10 @@ class Order(db.Model):  # type: ignore[name-defined,misc]
     # open | paid | failed | refunded | expired
     status: Mapped[str] = mapped_column(String(16), default="open", nullable=False)
     stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_payment_intent: Mapped[str | None] = mapped_column(String(255), index=True)
     created_at: Mapped[datetime] = _created()
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refunded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CreditEntry(db.Model):  # type: ignore[name-defined,misc]
@@ -261,11 +267,23 @@ class CreditEntry(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     owner_id: Mapped[str] = _owner()
     delta: Mapped[int] = mapped_column(Integer, nullable=False)  # credit seconds
-    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # grant|reserve|release|refund
+    # grant | refund (orders); reserve | release | spend (renders)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    # "<kind>:<order or render id>": each movement happens at most once
+    idem_key: Mapped[str] = mapped_column(String(80), nullable=False)
     order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
     render_id: Mapped[str | None] = mapped_column(ForeignKey("renders.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created()
-    __table_args__ = (UniqueConstraint("kind", "order_id", "render_id", name="uq_credit_once"),)
+    __table_args__ = (UniqueConstraint("idem_key", name="uq_credit_entries_idem_key"),)
+
+
+class StripeEvent(db.Model):  # type: ignore[name-defined,misc]
+    """Every webhook event processed, so a redelivery changes nothing (R27)."""
+
+    __tablename__ = "stripe_events"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's event id
+    type: Mapped[str] = mapped_column(String(80), nullable=False)
+    received_at: Mapped[datetime] = _created()
 
 
 class Report(db.Model):  # type: ignore[name-defined,misc]

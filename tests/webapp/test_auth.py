@@ -201,6 +201,8 @@ def test_production_hardens_cookies_and_requires_secrets(tmp_path, monkeypatch, 
         "SECRET_KEY": "s" * 40,
         "MASTER_KEYS": "k:" + "A" * 43,
         "WATERMARK_KEYS": "w:" + "B" * 43,
+        "STRIPE_SECRET_KEY": "sk_live_x",
+        "STRIPE_WEBHOOK_SECRET": "whsec_x",
     }
     app = create_app({**base, **secrets})
     assert app.config["SESSION_COOKIE_SECURE"] is True

@@ -1,0 +1,265 @@
+"""Paid training and credits through Stripe Checkout and signed webhooks (R27)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from webapp.billing import ledger, service
+from webapp.billing.gateway import sign_payload
+from webapp.extensions import db
+from webapp.models import CreditEntry, Order, Render, StripeEvent
+
+from .. import factories
+from ..conftest import TEST_PASSWORD
+from .conftest import WEBHOOK_SECRET, deliver, event
+
+
+def _buy_credits(client, headers, minutes: int = 10) -> dict:
+    res = client.post("/api/v1/checkout", json={"item": "render_credits", "quantity": minutes},
+                      headers=headers)  # fmt: skip
+    assert res.status_code == 201, res.json
+    return res.json
+
+
+def _paid_session(order_id: str, session_id: str, status: str = "paid") -> dict:
+    return {"id": session_id, "object": "checkout.session", "payment_status": status,
+            "payment_intent": f"pi_{order_id}", "metadata": {"order_id": order_id}}  # fmt: skip
+
+
+def _credits(client, headers) -> int:
+    return client.get("/api/v1/me", headers=headers).json["credits"]
+
+
+def test_checkout_session_is_created_with_idempotency_key_and_metadata(stripe_app, fake_stripe):
+    client = stripe_app.test_client()
+    headers = factories.api_signup(client, "ada@example.com")
+    body = _buy_credits(client, headers, minutes=10)
+    assert body["session_id"] == "cs_test_0001"
+    assert body["checkout_url"].startswith("https://checkout.stripe.test/")
+    sent = fake_stripe.requests[-1]
+    assert sent["idempotency_key"] == f"checkout-{body['order_id']}"
+    assert sent["auth"] == "Bearer sk_test_local"
+    form = sent["form"]
+    assert form["mode"] == "payment"
+    assert form["metadata[order_id]"] == body["order_id"]
+    assert form["line_items[0][price_data][unit_amount]"] == "100"
+    assert form["line_items[0][quantity]"] == "10"
+    assert form["success_url"].endswith("/billing?paid={CHECKOUT_SESSION_ID}")
+    assert _credits(client, headers) == 0  # nothing granted before a webhook says paid
+
+
+def test_paid_webhook_grants_once_even_when_delivered_twice(stripe_app):
+    client = stripe_app.test_client()
+    headers = factories.api_signup(client, "ada@example.com")
+    body = _buy_credits(client, headers, minutes=10)
+    payload = event(
+        "checkout.session.completed", _paid_session(body["order_id"], body["session_id"])
+    )
+    first, again = deliver(client, payload), deliver(client, payload)
+    assert (first.json["outcome"], again.json["outcome"]) == ("fulfilled", "duplicate")
+    # a different event for the same session (Stripe may send several) grants nothing more
+    late = event("checkout.session.async_payment_succeeded",
+                 _paid_session(body["order_id"], body["session_id"]))  # fmt: skip
+    assert deliver(client, late).json["outcome"] == "already fulfilled"
+    assert _credits(client, headers) == 600
+    with stripe_app.app_context():
+        assert db.session.scalar(select(Order.status)) == "paid"
+        assert len(db.session.scalars(select(StripeEvent)).all()) == 2
+
+
+def test_async_payment_completes_later(stripe_app):
+    client = stripe_app.test_client()
+    headers = factories.api_signup(client, "ada@example.com")
+    body = _buy_credits(client, headers, minutes=2)
+    pending = _paid_session(body["order_id"], body["session_id"], status="unpaid")
+    assert deliver(client, event("checkout.session.completed", pending)).json["outcome"] == (
+        "awaiting async payment"
+    )
+    assert _credits(client, headers) == 0
+    paid = _paid_session(body["order_id"], body["session_id"])
+    assert (
+        deliver(client, event("checkout.session.async_payment_succeeded", paid)).json["outcome"]
+        == "fulfilled"
+    )
+    assert _credits(client, headers) == 120
+
+
+def test_out_of_order_failure_after_success_changes_nothing(stripe_app):
+    client = stripe_app.test_client()
+    headers = factories.api_signup(client, "ada@example.com")
+    body = _buy_credits(client, headers, minutes=1)
+    paid = _paid_session(body["order_id"], body["session_id"])
+    deliver(client, event("checkout.session.async_payment_succeeded", paid))
+    deliver(client, event("checkout.session.async_payment_failed", paid))
+    assert _credits(client, headers) == 60
+
+
+def test_bad_signature_and_stale_timestamp_are_refused(stripe_app):
+    client = stripe_app.test_client()
+    headers = factories.api_signup(client, "ada@example.com")
+    body = _buy_credits(client, headers)
+    payload = event(
+        "checkout.session.completed", _paid_session(body["order_id"], body["session_id"])
+    )
+    forged = deliver(client, payload, secret="whsec_attacker")
+    stale = deliver(client, payload, timestamp=int(time.time()) - 301)
+    assert (forged.status_code, stale.status_code) == (400, 400)
+    assert forged.json["error"] == "bad_signature"
+    signature = sign_payload(payload, WEBHOOK_SECRET)  # signed, then the body is altered
+    tampered = client.post("/api/v1/stripe/webhook", data=payload.replace(b"paid", b"PAID"),
+                           headers={"Stripe-Signature": signature})  # fmt: skip
+    assert tampered.status_code == 400
+    assert _credits(client, headers) == 0
+    with stripe_app.app_context():
+        assert db.session.scalar(select(Order.status)) == "open"
+
+
+def test_refund_reverses_credits(stripe_app):
+    client = stripe_app.test_client()
+    headers = factories.api_signup(client, "ada@example.com")
+    body = _buy_credits(client, headers, minutes=5)
+    deliver(client, event("checkout.session.completed",
+                          _paid_session(body["order_id"], body["session_id"])))  # fmt: skip
+    charge = {"id": "ch_1", "object": "charge", "payment_intent": f"pi_{body['order_id']}",
+              "refunded": True}  # fmt: skip
+    assert deliver(client, event("charge.refunded", charge)).json["outcome"] == "refunded"
+    assert deliver(client, event("charge.refunded", charge)).json["outcome"].startswith("ignored")
+    assert _credits(client, headers) == 0
+    with stripe_app.app_context():
+        kinds = [e.kind for e in db.session.scalars(select(CreditEntry).order_by(CreditEntry.id))]
+    assert kinds == ["grant", "refund"]
+
+
+def test_training_is_unlocked_by_its_paid_order(stripe_app):
+    client = stripe_app.test_client()
+    with stripe_app.app_context():
+        owner = factories.user()
+        avatar = factories.avatar(owner)
+        headers, avatar_id = factories.token_for(owner), avatar.id
+    res = client.post("/api/v1/checkout", json={"item": "avatar_training", "avatar_id": avatar_id},
+                      headers=headers)  # fmt: skip
+    assert res.status_code == 201
+    with stripe_app.app_context():
+        assert not service.training_paid(avatar_id)
+    deliver(client, event("checkout.session.completed",
+                          _paid_session(res.json["order_id"], res.json["session_id"])))  # fmt: skip
+    with stripe_app.app_context():
+        assert service.training_paid(avatar_id)
+        assert db.session.get(Order, res.json["order_id"]).amount_cents == 12900
+    item = {"item": "avatar_training", "avatar_id": avatar_id}
+    again = client.post("/api/v1/checkout", json=item, headers=headers)
+    assert again.json["error"] == "already_paid"
+
+
+def test_checkout_input_is_checked(stripe_app):
+    client = stripe_app.test_client()
+    headers = factories.api_signup(client, "ada@example.com")
+    bad = client.post("/api/v1/checkout", json={"item": "render_credits", "quantity": 0},
+                      headers=headers)  # fmt: skip
+    assert bad.json == {
+        "error": "bad_quantity",
+        "message": "quantity must be whole minutes, 1 to 600.",
+    }
+    assert client.post("/api/v1/checkout", json={"item": "gold"}, headers=headers).json[
+        "error"
+    ] == ("bad_item")
+
+
+def test_render_reserve_settle_release(app):
+    with app.app_context():
+        owner = factories.user()
+        avatar = factories.avatar(owner)
+        order = Order(owner_id=owner.id, item="render_credits", quantity=2, amount_cents=200,
+                      status="paid")  # fmt: skip
+        db.session.add(order)
+        db.session.flush()
+        ledger.grant(order)
+        done, failed = (Render(owner_id=owner.id, avatar_id=avatar.id, script="hi") for _ in "ab")
+        db.session.add_all([done, failed])
+        db.session.flush()
+        ledger.reserve(done, 60)
+        ledger.reserve(failed, 45)
+        assert ledger.balance(owner.id) == 15
+        with pytest.raises(ledger.InsufficientCredits, match="you have 15 s"):
+            ledger.reserve(Render(id="x" * 32, owner_id=owner.id), 16)
+        ledger.settle(done, 38)
+        ledger.settle(done, 38)  # a retried job settles once
+        ledger.release(failed)
+        db.session.commit()
+        assert ledger.balance(owner.id) == 120 - 38
+
+
+@pytest.mark.slow
+def test_two_renders_racing_for_the_last_credits(app, backend):
+    """Exactly one of two concurrent reservations wins (run against PostgreSQL too)."""
+    if backend.name == "sqlite":
+        pytest.skip("the race is checked on PostgreSQL, where transactions really overlap")
+    with app.app_context():
+        owner = factories.user()
+        avatar = factories.avatar(owner)
+        order = Order(owner_id=owner.id, item="render_credits", quantity=1, amount_cents=100,
+                      status="paid")  # fmt: skip
+        db.session.add(order)
+        db.session.flush()
+        ledger.grant(order)
+        renders = [Render(owner_id=owner.id, avatar_id=avatar.id, script=s) for s in "ab"]
+        db.session.add_all(renders)
+        db.session.commit()
+        ids, owner_id = [r.id for r in renders], owner.id
+    barrier, results = threading.Barrier(2), {}
+
+    def attempt(render_id: str) -> None:
+        with app.app_context():
+            render = db.session.get(Render, render_id)
+            barrier.wait()
+            try:
+                ledger.reserve(render, 60)
+                time.sleep(0.2)  # hold the lock a while: the other must wait, then see us
+                db.session.commit()
+                results[render_id] = "reserved"
+            except ledger.InsufficientCredits:
+                db.session.rollback()
+                results[render_id] = "refused"
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(results.values()) == ["refused", "reserved"]
+    with app.app_context():
+        assert ledger.balance(owner_id) == 0
+
+
+def test_dev_checkout_page_completes_the_webhook_path(app):
+    """Without Stripe keys (development): the local page pays through a signed event."""
+    client = app.test_client()
+    client.post("/signup", data={"email": "ada@example.com", "password": TEST_PASSWORD,
+                                 "confirm": TEST_PASSWORD})  # fmt: skip
+    res = client.post("/checkout", data={"item": "render_credits", "quantity": "4"})
+    assert res.status_code == 302 and "/checkout/test/" in res.location
+    assert b"TEST MODE" in client.get(res.location).data
+    paid = client.post(res.location)
+    assert paid.status_code == 302 and paid.location.endswith("/billing")
+    assert b'data-seconds="240"' in client.get("/billing").data
+    with app.app_context():
+        assert db.session.scalar(select(StripeEvent.type)) == "checkout.session.completed"
+
+
+def test_production_refuses_to_start_without_stripe(tmp_path, monkeypatch, redis_url):
+    from webapp import create_app
+    from webapp.config import ConfigError
+
+    monkeypatch.setenv("DHF_INSTANCE_DIR", str(tmp_path))
+    secrets = {
+        "SECRET_KEY": "s" * 40,
+        "MASTER_KEYS": "k:" + "A" * 43,
+        "WATERMARK_KEYS": "w:" + "B" * 43,
+    }
+    with pytest.raises(ConfigError, match="STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET"):
+        create_app({"ENV": "production", "REDIS_URL": redis_url,
+                    "DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **secrets})  # fmt: skip

@@ -1,0 +1,26 @@
+"""Checkout and the Stripe webhook (raw body, signature-verified)."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from ..billing import service
+from . import bp
+from .auth import api_user, token_required
+from .routes import _json_body
+
+
+@bp.post("/checkout")
+@token_required
+def checkout():  # type: ignore[no-untyped-def]
+    body = _json_body("item")
+    order, url = service.create_checkout(
+        api_user(), body["item"], body.get("avatar_id"), body.get("quantity")
+    )
+    return jsonify(session_id=order.stripe_session_id, checkout_url=url, order_id=order.id), 201
+
+
+@bp.post("/stripe/webhook")
+def stripe_webhook():  # type: ignore[no-untyped-def]
+    outcome = service.handle_webhook(request.get_data(), request.headers.get("Stripe-Signature"))
+    return jsonify(received=True, outcome=outcome)

@@ -1,0 +1,147 @@
+"""Checkout and fulfilment. Fulfilment happens ONLY from signature-verified webhooks (R27)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import stripe
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from compliance.audit import EventTag
+
+from ..audit import record_event
+from ..errors import DomainError, InvalidInput
+from ..extensions import db
+from ..models import Avatar, Order, StripeEvent, User, utcnow
+from ..ownership import get_owned_or_404
+from . import ledger
+from .gateway import gateway
+
+MAX_MINUTES = 600
+
+
+class BadWebhook(DomainError):
+    status, code = 400, "bad_signature"
+
+
+def prices() -> dict[str, int]:
+    cfg = current_app.config
+    return {
+        "avatar_training": int(cfg["PRICE_AVATAR_TRAINING_CENTS"]),
+        "render_minute": int(cfg["PRICE_RENDER_MINUTE_CENTS"]),
+    }
+
+
+def create_checkout(
+    user: User, item: str, avatar_id: str | None, quantity: Any
+) -> tuple[Order, str]:
+    """Create an order and its Checkout Session; returns the order and the payment URL."""
+    price = prices()
+    if item == "avatar_training":
+        if not avatar_id:
+            raise InvalidInput("Name the avatar to train: avatar_id.", code="missing_fields")
+        avatar = get_owned_or_404(Avatar, avatar_id, user.id)
+        if training_paid(avatar.id):
+            raise InvalidInput("This avatar's training is already paid.", code="already_paid")
+        order = Order(owner_id=user.id, item=item, avatar_id=avatar.id, quantity=1,
+                      amount_cents=price["avatar_training"])  # fmt: skip
+        name = f"Avatar training: {avatar.name}"
+    elif item == "render_credits":
+        if not isinstance(quantity, int) or not 1 <= quantity <= MAX_MINUTES:
+            raise InvalidInput(f"quantity must be whole minutes, 1 to {MAX_MINUTES}.",
+                               code="bad_quantity")  # fmt: skip
+        order = Order(owner_id=user.id, item=item, quantity=quantity,
+                      amount_cents=price["render_minute"] * quantity)  # fmt: skip
+        name = "Render credits (minutes of video)"
+    else:
+        raise InvalidInput("item must be 'avatar_training' or 'render_credits'.", code="bad_item")
+    order.currency = current_app.config["CURRENCY"]
+    db.session.add(order)
+    db.session.flush()
+    session = gateway().create_session(order, user, name)
+    order.stripe_session_id = session.id
+    db.session.commit()
+    return order, session.url
+
+
+def training_paid(avatar_id: str) -> bool:
+    query = select(Order.id).where(
+        Order.avatar_id == avatar_id, Order.item == "avatar_training", Order.status == "paid"
+    )
+    return db.session.scalar(query) is not None
+
+
+def handle_webhook(payload: bytes, signature: str | None) -> str:
+    """Verify, de-duplicate and apply one webhook event; returns what was done."""
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload.decode(), signature or "", gateway().webhook_secret, tolerance=300
+        )
+        event = json.loads(payload)  # only after the signature holds
+    except (ValueError, UnicodeDecodeError, stripe.SignatureVerificationError):
+        raise BadWebhook("Webhook signature or timestamp is invalid.") from None
+    try:
+        with db.session.begin_nested():
+            db.session.add(StripeEvent(id=event["id"], type=event["type"]))
+    except IntegrityError:
+        db.session.rollback()
+        return "duplicate"
+    outcome = _apply(event["type"], event["data"]["object"])
+    db.session.commit()
+    return outcome
+
+
+def _order_for(obj: dict[str, Any]) -> Order | None:
+    order_id = (obj.get("metadata") or {}).get("order_id")
+    order = db.session.get(Order, order_id) if order_id else None
+    if order is None and obj.get("object") == "checkout.session":
+        order = db.session.scalar(select(Order).where(Order.stripe_session_id == obj.get("id")))
+    if order is None and obj.get("payment_intent"):
+        order = db.session.scalar(
+            select(Order).where(Order.stripe_payment_intent == obj["payment_intent"])
+        )
+    return order
+
+
+def _apply(event_type: str, obj: dict[str, Any]) -> str:
+    order = _order_for(obj)
+    if order is None:
+        return "ignored: no order"
+    if event_type == "checkout.session.completed":
+        if obj.get("payment_status") == "paid":
+            return _fulfil(order, obj)
+        order.status = "pending" if order.status == "open" else order.status
+        return "awaiting async payment"
+    if event_type == "checkout.session.async_payment_succeeded":
+        return _fulfil(order, obj)
+    if event_type in ("checkout.session.async_payment_failed", "checkout.session.expired"):
+        if order.status in ("open", "pending"):
+            order.status = "failed" if event_type.endswith("failed") else "expired"
+        return order.status
+    if event_type == "charge.refunded":
+        return _refund(order)
+    return f"ignored: {event_type}"
+
+
+def _fulfil(order: Order, obj: dict[str, Any]) -> str:
+    """Mark paid and grant, once per order whatever the number of events (by session id)."""
+    if order.status in ("paid", "refunded"):
+        return "already fulfilled"
+    order.status, order.paid_at = "paid", utcnow()
+    order.stripe_payment_intent = obj.get("payment_intent") or order.stripe_payment_intent
+    ledger.grant(order)
+    data = {"order": order.id, "item": order.item, "amount": order.amount_cents}
+    record_event(EventTag.PAYMENT_FULFILLED, actor_id=order.owner_id, data=data)
+    return "fulfilled"
+
+
+def _refund(order: Order) -> str:
+    if order.status != "paid":
+        return f"ignored: order is {order.status}"
+    order.status, order.refunded_at = "refunded", utcnow()
+    ledger.refund(order)
+    record_event(EventTag.PAYMENT_REFUNDED, actor_id=order.owner_id, data={"order": order.id})
+    return "refunded"
