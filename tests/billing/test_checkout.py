@@ -169,15 +169,21 @@ def test_checkout_input_is_checked(stripe_app):
     ] == ("bad_item")
 
 
+def _owner_with_credits(minutes: int):  # type: ignore[no-untyped-def]
+    """A user, an avatar and a paid credits order granted through the ledger."""
+    owner = factories.user()
+    avatar = factories.avatar(owner)
+    order = Order(owner_id=owner.id, item="render_credits", quantity=minutes,
+                  amount_cents=100 * minutes, status="paid")  # fmt: skip
+    db.session.add(order)
+    db.session.flush()
+    ledger.grant(order)
+    return owner, avatar
+
+
 def test_render_reserve_settle_release(app):
     with app.app_context():
-        owner = factories.user()
-        avatar = factories.avatar(owner)
-        order = Order(owner_id=owner.id, item="render_credits", quantity=2, amount_cents=200,
-                      status="paid")  # fmt: skip
-        db.session.add(order)
-        db.session.flush()
-        ledger.grant(order)
+        owner, avatar = _owner_with_credits(2)
         done, failed = (Render(owner_id=owner.id, avatar_id=avatar.id, script="hi") for _ in "ab")
         db.session.add_all([done, failed])
         db.session.flush()
@@ -199,13 +205,7 @@ def test_two_renders_racing_for_the_last_credits(app, backend):
     if backend.name == "sqlite":
         pytest.skip("the race is checked on PostgreSQL, where transactions really overlap")
     with app.app_context():
-        owner = factories.user()
-        avatar = factories.avatar(owner)
-        order = Order(owner_id=owner.id, item="render_credits", quantity=1, amount_cents=100,
-                      status="paid")  # fmt: skip
-        db.session.add(order)
-        db.session.flush()
-        ledger.grant(order)
+        owner, avatar = _owner_with_credits(1)
         renders = [Render(owner_id=owner.id, avatar_id=avatar.id, script=s) for s in "ab"]
         db.session.add_all(renders)
         db.session.commit()
@@ -263,3 +263,19 @@ def test_production_refuses_to_start_without_stripe(tmp_path, monkeypatch, redis
     with pytest.raises(ConfigError, match="STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET"):
         create_app({"ENV": "production", "REDIS_URL": redis_url,
                     "DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **secrets})  # fmt: skip
+
+
+def test_admin_sees_every_order_and_others_get_404(app):
+    client = app.test_client()
+    with app.app_context():
+        _owner_with_credits(3)
+        admin = factories.user("boss@example.com")
+        admin.is_admin = True
+        db.session.commit()
+        factories.user("ada@example.com")
+    client.post("/login", data={"email": "ada@example.com", "password": TEST_PASSWORD})
+    assert client.get("/admin/orders").status_code == 404
+    client.post("/logout")
+    client.post("/login", data={"email": "boss@example.com", "password": TEST_PASSWORD})
+    page = client.get("/admin/orders")
+    assert page.status_code == 200 and b"3.00 EUR" in page.data
