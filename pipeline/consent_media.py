@@ -1,0 +1,73 @@
+"""What a consent recording (or reference footage) shows: the features the consent
+checks in ``compliance.consent`` decide on.
+
+Faces: dlib ResNet identity embeddings (128-d) of sampled frames. Voice: a Resemblyzer
+speaker embedding (256-d, unit length). Words: pocketsphinx transcript. Liveness: how
+much the picture changes between frames (a still image or a frozen loop barely does).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from compliance import media
+
+from . import bundled
+
+VOICE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class RecordingFeatures:
+    faces: np.ndarray  # (n, 128) dlib embeddings of the frames where one face was found
+    frames_sampled: int
+    voice: np.ndarray | None  # (256,) speaker embedding, None without enough speech
+    transcript: str
+    motion: float  # median mean-absolute frame difference (0-255 scale) between samples
+    duration_s: float
+
+
+def face_embeddings(rgb_frames: list[np.ndarray]) -> np.ndarray:
+    found = []
+    for frame in rgb_frames:
+        try:
+            found.append(bundled.face_embedding(np.ascontiguousarray(frame)))
+        except RuntimeError:  # no face in this frame
+            continue
+    return np.array(found).reshape(-1, 128)
+
+
+def voice_embedding(samples: np.ndarray, rate: int = VOICE_RATE) -> np.ndarray | None:
+    from resemblyzer import preprocess_wav
+
+    wav = preprocess_wav(samples.astype(np.float32), source_sr=rate)
+    if len(wav) < rate:  # under a second of voiced audio
+        return None
+    return np.asarray(bundled.load_voice_encoder().embed_utterance(wav))
+
+
+def motion(rgb_frames: list[np.ndarray]) -> float:
+    if len(rgb_frames) < 2:
+        return 0.0
+    grey = [f.astype(np.float32).mean(axis=2) for f in rgb_frames]
+    return float(np.median([np.abs(a - b).mean() for a, b in zip(grey, grey[1:], strict=False)]))
+
+
+def analyse(path: str | os.PathLike[str], samples: int = 12) -> RecordingFeatures:
+    """Sample ``samples`` frames evenly and the whole audio track of a recording."""
+    facts = media.video_facts(path)
+    every = max(1, facts.frames // samples)
+    frames = list(media.frames(path, every=every))[:samples]
+    audio = media.audio(path, VOICE_RATE)
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    return RecordingFeatures(
+        faces=face_embeddings(frames),
+        frames_sampled=len(frames),
+        voice=voice_embedding(audio) if len(audio) else None,
+        transcript=bundled.transcribe(pcm, VOICE_RATE) if len(audio) else "",
+        motion=motion(frames),
+        duration_s=facts.frames / facts.fps,
+    )
