@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "STRIPE_API_BASE": None,  # override Stripe's API address (tests: a local server)
     "RATELIMIT_AUTH": "10 per minute",  # signup, login and token issuance, per client IP
     "RATELIMIT_VERIFY": "30 per minute",  # public verification, per client IP
+    "RATELIMIT_PASSCODE": "10 per hour",  # passcode issuance and consent attempts, per client IP
     "VERIFY_MAX_BYTES": 512 * 1024 * 1024,  # largest file the public verifier accepts
     "RATELIMIT_STORAGE_URI": None,  # default: the Redis above
     "TOKEN_TTL_DAYS": 30,

@@ -1,0 +1,141 @@
+"""The consent link end to end: notice, passcode, live recording checks, revocation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compliance import media
+from compliance.vault import KeyDestroyed
+from pipeline import bundled
+from webapp import jobs
+from webapp.consent import notice
+from webapp.extensions import db
+from webapp.models import Avatar, ConsentRecord, Job, Subject, Upload
+from webapp.storage import vault
+
+from .. import factories
+from ..conftest import SHARED_DATA
+
+pytestmark = pytest.mark.slow
+GRID = SHARED_DATA / "grid_s1"
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory):  # type: ignore[no-untyped-def]
+    if not GRID.exists():
+        pytest.skip("shared data missing")
+    out = tmp_path_factory.mktemp("consent") / "face.mp4"
+    media.concat(sorted((GRID / "heldout").glob("*.mpg"))[:3], out)
+    return out
+
+
+def _recording(face_video, tmp_path, text: str, still: bool = False):  # type: ignore[no-untyped-def]
+    """The GRID speaker's face with the statement read aloud as the sound track."""
+    audio, rate = bundled.piper_say(text, deterministic=True)
+    wav, out = tmp_path / "statement.wav", tmp_path / "consent.mp4"
+    media.write_wav(wav, audio.astype(np.float32) / 32768, rate)
+    video = ["-loop", "1", "-i", str(tmp_path / "still.png")] if still else ["-i", str(face_video)]
+    if still:
+        media.ffmpeg(["-i", str(face_video), "-frames:v", "1", str(tmp_path / "still.png")])
+    media.ffmpeg([*video, "-i", str(wav), "-map", "0:v", "-map", "1:a", "-shortest",
+                  "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)])  # fmt: skip
+    return out
+
+
+def _start(client, kyc: bool = True):  # type: ignore[no-untyped-def]
+    headers = factories.api_signup(client, "ada@example.com")
+    if kyc:
+        assert client.post("/api/v1/identity/sessions", json={}, headers=headers).json[
+            "status"
+        ] == ("verified")
+    res = client.post("/api/v1/subjects", json={"display_name": "Ada", "relation": "self"},
+                      headers=headers)  # fmt: skip
+    assert res.status_code == 201
+    return headers, res.json
+
+
+def _submit(client, token: str, path):  # type: ignore[no-untyped-def]
+    return client.post(f"/api/v1/consent/{token}/recording", **factories.multipart("video", path))
+
+
+def test_live_statement_is_verified(app, face_video, tmp_path):
+    client = app.test_client()
+    _, subject = _start(client)
+    page = client.get(f"/api/v1/consent/{subject['consent_token']}").json
+    assert page["notice_sha256"] == notice.SHA256 and "Withdrawal" in page["notice"]
+    assert page["statement"].endswith(f"My code is {' '.join(page['passcode'])}.")
+    res = _submit(
+        client, subject["consent_token"], _recording(face_video, tmp_path, page["statement"])
+    )
+    assert res.json == {"status": "verified", "reasons": []}
+    with app.app_context():
+        assert db.session.get(Subject, subject["id"]).status == "active"
+        record = db.session.query(ConsentRecord).one()
+        assert record.notice_version == notice.VERSION and record.passcode_sha256 is None
+
+
+def test_wrong_code_and_still_image_are_rejected_with_reasons(app, face_video, tmp_path):
+    client = app.test_client()
+    _, subject = _start(client)
+    token = subject["consent_token"]
+    page = client.get(f"/api/v1/consent/{token}").json
+    wrong = page["statement"].rsplit("is", 1)[0] + "is 9 9 9 9."
+    if page["passcode"] == "9999":
+        wrong = wrong.replace("9 9 9 9", "1 1 1 1")
+    res = _submit(client, token, _recording(face_video, tmp_path, wrong))
+    assert res.json == {"status": "rejected", "reasons": ["passcode_not_heard"]}
+    page = client.get(f"/api/v1/consent/{token}").json  # a new code for a new attempt
+    res = _submit(client, token, _recording(face_video, tmp_path, page["statement"], still=True))
+    assert res.json == {"status": "rejected", "reasons": ["not_live"]}
+
+
+def test_without_identity_verification_a_person_must_review(app, face_video, tmp_path):
+    client = app.test_client()
+    _, subject = _start(client, kyc=False)
+    page = client.get(f"/api/v1/consent/{subject['consent_token']}").json
+    res = _submit(
+        client, subject["consent_token"], _recording(face_video, tmp_path, page["statement"])
+    )
+    assert res.json == {"status": "needs_review", "reasons": ["kyc_missing"]}
+
+
+def test_revocation_cancels_queued_work_and_shreds_files(app, grid_clip):
+    client = app.test_client()
+    headers, subject = _start(client)
+    with app.app_context():
+        owner = db.session.get(Subject, subject["id"]).owner_id
+        avatar = Avatar(owner_id=owner, subject_id=subject["id"], name="ada")
+        db.session.add(avatar)
+        db.session.commit()
+        avatar_id = avatar.id
+    upload = client.post(f"/api/v1/avatars/{avatar_id}/training-video", headers=headers,
+                         **factories.multipart("video", grid_clip))  # fmt: skip
+    assert upload.status_code == 202
+    with app.app_context():
+        jobs.submit("probe_upload", owner, avatar_id)  # work queued before the withdrawal
+        db.session.commit()
+    assert client.post(f"/api/v1/consent/{subject['consent_token']}/revoke").json == {
+        "status": "revoked"
+    }
+    with app.app_context():
+        statuses = {j.status for j in db.session.query(Job).all()}
+        assert statuses == {"canceled"}
+        assert db.session.get(Subject, subject["id"]).status == "revoked"
+        row = db.session.query(ConsentRecord).one()
+        blob = db.session.get(Upload, upload.json["upload_id"]).blob_id
+        with pytest.raises(KeyDestroyed):
+            vault().read(subject["id"], blob)
+        assert row.status == "revoked"
+    again = client.get(f"/api/v1/consent/{subject['consent_token']}")
+    assert again.status_code == 403 and again.json["error"] == "consent_revoked"
+
+
+def test_passcode_issuance_is_rate_limited(make_app):
+    client = make_app(RATELIMIT_PASSCODE="2 per hour").test_client()
+    _, subject = _start(client)
+    codes = [
+        client.get(f"/api/v1/consent/{subject['consent_token']}").status_code for _ in range(3)
+    ]
+    assert codes == [200, 200, 429]
+    assert client.get("/api/v1/consent/not-a-token").status_code == 429  # per client, any link

@@ -1,0 +1,83 @@
+"""Identity sessions, subjects and the subject's consent link (API.md)."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, request, url_for
+
+from ..consent import notice, service
+from ..errors import InvalidInput, NotFound
+from ..extensions import db, limiter
+from ..models import IdentityCheck, Subject
+from ..ownership import get_owned_or_404
+from . import bp
+from .auth import api_user, token_required
+from .routes import _json_body
+
+
+def _passcode_limit() -> str:
+    return str(current_app.config["RATELIMIT_PASSCODE"])
+
+
+@bp.post("/identity/sessions")
+@token_required
+def start_identity():  # type: ignore[no-untyped-def]
+    body = request.get_json(silent=True) or {}
+    provider = body.get("provider", "dev")
+    if provider != "dev":
+        raise InvalidInput(f"Identity provider {provider!r} is not configured here.",
+                           code="provider_unavailable")  # fmt: skip
+    check = service.dev_identity(api_user())
+    return jsonify(id=check.id, status=check.status, url=None), 201
+
+
+@bp.get("/identity/sessions/<check_id>")
+@token_required
+def get_identity(check_id: str):  # type: ignore[no-untyped-def]
+    check = db.session.get(IdentityCheck, check_id)
+    if check is None or check.user_id != api_user().id:
+        raise NotFound(f"No identity session {check_id}.")
+    return jsonify(id=check.id, status=check.status, reasons=check.reasons)
+
+
+@bp.post("/subjects")
+@token_required
+def create_subject():  # type: ignore[no-untyped-def]
+    body = _json_body("display_name", "relation")
+    subject, token = service.create_subject(api_user(), body["display_name"], body["relation"])
+    url = url_for("api.get_consent", token=token, _external=True)
+    return jsonify(id=subject.id, consent_url=url, consent_token=token), 201
+
+
+@bp.get("/consent/<token>")
+@limiter.limit(_passcode_limit)
+def get_consent(token: str):  # type: ignore[no-untyped-def]
+    record = service.record_for(token)
+    passcode, text, expires = service.issue_passcode(record)
+    return jsonify(notice=notice.TEXT, notice_version=record.notice_version,
+                   notice_sha256=record.notice_sha256, statement=text, passcode=passcode,
+                   expires_at=expires.isoformat())  # fmt: skip
+
+
+@bp.post("/consent/<token>/recording")
+@limiter.limit(_passcode_limit)
+def post_recording(token: str):  # type: ignore[no-untyped-def]
+    record = service.record_for(token)
+    file = request.files.get("video")
+    if file is None or not file.filename:
+        raise InvalidInput("Attach the statement recording as multipart field 'video'.",
+                           code="missing_file")  # fmt: skip
+    record = service.submit_recording(record, file.stream, file.filename)
+    return jsonify(status=record.status, reasons=record.reasons)
+
+
+@bp.post("/consent/<token>/revoke")
+def revoke(token: str):  # type: ignore[no-untyped-def]
+    service.revoke(service.record_for(token))
+    return jsonify(status="revoked")
+
+
+@bp.get("/subjects/<subject_id>")
+@token_required
+def get_subject(subject_id: str):  # type: ignore[no-untyped-def]
+    subject = get_owned_or_404(Subject, subject_id, api_user().id)
+    return jsonify(id=subject.id, display_name=subject.display_name, status=subject.status)

@@ -1,0 +1,177 @@
+"""Subjects, consent links, passcodes, recording checks and revocation."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from flask import current_app
+from sqlalchemy import select
+
+from compliance import media
+from compliance.audit import EventTag
+from compliance.consent import PASSCODE_TTL, Evidence, References, decide, new_passcode, statement
+from pipeline.consent_media import analyse, face_embeddings
+
+from ..audit import record_event
+from ..errors import Forbidden, InvalidInput, NotFound
+from ..extensions import db
+from ..models import Avatar, ConsentRecord, IdentityCheck, Job, Subject, Upload, User, utcnow
+from ..storage import store, vault
+from . import notice
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+def create_subject(owner: User, display_name: str, relation: str) -> tuple[Subject, str]:
+    """A person to depict and their single consent link token (shown once)."""
+    if relation not in ("self", "other"):
+        raise InvalidInput("relation must be 'self' or 'other'.", code="bad_relation")
+    if not display_name.strip():
+        raise InvalidInput("Give the person's display name.", code="missing_fields")
+    subject = Subject(owner_id=owner.id, display_name=display_name.strip()[:120], relation=relation)
+    db.session.add(subject)
+    db.session.flush()
+    token = secrets.token_urlsafe(32)
+    db.session.add(ConsentRecord(subject_id=subject.id, token_sha256=_digest(token),
+                                 notice_version=notice.VERSION, notice_sha256=notice.SHA256,
+                                 scope=list(notice.USES)))  # fmt: skip
+    db.session.commit()
+    return subject, token
+
+
+def record_for(token: str) -> ConsentRecord:
+    record = db.session.scalar(
+        select(ConsentRecord).where(ConsentRecord.token_sha256 == _digest(token))
+    )
+    if record is None:
+        raise NotFound(
+            "This consent link is not valid: ask for a new one.", code="bad_consent_link"
+        )
+    return record
+
+
+def issue_passcode(record: ConsentRecord) -> tuple[str, str, datetime]:
+    """A fresh one-time passcode (30 minutes) and the statement to read with it."""
+    if record.status == "revoked":
+        raise Forbidden("Consent was withdrawn with this link; it cannot be given again here.",
+                        code="consent_revoked")  # fmt: skip
+    subject = db.session.get(Subject, record.subject_id)
+    passcode = new_passcode()
+    record.passcode_sha256 = _digest(passcode)
+    record.passcode_expires_at = utcnow() + PASSCODE_TTL
+    record.statement = statement(subject.display_name, passcode)
+    db.session.commit()
+    return passcode, record.statement, record.passcode_expires_at
+
+
+def _identity(subject: Subject) -> IdentityCheck | None:
+    """The verified KYC of the depicted person: the account holder's own for 'self'."""
+    query = select(IdentityCheck).where(IdentityCheck.status == "verified")
+    if subject.relation == "self":
+        query = query.where(IdentityCheck.user_id == subject.owner_id)
+    else:
+        query = query.where(IdentityCheck.subject_id == subject.id)
+    return db.session.scalar(query.order_by(IdentityCheck.created_at.desc()).limit(1))
+
+
+def _training_faces(subject: Subject) -> np.ndarray | None:
+    upload = db.session.scalar(select(Upload).where(Upload.subject_id == subject.id,
+                                                    Upload.kind == "training_video"))  # fmt: skip
+    if upload is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="dhf-consent-") as tmp:
+        path = vault().export(subject.id, upload.blob_id, Path(tmp) / "training")
+        return face_embeddings(list(media.frames(path, every=50))[:8])
+
+
+def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> ConsentRecord:
+    """Store the statement video encrypted, run every check, record the decision."""
+    if record.status == "revoked":
+        raise Forbidden("Consent was withdrawn with this link.", code="consent_revoked")
+    if record.passcode_sha256 is None or record.passcode_expires_at is None:
+        raise InvalidInput("Open the consent page first to get your passcode.", code="no_passcode")
+    subject = db.session.get(Subject, record.subject_id)
+    blob_id, size, sha = store(subject.id, stream)
+    upload = Upload(owner_id=subject.owner_id, subject_id=subject.id, kind="consent_video",
+                    blob_id=blob_id, filename=filename[:255], size=size, sha256=sha)  # fmt: skip
+    db.session.add(upload)
+    db.session.flush()
+    with tempfile.TemporaryDirectory(prefix="dhf-consent-") as tmp:
+        features = analyse(vault().export(subject.id, blob_id, Path(tmp) / "consent"))
+    identity = _identity(subject)
+    issued = _aware(record.passcode_expires_at) - PASSCODE_TTL
+    evidence = Evidence(transcript=features.transcript, faces=features.faces, voice=features.voice,
+                        motion=features.motion, issued_at=issued, recorded_at=utcnow(),
+                        is_adult=identity.is_adult if identity else None)  # fmt: skip
+    passcode = _passcode_from_statement(record)
+    decision = decide(evidence, References(training_faces=_training_faces(subject)), passcode,
+                      current_app.extensions.get("dhf_consent_thresholds"))  # fmt: skip
+    reasons = [str(r) for r in decision.reasons]
+    status = decision.status
+    if identity is None:  # nobody verified who this person is: a human must look (R1, R2)
+        reasons.append("kyc_missing")
+        status = "rejected" if status == "rejected" else "needs_review"
+    record.status, record.reasons, record.decided_at = status, reasons, utcnow()
+    record.recording_upload_id = upload.id
+    record.passcode_sha256 = None  # one-time
+    if status == "verified":
+        subject.status = "active"
+    tag = {"verified": EventTag.CONSENT_GRANT}.get(status, EventTag.CONSENT_REJECT)
+    record_event(tag, actor_id=subject.owner_id,
+                 data={"subject": subject.id, "status": status, "reasons": reasons,
+                       "scores": decision.scores, "notice": record.notice_sha256})  # fmt: skip
+    db.session.commit()
+    return record
+
+
+def _passcode_from_statement(record: ConsentRecord) -> str:
+    """The statement ends 'My code is 4 7 1 9.'; the record keeps no other plain copy."""
+    found = re.search(r"My code is ([\d ]+)\.$", record.statement or "")
+    return found.group(1).replace(" ", "") if found else ""
+
+
+def revoke(record: ConsentRecord) -> None:
+    """Withdraw consent: refuse new work, cancel queued work, destroy the subject's key."""
+    subject = db.session.get(Subject, record.subject_id)
+    now = utcnow()
+    record.status, record.revoked_at = "revoked", now
+    subject.status, subject.key_destroyed_at = "revoked", now
+    targets = set(db.session.scalars(select(Upload.id).where(Upload.subject_id == subject.id)))
+    targets |= set(db.session.scalars(select(Avatar.id).where(Avatar.subject_id == subject.id)))
+    active = select(Job).where(Job.target_id.in_(targets), Job.status.in_(("queued", "retrying")))
+    for job in db.session.scalars(active):
+        job.status, job.active_key, job.ended_at = "canceled", None, now
+    destroyed = vault().destroy_key(subject.id)
+    record_event(EventTag.CONSENT_REVOKE, actor_id=subject.owner_id, data={"subject": subject.id})
+    record_event(EventTag.KEY_DESTROYED, data={"subject": subject.id, "destroyed": destroyed})
+    db.session.commit()
+
+
+def dev_identity(user: User) -> IdentityCheck:
+    """Development KYC: approves at once, never in production (TEST MODE)."""
+    if current_app.config["ENV"] == "production":
+        raise Forbidden("The development identity provider is refused in production.",
+                        code="provider_unavailable")  # fmt: skip
+    check = IdentityCheck(user_id=user.id, provider="dev", status="verified", is_adult=True,
+                          decided_at=utcnow(), reasons=["test_mode"])  # fmt: skip
+    user.kyc_status = "verified"
+    db.session.add(check)
+    db.session.flush()
+    record_event(
+        EventTag.KYC_DECISION, actor_id=user.id, data={"provider": "dev", "status": "verified"}
+    )
+    db.session.commit()
+    return check
