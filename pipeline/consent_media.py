@@ -88,8 +88,16 @@ def motion(rgb_frames: list[np.ndarray]) -> float:
 def analyse(path: str | os.PathLike[str], samples: int = 12) -> RecordingFeatures:
     """Sample ``samples`` frames evenly and the whole audio track of a recording."""
     facts = media.video_facts(path)
-    every = max(1, facts.frames // samples)
-    frames = list(media.frames(path, every=every))[:samples]
+    every = max(1, facts.frames // samples) if facts.frames else 1  # browser WebM: no count
+    decoded = list(media.frames(path, every=every))
+    frames = (
+        [
+            decoded[i]
+            for i in np.linspace(0, len(decoded) - 1, min(samples, len(decoded))).astype(int)
+        ]
+        if decoded
+        else []
+    )
     audio = media.audio(path, VOICE_RATE)
     pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
     return RecordingFeatures(
@@ -98,5 +106,5 @@ def analyse(path: str | os.PathLike[str], samples: int = 12) -> RecordingFeature
         voice=voice_embedding(audio) if len(audio) else None,
         transcript=transcribe_statement(pcm) if len(audio) else "",
         motion=motion(frames),
-        duration_s=facts.frames / facts.fps,
+        duration_s=len(audio) / VOICE_RATE,
     )

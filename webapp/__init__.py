@@ -36,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .api import bp as api_bp
     from .auth import bp as auth_bp
     from .billing import bp as billing_bp
+    from .consent.views import bp as consent_bp
     from .dashboard import bp as dashboard_bp
     from .public import bp as public_bp
 
@@ -45,6 +46,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(billing_bp)
+    app.register_blueprint(consent_bp)
     _sqlite_pragmas(app)
     return app
 

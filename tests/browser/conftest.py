@@ -47,16 +47,27 @@ def chromium_path() -> str:
 
 
 @pytest.fixture
-def page(chromium_path: str, tmp_path) -> Iterator:  # type: ignore[no-untyped-def]
+def open_page(chromium_path: str) -> Iterator:  # type: ignore[no-untyped-def]
+    """Open a page in a fresh headless Chromium launched with extra flags."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium_path, headless=True, args=CHROMIUM_FLAGS
-        )
-        context = browser.new_context(viewport={"width": 1200, "height": 800})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
+        browsers = []
+
+        def launch(*extra: str):  # type: ignore[no-untyped-def]
+            browser = pw.chromium.launch(
+                executable_path=chromium_path, headless=True, args=[*CHROMIUM_FLAGS, *extra]
+            )
+            browsers.append(browser)
+            page = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+            page.set_default_timeout(15_000)
+            return page
+
+        yield launch
+        for browser in browsers:
+            browser.close()
+
+
+@pytest.fixture
+def page(open_page):  # type: ignore[no-untyped-def]
+    return open_page()

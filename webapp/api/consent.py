@@ -44,7 +44,7 @@ def get_identity(check_id: str):  # type: ignore[no-untyped-def]
 def create_subject():  # type: ignore[no-untyped-def]
     body = _json_body("display_name", "relation")
     subject, token = service.create_subject(api_user(), body["display_name"], body["relation"])
-    url = url_for("api.get_consent", token=token, _external=True)
+    url = url_for("consent.consent_page", token=token, _external=True)
     return jsonify(id=subject.id, consent_url=url, consent_token=token), 201
 
 
