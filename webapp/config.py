@@ -30,6 +30,13 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,  # dev default: <instance>/secret.key
     "WATERMARK_KEYS": None,  # "kid:base64,..." newest first; dev default: <instance>/watermark.keys
     "AIGC_PRODUCER": "DHF",  # AIGC ContentProducer code (printable ASCII, no spaces)
+    "KYC_PROVIDER": "dev",  # identity verification: "dev" (development only)
+    # consent check thresholds (compliance/consent.py documents the measurements behind them)
+    "CONSENT_FACE_ACCEPT": 0.45,  # dlib distance at or below: same person
+    "CONSENT_FACE_REJECT": 0.60,  # above: another person; between: human review
+    "CONSENT_VOICE_ACCEPT": 0.75,  # Resemblyzer cosine at or above: same person
+    "CONSENT_VOICE_REJECT": 0.65,  # below: another person; between: human review
+    "CONSENT_MIN_MOTION": 1.0,  # median frame change below which a recording is not live
     "PRICE_AVATAR_TRAINING_CENTS": 12900,  # one avatar's training, one-off
     "PRICE_RENDER_MINUTE_CENTS": 100,  # one minute of rendered output
     "CURRENCY": "eur",
@@ -97,6 +104,8 @@ def _derive(app: Flask) -> None:
             if production:
                 raise ConfigError(f"DHF_{name} must be set in production")
             cfg[name] = _instance_secret(app, filename, make)
+    if production and cfg["KYC_PROVIDER"] == "dev":
+        raise ConfigError("DHF_KYC_PROVIDER=dev auto-approves identities: refused in production")
     for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE"):
         cfg[name] = cfg[name] or os.environ.get(name)  # Stripe's own variable names work too
     if production and not (cfg["STRIPE_SECRET_KEY"] and cfg["STRIPE_WEBHOOK_SECRET"]):

@@ -203,6 +203,7 @@ def test_production_hardens_cookies_and_requires_secrets(tmp_path, monkeypatch, 
         "WATERMARK_KEYS": "w:" + "B" * 43,
         "STRIPE_SECRET_KEY": "sk_live_x",
         "STRIPE_WEBHOOK_SECRET": "whsec_x",
+        "KYC_PROVIDER": "stripe_identity",
     }
     app = create_app({**base, **secrets})
     assert app.config["SESSION_COOKIE_SECURE"] is True

@@ -139,3 +139,25 @@ def test_passcode_issuance_is_rate_limited(make_app):
     ]
     assert codes == [200, 200, 429]
     assert client.get("/api/v1/consent/not-a-token").status_code == 429  # per client, any link
+
+
+def test_dev_identity_provider_is_refused_in_production(tmp_path, monkeypatch, redis_url):
+    from webapp import create_app
+    from webapp.config import ConfigError
+
+    monkeypatch.setenv("DHF_INSTANCE_DIR", str(tmp_path))
+    config = {
+        "ENV": "production", "REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        "SECRET_KEY": "s" * 40, "MASTER_KEYS": "k:" + "A" * 43, "WATERMARK_KEYS": "w:" + "B" * 43,
+        "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match="KYC_PROVIDER=dev auto-approves identities"):
+        create_app(config)
+
+
+def test_unknown_identity_provider_says_so(client):
+    headers = factories.api_signup(client, "ada@example.com")
+    res = client.post(
+        "/api/v1/identity/sessions", json={"provider": "stripe_identity"}, headers=headers
+    )
+    assert res.status_code == 422 and res.json["error"] == "provider_unavailable"

@@ -22,8 +22,8 @@ def _passcode_limit() -> str:
 @token_required
 def start_identity():  # type: ignore[no-untyped-def]
     body = request.get_json(silent=True) or {}
-    provider = body.get("provider", "dev")
-    if provider != "dev":
+    provider = body.get("provider") or current_app.config["KYC_PROVIDER"]
+    if provider != "dev" or provider != current_app.config["KYC_PROVIDER"]:
         raise InvalidInput(f"Identity provider {provider!r} is not configured here.",
                            code="provider_unavailable")  # fmt: skip
     check = service.dev_identity(api_user())

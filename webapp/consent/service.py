@@ -16,7 +16,15 @@ from sqlalchemy import select
 
 from compliance import media
 from compliance.audit import EventTag
-from compliance.consent import PASSCODE_TTL, Evidence, References, decide, new_passcode, statement
+from compliance.consent import (
+    PASSCODE_TTL,
+    ConsentThresholds,
+    Evidence,
+    References,
+    decide,
+    new_passcode,
+    statement,
+)
 from pipeline.consent_media import analyse, face_embeddings
 
 from ..audit import record_event
@@ -25,6 +33,17 @@ from ..extensions import db
 from ..models import Avatar, ConsentRecord, IdentityCheck, Job, Subject, Upload, User, utcnow
 from ..storage import store, vault
 from . import notice
+
+
+def thresholds() -> ConsentThresholds:
+    cfg = current_app.config
+    return ConsentThresholds(
+        face_accept=float(cfg["CONSENT_FACE_ACCEPT"]),
+        face_reject=float(cfg["CONSENT_FACE_REJECT"]),
+        voice_accept=float(cfg["CONSENT_VOICE_ACCEPT"]),
+        voice_reject=float(cfg["CONSENT_VOICE_REJECT"]),
+        min_motion=float(cfg["CONSENT_MIN_MOTION"]),
+    )
 
 
 def _digest(secret: str) -> str:
@@ -117,8 +136,8 @@ def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> 
                         motion=features.motion, issued_at=issued, recorded_at=utcnow(),
                         is_adult=identity.is_adult if identity else None)  # fmt: skip
     passcode = _passcode_from_statement(record)
-    decision = decide(evidence, References(training_faces=_training_faces(subject)), passcode,
-                      current_app.extensions.get("dhf_consent_thresholds"))  # fmt: skip
+    refs = References(training_faces=_training_faces(subject))
+    decision = decide(evidence, refs, passcode, thresholds())
     reasons = [str(r) for r in decision.reasons]
     status = decision.status
     if identity is None:  # nobody verified who this person is: a human must look (R1, R2)
