@@ -259,6 +259,7 @@ def test_production_refuses_to_start_without_stripe(tmp_path, monkeypatch, redis
         "SECRET_KEY": "s" * 40,
         "MASTER_KEYS": "k:" + "A" * 43,
         "WATERMARK_KEYS": "w:" + "B" * 43,
+        "KYC_PROVIDER": "stripe_identity",
     }
     with pytest.raises(ConfigError, match="STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET"):
         create_app({"ENV": "production", "REDIS_URL": redis_url,
