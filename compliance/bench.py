@@ -18,7 +18,7 @@ import numpy as np
 
 from . import audio_watermark, media
 from .payload import new_watermark_id
-from .stamp import ComplianceSettings, ContentSpec, stamp
+from .stamping import ComplianceSettings, ContentSpec, stamp
 from .watermark import decode_video, embed_frame
 
 # name -> ffmpeg arguments applied to the stamped file (input -> output)

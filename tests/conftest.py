@@ -191,7 +191,7 @@ def stamped_media(tmp_path_factory: pytest.TempPathFactory) -> StampedMedia:
     from compliance import media
     from compliance.keys import init_keys
     from compliance.payload import new_watermark_id
-    from compliance.stamp import ComplianceSettings, ContentSpec, stamp
+    from compliance.stamping import ComplianceSettings, ContentSpec, stamp
     from compliance.vault import parse_master_keys
 
     grid = SHARED_DATA / "grid_s1"

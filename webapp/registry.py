@@ -10,10 +10,10 @@ from typing import Any, BinaryIO
 from flask import current_app
 from sqlalchemy import select
 
-from compliance import stamp as stamping
+from compliance import stamping
 from compliance.audit import EventTag
 from compliance.vault import parse_master_keys
-from compliance.verify import Verification, verify
+from compliance.verification import Verification, verify
 
 from .audit import record_event
 from .extensions import db

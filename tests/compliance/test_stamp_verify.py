@@ -12,7 +12,7 @@ import pytest
 
 from compliance import aigc, media, provenance
 from compliance.labels import find_label
-from compliance.verify import verify
+from compliance.verification import verify
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def test_ffmpeg_drops_the_tag_without_use_metadata_tags(stamped_media, tmp_path)
 
 
 def test_stamp_refuses_to_finish_when_the_tag_is_lost(stamped_media, tmp_path, monkeypatch):
-    from compliance import stamp as stamping
+    from compliance import stamping
     from compliance.payload import new_watermark_id
 
     spec = stamping.ContentSpec("c" * 32, new_watermark_id())
@@ -132,7 +132,7 @@ def test_audible_notice_at_the_start(stamped_media):
 
 
 def test_no_false_positives_on_unmarked_shared_data(stamped_media):
-    from compliance.verify import watermark
+    from compliance.verification import watermark
 
     clips = sorted((stamped_media.unrelated.parent).glob("*.mpg"))[:8]
     decisions = [watermark(c, stamped_media.settings) for c in clips]

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import aigc, audio_watermark, media, provenance
 from .payload import Decision
-from .stamp import ComplianceSettings
+from .stamping import ComplianceSettings
 from .watermark import decode_video
 
 
