@@ -13,8 +13,9 @@ import subprocess
 import tempfile
 import wave
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import av
 import imageio_ffmpeg
@@ -72,31 +73,63 @@ def concat(
     ffmpeg([*args, "-filter_complex", graph, "-map", "[v]", "-map", "[a]", *codecs, os.fspath(out)])
 
 
+class MediaError(Exception):
+    """The file is not media we can read; the message says what is wrong."""
+
+
 @dataclass(frozen=True)
-class VideoFacts:
-    width: int
-    height: int
-    fps: float
-    frames: int  # estimated from duration when the container does not say
-    sample_rate: int | None  # None when there is no audio track
+class MediaInfo:
+    container: str
+    duration_s: float
+    has_video: bool
+    has_audio: bool
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    frames: int = 0  # from the container, else estimated from duration and fps
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    sample_rate: int | None = None  # None when there is no audio track
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def video_facts(path: str | os.PathLike[str]) -> VideoFacts:
-    with av.open(os.fspath(path)) as container:
-        if not container.streams.video:
-            raise ValueError("the file has no video stream")
-        video = container.streams.video[0]
-        audio = container.streams.audio[0] if container.streams.audio else None
-        fps = float(video.average_rate or 25)
-        duration = float(container.duration / av.time_base) if container.duration else 0.0
-        frames = video.frames or int(round(duration * fps))
-        return VideoFacts(
-            width=video.codec_context.width,
-            height=video.codec_context.height,
-            fps=fps,
-            frames=frames,
-            sample_rate=audio.codec_context.sample_rate if audio else None,
-        )
+def probe(path: str | os.PathLike[str]) -> MediaInfo:
+    """Container and stream facts; raises MediaError for unreadable files."""
+    try:
+        with av.open(os.fspath(path)) as container:
+            video = next(iter(container.streams.video), None)
+            audio = next(iter(container.streams.audio), None)
+            duration = container.duration / av.time_base if container.duration else 0.0
+            if not duration and video is not None and video.duration and video.time_base:
+                duration = float(video.duration * video.time_base)
+            fps = float(video.average_rate) if video and video.average_rate else None
+            return MediaInfo(
+                container=container.format.name,
+                duration_s=round(float(duration), 3),
+                has_video=video is not None,
+                has_audio=audio is not None,
+                width=video.codec_context.width if video else None,
+                height=video.codec_context.height if video else None,
+                fps=round(fps, 3) if fps else None,
+                frames=(video.frames or int(round(duration * fps))) if video and fps else 0,
+                video_codec=video.codec_context.name if video else None,
+                audio_codec=audio.codec_context.name if audio else None,
+                sample_rate=audio.codec_context.sample_rate if audio else None,
+            )
+    except (av.error.FFmpegError, ValueError) as exc:  # type: ignore[attr-defined]
+        raise MediaError(f"not a readable audio/video file ({exc})") from exc
+
+
+def video_facts(path: str | os.PathLike[str]) -> MediaInfo:
+    """``probe`` for files that must have a video stream (25 fps assumed when unknown)."""
+    info = probe(path)
+    if not info.has_video:
+        raise ValueError("the file has no video stream")
+    if info.fps is None:
+        info = replace(info, fps=25.0, frames=info.frames or int(round(info.duration_s * 25)))
+    return info
 
 
 def frames(

@@ -120,7 +120,7 @@ def _audio_track(
     wav: Path,
     bits: np.ndarray,
     key: bytes,
-    facts: media.VideoFacts,
+    facts: media.MediaInfo,
     settings: ComplianceSettings,
 ) -> int:
     """Write notice + source audio, watermarked; return the video frames the notice spans."""
@@ -144,7 +144,7 @@ def _video_track(
     wav: Path,
     bits: np.ndarray,
     lead_frames: int,
-    facts: media.VideoFacts,
+    facts: media.MediaInfo,
     settings: ComplianceSettings,
     metadata: dict[str, str],
     report: Progress,

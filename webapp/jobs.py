@@ -20,8 +20,9 @@ from rq import get_current_job
 from sqlalchemy.exc import IntegrityError
 
 from compliance.audit import EventTag
+from compliance.media import MediaError, probe
 from pipeline import queue as q
-from pipeline.media import MediaError, probe, video_problems
+from pipeline.media import video_problems
 
 from .audit import record_event
 from .errors import Conflict

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, jsonify, request
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from compliance.audit import EventTag
 
 from .. import accounts, jobs
 from ..audit import record_event
+from ..billing import ledger
 from ..errors import InvalidInput
 from ..extensions import db, limiter
-from ..models import Avatar, CreditEntry, Job, Upload
+from ..models import Avatar, Job, Upload
 from ..ownership import get_owned_or_404
 from ..storage import store
 from . import bp
@@ -55,10 +56,8 @@ def create_token():  # type: ignore[no-untyped-def]
 @token_required
 def me():  # type: ignore[no-untyped-def]
     user = api_user()
-    credits = db.session.scalar(
-        select(func.coalesce(func.sum(CreditEntry.delta), 0)).where(CreditEntry.owner_id == user.id)
-    )
-    return jsonify(id=user.id, email=user.email, kyc_status=user.kyc_status, credits=int(credits))
+    credits = ledger.balance(user.id)
+    return jsonify(id=user.id, email=user.email, kyc_status=user.kyc_status, credits=credits)
 
 
 def _job_json(job: Job) -> dict[str, Any]:
