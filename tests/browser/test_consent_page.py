@@ -8,6 +8,7 @@ import pytest
 from compliance import media
 from compliance.consent import statement
 from pipeline import bundled
+from webapp import identity
 from webapp.consent import service
 from webapp.extensions import db
 
@@ -41,7 +42,7 @@ def test_subject_records_and_withdraws(live_server, open_page, fake_devices, mon
     monkeypatch.setattr(service, "new_passcode", lambda: "4719")
     with app.app_context():
         owner = factories.user()
-        service.dev_identity(owner)
+        identity.start(owner)
         _, token = service.create_subject(owner, "Ada", "self")
         db.session.commit()
 

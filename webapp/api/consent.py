@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, jsonify, request, url_for
 
+from .. import identity
 from ..consent import notice, service
 from ..errors import InvalidInput, NotFound
 from ..extensions import db, limiter
@@ -22,12 +23,8 @@ def _passcode_limit() -> str:
 @token_required
 def start_identity():  # type: ignore[no-untyped-def]
     body = request.get_json(silent=True) or {}
-    provider = body.get("provider") or current_app.config["KYC_PROVIDER"]
-    if {provider, current_app.config["KYC_PROVIDER"]} != {"dev"}:  # dev is the only one built
-        raise InvalidInput(f"Identity provider {provider!r} is not configured here.",
-                           code="provider_unavailable")  # fmt: skip
-    check = service.dev_identity(api_user())
-    return jsonify(id=check.id, status=check.status, url=None), 201
+    started = identity.start(api_user(), requested=body.get("provider"))
+    return jsonify(id=started.check.id, status=started.check.status, url=started.url), 201
 
 
 @bp.get("/identity/sessions/<check_id>")
@@ -36,6 +33,7 @@ def get_identity(check_id: str):  # type: ignore[no-untyped-def]
     check = db.session.get(IdentityCheck, check_id)
     if check is None or check.user_id != api_user().id:
         raise NotFound(f"No identity session {check_id}.")
+    check = identity.PROVIDERS[check.provider].refresh(check)
     return jsonify(id=check.id, status=check.status, reasons=check.reasons)
 
 

@@ -100,7 +100,8 @@ def _identity(subject: Subject) -> IdentityCheck | None:
     """The verified KYC of the depicted person: the account holder's own for 'self'."""
     query = select(IdentityCheck).where(IdentityCheck.status == "verified")
     if subject.relation == "self":
-        query = query.where(IdentityCheck.user_id == subject.owner_id)
+        query = query.where(IdentityCheck.user_id == subject.owner_id,
+                            IdentityCheck.subject_id.is_(None))  # fmt: skip
     else:
         query = query.where(IdentityCheck.subject_id == subject.id)
     return db.session.scalar(query.order_by(IdentityCheck.created_at.desc()).limit(1))
@@ -177,20 +178,3 @@ def revoke(record: ConsentRecord) -> None:
     record_event(EventTag.CONSENT_REVOKE, actor_id=subject.owner_id, data={"subject": subject.id})
     record_event(EventTag.KEY_DESTROYED, data={"subject": subject.id, "destroyed": destroyed})
     db.session.commit()
-
-
-def dev_identity(user: User) -> IdentityCheck:
-    """Development KYC: approves at once, never in production (TEST MODE)."""
-    if current_app.config["ENV"] == "production":
-        raise Forbidden("The development identity provider is refused in production.",
-                        code="provider_unavailable")  # fmt: skip
-    check = IdentityCheck(user_id=user.id, provider="dev", status="verified", is_adult=True,
-                          decided_at=utcnow(), reasons=["test_mode"])  # fmt: skip
-    user.kyc_status = "verified"
-    db.session.add(check)
-    db.session.flush()
-    record_event(
-        EventTag.KYC_DECISION, actor_id=user.id, data={"provider": "dev", "status": "verified"}
-    )
-    db.session.commit()
-    return check
