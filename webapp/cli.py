@@ -163,6 +163,16 @@ def bench() -> None:
     """Benchmarks; each prints JSON."""
 
 
+@main.group("eval")
+def eval_group() -> None:
+    """Quality evaluation (DESIGN.md protocol): train on train/, score on heldout/; JSON."""
+
+
+def _shared_data(*parts: str) -> Path:
+    """A folder of ../shared/data beside the project (the default for eval and bench)."""
+    return Path.cwd().parent.joinpath("shared", "data", *parts)
+
+
 @bench.command("watermark")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default output too).")
 @click.option(
