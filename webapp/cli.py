@@ -173,6 +173,91 @@ def _shared_data(*parts: str) -> Path:
     return Path.cwd().parent.joinpath("shared", "data", *parts)
 
 
+def _emit(result: dict[str, object], out: str | None) -> None:
+    """Print a result as JSON and, with --out, also write it to a file."""
+    text = json.dumps(result, indent=2)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+    click.echo(text)
+
+
+def _eval_options(data: str):  # type: ignore[no-untyped-def]
+    """--train/--heldout/--profile/--json/--out shared by every ``dhf eval`` command."""
+
+    def wrap(f):  # type: ignore[no-untyped-def]
+        for option in reversed(
+            [
+                click.option("--train", default=None, help=f"Default: ../shared/data/{data}/train"),
+                click.option(
+                    "--heldout", default=None, help=f"Default: ../shared/data/{data}/heldout"
+                ),
+                click.option(
+                    "--profile",
+                    type=click.Choice(["tiny", "cpu", "gpu"]),
+                    default="cpu",
+                    show_default=True,
+                ),
+                click.option("--json", "as_json", is_flag=True, help="Print JSON (the default)."),
+                click.option("--out", default=None, help="Also write the JSON to this file."),
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return wrap
+
+
+@eval_group.command("voice")
+@_eval_options("voice_slt")
+def eval_voice(
+    train: str | None, heldout: str | None, profile: str, as_json: bool, out: str | None
+) -> None:
+    """Train a cloned voice on train/, synthesise every heldout/ sentence, score it."""
+    from pipeline.voice.evaluate import evaluate
+
+    train_dir = Path(train) if train else _shared_data("voice_slt", "train")
+    heldout_dir = Path(heldout) if heldout else _shared_data("voice_slt", "heldout")
+    _emit(evaluate(train_dir, heldout_dir, profile=profile), out)
+
+
+@eval_group.command("face")
+@_eval_options("grid_s1")
+def eval_face(
+    train: str | None, heldout: str | None, profile: str, as_json: bool, out: str | None
+) -> None:
+    """Train a face model on train/ clips, render each heldout/ clip from its real audio, score."""
+    from pipeline.face.evaluate import evaluate
+
+    train_dir = Path(train) if train else _shared_data("grid_s1", "train")
+    heldout_dir = Path(heldout) if heldout else _shared_data("grid_s1", "heldout")
+    _emit(evaluate(train_dir, heldout_dir, profile=profile), out)
+
+
+@bench.command("voice")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default output too).")
+@click.option("--profiles", default="tiny,cpu", show_default=True)
+@click.option("--out", default=None, help="Also write the JSON to this file.")
+def bench_voice(as_json: bool, profiles: str, out: str | None) -> None:
+    """Voice training time per profile and synthesis speed (real-time factor)."""
+    from pipeline.voice.bench import bench as run_bench
+
+    _emit(run_bench(_shared_data("voice_slt"), profiles=profiles.split(",")), out)
+
+
+@bench.command("render")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default output too).")
+@click.option("--seconds", default=10.0, show_default=True, help="Length of the script audio.")
+@click.option("--size", default=512, show_default=True, help="Output frame size (square).")
+@click.option("--profile", type=click.Choice(["tiny", "cpu", "gpu"]), default="cpu")
+@click.option("--out", default=None, help="Also write the JSON to this file.")
+def bench_render(as_json: bool, seconds: float, size: int, profile: str, out: str | None) -> None:
+    """Render frames per second, per stage (face model, blend, composite, watermark, encode)."""
+    from pipeline.face.bench import bench as run_bench
+
+    _emit(run_bench(_shared_data("grid_s1"), seconds=seconds, size=size, profile=profile), out)
+
+
 @bench.command("watermark")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default output too).")
 @click.option(
