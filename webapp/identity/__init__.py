@@ -11,6 +11,8 @@ Providers: ``dev`` (auto-approves, development only), ``stripe_identity`` and
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -87,4 +89,10 @@ def decide(check: IdentityCheck, status: str, reasons: list[str], is_adult: bool
                        "reasons": reasons, "subject": check.subject_id})  # fmt: skip
 
 
-from . import dev  # noqa: E402,F401  (registers the providers)
+def _register_all() -> None:
+    """Import every provider module of this package; each registers itself."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_register_all()
