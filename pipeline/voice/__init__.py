@@ -1,0 +1,1 @@
+"""The cloned voice: prompts, take validation, training, synthesis and evaluation."""
