@@ -1,0 +1,1 @@
+"""The face pipeline: validate -> ingest -> train -> render -> composite (see README.md)."""

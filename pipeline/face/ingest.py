@@ -1,0 +1,189 @@
+"""Ingest training footage into a work dir: frames, face track, crops, audio features.
+
+Everything is written as files next to ``manifest.json``:
+
+- ``frames/NNNNNN.jpg``: the template frames (quality 95), in order over all clips;
+- ``points.npy`` (N, 478, 2) FaceMesh per frame; ``transforms.npy`` (N, 2, 3) pixels to
+  canonical units, fitted on temporally smoothed rigid points (stabilised);
+- ``shapes.npy`` (N, 51, 2) canonical lips + chin; ``crops.npy`` (N, h, w, 3) stabilised
+  canonical lower-face crops (RGB);
+- ``mel.npy`` (4N, 80) log-mel rows aligned to frames; ``energy.npy`` (N,) level in dB;
+- the manifest: clips (frame ranges), crop box, loop points (pauses with a neutral mouth).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from compliance import media
+
+from . import features
+from . import landmarks as lm
+from .profiles import FaceProfile, profile
+
+Progress = Callable[[float, str], None]
+CROP_BOX = (-0.8, 0.3, 0.8, 1.9)  # canonical x0, y0, x1, y1 of the lower face (IOD units)
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Clip:
+    frames: list[np.ndarray]
+    points: np.ndarray  # (n, 478, 2)
+    found: np.ndarray  # (n,) bool
+    mel: np.ndarray  # (4n, 80)
+    energy: np.ndarray  # (n,)
+
+
+def crop_affine(canonical: np.ndarray, scale: float) -> np.ndarray:
+    """2x3 pixels -> crop pixels, given pixels -> canonical units."""
+    x0, y0 = CROP_BOX[0], CROP_BOX[1]
+    s = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float32)
+    linear = s[:, :2] @ canonical[:, :2]
+    shift = s[:, :2] @ canonical[:, 2] + s[:, 2]
+    return np.hstack([linear, shift[:, None]]).astype(np.float32)
+
+
+def crop_size(scale: float) -> tuple[int, int]:
+    """(width, height) of canonical crops at ``scale`` pixels per IOD."""
+    x0, y0, x1, y1 = CROP_BOX
+    return round((x1 - x0) * scale), round((y1 - y0) * scale)
+
+
+def read_clip(path: str | os.PathLike[str]) -> Clip:
+    info = media.video_facts(path)
+    frames = list(media.frames(path))
+    tracks = [p if p is None else p[:, :2] for p in lm.detect(frames, video=True)]
+    points, found = lm.fill_missing(tracks)
+    samples = media.audio(path, features.RATE)
+    fps = float(info.fps or 25.0)
+    mel = features.log_mel(samples, features.RATE, len(frames), fps)
+    energy = features.energy_db(samples, features.RATE, len(frames), fps)
+    return Clip(frames, points, found, mel, energy)
+
+
+def stabilised_transforms(points: np.ndarray, reference: np.ndarray, sigma: float = 1.0):
+    """Per-frame pixels -> canonical transforms from temporally smoothed rigid points."""
+    rigid = gaussian_filter1d(points[:, list(lm.STABLE)], sigma, axis=0, mode="nearest")
+    return np.stack([lm.umeyama(r, reference) for r in rigid])
+
+
+def loop_points(energy: np.ndarray, openings: np.ndarray, silence_db: float) -> list[int]:
+    """Frames (clip-relative) in a pause with a near-closed mouth: where the loop turns."""
+    quiet = features.silence(energy, silence_db)
+    closed = openings <= np.percentile(openings, 40)
+    good = np.flatnonzero(quiet & closed)
+    return [int(i) for i in good]
+
+
+def ingest(
+    videos: Sequence[str | os.PathLike[str]],
+    work_dir: str | os.PathLike[str],
+    settings: FaceProfile | str = "cpu",
+    progress: Progress | None = None,
+) -> Path:
+    """Ingest one or more clips (joined in order) into ``work_dir``; return the manifest."""
+    cfg = profile(settings)
+    report = progress or (lambda fraction, message: None)
+    work = Path(work_dir)
+    (work / "frames").mkdir(parents=True, exist_ok=True)
+    clips: list[dict[str, Any]] = []
+    arrays: dict[str, list[np.ndarray]] = {k: [] for k in ("points", "found", "mel", "energy")}
+    total = 0
+    fps = 25.0
+    size = (0, 0)
+    for n, path in enumerate(videos):
+        clip = read_clip(path)
+        fps = float(media.video_facts(path).fps or 25.0)
+        for i, rgb in enumerate(clip.frames):
+            name = os.fspath(work / "frames" / f"{total + i:06d}.jpg")
+            cv2.imwrite(name, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        size = (clip.frames[0].shape[1], clip.frames[0].shape[0])
+        count = len(clip.frames)
+        clips.append({"source": os.fspath(path), "start": total, "end": total + count})
+        for key in arrays:
+            arrays[key].append(getattr(clip, key))
+        total += count
+        report(0.8 * (n + 1) / len(videos), f"tracked {Path(path).name} ({count} frames)")
+    data = {k: np.concatenate(v) for k, v in arrays.items()}
+    manifest = _finish(work, cfg, clips, data, fps, size)
+    report(1.0, f"ingested {total} frames")
+    return manifest
+
+
+def _finish(
+    work: Path,
+    cfg: FaceProfile,
+    clips: list[dict[str, Any]],
+    data: dict[str, np.ndarray],
+    fps: float,
+    size: tuple[int, int],
+) -> Path:
+    points = data["points"]
+    reference = lm.reference_stable(points)
+    transforms = np.concatenate(
+        [stabilised_transforms(points[c["start"] : c["end"]], reference) for c in clips]
+    )
+    shapes = np.stack(
+        [lm.apply(a, p[list(lm.SHAPE)]) for a, p in zip(transforms, points, strict=True)]
+    )
+    openings = lm.opening(points)
+    for c in clips:
+        s, e = c["start"], c["end"]
+        c["loop_points"] = loop_points(data["energy"][s:e], openings[s:e], cfg.silence_db)
+    crops = _write_crops(work, cfg.crop_scale, transforms)
+    np.save(work / "points.npy", points.astype(np.float32))
+    np.save(work / "found.npy", data["found"])
+    np.save(work / "transforms.npy", transforms.astype(np.float32))
+    np.save(work / "shapes.npy", shapes.astype(np.float32))
+    np.save(work / "mel.npy", data["mel"])
+    np.save(work / "energy.npy", data["energy"])
+    manifest = {
+        "version": 1,
+        "fps": fps,
+        "size": list(size),
+        "frames": int(len(points)),
+        "clips": clips,
+        "reference": reference.tolist(),
+        "crop_box": list(CROP_BOX),
+        "crop_scale": cfg.crop_scale,
+        "crop_size": list(crops),
+        "face_found": float(np.mean(data["found"])),
+    }
+    tmp = work / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, work / MANIFEST)
+    return work / MANIFEST
+
+
+def _write_crops(work: Path, scale: float, transforms: np.ndarray) -> tuple[int, int]:
+    width, height = crop_size(scale)
+    out = np.lib.format.open_memmap(
+        work / "crops.npy", mode="w+", dtype=np.uint8, shape=(len(transforms), height, width, 3)
+    )
+    for i, affine in enumerate(transforms):
+        bgr = cv2.imread(os.fspath(work / "frames" / f"{i:06d}.jpg"))
+        crop = cv2.warpAffine(bgr, crop_affine(affine, scale), (width, height),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        out[i] = crop[..., ::-1]
+    out.flush()
+    return width, height
+
+
+def load(work_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(manifest, arrays) of an ingested work dir; crops are memory-mapped."""
+    work = Path(work_dir)
+    manifest = json.loads((work / MANIFEST).read_text())
+    names = ("points", "found", "transforms", "shapes", "mel", "energy")
+    arrays = {n: np.load(work / f"{n}.npy") for n in names}
+    arrays["crops"] = np.load(work / "crops.npy", mmap_mode="r")
+    return manifest, arrays
