@@ -28,6 +28,7 @@ class EventTag(StrEnum):
     AUTH_TOKEN_ISSUED = "auth:token-issued"
     KYC_STARTED = "kyc:started"
     KYC_DECISION = "kyc:decision"
+    KYC_REDACTED = "kyc:redacted"  # the provider was asked to delete, or confirmed deleting
     CONSENT_GRANT = "consent:grant"
     CONSENT_REJECT = "consent:reject"
     CONSENT_REVOKE = "consent:revoke"
@@ -36,6 +37,7 @@ class EventTag(StrEnum):
     JOB_ENQUEUED = "job:enqueued"
     JOB_FINISHED = "job:finished"
     JOB_FAILED = "job:failed"
+    JOB_CANCELED = "job:canceled"
     MODERATION_VERDICT = "moderation:verdict"
     RENDER_CREATED = "render:created"
     RENDER_DOWNLOADED = "render:downloaded"

@@ -219,6 +219,22 @@ class Vault:
     def delete(self, subject: str, blob_id: str) -> None:
         self._blob_path(subject, blob_id).unlink(missing_ok=True)
 
+    def shred(self, subject: str) -> dict[str, int | bool]:
+        """Destroy the subject's key, then delete every blob of theirs (R5, R24).
+
+        The key goes first: from that moment no copy of the ciphertext can be read,
+        even one a backup took before the files were deleted.
+        """
+        key_destroyed = self.destroy_key(subject)
+        folder = self.root / "blobs" / _safe(subject)
+        files = sorted(folder.glob("*")) if folder.is_dir() else []
+        size = sum(path.stat().st_size for path in files)
+        for path in files:
+            path.unlink()
+        if folder.is_dir():
+            folder.rmdir()
+        return {"key_destroyed": key_destroyed, "files_deleted": len(files), "bytes_deleted": size}
+
 
 def _safe(name: str) -> str:
     if not name or not all(c.isalnum() or c in "-_" for c in name):

@@ -66,3 +66,21 @@ def multipart(field: str, path, filename: str | None = None) -> dict[str, object
         )
     boundary, body = encode_multipart(files)
     return {"data": body, "content_type": f"multipart/form-data; boundary={boundary}"}
+
+
+def consented_subject(owner: User, name: str = "Ada Example") -> tuple[Subject, str]:
+    """A subject whose own consent is verified, for an owner whose KYC is verified.
+
+    The checks that lead here are tested on real recordings in tests/webapp; this sets
+    their outcome directly. Returns the subject and its consent link token.
+    """
+    from webapp import identity
+    from webapp.consent import service
+    from webapp.models import ConsentRecord
+
+    identity.start(owner)
+    subj, token = service.create_subject(owner, name, "self")
+    record = db.session.query(ConsentRecord).filter_by(subject_id=subj.id).one()
+    record.status, subj.status = "verified", "active"
+    db.session.commit()
+    return subj, token

@@ -105,3 +105,15 @@ def test_master_key_spec_is_checked():
         parse_master_keys("k:c2hvcnQ")
     with pytest.raises(ValueError, match="DHF_MASTER_KEYS"):
         parse_master_keys("")
+
+
+def test_shred_destroys_the_key_then_deletes_every_file(vault):
+    ids = [vault.put("subj1", io.BytesIO(b"x" * n))[0] for n in (10, 2 * CHUNK)]
+    other, _ = vault.put("subj2", io.BytesIO(b"kept"))
+    receipt = vault.shred("subj1")
+    assert receipt["key_destroyed"] is True and receipt["files_deleted"] == 2
+    assert receipt["bytes_deleted"] > 2 * CHUNK
+    for blob_id in ids:
+        assert not _blob_file(vault, "subj1", blob_id).exists()
+    assert vault.read("subj2", other) == b"kept"
+    assert vault.shred("subj1") == {"key_destroyed": False, "files_deleted": 0, "bytes_deleted": 0}

@@ -124,9 +124,8 @@ def test_revocation_cancels_queued_work_and_shreds_files(app, grid_clip):
     with app.app_context():
         jobs.submit("probe_upload", owner, avatar_id)  # work queued before the withdrawal
         db.session.commit()
-    assert client.post(f"/api/v1/consent/{subject['consent_token']}/revoke").json == {
-        "status": "revoked"
-    }
+    revoked = client.post(f"/api/v1/consent/{subject['consent_token']}/revoke").json
+    assert revoked["status"] == "revoked" and revoked["receipt"]["key_destroyed"] is True
     with app.app_context():
         statuses = {j.status for j in db.session.query(Job).all()}
         assert statuses == {"canceled"}

@@ -70,8 +70,8 @@ def post_recording(token: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/consent/<token>/revoke")
 def revoke(token: str):  # type: ignore[no-untyped-def]
-    service.revoke(service.record_for(token))
-    return jsonify(status="revoked")
+    receipt = service.revoke(service.record_for(token))
+    return jsonify(status="revoked", receipt=receipt)
 
 
 @bp.get("/subjects/<subject_id>")

@@ -27,10 +27,11 @@ from compliance.consent import (
 )
 from pipeline.consent_media import analyse, face_embeddings
 
+from .. import jobs
 from ..audit import record_event
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..extensions import db
-from ..models import Avatar, ConsentRecord, IdentityCheck, Job, Subject, Upload, User, utcnow
+from ..models import ConsentRecord, IdentityCheck, Subject, Upload, User, utcnow
 from ..storage import store, vault
 from . import notice
 
@@ -163,18 +164,21 @@ def _passcode_from_statement(record: ConsentRecord) -> str:
     return found.group(1).replace(" ", "") if found else ""
 
 
-def revoke(record: ConsentRecord) -> None:
-    """Withdraw consent: refuse new work, cancel queued work, destroy the subject's key."""
+def revoke(record: ConsentRecord) -> dict[str, object]:
+    """Withdraw consent: refuse new work, cancel queued and running work, shred the files.
+
+    Returns the deletion receipt (R5, R24), also written to the audit log: what was
+    canceled and destroyed, and when. Revoking twice returns a receipt with nothing left.
+    """
     subject = db.session.get(Subject, record.subject_id)
     now = utcnow()
-    record.status, record.revoked_at = "revoked", now
-    subject.status, subject.key_destroyed_at = "revoked", now
-    targets = set(db.session.scalars(select(Upload.id).where(Upload.subject_id == subject.id)))
-    targets |= set(db.session.scalars(select(Avatar.id).where(Avatar.subject_id == subject.id)))
-    active = select(Job).where(Job.target_id.in_(targets), Job.status.in_(("queued", "retrying")))
-    for job in db.session.scalars(active):
-        job.status, job.active_key, job.ended_at = "canceled", None, now
-    destroyed = vault().destroy_key(subject.id)
+    record.status, record.revoked_at = "revoked", record.revoked_at or now
+    subject.status, subject.key_destroyed_at = "revoked", subject.key_destroyed_at or now
+    canceled = jobs.cancel_for_subject(subject.id)
+    shredded = vault().shred(subject.id)
+    receipt = {"subject_id": subject.id, "revoked_at": now.isoformat(timespec="seconds"),
+               "jobs_canceled": canceled, **shredded}  # fmt: skip
     record_event(EventTag.CONSENT_REVOKE, actor_id=subject.owner_id, data={"subject": subject.id})
-    record_event(EventTag.KEY_DESTROYED, data={"subject": subject.id, "destroyed": destroyed})
+    event = record_event(EventTag.KEY_DESTROYED, data=receipt)
     db.session.commit()
+    return {**receipt, "receipt_id": event.hash}

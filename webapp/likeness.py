@@ -1,0 +1,49 @@
+"""The gate every use of a person's likeness passes: API calls and each job stage.
+
+A subject's face and voice may be used only while (R1, R2, R5, R21): the account holder's
+identity is verified, the subject's own consent is verified and not withdrawn, and the
+avatar is not frozen by an admin. :func:`blocked` says why not, as a reason code.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from .errors import Forbidden
+from .extensions import db
+from .models import Avatar, ConsentRecord, Subject, User
+
+MESSAGES = {
+    "consent_revoked": "The person withdrew their consent: their likeness can no longer be used.",
+    "kyc_required": "Verify your identity first (Account > Verify identity).",
+    "consent_required": "The person's own consent is not verified yet: "
+    "send them the consent link and wait for the check.",
+    "avatar_frozen": "This avatar is frozen by our trust & safety team; contact support.",
+}
+
+
+def blocked(subject: Subject, avatar: Avatar | None = None) -> str | None:
+    """The reason code that forbids using this likeness now, or None when it may be used."""
+    if subject.status == "revoked" or subject.key_destroyed_at is not None:
+        return "consent_revoked"
+    owner = db.session.get(User, subject.owner_id)
+    if owner is None or owner.kyc_status != "verified":
+        return "kyc_required"
+    consent = db.session.scalar(
+        select(ConsentRecord)
+        .where(ConsentRecord.subject_id == subject.id)
+        .order_by(ConsentRecord.created_at.desc())
+        .limit(1)
+    )
+    if consent is None or consent.status != "verified":
+        return "consent_revoked" if consent and consent.status == "revoked" else "consent_required"
+    if avatar is not None and avatar.status == "frozen":
+        return "avatar_frozen"
+    return None
+
+
+def require(subject: Subject, avatar: Avatar | None = None) -> None:
+    """Raise 403 with the reason code when the likeness may not be used."""
+    reason = blocked(subject, avatar)
+    if reason:
+        raise Forbidden(MESSAGES[reason], code=reason)

@@ -1,0 +1,1 @@
+"""The studio: avatars, their training and their renders (service + RQ tasks)."""
