@@ -12,7 +12,7 @@ from pipeline.queue import connect
 from webapp import identity, jobs, likeness
 from webapp.errors import Forbidden
 from webapp.extensions import db
-from webapp.models import Avatar, AuditEvent, Job, Render, Upload
+from webapp.models import AuditEvent, Avatar, Job, Render, Upload
 from webapp.storage import store, vault
 
 from .. import factories
