@@ -15,6 +15,7 @@ from compliance.audit import EventTag
 from ..audit import record_event
 from ..errors import DomainError, InvalidInput
 from ..extensions import db
+from ..identity import stripe_identity
 from ..models import Avatar, Order, StripeEvent, User, utcnow
 from ..ownership import get_owned_or_404
 from . import ledger
@@ -107,6 +108,8 @@ def _order_for(obj: dict[str, Any]) -> Order | None:
 
 
 def _apply(event_type: str, obj: dict[str, Any]) -> str:
+    if event_type.startswith(stripe_identity.EVENT_PREFIX):
+        return stripe_identity.on_event(event_type, obj)
     order = _order_for(obj)
     if order is None:
         return "ignored: no order"

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from flask import jsonify, redirect, render_template, url_for
+from flask import flash, jsonify, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from .. import identity
+from ..errors import DomainError, NotFound
 from ..extensions import db
-from ..models import Avatar, Job
+from ..models import Avatar, IdentityCheck, Job
 from . import bp
 
 
@@ -50,3 +52,28 @@ def jobs_json():  # type: ignore[no-untyped-def]
             for j in _jobs()
         ]
     )
+
+
+@bp.post("/dashboard/identity")
+@login_required
+def start_identity():  # type: ignore[no-untyped-def]
+    """Start KYC; a provider with its own pages (Stripe Identity) gets the person next."""
+    try:
+        started = identity.start(current_user)
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("dashboard.index"))
+    if started.url:
+        return redirect(started.url)
+    return redirect(url_for("dashboard.identity_return", check_id=started.check.id))
+
+
+@bp.get("/dashboard/identity/<check_id>")
+@login_required
+def identity_return(check_id: str):  # type: ignore[no-untyped-def]
+    """Where the provider sends the person back: the check as the provider now sees it."""
+    check = db.session.get(IdentityCheck, check_id)
+    if check is None or check.user_id != current_user.id:
+        raise NotFound(f"No identity check {check_id}.")
+    check = identity.PROVIDERS[check.provider].refresh(check)
+    return render_template("dashboard/identity.html", check=check)
