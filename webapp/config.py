@@ -53,6 +53,11 @@ DEFAULTS: dict[str, Any] = {
     "JOB_TIMEOUT_CPU": 15 * 60,  # seconds one cpu-queue job may run
     "JOB_TIMEOUT_GPU": 8 * 3600,  # seconds one gpu-queue job may run
     "JOB_RETRIES": 2,  # retries after a failed attempt (jobs are retry-safe)
+    "TRAINING_PROFILE": "cpu",  # tiny | cpu | gpu: settings of the voice and face models
+    "VOICE_MIN_SAMPLES": 90,  # accepted voice sentences (of the 100 prompts) to train
+    "RENDER_MAX_CHARS": 5000,  # longest script one render takes
+    "RENDERS_PER_DAY": 50,  # renders per account per day (R23)
+    "DOWNLOAD_LINK_TTL": 3600,  # seconds a signed download link stays valid
     "SESSION_COOKIE_SECURE": None,  # default: True in production (HTTPS only)
     "REMEMBER_COOKIE_SECURE": None,  # default: True in production
     "SESSION_COOKIE_HTTPONLY": True,

@@ -1,0 +1,79 @@
+"""Avatars, training and renders (API.md): thin views over webapp.studio.service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request, url_for
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Avatar, Job, Render
+from ..ownership import get_owned_or_404
+from ..studio import delivery, service
+from . import bp
+from .auth import api_user, token_required
+from .routes import _json_body
+
+
+@bp.post("/avatars")
+@token_required
+def create_avatar():  # type: ignore[no-untyped-def]
+    body = _json_body("subject_id", "name")
+    avatar = service.create_avatar(api_user(), body["subject_id"], body["name"],
+                                   body.get("style") or "real2d",
+                                   body.get("framing") or "half")  # fmt: skip
+    return jsonify(id=avatar.id, status=avatar.status), 201
+
+
+@bp.post("/avatars/<avatar_id>/train")
+@token_required
+def train_avatar(avatar_id: str):  # type: ignore[no-untyped-def]
+    job = service.start_training(get_owned_or_404(Avatar, avatar_id, api_user().id))
+    return jsonify(job_id=job.id), 202
+
+
+@bp.post("/renders")
+@token_required
+def create_render():  # type: ignore[no-untyped-def]
+    body = _json_body("avatar_id", "script")
+    render = service.create_render(api_user(), body["avatar_id"], body["script"], body)
+    return jsonify(id=render.id, status=render.status), 202
+
+
+def render_json(render: Render) -> dict[str, Any]:
+    job = db.session.scalar(
+        select(Job).where(Job.target_id == render.id).order_by(Job.created_at.desc()).limit(1)
+    )
+    out: dict[str, Any] = {
+        "id": render.id,
+        "avatar_id": render.avatar_id,
+        "status": render.status,
+        "progress": job.progress if job else 0.0,
+        "stage": job.stage if job else render.status,
+        "content_id": render.content_id,
+        "options": render.options,
+        "error": job.error if job and render.status in ("failed", "quarantined") else None,
+    }
+    if render.status == "ready":
+        out["download_url"] = url_for("api.download_render", render_id=render.id,
+                                      t=delivery.link_token(render), _external=True)  # fmt: skip
+    return out
+
+
+@bp.get("/renders/<render_id>")
+@token_required
+def get_render(render_id: str):  # type: ignore[no-untyped-def]
+    return jsonify(render_json(get_owned_or_404(Render, render_id, api_user().id)))
+
+
+@bp.get("/renders/<render_id>/download")
+def download_render(render_id: str):  # type: ignore[no-untyped-def]
+    """With a bearer token, or with the signed, expiring ``t`` of ``download_url``."""
+    if request.args.get("t"):
+        render = delivery.render_for_link(render_id, request.args["t"])
+    else:
+        render = token_required(lambda: get_owned_or_404(Render, render_id, api_user().id))()
+    chunks = delivery.stream_output(render, actor_id=render.owner_id)
+    return Response(chunks, mimetype="video/mp4", headers={
+        "Content-Disposition": f'attachment; filename="dhf-{render.content_id}.mp4"'})  # fmt: skip

@@ -1,0 +1,62 @@
+"""Delivering rendered files: signed, expiring download links and the decrypting stream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from compliance.audit import EventTag
+
+from .. import likeness
+from ..audit import record_event
+from ..errors import Forbidden, NotFound
+from ..extensions import db
+from ..models import Avatar, Render, Subject
+from ..storage import vault
+
+_SALT = "dhf-render-download"
+
+
+def _signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
+
+
+def link_token(render: Render) -> str:
+    return _signer().dumps({"render": render.id, "content": render.content_id})
+
+
+def render_for_link(render_id: str, token: str) -> Render:
+    try:
+        data = _signer().loads(token, max_age=int(current_app.config["DOWNLOAD_LINK_TTL"]))
+    except SignatureExpired:
+        raise Forbidden("This download link expired: open the render again for a new one.",
+                        code="link_expired") from None  # fmt: skip
+    except BadSignature:
+        raise Forbidden("This download link is not valid.", code="bad_link") from None
+    render = db.session.get(Render, render_id)
+    if render is None or data.get("render") != render.id:
+        raise NotFound("No such render.", code="not_found")
+    return render
+
+
+def stream_output(render: Render, actor_id: str | None) -> Iterator[bytes]:
+    """The stamped MP4, decrypted chunk by chunk; only ready renders of a consenting subject."""
+    if render.status != "ready" or not render.output_blob_id:
+        raise NotFound("This render has no file yet.", code="not_ready")
+    avatar = db.session.get(Avatar, render.avatar_id)
+    subject = db.session.get(Subject, avatar.subject_id)
+    if likeness.blocked(subject) == "consent_revoked":
+        raise Forbidden(likeness.MESSAGES["consent_revoked"], code="consent_revoked")
+    chunks = vault().open(subject.id, render.output_blob_id)
+    first = next(chunks)  # fail here (not mid-response) if the file cannot be read
+    record_event(EventTag.RENDER_DOWNLOADED, actor_id=actor_id,
+                 data={"render": render.id, "content": render.content_id})  # fmt: skip
+    db.session.commit()
+
+    def body() -> Iterator[bytes]:
+        yield first
+        yield from chunks
+
+    return body()

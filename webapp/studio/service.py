@@ -1,0 +1,163 @@
+"""Avatars, training and renders: the service functions the API and the pages share."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from compliance.audit import EventTag
+from compliance.moderation import moderate
+
+from .. import jobs, likeness
+from ..audit import record_event
+from ..billing import ledger
+from ..billing.service import training_paid
+from ..errors import DomainError, Forbidden, InvalidInput
+from ..extensions import db
+from ..models import Avatar, Job, Render, Subject, Upload, User, utcnow
+from ..ownership import get_owned_or_404
+
+STYLES = ("real2d", "cartoon2d")  # 3D styles come with the 3D head model
+FRAMINGS = ("half", "full")
+TONES = ("natural", "warm", "cool", "vivid", "mono")
+LANGUAGES = ("en",)  # Chinese comes with a Chinese base voice
+_HEX = re.compile(r"#[0-9a-fA-F]{6}")
+WORDS_PER_SECOND = 2.5  # a calm presenter; used to reserve credits before rendering
+LABEL_SECONDS = 2  # the spoken AI notice at the start of every render (R9)
+
+
+class QuotaExceeded(DomainError):
+    status, code = 429, "render_quota"
+
+
+def create_avatar(owner: User, subject_id: str, name: str, style: str = "real2d",
+                  framing: str = "half") -> Avatar:  # fmt: skip
+    subject = get_owned_or_404(Subject, subject_id, owner.id)
+    if not name.strip():
+        raise InvalidInput("Give the avatar a name.", code="missing_fields")
+    _choice("style", style, STYLES)
+    _choice("framing", framing, FRAMINGS)
+    avatar = Avatar(owner_id=owner.id, subject_id=subject.id, name=name.strip()[:120],
+                    style=style, framing=framing)  # fmt: skip
+    db.session.add(avatar)
+    db.session.commit()
+    return avatar
+
+
+def _choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InvalidInput(f"{field} must be one of {', '.join(allowed)}.", code=f"bad_{field}")
+
+
+def training_inputs(avatar: Avatar) -> tuple[Upload, list[Upload]]:
+    """The valid training video and the accepted voice samples, or a clear 422."""
+    video = db.session.scalar(
+        select(Upload)
+        .where(Upload.avatar_id == avatar.id, Upload.kind == "training_video",
+               Upload.status == "valid")
+        .order_by(Upload.created_at.desc())
+        .limit(1)
+    )  # fmt: skip
+    if video is None:
+        raise InvalidInput("Upload a training video (about 3 minutes) and wait for its check.",
+                            code="training_video_missing")  # fmt: skip
+    samples = list(db.session.scalars(
+        select(Upload).where(Upload.avatar_id == avatar.id, Upload.kind == "voice_sample",
+                             Upload.status.in_(("valid", "stored")))
+    ))  # fmt: skip
+    need = int(current_app.config["VOICE_MIN_SAMPLES"])
+    if len(samples) < need:
+        raise InvalidInput(f"Record at least {need} voice sentences (you have {len(samples)}).",
+                            code="voice_samples_missing")  # fmt: skip
+    return video, samples
+
+
+def start_training(avatar: Avatar) -> Job:
+    """Queue ``train_avatar``: needs KYC, the subject's verified consent, payment, inputs."""
+    likeness.require(avatar.subject, avatar)
+    if not training_paid(avatar.id):
+        raise Forbidden("Pay for this avatar's training first (POST /api/v1/checkout).",
+                        code="payment_required")  # fmt: skip
+    training_inputs(avatar)
+    job = jobs.submit("train_avatar", avatar.owner_id, avatar.id)
+    avatar.status = "training"
+    db.session.commit()
+    return job
+
+
+def estimate_seconds(script: str) -> int:
+    """Credits (seconds of video) to hold for a script before it is rendered."""
+    words = len(script.split())
+    return LABEL_SECONDS + max(1, math.ceil(words / WORDS_PER_SECOND))
+
+
+def render_options(raw: dict[str, Any], avatar: Avatar) -> dict[str, Any]:
+    """Validated render options with defaults from the avatar."""
+    options = {
+        "language": raw.get("language") or "en",
+        "background": raw.get("background") or "original",
+        "tone": raw.get("tone") or "natural",
+        "style": raw.get("style") or avatar.style,
+        "framing": raw.get("framing") or avatar.framing,
+    }
+    _choice("language", options["language"], LANGUAGES)
+    _choice("tone", options["tone"], TONES)
+    _choice("style", options["style"], STYLES)
+    _choice("framing", options["framing"], FRAMINGS)
+    if options["background"] != "original" and not _HEX.fullmatch(options["background"]):
+        raise InvalidInput("background must be 'original' or a colour like #1e90ff.",
+                           code="bad_background")  # fmt: skip
+    return options
+
+
+def create_render(owner: User, avatar_id: str, script: str, raw: dict[str, Any]) -> Render:
+    """Moderate the script, check the likeness rights, hold credits, queue ``render``."""
+    avatar = get_owned_or_404(Avatar, avatar_id, owner.id)
+    script = " ".join(script.split())
+    limit = int(current_app.config["RENDER_MAX_CHARS"])
+    if not script:
+        raise InvalidInput("Write the script to speak.", code="missing_fields")
+    if len(script) > limit:
+        raise InvalidInput(f"Scripts are limited to {limit} characters.", code="script_too_long")
+    likeness.require(avatar.subject, avatar)
+    if avatar.status != "ready":
+        raise Forbidden("This avatar is not trained yet.", code="avatar_not_ready")
+    options = render_options(raw, avatar)
+    _within_daily_quota(owner)
+    verdict = moderate(script)
+    record_event(EventTag.MODERATION_VERDICT, actor_id=owner.id,
+                 data={"avatar": avatar.id, "allowed": verdict.allowed,
+                       "category": verdict.category, "matched": verdict.matched})  # fmt: skip
+    if not verdict.allowed:
+        db.session.commit()
+        raise InvalidInput(
+            f"This script falls under our policy on {verdict.category} content "
+            f'("{verdict.matched}"); change it and try again.',
+            code=f"moderation_{verdict.category}",
+        )
+    render = Render(owner_id=owner.id, avatar_id=avatar.id, script=script, options=options)
+    db.session.add(render)
+    db.session.flush()
+    ledger.reserve(render, estimate_seconds(script))
+    jobs.submit("render", owner.id, render.id)
+    record_event(EventTag.RENDER_CREATED, actor_id=owner.id,
+                 data={"render": render.id, "avatar": avatar.id})  # fmt: skip
+    db.session.commit()
+    return render
+
+
+def _within_daily_quota(owner: User) -> None:
+    """Renders per account per day (R23)."""
+    quota = int(current_app.config["RENDERS_PER_DAY"])
+    since = utcnow() - timedelta(days=1)
+    count = db.session.scalar(
+        select(func.count(Render.id)).where(Render.owner_id == owner.id,
+                                            Render.created_at >= since)
+    )  # fmt: skip
+    if count >= quota:
+        raise QuotaExceeded(f"You reached today's limit of {quota} renders; try again tomorrow.")
