@@ -127,6 +127,7 @@ def _test_config(url: str, redis: str, tmp_path: Path, **extra: object) -> dict[
         "STORAGE_DIR": str(tmp_path / "storage"),
         "SIGNING_DIR": str(tmp_path / "keys"),
         "WTF_CSRF_ENABLED": False,
+        "TRAINING_VIDEO_MIN_SECONDS": 2,  # the GRID clips are 3 s long
         **extra,
     }
 

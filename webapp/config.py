@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "JOB_TIMEOUT_GPU": 8 * 3600,  # seconds one gpu-queue job may run
     "JOB_RETRIES": 2,  # retries after a failed attempt (jobs are retry-safe)
     "TRAINING_PROFILE": "cpu",  # tiny | cpu | gpu: settings of the voice and face models
+    "TRAINING_VIDEO_MIN_SECONDS": 60,  # shortest training footage (3 minutes recommended)
     "VOICE_MIN_SAMPLES": 90,  # accepted voice sentences (of the 100 prompts) to train
     "RENDER_MAX_CHARS": 5000,  # longest script one render takes
     "RENDERS_PER_DAY": 50,  # renders per account per day (R23)

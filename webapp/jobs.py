@@ -273,6 +273,9 @@ def probe_upload(job: Job, report: Progress) -> dict[str, Any]:
             problems = video_problems(info) if upload.kind.endswith("video") else []
         except MediaError as exc:
             info, problems = None, [f"unreadable: {exc}"]
+        if upload.kind == "training_video" and not problems:
+            report(0.6, "checking the face")
+            problems = _training_video_problems(path)
     upload.info = info.as_dict() if info else {}
     upload.reasons = problems
     upload.status = "invalid" if problems else "valid"
@@ -284,3 +287,11 @@ def probe_upload(job: Job, report: Progress) -> dict[str, Any]:
     job.result = {"upload_id": upload.id, "status": upload.status, "reasons": problems}
     report(0.9, "saving")
     return dict(job.result)
+
+
+def _training_video_problems(path: Path) -> list[str]:
+    """One face, big and sharp enough, head pose, light, length (pipeline.face.validate)."""
+    from pipeline.face.validate import Limits, training_video_problems
+
+    limits = Limits(min_seconds=float(current_app.config["TRAINING_VIDEO_MIN_SECONDS"]))
+    return [f"{p.code}: {p.message}" for p in training_video_problems(path, limits)]
