@@ -1,0 +1,146 @@
+"""``GET /api/v1/openapi.json``: the OpenAPI 3.1 document of every route under /api/v1.
+
+Paths come from the app's URL map, so no route can be missing; request and response
+schemas come from ``SCHEMAS`` below (keyed by endpoint), summaries from the views'
+docstrings. Routes without a ``Bearer`` token are listed in ``PUBLIC``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import current_app, jsonify
+
+from . import bp
+
+S = dict[str, Any]
+
+
+def _obj(required: tuple[str, ...] = (), **props: S) -> S:
+    return {"type": "object", "required": list(required), "properties": props}
+
+
+STR, INT, NUM = {"type": "string"}, {"type": "integer"}, {"type": "number"}
+BOOL = {"type": "boolean"}
+STRS = {"type": "array", "items": STR}
+STATUS = _obj(("status",), status=STR, reasons=STRS)
+JOB = _obj(("id", "status"), id=STR, kind=STR, status=STR, progress=NUM, stage=STR,
+           result={"type": "object"}, error={"type": ["string", "null"]})  # fmt: skip
+RENDER = _obj(("id", "status"), id=STR, avatar_id=STR, status=STR, progress=NUM, stage=STR,
+              content_id={"type": ["string", "null"]}, options={"type": "object"},
+              download_url=STR)  # fmt: skip
+VERIFY = _obj(("verdict",), verdict={"enum": ["ai_generated_by_us", "tampered", "unknown"]},
+              c2pa={"type": ["object", "null"]}, aigc={"type": ["object", "null"]},
+              watermark={"type": "object"}, content={"type": ["object", "null"]})  # fmt: skip
+FILE = {"type": "string", "format": "binary"}
+
+
+def _multipart(**fields: S) -> S:
+    return {"multipart/form-data": {"schema": _obj(tuple(fields), **fields)}}
+
+
+# endpoint -> {"body": request JSON schema | "form": multipart fields, "response": schema}
+SCHEMAS: dict[str, S] = {
+    "api.signup": {"body": _obj(("email", "password"), email=STR, password=STR),
+                   "response": _obj(("user_id",), user_id=STR)},
+    "api.create_token": {"body": _obj(("email", "password"), email=STR, password=STR),
+                         "response": _obj(("token",), token=STR, expires_at=STR)},
+    "api.me": {"response": _obj(("id",), id=STR, email=STR, kyc_status=STR, credits=INT)},
+    "api.get_job": {"response": JOB},
+    "api.start_identity": {"body": _obj(provider=STR),
+                           "response": _obj(("id", "status"), id=STR, status=STR, url=STR)},
+    "api.get_identity": {"response": _obj(("id", "status"), id=STR, status=STR, reasons=STRS)},
+    "api.create_subject": {
+        "body": _obj(("display_name", "relation"), display_name=STR,
+                     relation={"enum": ["self", "other"]}),
+        "response": _obj(("id",), id=STR, consent_url=STR, consent_token=STR)},
+    "api.get_subject": {"response": _obj(("id",), id=STR, display_name=STR, status=STR)},
+    "api.get_consent": {"response": _obj(("statement",), notice={"type": "object"},
+                                         notice_version=STR, notice_sha256=STR, statement=STR,
+                                         passcode=STR, expires_at=STR)},
+    "api.post_recording": {"form": {"video": FILE}, "response": STATUS},
+    "api.revoke": {"response": _obj(("status",), status=STR, receipt={"type": "object"})},
+    "api.create_avatar": {
+        "body": _obj(("subject_id", "name"), subject_id=STR, name=STR,
+                     style={"enum": ["real2d", "cartoon2d"]}, framing={"enum": ["half", "full"]}),
+        "response": _obj(("id", "status"), id=STR, status=STR)},
+    "api.get_avatar": {"response": _obj(("id", "status"), id=STR, status=STR, progress=NUM,
+                                        stage=STR, quality={"type": "object"})},
+    "api.upload_training_video": {"form": {"video": FILE},
+                                  "response": _obj(upload_id=STR, job_id=STR, status=STR)},
+    "api.train_avatar": {"response": _obj(("job_id",), job_id=STR)},
+    "api.checkout": {
+        "body": _obj(("item",), item={"enum": ["avatar_training", "render_credits"]},
+                     avatar_id=STR, quantity=INT),
+        "response": _obj(("session_id", "checkout_url"), session_id=STR, checkout_url=STR)},
+    "api.stripe_webhook": {"response": _obj(received=BOOL, outcome=STR)},
+    "api.create_render": {
+        "body": _obj(("avatar_id", "script"), avatar_id=STR, script=STR, language=STR,
+                     background=STR, tone=STR, style=STR, framing=STR),
+        "response": _obj(("id",), id=STR, status=STR)},
+    "api.get_render": {"response": RENDER},
+    "api.download_render": {"response": FILE, "media": "video/mp4"},
+    "api.verify_file": {"form": {"file": FILE}, "response": VERIFY},
+}  # fmt: skip
+
+PUBLIC = {"api.signup", "api.create_token", "api.get_consent", "api.post_recording",
+          "api.revoke", "api.stripe_webhook", "api.verify_file", "api.supported_algorithms",
+          "api.matches_by_binding", "api.get_manifest", "api.openapi", "api.create_report",
+          "api.download_render"}  # fmt: skip
+
+
+def _operation(endpoint: str, method: str, params: list[str]) -> S:
+    view = current_app.view_functions[endpoint]
+    doc = (view.__doc__ or endpoint.split(".", 1)[1].replace("_", " ")).strip()
+    info = SCHEMAS.get(endpoint, {})
+    ok = "201" if endpoint in ("api.signup", "api.create_token", "api.create_avatar",
+                               "api.create_subject", "api.checkout") else "200"  # fmt: skip
+    media = info.get("media", "application/json")
+    op: S = {
+        "operationId": endpoint.split(".", 1)[1],
+        "summary": doc.splitlines()[0],
+        "parameters": [{"name": p, "in": "path", "required": True, "schema": STR} for p in params],
+        "responses": {
+            ok: {"description": "OK", "content": {media: {"schema": info.get("response", {})}}},
+            "default": {"description": "Error", "content": {"application/json": {
+                "schema": _obj(("error", "message"), error=STR, message=STR)}}},
+        },
+    }  # fmt: skip
+    if "body" in info:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": info["body"]}},
+        }
+    elif "form" in info:
+        op["requestBody"] = {"required": True, "content": _multipart(**info["form"])}
+    if endpoint not in PUBLIC:
+        op["security"] = [{"bearer": []}]
+    return op
+
+
+def document() -> S:
+    paths: dict[str, S] = {}
+    for rule in current_app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api."):
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(
+                rule.endpoint, method, list(rule.arguments)
+            )
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Digital Human Factory API", "version": "1.0.0",
+                 "description": "Consent-first digital humans. Errors are "
+                                "{\"error\": code, \"message\": what to do}."},
+        "servers": [{"url": "/"}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    }  # fmt: skip
+
+
+@bp.get("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    """This document."""
+    return jsonify(document())
