@@ -39,6 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .consent.views import bp as consent_bp
     from .dashboard import bp as dashboard_bp
     from .public import bp as public_bp
+    from .studio.views import bp as studio_bp
 
     csrf.exempt(api_bp)  # bearer tokens, never cookies: nothing for CSRF to ride on
     app.register_blueprint(api_bp)
@@ -47,6 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(public_bp)
     app.register_blueprint(billing_bp)
     app.register_blueprint(consent_bp)
+    app.register_blueprint(studio_bp)
     _sqlite_pragmas(app)
     return app
 

@@ -7,16 +7,13 @@ from typing import Any
 from flask import current_app, jsonify, request
 from sqlalchemy import select
 
-from compliance.audit import EventTag
-
-from .. import accounts, jobs
-from ..audit import record_event
+from .. import accounts
 from ..billing import ledger
 from ..errors import InvalidInput
 from ..extensions import db, limiter
-from ..models import Avatar, Job, Upload
+from ..models import Avatar, Job
 from ..ownership import get_owned_or_404
-from ..storage import store
+from ..studio import service as studio
 from . import bp
 from .auth import api_user, token_required
 
@@ -99,22 +96,6 @@ def get_avatar(avatar_id: str):  # type: ignore[no-untyped-def]
 def upload_training_video(avatar_id: str):  # type: ignore[no-untyped-def]
     avatar = get_owned_or_404(Avatar, avatar_id, api_user().id)
     file = request.files.get("video")
-    if file is None or not file.filename:
-        raise InvalidInput("Attach the recording as multipart field 'video'.", code="missing_file")
-    blob_id, size, sha = store(avatar.subject_id, file.stream)
-    upload = Upload(
-        owner_id=avatar.owner_id,
-        subject_id=avatar.subject_id,
-        avatar_id=avatar.id,
-        kind="training_video",
-        blob_id=blob_id,
-        filename=file.filename[:255],
-        size=size,
-        sha256=sha,
-    )
-    db.session.add(upload)
-    db.session.flush()
-    record_event(EventTag.UPLOAD_STORED, actor_id=avatar.owner_id, data={"upload": upload.id})
-    job = jobs.submit("probe_upload", avatar.owner_id, upload.id)
-    db.session.commit()
+    upload, job = studio.upload_training_video(avatar, file.stream if file else None,
+                                               file.filename if file else "")  # fmt: skip
     return jsonify(upload_id=upload.id, job_id=job.id, status=upload.status), 202

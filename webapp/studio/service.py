@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, BinaryIO
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -19,8 +19,9 @@ from ..billing import ledger
 from ..billing.service import training_paid
 from ..errors import DomainError, Forbidden, InvalidInput
 from ..extensions import db
-from ..models import Avatar, Job, Render, Subject, Upload, User, utcnow
+from ..models import Avatar, ConsentRecord, Job, Render, Subject, Upload, User, utcnow
 from ..ownership import get_owned_or_404
+from ..storage import store
 
 STYLES = ("real2d", "cartoon2d")  # 3D styles come with the 3D head model
 FRAMINGS = ("half", "full")
@@ -52,6 +53,22 @@ def create_avatar(owner: User, subject_id: str, name: str, style: str = "real2d"
 def _choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise InvalidInput(f"{field} must be one of {', '.join(allowed)}.", code=f"bad_{field}")
+
+
+def upload_training_video(avatar: Avatar, stream: BinaryIO, filename: str) -> tuple[Upload, Job]:
+    """Store the footage encrypted under the subject's key and queue its check."""
+    if not filename:
+        raise InvalidInput("Attach the recording as multipart field 'video'.", code="missing_file")
+    blob_id, size, sha = store(avatar.subject_id, stream)
+    upload = Upload(owner_id=avatar.owner_id, subject_id=avatar.subject_id, avatar_id=avatar.id,
+                    kind="training_video", blob_id=blob_id, filename=filename[:255], size=size,
+                    sha256=sha)  # fmt: skip
+    db.session.add(upload)
+    db.session.flush()
+    record_event(EventTag.UPLOAD_STORED, actor_id=avatar.owner_id, data={"upload": upload.id})
+    job = jobs.submit("probe_upload", avatar.owner_id, upload.id)
+    db.session.commit()
+    return upload, job
 
 
 def training_inputs(avatar: Avatar) -> tuple[Upload, list[Upload]]:
@@ -161,3 +178,73 @@ def _within_daily_quota(owner: User) -> None:
     )  # fmt: skip
     if count >= quota:
         raise QuotaExceeded(f"You reached today's limit of {quota} renders; try again tomorrow.")
+
+
+STEPS = ("identity", "consent", "voice", "video", "payment", "training", "render")
+
+
+def latest_job(target_id: str, kind: str | None = None) -> Job | None:
+    query = select(Job).where(Job.target_id == target_id)
+    if kind:
+        query = query.where(Job.kind == kind)
+    return db.session.scalar(query.order_by(Job.created_at.desc()).limit(1))
+
+
+def steps(avatar: Avatar) -> dict[str, dict[str, Any]]:
+    """Where an avatar stands on the self-service path: each step's state and detail.
+
+    States: ``done``, ``active`` (the next thing to do or running now), ``todo``,
+    ``blocked`` (with a reason the page shows).
+    """
+    owner = db.session.get(User, avatar.owner_id)
+    consent = db.session.scalar(
+        select(ConsentRecord).where(ConsentRecord.subject_id == avatar.subject_id)
+        .order_by(ConsentRecord.created_at.desc()).limit(1)
+    )  # fmt: skip
+    samples = db.session.scalar(
+        select(func.count(Upload.id)).where(Upload.avatar_id == avatar.id,
+                                            Upload.kind == "voice_sample")
+    ) or 0  # fmt: skip
+    video = db.session.scalar(
+        select(Upload).where(Upload.avatar_id == avatar.id, Upload.kind == "training_video")
+        .order_by(Upload.created_at.desc()).limit(1)
+    )  # fmt: skip
+    train = latest_job(avatar.id, "train_avatar")
+    need = int(current_app.config["VOICE_MIN_SAMPLES"])
+    done = {
+        "identity": owner.kyc_status == "verified",
+        "consent": consent is not None and consent.status == "verified",
+        "voice": samples >= need,
+        "video": video is not None and video.status == "valid",
+        "payment": training_paid(avatar.id),
+        "training": avatar.status == "ready",
+        "render": db.session.scalar(
+            select(func.count(Render.id)).where(
+                Render.avatar_id == avatar.id, Render.status == "ready"
+            )
+        )
+        > 0,  # fmt: skip
+    }
+    detail = {
+        "identity": owner.kyc_status,
+        "consent": consent.status if consent else "missing",
+        "voice": f"{samples} / {need}",
+        "video": (video.status if video else "missing"),
+        "payment": "paid" if done["payment"] else "unpaid",
+        "training": (f"{train.stage} {round(train.progress * 100)}%" if train else avatar.status),
+        "render": "",
+    }
+    out: dict[str, dict[str, Any]] = {}
+    first_open = next((s for s in STEPS if not done[s]), None)
+    for step in STEPS:
+        state = "done" if done[step] else ("active" if step == first_open else "todo")
+        out[step] = {"state": state, "detail": detail[step]}
+    if avatar.status == "revoked":
+        for step in STEPS:
+            out[step]["state"] = "blocked"
+    out["video"]["reasons"] = list(video.reasons) if video else []
+    out["training"]["job"] = (
+        {"id": train.id, "status": train.status, "progress": train.progress,
+         "stage": train.stage, "error": train.error} if train else None
+    )  # fmt: skip
+    return out

@@ -1,0 +1,161 @@
+"""The self-service studio pages: one path from a new avatar to a verified download.
+
+Every action calls the same service functions as the API; errors come back as flash
+messages that say what to do. The avatar page polls ``status.json`` for live progress.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from ..consent import service as consent
+from ..errors import DomainError
+from ..extensions import db
+from ..models import Avatar, Render
+from ..ownership import get_owned_or_404
+from . import delivery, service
+
+bp = Blueprint("studio", __name__, url_prefix="/studio")
+
+
+def _avatar(avatar_id: str) -> Avatar:
+    return get_owned_or_404(Avatar, avatar_id, current_user.id)
+
+
+def _back(avatar_id: str, message: str | None = None, category: str = "ok") -> Response:
+    if message:
+        flash(message, category)
+    return redirect(url_for("studio.avatar", avatar_id=avatar_id))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new():  # type: ignore[no-untyped-def]
+    if request.method == "POST":
+        form = request.form
+        try:
+            subject, token = consent.create_subject(current_user, form.get("person", ""),
+                                                    form.get("relation", "self"))  # fmt: skip
+            avatar = service.create_avatar(current_user, subject.id, form.get("name", ""),
+                                           form.get("style", "real2d"),
+                                           form.get("framing", "half"))  # fmt: skip
+        except DomainError as exc:
+            flash(exc.message, "error")
+            return render_template("studio/new.html", form=form), 422
+        # the link is shown once (only its hash is stored); keep it for this browser session
+        session.setdefault("consent_links", {})[avatar.id] = url_for(
+            "consent.consent_page", token=token, _external=True)  # fmt: skip
+        session.modified = True
+        return _back(avatar.id, "Avatar created. Next: the person's own consent.")
+    return render_template("studio/new.html", form={})
+
+
+def _renders(avatar: Avatar) -> list[dict[str, Any]]:
+    from ..api.studio import render_json
+
+    rows = db.session.scalars(select(Render).where(Render.avatar_id == avatar.id)
+                              .order_by(Render.created_at.desc()).limit(20))  # fmt: skip
+    return [render_json(r) for r in rows]
+
+
+def _voice_url(avatar: Avatar) -> str | None:
+    """The sentence-recording page, where this deployment has it."""
+    if "voice.record" not in current_app.view_functions:
+        return None
+    return url_for("voice.record", avatar_id=avatar.id)
+
+
+@bp.get("/avatars/<avatar_id>")
+@login_required
+def avatar(avatar_id: str):  # type: ignore[no-untyped-def]
+    avatar = _avatar(avatar_id)
+    return render_template(
+        "studio/avatar.html", avatar=avatar, steps=service.steps(avatar),
+        renders=_renders(avatar), consent_link=session.get("consent_links", {}).get(avatar.id),
+        voice_url=_voice_url(avatar),
+        tones=service.TONES, styles=service.STYLES, framings=service.FRAMINGS,
+    )  # fmt: skip
+
+
+@bp.get("/avatars/<avatar_id>/status.json")
+@login_required
+def status(avatar_id: str):  # type: ignore[no-untyped-def]
+    avatar = _avatar(avatar_id)
+    return jsonify(status=avatar.status, steps=service.steps(avatar), quality=avatar.quality,
+                   renders=_renders(avatar))  # fmt: skip
+
+
+@bp.post("/avatars/<avatar_id>/video")
+@login_required
+def upload_video(avatar_id: str):  # type: ignore[no-untyped-def]
+    avatar = _avatar(avatar_id)
+    file = request.files.get("video")
+    try:
+        service.upload_training_video(avatar, file.stream if file else None,
+                                      file.filename if file else "")  # fmt: skip
+    except DomainError as exc:
+        return _back(avatar.id, exc.message, "error")
+    return _back(avatar.id, "Video received; we are checking it now.")
+
+
+@bp.post("/avatars/<avatar_id>/train")
+@login_required
+def train(avatar_id: str):  # type: ignore[no-untyped-def]
+    try:
+        service.start_training(_avatar(avatar_id))
+    except DomainError as exc:
+        return _back(avatar_id, exc.message, "error")
+    return _back(avatar_id, "Training started: follow its progress below.")
+
+
+@bp.post("/avatars/<avatar_id>/renders")
+@login_required
+def render(avatar_id: str):  # type: ignore[no-untyped-def]
+    form = request.form
+    background = form.get("background_colour") if form.get("background") == "colour" else None
+    options = {"background": background or "original", "tone": form.get("tone"),
+               "style": form.get("style"), "framing": form.get("framing")}  # fmt: skip
+    try:
+        service.create_render(current_user, avatar_id, form.get("script", ""), options)
+    except DomainError as exc:
+        return _back(avatar_id, exc.message, "error")
+    return _back(avatar_id, "Rendering: the video appears below when it is ready.")
+
+
+@bp.get("/renders/<render_id>/file")
+@login_required
+def render_file(render_id: str):  # type: ignore[no-untyped-def]
+    """Play or download (``?download=1``) a finished render."""
+    render = get_owned_or_404(Render, render_id, current_user.id)
+    chunks = delivery.stream_output(render, actor_id=current_user.id)
+    disposition = "attachment" if request.args.get("download") else "inline"
+    header = f'{disposition}; filename="dhf-{render.content_id}.mp4"'
+    return Response(chunks, mimetype="video/mp4", headers={"Content-Disposition": header})
+
+
+@bp.get("/avatars/<avatar_id>/plots/<name>")
+@login_required
+def plot(avatar_id: str, name: str):  # type: ignore[no-untyped-def]
+    """A quality-report plot (PNG, kept encrypted with the subject's data)."""
+    from ..storage import vault
+
+    avatar = _avatar(avatar_id)
+    blob_id = (avatar.quality.get("plot_blobs") or {}).get(name)
+    if not blob_id:
+        return jsonify(error="not_found", message="No such plot."), 404
+    return Response(vault().read(avatar.subject_id, blob_id), mimetype="image/png")
