@@ -42,9 +42,12 @@ class Reason(StrEnum):
     VOICE_BORDERLINE = "voice_borderline"
     NOT_LIVE = "not_live"
     UNDERAGE = "underage"
+    PROTECTED_PERSON = "protected_person"
 
 
 BORDERLINE = {Reason.FACE_BORDERLINE, Reason.VOICE_BORDERLINE}
+# a person decides: borderline scores, or a likeness of someone in the protected gallery (R19)
+FOR_REVIEW = BORDERLINE | {Reason.PROTECTED_PERSON}
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,20 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class ProtectedTemplate:
+    """One person of the protected-person gallery (R19): templates only."""
+
+    person_id: str
+    face: np.ndarray | None  # (128,) dlib face template
+    voice: np.ndarray | None  # (256,) Resemblyzer embedding, unit length
+
+
+@dataclass(frozen=True)
 class References:
     kyc_face: np.ndarray | None = None  # (128,) from the KYC selfie
     training_faces: np.ndarray | None = None  # (n, 128) from the training video
     voice_samples: np.ndarray | None = None  # (k, 256) from the read sentences
+    protected: tuple[ProtectedTemplate, ...] = ()  # the protected-person gallery
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class ConsentDecision:
     status: str  # verified | rejected | needs_review
     reasons: list[Reason]
     scores: dict[str, float] = field(default_factory=dict)
+    protected_matches: list[str] = field(default_factory=list)  # person ids of the gallery
 
 
 def new_passcode(digits: int = 4) -> str:
@@ -141,6 +155,18 @@ def _voice(
     return [], {"voice": round(similarity, 4)}
 
 
+def _resembles(evidence: Evidence, person: ProtectedTemplate, t: ConsentThresholds) -> bool:
+    """Not clearly another person: the reject thresholds decide, so a public figure's
+    likeness never passes unseen (a human looks at anything short of "someone else")."""
+    if person.face is not None and len(evidence.faces) > 0:
+        distance = float(np.median(np.linalg.norm(evidence.faces - person.face, axis=1)))
+        if distance <= t.face_reject:
+            return True
+    if person.voice is not None and evidence.voice is not None:
+        return float(evidence.voice @ person.voice) >= t.voice_reject
+    return False
+
+
 def decide(
     evidence: Evidence,
     refs: References,
@@ -164,10 +190,13 @@ def decide(
     voice_reasons, voice_scores = _voice(evidence, refs, t)
     reasons += face_reasons + voice_reasons
     scores |= voice_scores | {"motion": round(evidence.motion, 3)}
-    if any(r not in BORDERLINE for r in reasons):
+    matches = [p.person_id for p in refs.protected if _resembles(evidence, p, t)]
+    if matches:
+        reasons.append(Reason.PROTECTED_PERSON)
+    if any(r not in FOR_REVIEW for r in reasons):
         status = "rejected"
     elif reasons:
         status = "needs_review"
     else:
         status = "verified"
-    return ConsentDecision(status, reasons, scores)
+    return ConsentDecision(status, reasons, scores, matches)

@@ -30,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,  # dev default: <instance>/secret.key
     "WATERMARK_KEYS": None,  # "kid:base64,..." newest first; dev default: <instance>/watermark.keys
     "AIGC_PRODUCER": "DHF",  # AIGC ContentProducer code (printable ASCII, no spaces)
-    "KYC_PROVIDER": "dev",  # identity verification: "dev" (development only)
+    "KYC_PROVIDER": "dev",  # identity verification: "dev" (development only), "self_hosted"
     # consent check thresholds (compliance/consent.py documents the measurements behind them)
     "CONSENT_FACE_ACCEPT": 0.45,  # dlib distance at or below: same person
     "CONSENT_FACE_REJECT": 0.60,  # above: another person; between: human review
@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_AUTH": "10 per minute",  # signup, login and token issuance, per client IP
     "RATELIMIT_VERIFY": "30 per minute",  # public verification, per client IP
     "RATELIMIT_PASSCODE": "10 per hour",  # passcode issuance and consent attempts, per client IP
+    "RATELIMIT_KYC": "10 per hour",  # identity checks started and submitted, per client IP
     "VERIFY_MAX_BYTES": 512 * 1024 * 1024,  # largest file the public verifier accepts
     "RATELIMIT_STORAGE_URI": None,  # default: the Redis above
     "TOKEN_TTL_DAYS": 30,

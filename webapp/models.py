@@ -8,7 +8,7 @@ Timestamps are timezone-aware UTC. Schema changes go through Alembic (webapp/mig
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask_login import UserMixin
@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -114,6 +115,18 @@ class IdentityCheck(db.Model):  # type: ignore[name-defined,misc]
     is_adult: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = _created()
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # self-hosted provider: what the reviewer sees besides the images
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    scores: Mapped[dict[str, Any]] = _json()  # face distance, faces found per image
+    # the selfie's 128-d face template, encrypted in the vault under the same key as the images
+    face_blob_id: Mapped[str | None] = mapped_column(String(64))
+    reviewed_by: Mapped[str | None] = mapped_column(String(32))  # admin user id
+    review_note: Mapped[str | None] = mapped_column(Text)  # the reviewer's stated reason
+
+    @property
+    def key_owner(self) -> str:
+        """Whose vault key protects this check's images: the subject's, else the user's."""
+        return self.subject_id or self.user_id
 
 
 class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
@@ -166,10 +179,14 @@ class Upload(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "uploads"
     id: Mapped[str] = _id()
     owner_id: Mapped[str] = _owner()
-    subject_id: Mapped[str] = mapped_column(
-        ForeignKey("subjects.id", ondelete="CASCADE"), index=True, nullable=False
+    # NULL only for the account holder's own KYC images (encrypted under the user's key)
+    subject_id: Mapped[str | None] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True
     )
     avatar_id: Mapped[str | None] = mapped_column(ForeignKey("avatars.id", ondelete="CASCADE"))
+    identity_check_id: Mapped[str | None] = mapped_column(
+        ForeignKey("identity_checks.id", ondelete="CASCADE"), index=True
+    )
     # training_video | voice_sample | consent_video | kyc_image
     kind: Mapped[str] = mapped_column(String(24), nullable=False)
     blob_id: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -296,6 +313,18 @@ class Report(db.Model):  # type: ignore[name-defined,misc]
     contact: Mapped[str | None] = mapped_column(String(254))
     status: Mapped[str] = mapped_column(String(16), default="open", nullable=False)
     due_by: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class ProtectedPerson(db.Model):  # type: ignore[name-defined,misc]
+    """A public figure nobody may clone without review (R19): templates only, no media."""
+
+    __tablename__ = "protected_people"
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    face: Mapped[list[float] | None] = mapped_column(JSON)  # dlib 128-d face template
+    voice: Mapped[list[float] | None] = mapped_column(JSON)  # Resemblyzer 256-d, unit length
+    added_by: Mapped[str | None] = mapped_column(String(32))  # admin user id
     created_at: Mapped[datetime] = _created()
 
 

@@ -20,6 +20,7 @@ from compliance.consent import (
     PASSCODE_TTL,
     ConsentThresholds,
     Evidence,
+    ProtectedTemplate,
     References,
     decide,
     new_passcode,
@@ -31,7 +32,16 @@ from .. import jobs
 from ..audit import record_event
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..extensions import db
-from ..models import ConsentRecord, IdentityCheck, Subject, Upload, User, utcnow
+from ..identity.self_hosted import selfie_template
+from ..models import (
+    ConsentRecord,
+    IdentityCheck,
+    ProtectedPerson,
+    Subject,
+    Upload,
+    User,
+    utcnow,
+)
 from ..storage import store, vault
 from . import notice
 
@@ -89,6 +99,9 @@ def issue_passcode(record: ConsentRecord) -> tuple[str, str, datetime]:
         raise Forbidden("Consent was withdrawn with this link; it cannot be given again here.",
                         code="consent_revoked")  # fmt: skip
     subject = db.session.get(Subject, record.subject_id)
+    if needs_own_identity(subject):
+        raise Forbidden("Verify your own identity first: open your consent link in a browser.",
+                        code="kyc_required")  # fmt: skip
     passcode = new_passcode()
     record.passcode_sha256 = _digest(passcode)
     record.passcode_expires_at = utcnow() + PASSCODE_TTL
@@ -108,6 +121,25 @@ def _identity(subject: Subject) -> IdentityCheck | None:
     return db.session.scalar(query.order_by(IdentityCheck.created_at.desc()).limit(1))
 
 
+def latest_identity(subject: Subject) -> IdentityCheck | None:
+    """The subject's own most recent identity check, whatever its state."""
+    query = select(IdentityCheck).where(IdentityCheck.subject_id == subject.id)
+    return db.session.scalar(query.order_by(IdentityCheck.created_at.desc()).limit(1))
+
+
+def needs_own_identity(subject: Subject) -> bool:
+    """Another person must pass their own KYC before they record their consent (R2)."""
+    return subject.relation == "other" and _identity(subject) is None
+
+
+def _protected_gallery() -> tuple[ProtectedTemplate, ...]:
+    def vector(values: list[float] | None) -> np.ndarray | None:
+        return None if values is None else np.asarray(values, dtype=np.float64)
+
+    people = db.session.scalars(select(ProtectedPerson))
+    return tuple(ProtectedTemplate(p.id, vector(p.face), vector(p.voice)) for p in people)
+
+
 def _training_faces(subject: Subject) -> np.ndarray | None:
     upload = db.session.scalar(select(Upload).where(Upload.subject_id == subject.id,
                                                     Upload.kind == "training_video"))  # fmt: skip
@@ -125,6 +157,8 @@ def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> 
     if record.passcode_sha256 is None or record.passcode_expires_at is None:
         raise InvalidInput("Open the consent page first to get your passcode.", code="no_passcode")
     subject = db.session.get(Subject, record.subject_id)
+    if needs_own_identity(subject):
+        raise Forbidden("Verify your own identity before recording.", code="kyc_required")
     blob_id, size, sha = store(subject.id, stream)
     upload = Upload(owner_id=subject.owner_id, subject_id=subject.id, kind="consent_video",
                     blob_id=blob_id, filename=filename[:255], size=size, sha256=sha)  # fmt: skip
@@ -138,7 +172,9 @@ def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> 
                         motion=features.motion, issued_at=issued, recorded_at=utcnow(),
                         is_adult=identity.is_adult if identity else None)  # fmt: skip
     passcode = _passcode_from_statement(record)
-    refs = References(training_faces=_training_faces(subject))
+    refs = References(kyc_face=selfie_template(identity) if identity else None,
+                      training_faces=_training_faces(subject),
+                      protected=_protected_gallery())  # fmt: skip
     decision = decide(evidence, refs, passcode, thresholds())
     reasons = [str(r) for r in decision.reasons]
     status = decision.status
@@ -153,7 +189,8 @@ def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> 
     tag = {"verified": EventTag.CONSENT_GRANT}.get(status, EventTag.CONSENT_REJECT)
     record_event(tag, actor_id=subject.owner_id,
                  data={"subject": subject.id, "status": status, "reasons": reasons,
-                       "scores": decision.scores, "notice": record.notice_sha256})  # fmt: skip
+                       "scores": decision.scores, "notice": record.notice_sha256,
+                       "protected_matches": decision.protected_matches})  # fmt: skip
     db.session.commit()
     return record
 

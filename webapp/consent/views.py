@@ -1,13 +1,19 @@
-"""The subject's own consent page: notice, statement with passcode, live recording."""
+"""The subject's own consent page: notice, own KYC when they are another person,
+statement with passcode, live recording."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, redirect, render_template, session, url_for
 
-from ..errors import DomainError
+from .. import identity
+from ..errors import DomainError, InvalidInput
+from ..extensions import db, limiter
+from ..identity import self_hosted
+from ..models import Subject, User
 from . import notice, service
 
 bp = Blueprint("consent", __name__)
+bp.register_blueprint(self_hosted.pages)  # the self-hosted KYC pages, reached by link too
 
 
 @bp.get("/consent/<token>")
@@ -15,9 +21,28 @@ def consent_page(token: str):  # type: ignore[no-untyped-def]
     record = service.record_for(token)
     if record.status in ("verified", "revoked"):
         return render_template("consent/page.html", token=token, record=record, notice=notice)
+    subject = db.session.get(Subject, record.subject_id)
+    if service.needs_own_identity(subject):
+        return render_template("consent/page.html", token=token, record=record, notice=notice,
+                               needs_identity=True,
+                               identity_check=service.latest_identity(subject))  # fmt: skip
     try:
         passcode, text, expires = service.issue_passcode(record)
     except DomainError as exc:
         return render_template("error.html", status=exc.status, code=exc.code, message=exc.message)
     return render_template("consent/page.html", token=token, record=record, notice=notice,
                            statement=text, passcode=passcode, expires=expires)  # fmt: skip
+
+
+@bp.post("/consent/<token>/identity")
+@limiter.limit(lambda: str(current_app.config["RATELIMIT_KYC"]))
+def start_identity(token: str):  # type: ignore[no-untyped-def]
+    """The depicted person (not the account holder) starts their own KYC from their link."""
+    record = service.record_for(token)
+    subject = db.session.get(Subject, record.subject_id)
+    if not service.needs_own_identity(subject):
+        raise InvalidInput("No identity check is needed here.", code="kyc_not_needed")
+    started = identity.start(db.session.get(User, subject.owner_id), subject)
+    back = url_for(".consent_page", token=token)
+    session["identity_return"] = {started.check.id: back}  # the check's page links back here
+    return redirect(started.url or back)

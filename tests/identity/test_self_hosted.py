@@ -1,0 +1,223 @@
+"""The self-hosted identity provider on real photos: the bundled astronaut portrait and a
+frame of the GRID speaker (another person), through the pages a browser uses."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from compliance import media
+from pipeline import bundled
+from webapp import identity
+from webapp.extensions import db
+from webapp.models import IdentityCheck, Subject, Upload, User
+from webapp.storage import vault
+
+from .. import factories
+from ..browser import conftest as browser
+from ..conftest import SHARED_DATA
+from ..webapp import test_consent_api as consent_api
+
+pytestmark = pytest.mark.slow
+# the consent tests' real recording of the GRID speaker, with their fixed passcode
+face_video, fixed_passcode = consent_api.face_video, consent_api.fixed_passcode
+# and the browser tests' live server and headless Chromium
+live_server, open_page, chromium_path = (browser.live_server, browser.open_page,
+                                         browser.chromium_path)  # fmt: skip
+ADULT = date(1990, 5, 17)
+
+
+def jpeg(rgb: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, bytes]:
+    """ID = the astronaut; selfie = the astronaut cropped and mirrored; another person's
+    selfie = a frame of the GRID speaker; no face = the coffee cup."""
+    clip = SHARED_DATA / "grid_s1" / "train" / "bbal7s.mpg"
+    if not clip.exists():
+        pytest.skip(f"shared data missing: {clip}")
+    astronaut = bundled.test_face()
+    return {
+        "astronaut": jpeg(astronaut),
+        "selfie": jpeg(astronaut[20:400, 60:420][:, ::-1]),
+        "grid": jpeg(next(media.frames(clip))),
+        "coffee": jpeg(data.coffee()),
+    }
+
+
+@pytest.fixture
+def kyc_app(make_app):  # type: ignore[no-untyped-def]
+    return make_app(KYC_PROVIDER="self_hosted")
+
+
+def start_check(client, email: str = "ada@example.com"):  # type: ignore[no-untyped-def]
+    """Sign up and start a check over the API: check id, its page's path, API headers."""
+    headers = factories.api_signup(client, email)
+    res = client.post("/api/v1/identity/sessions", json={}, headers=headers)
+    assert res.status_code == 201 and res.json["status"] == "pending", res.json
+    return res.json["id"], res.json["url"].split("/", 3)[-1], headers
+
+
+def submit(client, path: str, document: bytes, selfie: bytes, born: date = ADULT):  # type: ignore[no-untyped-def]
+    form = {"document": (io.BytesIO(document), "id.jpg"), "selfie": (io.BytesIO(selfie),
+            "selfie.jpg"), "date_of_birth": born.isoformat()}  # fmt: skip
+    return client.post(f"/{path}", data=form, content_type="multipart/form-data",
+                       follow_redirects=True)  # fmt: skip
+
+
+def check_row(app, check_id: str) -> IdentityCheck:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        check = db.session.get(IdentityCheck, check_id)
+        db.session.expunge(check)
+        return check
+
+
+def test_same_face_waits_for_a_reviewer_with_images_encrypted(kyc_app, photos):
+    client = kyc_app.test_client()
+    check_id, path, headers = start_check(client)
+    page = submit(client, path, photos["astronaut"], photos["selfie"])
+    assert page.status_code == 200
+    assert "Thank you: a reviewer will check your photos" in page.text
+    check = check_row(kyc_app, check_id)
+    assert (check.status, check.reasons, check.is_adult) == ("needs_review", [], True)
+    assert check.scores["faces_document"] == check.scores["faces_selfie"] == 1
+    assert check.scores["face_distance"] < 0.45 and check.date_of_birth == ADULT
+    with kyc_app.app_context():
+        assert db.session.get(User, check.user_id).kyc_status == "pending"
+        images = db.session.query(Upload).filter_by(identity_check_id=check_id).all()
+        assert {u.kind for u in images} == {"kyc_image"} and len(images) == 2
+        for upload in images:  # ciphertext on disk, the original photo out of the vault
+            sent = photos["astronaut"] if upload.info["role"] == "document" else photos["selfie"]
+            assert vault().read(check.user_id, upload.blob_id) == sent
+            assert sent[:2000] not in vault()._blob_path(check.user_id, upload.blob_id).read_bytes()
+        from webapp.identity.self_hosted import selfie_template
+
+        assert selfie_template(db.session.get(IdentityCheck, check_id)).shape == (128,)
+    session = client.get(f"/api/v1/identity/sessions/{check_id}", headers=headers).json
+    assert session == {"id": check_id, "status": "needs_review", "reasons": []}
+
+
+def test_another_persons_selfie_is_rejected_as_face_mismatch(kyc_app, photos):
+    client = kyc_app.test_client()
+    check_id, path, _ = start_check(client)
+    page = submit(client, path, photos["astronaut"], photos["grid"])
+    assert "Not accepted. The selfie does not match the portrait on the ID document." in page.text
+    check = check_row(kyc_app, check_id)
+    assert (check.status, check.reasons) == ("rejected", ["face_mismatch"])
+    assert check.scores["face_distance"] > 0.6 and check.face_blob_id is None
+    with kyc_app.app_context():
+        assert db.session.get(User, check.user_id).kyc_status == "rejected"
+
+
+@pytest.mark.parametrize("role", ["document", "selfie"])
+def test_a_photo_without_a_face_is_rejected(kyc_app, photos, role):
+    client = kyc_app.test_client()
+    check_id, path, _ = start_check(client)
+    images = {"document": photos["astronaut"], "selfie": photos["selfie"], role: photos["coffee"]}
+    submit(client, path, images["document"], images["selfie"])
+    check = check_row(kyc_app, check_id)
+    assert (check.status, check.reasons) == ("rejected", [f"no_face_{role}"])
+
+
+def test_under_18_is_rejected(kyc_app, photos):
+    client = kyc_app.test_client()
+    check_id, path, _ = start_check(client)
+    today = date.today()
+    page = submit(client, path, photos["astronaut"], photos["selfie"],
+                  born=today.replace(year=today.year - 17))  # fmt: skip
+    assert "You must be 18 or older to use this service." in page.text
+    check = check_row(kyc_app, check_id)
+    assert (check.status, check.reasons, check.is_adult) == ("rejected", ["under_18"], False)
+
+
+def test_unreadable_image_and_second_submission(kyc_app, photos):
+    client = kyc_app.test_client()
+    check_id, path, _ = start_check(client)
+    res = submit(client, path, photos["astronaut"], b"not an image")
+    assert res.status_code == 422
+    assert "The selfie could not be read: send a JPEG, PNG or WebP photo." in res.text
+    assert check_row(kyc_app, check_id).status == "pending"
+    submit(client, path, photos["astronaut"], photos["selfie"])
+    again = submit(client, path, photos["astronaut"], photos["grid"])  # the link is spent
+    assert 'id="kyc-status">needs_review' in again.text
+    assert check_row(kyc_app, check_id).status == "needs_review"
+    assert client.get("/identity/check/not-a-token").status_code == 404
+
+
+def test_submissions_are_rate_limited(make_app, photos):
+    client = make_app(KYC_PROVIDER="self_hosted", RATELIMIT_KYC="1 per hour").test_client()
+    _, path, _ = start_check(client)
+    assert submit(client, path, photos["astronaut"], b"x").status_code == 422
+    assert submit(client, path, photos["astronaut"], photos["selfie"]).status_code == 429
+
+
+def test_another_person_does_their_own_check_through_the_consent_link(
+    kyc_app, photos, face_video, tmp_path
+):
+    """No account login: the consent link leads to the subject's own KYC; after approval the
+    consent video is compared with the KYC selfie (the astronaut), so the GRID face fails."""
+    owner = kyc_app.test_client()
+    headers = factories.api_signup(owner, "owner@example.com")
+    subject = owner.post("/api/v1/subjects", json={"display_name": "Bo", "relation": "other"},
+                         headers=headers).json  # fmt: skip
+    token = subject["consent_token"]
+    person = kyc_app.test_client()  # the depicted person's own browser
+    assert 'id="verify-identity"' in person.get(f"/consent/{token}").text
+    refused = person.get(f"/api/v1/consent/{token}")
+    assert refused.status_code == 403 and refused.json["error"] == "kyc_required"
+    started = person.post(f"/consent/{token}/identity")
+    assert started.status_code == 302 and "/identity/check/" in started.location
+    page = submit(person, started.location.split("/", 3)[-1], photos["astronaut"], photos["selfie"])
+    assert f'href="/consent/{token}" id="back"' in page.text
+    with kyc_app.app_context():
+        check = db.session.query(IdentityCheck).filter_by(subject_id=subject["id"]).one()
+        assert check.status == "needs_review"
+        assert db.session.get(User, check.user_id).kyc_status == "unverified"  # owner untouched
+        assert vault().has_key(subject["id"])  # images under the subject's own key
+        from webapp.admin import service as admin
+
+        admin.review(check.id, factories.user("admin@example.com"), True, "document matches")
+        assert db.session.get(Subject, subject["id"]).status == "pending"
+    consent = person.get(f"/api/v1/consent/{token}").json
+    recording = consent_api._recording(face_video, tmp_path, consent["statement"])
+    res = person.post(f"/api/v1/consent/{token}/recording",
+                      **factories.multipart("video", recording))  # fmt: skip
+    assert res.json == {"status": "rejected", "reasons": ["face_mismatch_kyc"]}
+
+
+@pytest.mark.browser
+def test_browser_takes_a_live_selfie_with_the_camera(live_server, open_page, photos, tmp_path):
+    """Real Chromium, CSRF on: the fake camera plays the GRID speaker, the page turns a
+    frame into a JPEG for the form; the document is a frame of another clip of theirs."""
+    app, base = live_server
+    clip = SHARED_DATA / "grid_s1" / "heldout" / "bbil3s.mpg"
+    y4m = tmp_path / "camera.y4m"
+    media.ffmpeg(["-i", str(clip), "-pix_fmt", "yuv420p", "-an", str(y4m)])
+    (tmp_path / "id.jpg").write_bytes(photos["grid"])
+    app.config["KYC_PROVIDER"] = "self_hosted"
+    with app.test_request_context():
+        started = identity.start(factories.user("ada@example.com"))
+        check_id = started.check.id
+    page = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-video-capture={y4m}")  # fmt: skip
+    page.goto(started.url.replace("http://localhost", base))
+    page.set_input_files("#document", str(tmp_path / "id.jpg"))
+    page.click("#camera-on")
+    page.wait_for_function("document.getElementById('camera').videoWidth > 0")
+    page.wait_for_timeout(500)
+    page.click("#take")
+    page.wait_for_function("document.getElementById('selfie').files.length === 1")
+    page.fill("#date_of_birth", "1990-05-17")
+    page.click("#send")
+    page.wait_for_selector("#kyc-status")
+    assert page.inner_text("#kyc-status") == "needs_review", page.inner_text("main")
+    assert check_row(app, check_id).scores["face_distance"] < 0.45
