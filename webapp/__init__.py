@@ -33,6 +33,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.login_message = "Log in to see this page."
     errors.init_app(app)
 
+    from .admin import bp as admin_bp
     from .api import bp as api_bp
     from .auth import bp as auth_bp
     from .billing import bp as billing_bp
@@ -49,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(billing_bp)
     app.register_blueprint(consent_bp)
     app.register_blueprint(studio_bp)
+    app.register_blueprint(admin_bp)
     _sqlite_pragmas(app)
     return app
 

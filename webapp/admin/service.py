@@ -1,0 +1,120 @@
+"""Admin decisions: KYC review and the protected-person gallery, each audit-logged."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import av.error
+import numpy as np
+from sqlalchemy import select
+
+from compliance import media
+from compliance.audit import EventTag
+from pipeline.consent_media import VOICE_RATE, voice_embedding
+
+from .. import identity
+from ..audit import record_event
+from ..errors import Conflict, InvalidInput, NotFound
+from ..extensions import db
+from ..identity.self_hosted import FORMATS, one_face, read_image
+from ..models import IdentityCheck, ProtectedPerson, Subject, Upload, User
+from ..storage import vault
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    check: IdentityCheck
+    email: str
+    subject: Subject | None  # None: the account holder's own check
+    images: list[Upload]  # the document and the selfie
+
+
+def review_queue() -> list[ReviewItem]:
+    checks = db.session.scalars(select(IdentityCheck).where(IdentityCheck.status == "needs_review")
+                                .order_by(IdentityCheck.created_at))  # fmt: skip
+    items = []
+    for check in checks:
+        images = db.session.scalars(select(Upload).where(Upload.identity_check_id == check.id)
+                                    .order_by(Upload.created_at))  # fmt: skip
+        subject = db.session.get(Subject, check.subject_id) if check.subject_id else None
+        ordered = sorted(images, key=lambda u: u.info.get("role") != "document")
+        email = db.session.get(User, check.user_id).email
+        items.append(ReviewItem(check, email, subject, ordered))
+    return items
+
+
+def review(check_id: str, admin: User, approve: bool, note: str) -> IdentityCheck:
+    """A reviewer's decision on a queued check; the stated reason goes to the audit log."""
+    check = db.session.get(IdentityCheck, check_id)
+    if check is None:
+        raise NotFound(f"No identity check {check_id}.")
+    if check.status != "needs_review":
+        raise Conflict(f"This check is {check.status}, not waiting for review.", code="not_queued")
+    status = "verified" if approve else "rejected"
+    check.reviewed_by, check.review_note = admin.id, note.strip()
+    identity.decide(check, status, [f"reviewer_{'approved' if approve else 'rejected'}"],
+                    is_adult=check.is_adult)  # fmt: skip
+    record_event(EventTag.ADMIN_ACTION, actor_id=admin.id,
+                 data={"action": "kyc_review", "check": check.id, "decision": status,
+                       "reason": check.review_note})  # fmt: skip
+    db.session.commit()
+    return check
+
+
+def kyc_image(upload_id: str) -> tuple[bytes, str]:
+    """The decrypted bytes and media type of one KYC image."""
+    upload = db.session.get(Upload, upload_id)
+    if upload is None or upload.kind != "kyc_image" or upload.identity_check_id is None:
+        raise NotFound(f"No identity image {upload_id}.")
+    check = db.session.get(IdentityCheck, upload.identity_check_id)
+    return vault().read(check.key_owner, upload.blob_id), FORMATS[upload.info["format"]]
+
+
+def _voice_template(data: bytes) -> list[float]:
+    with tempfile.TemporaryDirectory(prefix="dhf-protected-") as tmp:
+        path = Path(tmp) / "clip"
+        path.write_bytes(data)
+        try:
+            samples = media.audio(path, VOICE_RATE)
+        except (OSError, ValueError, av.error.FFmpegError):
+            raise InvalidInput("The voice clip could not be read: send a WAV, MP3 or video file.",
+                               code="bad_audio") from None  # fmt: skip
+    embedding = voice_embedding(samples) if len(samples) else None
+    if embedding is None:
+        raise InvalidInput("The voice clip has less than a second of speech: send a longer one.",
+                           code="too_short")  # fmt: skip
+    return [float(v) for v in embedding]
+
+
+def add_protected(
+    name: str, face: bytes | None, voice: bytes | None, admin: User
+) -> ProtectedPerson:
+    """Keep only templates of the person's face and/or voice; the media are dropped here."""
+    if not face and not voice:
+        raise InvalidInput("Add a face photo, a voice clip or both.", code="missing_file")
+    person = ProtectedPerson(name=name.strip()[:120], added_by=admin.id)
+    if face:
+        template = one_face(read_image(face, "face photo")[0], "face photo")
+        person.face = [float(v) for v in np.asarray(template)]
+    if voice:
+        person.voice = _voice_template(voice)
+    db.session.add(person)
+    db.session.flush()
+    kept = [kind for kind in ("face", "voice") if getattr(person, kind) is not None]
+    record_event(EventTag.ADMIN_ACTION, actor_id=admin.id,
+                 data={"action": "protected_add", "person": person.id, "name": person.name,
+                       "templates": kept})  # fmt: skip
+    db.session.commit()
+    return person
+
+
+def remove_protected(person_id: str, admin: User) -> None:
+    person = db.session.get(ProtectedPerson, person_id)
+    if person is None:
+        raise NotFound(f"No protected person {person_id}.")
+    db.session.delete(person)
+    record_event(EventTag.ADMIN_ACTION, actor_id=admin.id,
+                 data={"action": "protected_remove", "person": person_id})  # fmt: skip
+    db.session.commit()

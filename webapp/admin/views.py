@@ -1,0 +1,82 @@
+"""Admin pages: only ``User.is_admin`` (403 for anyone else)."""
+
+from __future__ import annotations
+
+from flask import flash, make_response, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..errors import DomainError, Forbidden
+from ..extensions import db, login_manager
+from ..models import ProtectedPerson
+from . import bp, service
+from .forms import DeleteForm, ProtectedPersonForm, ReviewForm
+
+
+@bp.before_request
+def _admins_only():  # type: ignore[no-untyped-def]
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.is_admin:
+        raise Forbidden("This page is for administrators only.", code="admin_only")
+    return None
+
+
+def _identity_page(form: ReviewForm, status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template("admin/identity.html", items=service.review_queue(),
+                           form=form), status  # fmt: skip
+
+
+@bp.get("/identity")
+def identity_queue():  # type: ignore[no-untyped-def]
+    return _identity_page(ReviewForm())
+
+
+@bp.post("/identity/<check_id>")
+def identity_decide(check_id: str):  # type: ignore[no-untyped-def]
+    form = ReviewForm()
+    if not form.validate_on_submit() or not (form.approve.data or form.reject.data):
+        flash(" ".join(form.reason.errors) or "Choose Approve or Reject.", "error")
+        return _identity_page(form, 422)
+    check = service.review(check_id, current_user, bool(form.approve.data), form.reason.data or "")
+    flash(f"Identity check {check.id[:8]} {check.status}.", "ok")
+    return redirect(url_for(".identity_queue"))
+
+
+@bp.get("/identity/images/<upload_id>")
+def identity_image(upload_id: str):  # type: ignore[no-untyped-def]
+    data, mimetype = service.kyc_image(upload_id)
+    response = make_response(data)
+    response.mimetype = mimetype
+    response.headers["Cache-Control"] = "no-store, private"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _protected_page(form: ProtectedPersonForm, status: int = 200):  # type: ignore[no-untyped-def]
+    people = db.session.scalars(select(ProtectedPerson).order_by(ProtectedPerson.name))
+    return render_template("admin/protected.html", people=list(people), form=form,
+                           delete=DeleteForm()), status  # fmt: skip
+
+
+@bp.route("/protected", methods=["GET", "POST"])
+def protected():  # type: ignore[no-untyped-def]
+    form = ProtectedPersonForm()
+    if not form.validate_on_submit():
+        return _protected_page(form, 422 if form.errors else 200)
+    face, voice = (f.data.read() if f.data else None for f in (form.face, form.voice))
+    try:
+        person = service.add_protected(form.name.data or "", face, voice, current_user)
+    except DomainError as exc:
+        form.form_errors.append(exc.message)
+        return _protected_page(form, exc.status)
+    flash(f"{person.name} is now protected: matching consent recordings go to review.", "ok")
+    return redirect(url_for(".protected"))
+
+
+@bp.post("/protected/<person_id>/delete")
+def protected_delete(person_id: str):  # type: ignore[no-untyped-def]
+    if DeleteForm().validate_on_submit():
+        service.remove_protected(person_id, current_user)
+        flash("Removed from the protected gallery.", "ok")
+    return redirect(url_for(".protected"))
