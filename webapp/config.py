@@ -60,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "RENDER_MAX_CHARS": 5000,  # longest script one render takes
     "RENDERS_PER_DAY": 50,  # renders per account per day (R23)
     "DOWNLOAD_LINK_TTL": 3600,  # seconds a signed download link stays valid
+    "RENDER_MAX_WER": 0.5,  # ASR re-check: word error rate above which a render is quarantined
+    "WORK_DIR": None,  # default: <instance>/work (training intermediates, unpacked models)
     "SESSION_COOKIE_SECURE": None,  # default: True in production (HTTPS only)
     "REMEMBER_COOKIE_SECURE": None,  # default: True in production
     "SESSION_COOKIE_HTTPONLY": True,
@@ -120,6 +122,7 @@ def _derive(app: Flask) -> None:
     cfg["DATABASE_URL"] = cfg["DATABASE_URL"] or f"sqlite:///{instance / 'dhf.sqlite3'}"
     cfg["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
     cfg["STORAGE_DIR"] = cfg["STORAGE_DIR"] or str(instance / "storage")
+    cfg["WORK_DIR"] = cfg["WORK_DIR"] or str(instance / "work")
     cfg["SIGNING_DIR"] = cfg["SIGNING_DIR"] or str(instance / "keys")
     cfg["EMBEDDED_REDIS_DB"] = str(instance / "redis.db")
     for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):

@@ -43,6 +43,7 @@ from ..models import (
     utcnow,
 )
 from ..storage import store, vault
+from ..studio.tasks import forget
 from . import notice
 
 
@@ -213,6 +214,7 @@ def revoke(record: ConsentRecord) -> dict[str, object]:
     subject.status, subject.key_destroyed_at = "revoked", subject.key_destroyed_at or now
     canceled = jobs.cancel_for_subject(subject.id)
     shredded = vault().shred(subject.id)
+    shredded["work_folders_deleted"] = forget(subject.id, canceled)
     receipt = {"subject_id": subject.id, "revoked_at": now.isoformat(timespec="seconds"),
                "jobs_canceled": canceled, **shredded}  # fmt: skip
     record_event(EventTag.CONSENT_REVOKE, actor_id=subject.owner_id, data={"subject": subject.id})

@@ -1,22 +1,269 @@
-"""RQ tasks of the studio: ``train_avatar`` and ``render`` on the gpu queue.
+"""RQ tasks of the studio: ``train_avatar`` and ``render`` (gpu queue).
 
-Each runs under :func:`webapp.jobs.job_function`: the likeness gate (KYC, verified
-consent, not withdrawn) is re-checked before every stage.
+Both run under :func:`webapp.jobs.job_function`, which re-checks KYC and consent at
+every stage boundary. They are retry-safe:
+
+- ``train_avatar`` works in ``<WORK_DIR>/<job id>``, one sub-folder per stage, and marks a
+  stage finished with a ``<stage>.done`` file only once its outputs are complete; a retry
+  (after a crash or a killed worker) skips finished stages and redoes the interrupted one
+  from a clean folder. The trained model is stored encrypted in one step at the end.
+- ``render`` writes into a temporary folder and publishes (vault, registry, ledger) in
+  one transaction at the end; a retry starts over without charging twice.
 """
 
 from __future__ import annotations
 
+import io
+import re
+import shutil
+import tarfile
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from ..jobs import Progress, job_function
-from ..models import Job
+import numpy as np
+from flask import current_app
+from rq import get_current_job
+
+from compliance.audit import EventTag
+from compliance.payload import new_watermark_id
+from compliance.stamping import ContentSpec
+
+from .. import registry
+from ..audit import record_event
+from ..billing import ledger
+from ..extensions import db
+from ..jobs import Canceled, Progress, job_function
+from ..models import Avatar, ConsentRecord, Job, Render, Subject, utcnow
+from ..storage import vault
+from . import service
+
+STYLE = {"real2d": "real", "cartoon2d": "cartoon"}
+MODEL_PARTS = ("voice", "face")  # folders of the packed model
+
+
+def _span(report: Progress, start: float, end: float, stage: str) -> Callable[[float, str], None]:
+    """A pipeline progress callback mapped onto ``[start, end]`` of the job, one stage."""
+
+    def inner(fraction: float, message: str) -> None:
+        report(start + (end - start) * min(max(fraction, 0.0), 1.0), f"{stage}: {message}")
+
+    return inner
+
+
+def _stage(work: Path, name: str) -> Path | None:
+    """The clean output folder of a stage still to run, or None when it already finished."""
+    if (work / f"{name}.done").exists():
+        return None
+    folder = work / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _done(work: Path, name: str) -> None:
+    (work / f"{name}.done").write_text(utcnow().isoformat())
+
+
+# -- training -----------------------------------------------------------------------------
 
 
 @job_function
 def train_avatar(job: Job, report: Progress) -> dict[str, Any]:
-    raise NotImplementedError("train_avatar lands with the end-to-end issue")
+    from pipeline.face import ingest as face_ingest
+    from pipeline.face import train as face_train
+    from pipeline.voice import train as voice_train
+    from pipeline.voice.model import settings_for
+
+    avatar = db.session.get(Avatar, job.target_id)
+    video, samples = service.training_inputs(avatar)
+    profile = current_app.config["TRAINING_PROFILE"]
+    work = Path(current_app.config["WORK_DIR"]) / job.id
+    work.mkdir(parents=True, exist_ok=True)
+    store = vault()
+
+    report(0.01, "ingest")
+    if (folder := _stage(work, "sources")) is not None:
+        store.export(avatar.subject_id, video.blob_id, folder / "video.mp4")
+        for n, sample in enumerate(sorted(samples, key=lambda s: s.created_at)):
+            store.export(avatar.subject_id, sample.blob_id, folder / f"take{n:03d}.wav")
+            (folder / f"take{n:03d}.txt").write_text(sample.text or "")
+        _done(work, "sources")
+    if (folder := _stage(work, "face")) is not None:
+        face_ingest.ingest([work / "sources" / "video.mp4"], folder, profile,
+                           _span(report, 0.02, 0.25, "ingest"))  # fmt: skip
+        _done(work, "face")
+    report(0.25, "voice")
+    if (folder := _stage(work, "voice")) is not None:
+        takes = voice_train.takes_in(work / "sources")
+        voice_train.train(takes, folder, settings_for(profile), _span(report, 0.25, 0.55, "voice"))
+        _done(work, "voice")
+    report(0.55, "face")
+    if not (work / "face-model.done").exists():
+        face_train.train(work / "face", profile, None, _span(report, 0.55, 0.9, "face"))
+        _done(work, "face-model")
+    report(0.9, "quality report")
+    quality = _quality(work, avatar)
+    model_blob = _pack(work, avatar.subject_id)
+    avatar.model_blob_id, avatar.quality, avatar.status = model_blob, quality, "ready"
+    record_event(EventTag.JOB_FINISHED, actor_id=avatar.owner_id,
+                 data={"avatar": avatar.id, "model": model_blob, "profile": profile})  # fmt: skip
+    db.session.commit()
+    shutil.rmtree(work, ignore_errors=True)  # plaintext sources and intermediates
+    return {"avatar_id": avatar.id, "profile": profile, "summary": quality["summary"]}
+
+
+def _quality(work: Path, avatar: Avatar) -> dict[str, Any]:
+    """Both models' reports, the headline numbers, and the plots stored encrypted."""
+    import json
+
+    voice = json.loads((work / "voice" / "report.json").read_text())
+    face = json.loads((work / "face" / "model" / "report.json").read_text())
+    plots = {}
+    for name, path in (("voice.png", work / "voice" / "report.png"),
+                       ("face_loss.png", work / "face" / "model" / "loss.png")):  # fmt: skip
+        if path.exists():
+            with open(path, "rb") as fh:
+                plots[name] = vault().put(avatar.subject_id, fh)[0]
+    summary = {
+        "voice sentences": voice.get("sentences"),
+        "voice training (s)": voice.get("train_s"),
+        "face frames": face.get("frames"),
+        "face training (s)": face.get("train_seconds"),
+        "mouth-opening correlation (held back)": round(face["model"]["opening_corr"], 3),
+        "same, untrained model": round(face["untrained"]["opening_corr"], 3),
+    }
+    return {"summary": summary, "voice": {k: v for k, v in voice.items() if k != "history"},
+            "face": {k: v for k, v in face.items() if k != "history"},
+            "plots": sorted(plots), "plot_blobs": plots}  # fmt: skip
+
+
+def _pack(work: Path, subject_id: str) -> str:
+    """The trained avatar (voice model, face template + model) as one encrypted blob."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for part in MODEL_PARTS:
+            tar.add(work / part, arcname=part)
+    buffer.seek(0)
+    return vault().put(subject_id, buffer)[0]
+
+
+def model_dir(avatar: Avatar) -> Path:
+    """The unpacked model of an avatar, cached per model blob (shredded with the subject)."""
+    cache = Path(current_app.config["WORK_DIR"]) / "models" / avatar.subject_id
+    target = cache / avatar.model_blob_id
+    if not (target / "unpacked").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        data = vault().read(avatar.subject_id, avatar.model_blob_id)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(target, filter="data")
+        (target / "unpacked").touch()
+    return target
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
 
 
 @job_function
 def render(job: Job, report: Progress) -> dict[str, Any]:
-    raise NotImplementedError("render lands with the end-to-end issue")
+    try:
+        return _render(job, report)
+    except Canceled:
+        raise
+    except Exception:
+        db.session.rollback()
+        rq_job = get_current_job()
+        if not getattr(rq_job, "retries_left", 0):  # the last attempt: give the credits back
+            row = db.session.get(Render, job.target_id)
+            row.status = "failed"
+            ledger.release(row)
+            db.session.commit()
+        raise
+
+
+def _render(job: Job, report: Progress) -> dict[str, Any]:
+    from compliance import media
+    from pipeline.bundled import transcribe, word_error_rate
+    from pipeline.face.composite import Options
+    from pipeline.face.render import Avatar as FaceAvatar
+    from pipeline.face.render import render_video
+    from pipeline.voice.synthesize import synthesize
+
+    row = db.session.get(Render, job.target_id)
+    avatar = db.session.get(Avatar, row.avatar_id)
+    subject = db.session.get(Subject, avatar.subject_id)
+    row.status = "rendering"
+    report(0.02, "voice")
+    model = model_dir(avatar)
+    samples, rate = synthesize(model / "voice" / "voice.pt", row.script)
+    report(0.2, "face")
+    settings = registry.compliance_settings()
+    options = row.options
+    background = options.get("background", "original")
+    composite = Options(
+        framing=options.get("framing", "half"),
+        background=None if background == "original" else _rgb(background),
+        tone=options.get("tone", "natural"),
+        style=STYLE[options.get("style", "real2d")],
+    )
+    content = ContentSpec(uuid.uuid4().hex, new_watermark_id())
+    with tempfile.TemporaryDirectory(prefix="dhf-render-") as tmp:
+        out = Path(tmp) / "render.mp4"
+        stamped = render_video(FaceAvatar.load(model / "face"), samples, rate, out, content,
+                               settings, composite, _span(report, 0.2, 0.85, "render"))  # fmt: skip
+        report(0.86, "speech check")
+        heard = transcribe(media.audio(out, 16000), 16000)
+        expected = f"{settings.labels.notice_text} {row.script}"
+        if settings.labels.notice != "speech":
+            expected = row.script
+        wer = word_error_rate(_words(expected), _words(heard))
+        limit = float(current_app.config["RENDER_MAX_WER"])
+        if wer > limit:
+            row.status = "quarantined"
+            ledger.release(row)
+            record_event(EventTag.RENDER_CREATED, actor_id=row.owner_id,
+                         data={"render": row.id, "quarantined": True,
+                               "wer": round(wer, 3)})  # fmt: skip
+            job.result = {"render_id": row.id, "status": "quarantined", "wer": round(wer, 3)}
+            return dict(job.result)
+        report(0.95, "delivering")
+        with open(out, "rb") as fh:
+            blob_id = vault().put(subject.id, fh)[0]
+    consent = db.session.scalar(
+        db.select(ConsentRecord).where(ConsentRecord.subject_id == subject.id)
+        .order_by(ConsentRecord.created_at.desc()).limit(1)
+    )  # fmt: skip
+    registry.register(stamped, owner_id=row.owner_id, avatar_id=avatar.id,
+                      subject_id=subject.id, render_id=row.id,
+                      consent_record_id=consent.id if consent else None)  # fmt: skip
+    row.content_id, row.output_blob_id, row.status = stamped.content_id, blob_id, "ready"
+    ledger.settle(row, int(np.ceil(stamped.duration_s)))
+    record_event(EventTag.RENDER_CREATED, actor_id=row.owner_id,
+                 data={"render": row.id, "content": stamped.content_id,
+                       "watermark": stamped.watermark_id, "manifest": stamped.manifest_id,
+                       "wer": round(wer, 3)})  # fmt: skip
+    job.result = {"render_id": row.id, "content_id": stamped.content_id, "wer": round(wer, 3),
+                  "duration_s": round(stamped.duration_s, 2)}  # fmt: skip
+    return dict(job.result)
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def forget(subject_id: str, job_ids: list[str]) -> int:
+    """Delete a subject's plaintext working files: unpacked models and the work folders of
+    their canceled jobs (revocation). Returns how many folders were removed."""
+    work = Path(current_app.config["WORK_DIR"])
+    folders = [work / "models" / subject_id, *(work / job_id for job_id in job_ids)]
+    present = [f for f in folders if f.exists()]
+    for folder in present:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(present)
