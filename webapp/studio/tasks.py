@@ -28,6 +28,7 @@ from flask import current_app
 from rq import get_current_job
 
 from compliance.audit import EventTag
+from compliance.labels import LabelOptions
 from compliance.payload import new_watermark_id
 from compliance.stamping import ContentSpec
 
@@ -171,6 +172,17 @@ def _words(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
 
 
+def speech_error(video: Path, script: str, labels: LabelOptions) -> float:
+    """Word error rate of what ASR hears in a rendered file against what it should say:
+    the spoken AI notice (when the label is speech) followed by the approved script."""
+    from compliance import media
+    from pipeline.bundled import transcribe, word_error_rate
+
+    heard = transcribe(media.audio(video, 16000) * 32767, 16000)
+    expected = f"{labels.notice_text} {script}" if labels.notice == "speech" else script
+    return word_error_rate(_words(expected), _words(heard))
+
+
 @job_function
 def render(job: Job, report: Progress) -> dict[str, Any]:
     try:
@@ -189,8 +201,6 @@ def render(job: Job, report: Progress) -> dict[str, Any]:
 
 
 def _render(job: Job, report: Progress) -> dict[str, Any]:
-    from compliance import media
-    from pipeline.bundled import transcribe, word_error_rate
     from pipeline.face.composite import Options
     from pipeline.face.render import Avatar as FaceAvatar
     from pipeline.face.render import render_video
@@ -219,13 +229,8 @@ def _render(job: Job, report: Progress) -> dict[str, Any]:
         stamped = render_video(FaceAvatar.load(model / "face"), samples, rate, out, content,
                                settings, composite, _span(report, 0.2, 0.85, "render"))  # fmt: skip
         report(0.86, "speech check")
-        heard = transcribe(media.audio(out, 16000), 16000)
-        expected = f"{settings.labels.notice_text} {row.script}"
-        if settings.labels.notice != "speech":
-            expected = row.script
-        wer = word_error_rate(_words(expected), _words(heard))
-        limit = float(current_app.config["RENDER_MAX_WER"])
-        if wer > limit:
+        wer = speech_error(out, row.script, settings.labels)
+        if wer > float(current_app.config["RENDER_MAX_WER"]):
             row.status = "quarantined"
             ledger.release(row)
             record_event(EventTag.RENDER_CREATED, actor_id=row.owner_id,
