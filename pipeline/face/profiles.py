@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 class FaceProfile:
     name: str
     # ingest
-    crop_scale: float = 64.0  # pixels per inter-ocular distance of the canonical mouth crops
+    crop_scale: float = 80.0  # pixels per inter-ocular distance of the canonical mouth crops
     # model (audio -> lip shape)
     channels: int = 96  # width of the temporal conv net
     blocks: int = 3  # residual dilated blocks (dilations 1, 2, 4, ...)
@@ -29,7 +29,7 @@ class FaceProfile:
     val_fraction: float = 0.1  # last clips held back for the quality report / best checkpoint
     seed: int = 0
     # rendering
-    smooth_sigma: float = 0.8  # Gaussian smoothing of the predicted shape (frames)
+    smooth_sigma: float = 0.5  # Gaussian smoothing of the predicted shape (frames)
     candidates: int = 12  # nearest training mouths considered per frame
     jump_cost: float = 0.15  # retrieval penalty for not continuing the previous mouth clip
     silence_db: float = 20.0  # frames this far below the loud level count as silence

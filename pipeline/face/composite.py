@@ -1,0 +1,206 @@
+"""Compositing of rendered frames: framing, background, colour tone, 3D LUT, cartoon style.
+
+``Compositor(avatar, Options(...)).apply(rgb)`` turns a source-size RGB frame into the
+output frame. Framing is fixed per render from the footage's median face box (no jitter):
+``half`` (head and shoulders to mid-torso), ``full`` (the whole frame, when Pose finds
+both ankles in the footage; otherwise half), ``source`` (largest crop of the output aspect
+centred on the face). The background is replaced through SelfieSegmentation (mask
+smoothed over time); tone presets are per-channel curves plus saturation; a custom look
+is a ``.cube`` 3D LUT (trilinear).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+TONES = ("natural", "warm", "cool", "vivid", "soft", "mono")
+
+
+@dataclass(frozen=True)
+class Options:
+    size: tuple[int, int] | None = None  # output (width, height); None keeps the crop's size
+    framing: str = "source"  # "source" | "half" | "full"
+    background: tuple[int, int, int] | str | None = None  # RGB colour or image path; None keeps
+    tone: str = "natural"  # one of TONES
+    lut: str | None = None  # path of a .cube 3D LUT applied after the tone
+    style: str = "real"  # "real" | "cartoon"
+
+
+def _curve(gain: float = 1.0, lift: float = 0.0, gamma: float = 1.0) -> np.ndarray:
+    x = np.arange(256, dtype=np.float32) / 255
+    return np.clip((lift + (1 - lift) * x**gamma) * gain * 255, 0, 255).astype(np.uint8)
+
+
+@functools.cache
+def tone_tables(name: str) -> tuple[np.ndarray, float]:
+    """(256x1x3 per-channel curve for cv2.LUT, saturation factor) of a preset."""
+    if name not in TONES:
+        raise ValueError(f"unknown colour tone {name!r}; choose one of {', '.join(TONES)}")
+    curves = {
+        "natural": ((1, 0, 1), (1, 0, 1), (1, 0, 1), 1.0),
+        "warm": ((1.06, 0, 0.97), (1.0, 0, 1), (0.9, 0, 1.04), 1.05),
+        "cool": ((0.92, 0, 1.03), (1.0, 0, 1), (1.06, 0, 0.97), 0.95),
+        "vivid": ((1.0, 0, 1.08), (1.0, 0, 1.08), (1.0, 0, 1.08), 1.3),
+        "soft": ((0.97, 0.06, 0.95), (0.97, 0.06, 0.95), (0.97, 0.06, 0.95), 0.85),
+        "mono": ((1, 0, 1), (1, 0, 1), (1, 0, 1), 0.0),
+    }[name]
+    table = np.stack([_curve(*c) for c in curves[:3]], axis=-1)[:, None, :]
+    return np.ascontiguousarray(table), float(curves[3])
+
+
+def apply_tone(rgb: np.ndarray, name: str) -> np.ndarray:
+    table, saturation = tone_tables(name)
+    out = cv2.LUT(rgb, table)
+    if saturation != 1.0:
+        gray = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[..., None].astype(np.float32)
+        out = np.clip(gray + saturation * (out - gray), 0, 255).astype(np.uint8)
+    return out
+
+
+def load_cube(path: str | os.PathLike[str]) -> np.ndarray:
+    """A .cube 3D LUT as an (N, N, N, 3) float32 array indexed [b, g, r] in 0..1."""
+    size, lo, hi, rows = 0, np.zeros(3), np.ones(3), []
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if not parts or parts[0].startswith("#") or parts[0] == "TITLE":
+            continue
+        if parts[0] == "LUT_3D_SIZE":
+            size = int(parts[1])
+        elif parts[0] == "DOMAIN_MIN":
+            lo = np.array(parts[1:4], float)
+        elif parts[0] == "DOMAIN_MAX":
+            hi = np.array(parts[1:4], float)
+        elif parts[0][0].isdigit() or parts[0][0] in "-.":
+            rows.append([float(v) for v in parts[:3]])
+    if size < 2 or len(rows) != size**3:
+        raise ValueError(f"{path}: not a 3D .cube LUT ({len(rows)} entries for size {size})")
+    table = (np.array(rows, np.float32) - lo) / (hi - lo)
+    return table.reshape(size, size, size, 3)  # red varies fastest
+
+
+def apply_lut(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Trilinear interpolation of a 3D LUT over a uint8 RGB image."""
+    n = table.shape[0]
+    pos = rgb.reshape(-1, 3).astype(np.float32) * ((n - 1) / 255)
+    base = np.minimum(pos.astype(np.int32), n - 2)
+    frac = pos - base
+    out = np.zeros_like(pos)
+    for corner in range(8):
+        bits = np.array([(corner >> k) & 1 for k in range(3)])  # r, g, b offsets
+        weight = np.prod(np.where(bits, frac, 1 - frac), axis=1, keepdims=True)
+        idx = base + bits
+        out += weight * table[idx[:, 2], idx[:, 1], idx[:, 0]]
+    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8).reshape(rgb.shape)
+
+
+def cartoon(rgb: np.ndarray) -> np.ndarray:
+    """2D cartoon look: smoothed, posterised colour with dark ink outlines."""
+    h, w = rgb.shape[:2]
+    small = cv2.pyrDown(rgb)
+    for _ in range(2):
+        small = cv2.bilateralFilter(small, 7, 50, 7)
+    flat = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    flat = (flat // 36) * 36 + 18
+    gray = cv2.medianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 5)
+    edges = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 9, 5)
+    return np.where(edges[..., None] > 0, flat, flat // 4).astype(np.uint8)
+
+
+def full_body_visible(rgb: np.ndarray) -> bool:
+    """Whether Pose sees both ankles inside the picture (the footage allows full body)."""
+    import mediapipe as mp
+
+    with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
+        result = pose.process(np.ascontiguousarray(rgb))
+    if not result.pose_landmarks:
+        return False
+    ankles = [result.pose_landmarks.landmark[i] for i in (27, 28)]
+    return all(a.visibility > 0.5 and 0 <= a.y <= 1 for a in ankles)
+
+
+def framing_box(points: np.ndarray, frame: tuple[int, int], framing: str, aspect: float,
+                full_ok: bool) -> tuple[int, int, int, int]:  # fmt: skip
+    """(x0, y0, x1, y1) crop of the source frame for a framing, from the median face."""
+    width, height = frame
+    face = np.median(points, axis=0)
+    top, chin = face[10, 1], face[152, 1]
+    cx = float(face[:, 0].mean())
+    face_h = chin - top
+    if framing == "full" and full_ok:
+        box_h = float(height)
+        y0 = 0.0
+    elif framing in ("half", "full"):
+        box_h = min(4.2 * face_h, height)
+        y0 = top - 0.7 * face_h
+    else:
+        box_h = float(min(height, width / aspect))
+        y0 = (top + chin) / 2 - box_h / 2
+    box_w = min(box_h * aspect, width)
+    box_h = box_w / aspect
+    x0 = float(np.clip(cx - box_w / 2, 0, width - box_w))
+    y0 = float(np.clip(y0, 0, height - box_h))
+    return round(x0), round(y0), round(x0 + box_w), round(y0 + box_h)
+
+
+class Compositor:
+    """Applies one Options to every frame of a render."""
+
+    def __init__(self, avatar: Any, options: Options) -> None:
+        self.options = options
+        w, h = avatar.manifest["size"]
+        out = options.size or (w, h)
+        full_ok = options.framing == "full" and full_body_visible(avatar.template_frame(0))
+        self.framing_used = "full" if full_ok else options.framing
+        self.box = framing_box(avatar.arrays["points"], (w, h), options.framing,
+                               out[0] / out[1], full_ok)  # fmt: skip
+        self.size = options.size or (self.box[2] - self.box[0], self.box[3] - self.box[1])
+        self.lut = load_cube(options.lut) if options.lut else None
+        self._segmenter: Any = None
+        self._mask: np.ndarray | None = None
+        self._background: np.ndarray | None = None
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = self.box
+        out = cv2.resize(rgb[y0:y1, x0:x1], self.size, interpolation=cv2.INTER_AREA)
+        if self.options.background is not None:
+            out = self.replace_background(out)
+        if self.options.tone != "natural":
+            out = apply_tone(out, self.options.tone)
+        if self.lut is not None:
+            out = apply_lut(out, self.lut)
+        if self.options.style == "cartoon":
+            out = cartoon(out)
+        return out
+
+    def replace_background(self, rgb: np.ndarray) -> np.ndarray:
+        import mediapipe as mp
+
+        if self._segmenter is None:
+            self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
+            self._background = self._backdrop(rgb.shape[1], rgb.shape[0])
+        mask = self._segmenter.process(np.ascontiguousarray(rgb)).segmentation_mask
+        mask = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.5)
+        self._mask = mask if self._mask is None else 0.6 * mask + 0.4 * self._mask
+        alpha = np.clip((self._mask - 0.3) / 0.4, 0, 1)[..., None]
+        mixed = alpha * rgb + (1 - alpha) * self._background
+        return mixed.astype(np.uint8)
+
+    def _backdrop(self, width: int, height: int) -> np.ndarray:
+        bg = self.options.background
+        if isinstance(bg, str):
+            image = cv2.imread(bg)
+            if image is None:
+                raise ValueError(f"cannot read the background image {bg}")
+            return cv2.resize(image[..., ::-1], (width, height)).astype(np.float32)
+        return np.full((height, width, 3), bg, np.float32)
+
+    def close(self) -> None:
+        if self._segmenter is not None:
+            self._segmenter.close()

@@ -1,0 +1,200 @@
+"""``dhf eval face``: the DESIGN.md quality protocol for the face pipeline.
+
+Train on ``train/`` clips (ingest + training timed), then drive the avatar with the REAL
+audio of every ``heldout/`` clip and score the RENDERED frames, with landmarks
+re-detected by FaceMesh, against the real held-out frames; the same figures for the floor,
+the plain looped template (training frames played from the start). Metrics:
+
+- LMD: mean over frames and the 40 FACEMESH_LIPS points of the Euclidean distance, each
+  point relative to the nose tip (1) and divided by the inter-ocular distance (33-263);
+- opening: inner-lip gap |p14 - p13| / IOD; Pearson correlation per clip, averaged;
+- AV offset: the lag (frames, -6..6) of the best opening cross-correlation, summed over
+  clips (positive: the render is late); also the mean absolute per-clip lag;
+- mouth-crop PSNR / SSIM: each frame is stabilised on its own rigid upper-face points
+  (nose ridge and eye corners, fitted to the real clip's mean) and the fixed box
+  x in [-0.45, 0.45], y in [0.62, 1.22] IOD (lips and their surround) compared at
+  96 px per IOD.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from compliance import media
+
+from . import features, ingest, train
+from . import landmarks as lm
+from .render import Avatar, Timer, render_frames, template_indices
+
+MOUTH_BOX = (-0.45, 0.62, 0.45, 1.22)
+BOX_SCALE = 96.0
+MAX_LAG = 6
+VIDEO_EXTS = (".mp4", ".mpg", ".mov", ".mkv")
+
+
+def log(message: str) -> None:
+    print(f"[face eval] {message}", file=sys.stderr, flush=True)
+
+
+def work_root(profile: str) -> Path:
+    """Where eval keeps its ingest + model (``DHF_FACE_WORK`` overrides); bench reuses it."""
+    base = os.environ.get("DHF_FACE_WORK") or os.path.join(tempfile.gettempdir(), "dhf-face")
+    return Path(base) / f"eval-{profile}"
+
+
+def clips_in(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_EXTS)
+
+
+def prepare(train_dir: Path, profile: str, work: Path) -> dict[str, float]:
+    """Ingest and train into ``work``; return the timings."""
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    ingest.ingest(clips_in(train_dir), work, profile, progress=_ingest_progress)
+    ingested = time.perf_counter()
+    train.train(work, profile, progress=lambda f, m: log(f"train {100 * f:.0f}%: {m}"))
+    done = time.perf_counter()
+    return {"ingest_seconds": ingested - started, "train_seconds": done - ingested}
+
+
+def _ingest_progress(fraction: float, message: str) -> None:
+    if fraction >= 1:
+        log(f"ingest: {message}")
+
+
+def track(frames: list[np.ndarray]) -> np.ndarray:
+    """FaceMesh points (N, 478, 2) of a clip, gaps filled from neighbours."""
+    tracks = [p if p is None else p[:, :2] for p in lm.detect(frames, video=True)]
+    return lm.fill_missing(tracks)[0]
+
+
+def mouth_crops(frames: list[np.ndarray], points: np.ndarray, reference: np.ndarray) -> list:
+    x0, y0, x1, y1 = MOUTH_BOX
+    size = (round((x1 - x0) * BOX_SCALE), round((y1 - y0) * BOX_SCALE))
+    shift = np.array([[BOX_SCALE, 0, -x0 * BOX_SCALE], [0, BOX_SCALE, -y0 * BOX_SCALE]])
+    out = []
+    for rgb, p in zip(frames, points, strict=True):
+        canon = lm.to_canonical(p, reference).astype(np.float64)
+        affine = np.hstack(
+            [shift[:, :2] @ canon[:, :2], (shift[:, :2] @ canon[:, 2] + shift[:, 2])[:, None]]
+        )
+        out.append(cv2.warpAffine(rgb, affine, size, flags=cv2.INTER_AREA))
+    return out
+
+
+def best_lag(real: np.ndarray, fake: np.ndarray) -> tuple[int, np.ndarray]:
+    """Lag of the best Pearson correlation of ``fake`` shifted against ``real``, and all."""
+    scores = np.array([_shifted_corr(real, fake, lag) for lag in range(-MAX_LAG, MAX_LAG + 1)])
+    return int(np.nanargmax(scores)) - MAX_LAG, scores
+
+
+def _shifted_corr(real: np.ndarray, fake: np.ndarray, lag: int) -> float:
+    a, b = (real[: len(real) - lag], fake[lag:]) if lag >= 0 else (real[-lag:], fake[:lag])
+    return _corr(a, b)
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def score(real: list[np.ndarray], fake: list[np.ndarray], real_pts: np.ndarray,
+          reference: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """All per-clip figures of ``fake`` frames against the real ones."""
+    pts = track(fake)
+    lmd = np.linalg.norm(lm.normalised_lips(pts) - lm.normalised_lips(real_pts), axis=-1).mean()
+    o_real, o_fake = lm.opening(real_pts), lm.opening(pts)
+    lag, lags = best_lag(o_real, o_fake)
+    crops_r = mouth_crops(real, real_pts, reference)
+    crops_f = mouth_crops(fake, pts, reference)
+    psnr = np.mean(
+        [
+            peak_signal_noise_ratio(a, b, data_range=255)
+            for a, b in zip(crops_r, crops_f, strict=True)
+        ]
+    )
+    ssim = np.mean(
+        [
+            structural_similarity(a, b, channel_axis=2, data_range=255)
+            for a, b in zip(crops_r, crops_f, strict=True)
+        ]
+    )
+    return {"lmd": float(lmd), "opening_corr": _corr(o_real, o_fake), "lag": lag,
+            "lag_scores": lags, "psnr": float(psnr), "ssim": float(ssim),
+            "opening_fake_mean": float(o_fake.mean()),
+            "opening_real_mean": float(o_real.mean())}  # fmt: skip
+
+
+def evaluate(
+    train_dir: Path | str, heldout_dir: Path | str, profile: str = "cpu"
+) -> dict[str, Any]:
+    work = work_root(profile)
+    log(f"profile {profile}: ingest + train on {train_dir} (work dir {work})")
+    timings = prepare(Path(train_dir), profile, work)
+    avatar = Avatar.load(work)
+    per_clip: dict[str, list[dict[str, Any]]] = {"model": [], "template": []}
+    render_s, rendered = 0.0, 0
+    heldout = clips_in(Path(heldout_dir))
+    for n, clip in enumerate(heldout):
+        real = list(media.frames(clip))
+        samples = media.audio(clip, features.RATE)
+        started = time.perf_counter()
+        fake = render_frames(avatar, samples, features.RATE, n_frames=len(real), timer=Timer())
+        render_s += time.perf_counter() - started
+        rendered += len(fake)
+        floor = [
+            avatar.template_frame(int(i)) for i in template_indices(avatar.manifest, len(real))
+        ]
+        real_pts = track(real)
+        reference = lm.reference_stable(real_pts)
+        per_clip["model"].append(score(real, fake, real_pts, reference))
+        per_clip["template"].append(score(real, floor, real_pts, reference))
+        m, f = per_clip["model"][-1], per_clip["template"][-1]
+        log(f"{n + 1}/{len(heldout)} {clip.name}: LMD {m['lmd']:.4f} (floor {f['lmd']:.4f}) "
+            f"corr {m['opening_corr']:.2f} lag {m['lag']} PSNR {m['psnr']:.1f}")  # fmt: skip
+    result = {"profile": profile, "train_clips": len(clips_in(Path(train_dir))),
+              "heldout_clips": len(heldout), "model": summarise(per_clip["model"]),
+              "template_floor": summarise(per_clip["template"])}  # fmt: skip
+    result["lmd_ratio"] = result["model"]["lmd"] / result["template_floor"]["lmd"]
+    result["timing"] = {
+        **{k: round(v, 1) for k, v in timings.items()},
+        "render_fps": round(rendered / max(render_s, 1e-9), 1),
+        "render_frames": rendered,
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu_threads": 2,
+    }
+    result["training_report"] = _training_report(work)
+    return result
+
+
+def summarise(clips: list[dict[str, Any]]) -> dict[str, Any]:
+    summed = np.sum([c["lag_scores"] for c in clips], axis=0)
+    return {
+        "lmd": float(np.mean([c["lmd"] for c in clips])),
+        "opening_corr": float(np.mean([c["opening_corr"] for c in clips])),
+        "av_offset_frames": int(np.argmax(summed)) - MAX_LAG,
+        "av_offset_abs_mean_per_clip": float(np.mean([abs(c["lag"]) for c in clips])),
+        "mouth_psnr_db": float(np.mean([c["psnr"] for c in clips])),
+        "mouth_ssim": float(np.mean([c["ssim"] for c in clips])),
+        "opening_mean": float(np.mean([c["opening_fake_mean"] for c in clips])),
+        "opening_mean_real": float(np.mean([c["opening_real_mean"] for c in clips])),
+    }
+
+
+def _training_report(work: Path) -> dict[str, Any]:
+    import json
+
+    report = json.loads((work / "model" / "report.json").read_text())
+    report.pop("history", None)
+    return report
