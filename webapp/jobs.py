@@ -53,10 +53,11 @@ def redis() -> Any:
     return ext["dhf_redis"]
 
 
-def submit(kind: str, owner_id: str, target_id: str) -> Job:
+def submit(kind: str, owner_id: str, target_id: str, *, enqueue: bool = True) -> Job:
     """Create the job row and enqueue it once the transaction commits.
 
-    Refuses a second active job of the same kind for the same target (409).
+    Refuses a second active job of the same kind for the same target (409). With
+    ``enqueue=False`` the caller runs it in-process (operator CLI) instead of a worker.
     """
     job_spec = spec(kind)
     job = Job(
@@ -76,7 +77,8 @@ def submit(kind: str, owner_id: str, target_id: str) -> Job:
             code="job_active",
         ) from None
     record_event(EventTag.JOB_ENQUEUED, actor_id=owner_id, data={"job": job.id, "kind": kind})
-    q.enqueue_after_commit(db.session(), redis(), job_spec, job.id, job.id)
+    if enqueue:
+        q.enqueue_after_commit(db.session(), redis(), job_spec, job.id, job.id)
     return job
 
 

@@ -94,14 +94,17 @@ def training_inputs(avatar: Avatar) -> tuple[Upload, list[Upload]]:
     return video, samples
 
 
-def start_training(avatar: Avatar) -> Job:
-    """Queue ``train_avatar``: needs KYC, the subject's verified consent, payment, inputs."""
+def start_training(avatar: Avatar, *, waive_payment: bool = False, enqueue: bool = True) -> Job:
+    """Queue ``train_avatar``: needs KYC, the subject's verified consent, payment, inputs.
+
+    ``waive_payment`` and ``enqueue=False`` are for operators (``dhf avatar train``).
+    """
     likeness.require(avatar.subject, avatar)
-    if not training_paid(avatar.id):
+    if not waive_payment and not training_paid(avatar.id):
         raise Forbidden("Pay for this avatar's training first (POST /api/v1/checkout).",
                         code="payment_required")  # fmt: skip
     training_inputs(avatar)
-    job = jobs.submit("train_avatar", avatar.owner_id, avatar.id)
+    job = jobs.submit("train_avatar", avatar.owner_id, avatar.id, enqueue=enqueue)
     avatar.status = "training"
     db.session.commit()
     return job
@@ -132,7 +135,8 @@ def render_options(raw: dict[str, Any], avatar: Avatar) -> dict[str, Any]:
     return options
 
 
-def create_render(owner: User, avatar_id: str, script: str, raw: dict[str, Any]) -> Render:
+def create_render(owner: User, avatar_id: str, script: str, raw: dict[str, Any],
+                  *, enqueue: bool = True) -> Render:  # fmt: skip
     """Moderate the script, check the likeness rights, hold credits, queue ``render``."""
     avatar = get_owned_or_404(Avatar, avatar_id, owner.id)
     script = " ".join(script.split())
@@ -161,7 +165,7 @@ def create_render(owner: User, avatar_id: str, script: str, raw: dict[str, Any])
     db.session.add(render)
     db.session.flush()
     ledger.reserve(render, estimate_seconds(script))
-    jobs.submit("render", owner.id, render.id)
+    jobs.submit("render", owner.id, render.id, enqueue=enqueue)
     record_event(EventTag.RENDER_CREATED, actor_id=owner.id,
                  data={"render": render.id, "avatar": avatar.id})  # fmt: skip
     db.session.commit()
