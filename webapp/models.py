@@ -63,6 +63,9 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     # unverified | pending | verified | rejected (identity verification, R1)
     kyc_status: Mapped[str] = mapped_column(String(16), default="unverified", nullable=False)
+    # where signed event notifications go (training / render ended), and their HMAC key
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
+    webhook_secret: Mapped[str | None] = mapped_column(String(64))
     # bumped by every ledger write: the UPDATE serialises balance checks per user
     ledger_version: Mapped[int] = mapped_column(
         Integer, default=0, server_default="0", nullable=False

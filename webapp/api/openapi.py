@@ -82,6 +82,9 @@ SCHEMAS: dict[str, S] = {
     "api.get_render": {"response": RENDER},
     "api.download_render": {"response": FILE, "media": "video/mp4"},
     "api.verify_file": {"form": {"file": FILE}, "response": VERIFY},
+    "api.set_webhook": {"body": _obj(("url",), url=STR),
+                        "response": _obj(("url", "secret"), url=STR, secret=STR)},
+    "api.delete_webhook": {},
 }  # fmt: skip
 
 PUBLIC = {"api.signup", "api.create_token", "api.get_consent", "api.post_recording",

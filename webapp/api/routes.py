@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app, jsonify, request
 from sqlalchemy import select
 
-from .. import accounts
+from .. import accounts, webhooks
 from ..billing import ledger
 from ..errors import InvalidInput
 from ..extensions import db, limiter
@@ -99,3 +99,20 @@ def upload_training_video(avatar_id: str):  # type: ignore[no-untyped-def]
     upload, job = studio.upload_training_video(avatar, file.stream if file else None,
                                                file.filename if file else "")  # fmt: skip
     return jsonify(upload_id=upload.id, job_id=job.id, status=upload.status), 202
+
+
+@bp.put("/webhook")
+@token_required
+def set_webhook():  # type: ignore[no-untyped-def]
+    """Send signed notifications to this URL when a training or a render ends."""
+    url = _json_body("url")["url"]
+    secret = webhooks.configure(api_user(), url)
+    return jsonify(url=url, secret=secret)
+
+
+@bp.delete("/webhook")
+@token_required
+def delete_webhook():  # type: ignore[no-untyped-def]
+    """Stop notifications."""
+    webhooks.configure(api_user(), None)
+    return "", 204

@@ -32,7 +32,7 @@ from compliance.labels import LabelOptions
 from compliance.payload import new_watermark_id
 from compliance.stamping import ContentSpec
 
-from .. import registry
+from .. import registry, webhooks
 from ..audit import record_event
 from ..billing import ledger
 from ..extensions import db
@@ -71,8 +71,32 @@ def _done(work: Path, name: str) -> None:
 # -- training -----------------------------------------------------------------------------
 
 
+def _on_last_failure(job: Job, cleanup: Callable[[], None]) -> None:
+    """After an exception: on the job's last attempt, run ``cleanup`` and commit."""
+    db.session.rollback()
+    if not getattr(get_current_job(), "retries_left", 0):
+        cleanup()
+        db.session.commit()
+
+
 @job_function
 def train_avatar(job: Job, report: Progress) -> dict[str, Any]:
+    try:
+        return _train(job, report)
+    except Canceled:
+        raise
+    except Exception:
+
+        def failed() -> None:
+            avatar = db.session.get(Avatar, job.target_id)
+            avatar.status = "failed"
+            webhooks.notify(avatar.owner_id, "avatar.training.failed", {"avatar_id": avatar.id})
+
+        _on_last_failure(job, failed)
+        raise
+
+
+def _train(job: Job, report: Progress) -> dict[str, Any]:
     from pipeline.face import ingest as face_ingest
     from pipeline.face import train as face_train
     from pipeline.voice import train as voice_train
@@ -111,6 +135,11 @@ def train_avatar(job: Job, report: Progress) -> dict[str, Any]:
     avatar.model_blob_id, avatar.quality, avatar.status = model_blob, quality, "ready"
     record_event(EventTag.JOB_FINISHED, actor_id=avatar.owner_id,
                  data={"avatar": avatar.id, "model": model_blob, "profile": profile})  # fmt: skip
+    webhooks.notify(
+        avatar.owner_id,
+        "avatar.training.finished",
+        {"avatar_id": avatar.id, "status": "ready", "summary": quality["summary"]},
+    )
     db.session.commit()
     shutil.rmtree(work, ignore_errors=True)  # plaintext sources and intermediates
     return {"avatar_id": avatar.id, "profile": profile, "summary": quality["summary"]}
@@ -190,13 +219,14 @@ def render(job: Job, report: Progress) -> dict[str, Any]:
     except Canceled:
         raise
     except Exception:
-        db.session.rollback()
-        rq_job = get_current_job()
-        if not getattr(rq_job, "retries_left", 0):  # the last attempt: give the credits back
+
+        def failed() -> None:  # the credits come back
             row = db.session.get(Render, job.target_id)
             row.status = "failed"
             ledger.release(row)
-            db.session.commit()
+            webhooks.notify(row.owner_id, "render.failed", {"render_id": row.id})
+
+        _on_last_failure(job, failed)
         raise
 
 
@@ -237,6 +267,7 @@ def _render(job: Job, report: Progress) -> dict[str, Any]:
                          data={"render": row.id, "quarantined": True,
                                "wer": round(wer, 3)})  # fmt: skip
             job.result = {"render_id": row.id, "status": "quarantined", "wer": round(wer, 3)}
+            webhooks.notify(row.owner_id, "render.quarantined", dict(job.result))
             return dict(job.result)
         report(0.95, "delivering")
         with open(out, "rb") as fh:
@@ -256,6 +287,7 @@ def _render(job: Job, report: Progress) -> dict[str, Any]:
                        "wer": round(wer, 3)})  # fmt: skip
     job.result = {"render_id": row.id, "content_id": stamped.content_id, "wer": round(wer, 3),
                   "duration_s": round(stamped.duration_s, 2)}  # fmt: skip
+    webhooks.notify(row.owner_id, "render.finished", {**job.result, "status": "ready"})
     return dict(job.result)
 
 
