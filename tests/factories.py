@@ -84,3 +84,23 @@ def consented_subject(owner: User, name: str = "Ada Example") -> tuple[Subject, 
     record.status, subj.status = "verified", "active"
     db.session.commit()
     return subj, token
+
+
+def consent_recording(face_video, tmp_path, text: str, still: bool = False):  # type: ignore[no-untyped-def]
+    """A consent statement video: the GRID speaker's face with ``text`` read aloud (by the
+    shipped voice) as the sound track; ``still`` freezes the first frame (not live)."""
+    import numpy as np
+
+    from compliance import media
+    from pipeline import bundled
+
+    audio, rate = bundled.piper_say(text, deterministic=True)
+    wav, out = tmp_path / "statement.wav", tmp_path / "consent.mp4"
+    pause = np.zeros(rate // 2, np.float32)  # people pause before and after speaking
+    media.write_wav(wav, np.concatenate([pause, audio.astype(np.float32) / 32768, pause]), rate)
+    video = ["-loop", "1", "-i", str(tmp_path / "still.png")] if still else ["-i", str(face_video)]
+    if still:
+        media.ffmpeg(["-i", str(face_video), "-frames:v", "1", str(tmp_path / "still.png")])
+    media.ffmpeg([*video, "-i", str(wav), "-map", "0:v", "-map", "1:a", "-shortest",
+                  "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)])  # fmt: skip
+    return out

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from compliance import media
 from compliance.vault import KeyDestroyed
-from pipeline import bundled
 from webapp import jobs
 from webapp.consent import notice
 from webapp.extensions import db
@@ -40,17 +38,7 @@ def fixed_passcode(monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def _recording(face_video, tmp_path, text: str, still: bool = False):  # type: ignore[no-untyped-def]
-    """The GRID speaker's face with the statement read aloud as the sound track."""
-    audio, rate = bundled.piper_say(text, deterministic=True)
-    wav, out = tmp_path / "statement.wav", tmp_path / "consent.mp4"
-    pause = np.zeros(rate // 2, np.float32)  # people pause before and after speaking
-    media.write_wav(wav, np.concatenate([pause, audio.astype(np.float32) / 32768, pause]), rate)
-    video = ["-loop", "1", "-i", str(tmp_path / "still.png")] if still else ["-i", str(face_video)]
-    if still:
-        media.ffmpeg(["-i", str(face_video), "-frames:v", "1", str(tmp_path / "still.png")])
-    media.ffmpeg([*video, "-i", str(wav), "-map", "0:v", "-map", "1:a", "-shortest",
-                  "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)])  # fmt: skip
-    return out
+    return factories.consent_recording(face_video, tmp_path, text, still=still)
 
 
 def _start(client, kyc: bool = True):  # type: ignore[no-untyped-def]
