@@ -51,8 +51,8 @@ def api_signup(client: FlaskClient, email: str, password: str = TEST_PASSWORD) -
     return {"Authorization": f"Bearer {res.json['token']}"}
 
 
-def multipart(field: str, path, filename: str | None = None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """Test-client kwargs for a file upload encoded in memory.
+def multipart(field: str, path, filename: str | None = None, **fields: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Test-client kwargs for a file upload (plus plain ``fields``) encoded in memory.
 
     werkzeug's test client spools bodies over 500 KB to a temporary file that it leaves
     for the garbage collector (a ResourceWarning under -W error); this avoids it.
@@ -62,8 +62,9 @@ def multipart(field: str, path, filename: str | None = None) -> dict[str, object
 
     with open(path, "rb") as fh:
         files = MultiDict(
-            [(field, FileStorage(io.BytesIO(fh.read()), filename or Path(path).name))]
-        )
+            [(field, FileStorage(io.BytesIO(fh.read()), filename or Path(path).name)),
+             *fields.items()]
+        )  # fmt: skip
     boundary, body = encode_multipart(files)
     return {"data": body, "content_type": f"multipart/form-data; boundary={boundary}"}
 
