@@ -72,3 +72,24 @@ def test_ingest_writes_a_manifest_with_loop_points(avatar: Avatar) -> None:
     assert manifest["frames"] == 400 and manifest["face_found"] > 0.95
     assert manifest["clips"][0]["loop_points"], "the pauses with a closed mouth are loop points"
     assert Path(avatar.work / "crops.npy").exists()
+
+
+def test_render_video_composites_and_stamps(avatar: Avatar, tmp_path: Path) -> None:
+    from compliance import media
+    from compliance.keys import init_keys
+    from compliance.payload import new_watermark_id
+    from compliance.stamping import ComplianceSettings, ContentSpec
+    from pipeline.face.composite import Options
+    from pipeline.face.render import render_video
+
+    keys, _ = init_keys(tmp_path / "keys")
+    settings = ComplianceSettings(keys.directory, (("k1", bytes(range(32))),), producer="DHFTEST")
+    content = ContentSpec("face-test-1", new_watermark_id())
+    samples = synthetic.speech(synthetic.envelope(2.0, seed=7), seed=7)
+    options = Options(size=(256, 256), framing="half", background=(0, 90, 200), tone="warm")
+    record = render_video(avatar, samples, synthetic.RATE, tmp_path / "out.mp4", content,
+                          settings, options)  # fmt: skip
+    info = media.probe(tmp_path / "out.mp4")
+    assert record.content_id == "face-test-1" and record.watermark_id == content.watermark_id
+    assert (info.width, info.height) == (256, 256) and info.has_audio
+    assert info.duration_s >= 2.0
