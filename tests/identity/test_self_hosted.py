@@ -118,6 +118,16 @@ def test_another_persons_selfie_is_rejected_as_face_mismatch(kyc_app, photos):
         assert db.session.get(User, check.user_id).kyc_status == "rejected"
 
 
+def test_thresholds_come_from_the_consent_configuration(make_app, photos):
+    """Astronaut vs mirrored astronaut is about 0.2 apart: with the accept line moved
+    below that, the same pair is flagged borderline for the reviewer, not rejected."""
+    client = make_app(KYC_PROVIDER="self_hosted", CONSENT_FACE_ACCEPT=0.1).test_client()
+    check_id, path, _ = start_check(client)
+    submit(client, path, photos["astronaut"], photos["selfie"])
+    check = check_row(client.application, check_id)
+    assert (check.status, check.reasons) == ("needs_review", ["face_borderline"])
+
+
 @pytest.mark.parametrize("role", ["document", "selfie"])
 def test_a_photo_without_a_face_is_rejected(kyc_app, photos, role):
     client = kyc_app.test_client()
@@ -178,6 +188,7 @@ def test_another_person_does_their_own_check_through_the_consent_link(
     assert started.status_code == 302 and "/identity/check/" in started.location
     page = submit(person, started.location.split("/", 3)[-1], photos["astronaut"], photos["selfie"])
     assert f'href="/consent/{token}" id="back"' in page.text
+    assert "Your identity check is with a reviewer." in person.get(f"/consent/{token}").text
     with kyc_app.app_context():
         check = db.session.query(IdentityCheck).filter_by(subject_id=subject["id"]).one()
         assert check.status == "needs_review"

@@ -70,6 +70,7 @@ def test_queue_shows_images_scores_and_birth_date(queued, photos):
     login(client, "root@example.com", admin=True)
     page = client.get("/admin/identity")
     assert page.status_code == 200 and f'id="check-{check_id}"' in page.text
+    assert 'href="/admin/protected"' in page.text  # the admin's navigation
     assert "ada@example.com" in page.text and "1990-05-17" in page.text
     assert "face_distance" in page.text
     with app.app_context():
@@ -112,9 +113,16 @@ def test_approval_verifies_the_account_and_is_audited(queued):
     assert again.status_code == 409
 
 
-def test_rejection_by_the_reviewer(queued):
+def test_rejection_by_the_reviewer_and_no_self_review(queued):
     app, check_id = queued
     client = app.test_client()
+    with app.app_context():  # the applicant is an administrator too, but not their own judge
+        db.session.query(User).filter_by(email="ada@example.com").one().is_admin = True
+        db.session.commit()
+    assert client.post("/login", data={"email": "ada@example.com", "password": TEST_PASSWORD})
+    own = client.post(f"/admin/identity/{check_id}", data={"reason": "me", "approve": "x"})
+    assert own.status_code == 403 and "Another administrator must review" in own.text
+    client.post("/logout")
     login(client, "root@example.com", admin=True)
     client.post(f"/admin/identity/{check_id}", data={"reason": "document expired", "reject": "x"})
     with app.app_context():

@@ -16,7 +16,7 @@ from pipeline.consent_media import VOICE_RATE, voice_embedding
 
 from .. import identity
 from ..audit import record_event
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..identity.self_hosted import FORMATS, one_face, read_image
 from ..models import IdentityCheck, ProtectedPerson, Subject, Upload, User
@@ -52,6 +52,9 @@ def review(check_id: str, admin: User, approve: bool, note: str) -> IdentityChec
         raise NotFound(f"No identity check {check_id}.")
     if check.status != "needs_review":
         raise Conflict(f"This check is {check.status}, not waiting for review.", code="not_queued")
+    if admin.id == check.user_id:
+        raise Forbidden("Another administrator must review your own identity check.",
+                        code="own_check")  # fmt: skip
     status = "verified" if approve else "rejected"
     check.reviewed_by, check.review_note = admin.id, note.strip()
     identity.decide(check, status, [f"reviewer_{'approved' if approve else 'rejected'}"],

@@ -123,7 +123,9 @@ def one_face(rgb: np.ndarray, what: str) -> np.ndarray:
 
 
 def _face_reasons(role: str, scan: FaceScan) -> list[str]:
-    return [f"no_face_{role}"] if scan.count == 0 else [f"multiple_faces_{role}"] * (scan.count > 1)
+    if scan.count == 0:
+        return [f"no_face_{role}"]
+    return [f"multiple_faces_{role}"] if scan.count > 1 else []
 
 
 def _store_image(check: IdentityCheck, role: str, data: bytes, fmt: str) -> None:
@@ -161,17 +163,21 @@ def submit(check: IdentityCheck, document: bytes, selfie: bytes, born: date) -> 
     doc, me = scan_face(images["document"][0]), scan_face(images["selfie"][0])
     reasons = _face_reasons("document", doc) + _face_reasons("selfie", me)
     scores: dict[str, float] = {"faces_document": doc.count, "faces_selfie": me.count}
+    flags = []  # shown to the reviewer, no reason to reject
     if doc.template is not None and me.template is not None:
         distance = float(np.linalg.norm(doc.template - me.template))
         scores["face_distance"] = round(distance, 4)
         if distance > float(current_app.config["CONSENT_FACE_REJECT"]):
             reasons.append("face_mismatch")
+        elif distance > float(current_app.config["CONSENT_FACE_ACCEPT"]):
+            flags.append("face_borderline")
     if age < ADULT:
         reasons.append("under_18")
     check.date_of_birth, check.scores = born, scores
-    if not reasons and me.template is not None:
+    if not reasons and me.template is not None:  # one face on each: the template stays
         _keep_template(check, me.template)
-    decide(check, "rejected" if reasons else "needs_review", reasons, is_adult=age >= ADULT)
+    status = "rejected" if reasons else "needs_review"
+    decide(check, status, reasons or flags, is_adult=age >= ADULT)
     db.session.commit()
     return check
 

@@ -25,6 +25,7 @@
     voice_mismatch: "the voice does not match the voice samples",
     kyc_missing: "your identity is not verified yet: a reviewer will check",
     underage: "you must be 18 or older",
+    protected_person: "you resemble a person on our protected list: a reviewer will check",
   };
   let recorder, chunks = [], stream;
 
