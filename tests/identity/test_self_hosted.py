@@ -199,7 +199,7 @@ def test_another_person_does_their_own_check_through_the_consent_link(
         admin.review(check.id, factories.user("admin@example.com"), True, "document matches")
         assert db.session.get(Subject, subject["id"]).status == "pending"
     consent = person.get(f"/api/v1/consent/{token}").json
-    recording = consent_api._recording(face_video, tmp_path, consent["statement"])
+    recording = factories.consent_recording(face_video, tmp_path, consent["statement"])
     res = person.post(f"/api/v1/consent/{token}/recording",
                       **factories.multipart("video", recording))  # fmt: skip
     assert res.json == {"status": "rejected", "reasons": ["face_mismatch_kyc"]}

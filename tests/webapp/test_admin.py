@@ -174,7 +174,7 @@ def test_protected_face_sends_the_consent_recording_to_review(app, face_video, t
     assert add_protected(admin, "GRID speaker one", face=kyc.jpeg(frame)).status_code == 200
     token = subject["consent_token"]
     page = client.get(f"/api/v1/consent/{token}").json
-    recording = consent_api._recording(face_video, tmp_path, page["statement"])
+    recording = factories.consent_recording(face_video, tmp_path, page["statement"])
     res = client.post(f"/api/v1/consent/{token}/recording",
                       **factories.multipart("video", recording))  # fmt: skip
     assert res.json == {"status": "needs_review", "reasons": ["protected_person"]}
