@@ -41,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .dashboard import bp as dashboard_bp
     from .public import bp as public_bp
     from .studio.views import bp as studio_bp
+    from .voice import bp as voice_bp
 
     csrf.exempt(api_bp)  # bearer tokens, never cookies: nothing for CSRF to ride on
     app.register_blueprint(api_bp)
@@ -51,6 +52,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(consent_bp)
     app.register_blueprint(studio_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(voice_bp)
     _sqlite_pragmas(app)
     return app
 

@@ -1,0 +1,27 @@
+"""Voice prompts and voice samples (one validated take per sentence)."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from ..models import Avatar
+from ..ownership import get_owned_or_404
+from ..voice import service
+from . import bp
+from .auth import api_user, token_required
+
+
+@bp.get("/voice-prompts")
+@token_required
+def voice_prompts():  # type: ignore[no-untyped-def]
+    return jsonify(prompts=service.prompt_list())
+
+
+@bp.post("/avatars/<avatar_id>/voice-samples")
+@token_required
+def upload_voice_sample(avatar_id: str):  # type: ignore[no-untyped-def]
+    avatar = get_owned_or_404(Avatar, avatar_id, api_user().id)
+    counts = service.add_sample(
+        avatar, request.files.get("audio"), request.form.get("text"), request.form.get("prompt_id")
+    )
+    return jsonify(counts), 201

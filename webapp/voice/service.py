@@ -1,0 +1,90 @@
+"""Voice-sample services: the prompts, and storing a validated take (one per prompt)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from sqlalchemy import select
+from werkzeug.datastructures import FileStorage
+
+from compliance.audit import EventTag
+from pipeline.voice import prompts
+from pipeline.voice.validate import check_file
+
+from ..audit import record_event
+from ..errors import InvalidInput
+from ..extensions import db
+from ..models import Avatar, Upload
+from ..storage import store, vault
+
+KIND = "voice_sample"
+
+
+def prompt_list() -> list[dict[str, str]]:
+    return [{"id": p.id, "text": p.text} for p in prompts.load()]
+
+
+def sentence_for(text: str | None, prompt_id: str | None) -> tuple[str, str | None]:
+    """(sentence, prompt id or None) from a ``prompt_id`` or a free ``text``."""
+    if prompt_id:
+        prompt = prompts.by_id().get(prompt_id)
+        if prompt is None:
+            raise InvalidInput(f"No voice prompt with id {prompt_id}.", code="unknown_prompt")
+        return prompt.text, prompt.id
+    if text and text.strip():
+        return text.strip(), None
+    raise InvalidInput(
+        "Send the sentence you read as 'text', or its 'prompt_id'.", code="missing_text"
+    )
+
+
+def samples(avatar: Avatar) -> list[Upload]:
+    query = select(Upload).where(Upload.avatar_id == avatar.id, Upload.kind == KIND)
+    return list(db.session.scalars(query.order_by(Upload.created_at)))
+
+
+def progress(avatar: Avatar) -> dict[str, int]:
+    count = len(samples(avatar))
+    return {"count": count, "remaining": max(len(prompts.load()) - count, 0)}
+
+
+def _validate(file: FileStorage, sentence: str) -> dict[str, Any]:
+    """Run the take checks on a temporary copy; raise 422 with the reason code if bad."""
+    fd, tmp = tempfile.mkstemp(prefix="dhf-take-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            file.save(out)
+        verdict = check_file(tmp, sentence)
+    finally:
+        os.unlink(tmp)
+    if not verdict.ok:
+        raise InvalidInput(verdict.message or "The take was rejected.", code=verdict.reason)
+    return verdict.info
+
+
+def add_sample(
+    avatar: Avatar, file: FileStorage | None, text: str | None, prompt_id: str | None
+) -> dict[str, int]:
+    """Validate and store one take; a new take of the same sentence replaces the old one."""
+    if file is None or not file.filename:
+        raise InvalidInput("Attach the recording as multipart field 'audio'.", code="missing_file")
+    sentence, pid = sentence_for(text, prompt_id)
+    info = _validate(file, sentence)
+    for old in samples(avatar):
+        if old.text == sentence:
+            vault().delete(old.subject_id, old.blob_id)
+            db.session.delete(old)
+    file.stream.seek(0)
+    blob_id, size, sha = store(avatar.subject_id, file.stream)
+    upload = Upload(
+        owner_id=avatar.owner_id, subject_id=avatar.subject_id, avatar_id=avatar.id,
+        kind=KIND, blob_id=blob_id, filename=(file.filename or "take")[:255], size=size,
+        sha256=sha, text=sentence, status="valid", info={**info, "prompt_id": pid},
+    )  # fmt: skip
+    db.session.add(upload)
+    db.session.flush()
+    record_event(EventTag.UPLOAD_STORED, actor_id=avatar.owner_id, data={"upload": upload.id})
+    db.session.commit()
+    return progress(avatar)
