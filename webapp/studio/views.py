@@ -10,7 +10,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     jsonify,
     redirect,
@@ -73,13 +72,6 @@ def _renders(avatar: Avatar) -> list[dict[str, Any]]:
     return [render_json(r) for r in rows]
 
 
-def _voice_url(avatar: Avatar) -> str | None:
-    """The sentence-recording page, where this deployment has it."""
-    if "voice.record" not in current_app.view_functions:
-        return None
-    return url_for("voice.record", avatar_id=avatar.id)
-
-
 @bp.get("/avatars/<avatar_id>")
 @login_required
 def avatar(avatar_id: str):  # type: ignore[no-untyped-def]
@@ -87,7 +79,6 @@ def avatar(avatar_id: str):  # type: ignore[no-untyped-def]
     return render_template(
         "studio/avatar.html", avatar=avatar, steps=service.steps(avatar),
         renders=_renders(avatar), consent_link=session.get("consent_links", {}).get(avatar.id),
-        voice_url=_voice_url(avatar),
         tones=service.TONES, styles=service.STYLES, framings=service.FRAMINGS,
     )  # fmt: skip
 
