@@ -2,7 +2,8 @@
 
 ``LipSpace`` is a PCA of the canonical lips + chin points of the training frames;
 ``AudioToShape`` is a small temporal conv net: log-mel at 4 rows per video frame ->
-(strided conv) one vector per frame -> dilated residual blocks -> PCA coefficients.
+(strided conv) one vector per frame -> dilated residual blocks -> PCA coefficients;
+``Ensemble`` averages a few of them trained from different seeds.
 ``RidgeBaseline`` (mel window -> coefficients, closed form) is the measured reference the
 net has to beat (see the training report).
 """
@@ -80,6 +81,18 @@ class AudioToShape(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(self.front(mel)))
+
+
+class Ensemble(nn.Module):
+    """The mean of ``cfg.ensemble`` independently trained nets (different seeds)."""
+
+    def __init__(self, cfg: FaceProfile, components: int, members: int | None = None) -> None:
+        super().__init__()
+        count = members or cfg.ensemble
+        self.members = nn.ModuleList(AudioToShape(cfg, components) for _ in range(count))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(mel) for m in self.members]).mean(0)
 
 
 def mel_windows(mel: np.ndarray, radius: int) -> np.ndarray:

@@ -4,7 +4,8 @@
 segment, the last segments held back), builds the model, runs the epochs keeping the best
 state on the held-back segments, and writes into ``<ingest_dir>/model/``:
 
-- ``model.pt`` (+ ``model.pt.sha256``): state dict, profile, PCA space, mel statistics,
+- ``model.pt`` (+ ``model.pt.sha256``): the ensemble's state dict (a checkpoint after
+  each member), profile, PCA space, mel statistics,
   neutral (closed-mouth) shape; loaded with ``weights_only=True`` after a hash check;
 - ``report.json`` and ``loss.png``: loss curves, and the same held-back figures for the
   ridge baseline and for the untrained (mean shape) model.
@@ -26,7 +27,7 @@ import torch
 
 from . import features, ingest
 from . import landmarks as lm
-from .model import AudioToShape, LipSpace, RidgeBaseline
+from .model import AudioToShape, Ensemble, LipSpace, RidgeBaseline
 from .profiles import FaceProfile, profile
 
 Progress = Callable[[float, str], None]
@@ -103,7 +104,7 @@ def shape_loss(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor) ->
     return (err**2).mean() + 0.5 * (vel**2).mean()
 
 
-def predict(model: AudioToShape, mel: np.ndarray) -> np.ndarray:
+def predict(model: torch.nn.Module, mel: np.ndarray) -> np.ndarray:
     """(4T, 80) normalised mel -> (T, K) coefficients."""
     with torch.no_grad():
         out = model(torch.from_numpy(np.ascontiguousarray(mel.T))[None].float())
@@ -142,10 +143,18 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     data = build_data(Path(ingest_dir), cfg)
-    model = AudioToShape(cfg, len(data.space.scale))
+    model = Ensemble(cfg, len(data.space.scale))
     untrained = evaluate_split(data, lambda mel: predict(model.eval(), mel))
-    history, best = _run(model, data, cfg, rng, out, report)
-    model.load_state_dict(best)
+    history: dict[str, list[float]] = {}
+    for i, member in enumerate(model.members):
+        torch.manual_seed(cfg.seed + i)
+        member.load_state_dict(AudioToShape(cfg, len(data.space.scale)).state_dict())
+        curves, best = _run(member, data, cfg, rng, lambda f, m, i=i: report(
+            (i + f) / len(model.members), f"net {i + 1}/{len(model.members)} {m}"))  # fmt: skip
+        member.load_state_dict(best)
+        history.update({f"{k} (net {i + 1})": v for k, v in curves.items()})
+        save_checkpoint(out / "model.pt", Ensemble(cfg, len(data.space.scale), i + 1), cfg, data,
+                        model.members[: i + 1])  # fmt: skip
     ridge = RidgeBaseline.fit([m for m, _ in data.train], [y for _, y in data.train])
     quality = {
         "profile": cfg.name,
@@ -167,7 +176,7 @@ def train(
 
 
 def _run(model: AudioToShape, data: Data, cfg: FaceProfile, rng: np.random.Generator,
-         out: Path, report: Progress) -> tuple[dict[str, list[float]], dict[str, Any]]:  # fmt: skip
+         report: Progress) -> tuple[dict[str, list[float]], dict[str, Any]]:  # fmt: skip
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, cfg.lr, total_steps=cfg.epochs * _steps(data, cfg)
@@ -191,7 +200,6 @@ def _run(model: AudioToShape, data: Data, cfg: FaceProfile, rng: np.random.Gener
         history["val"].append(val)
         if val < best_val:
             best_val, best = val, {k: v.clone() for k, v in model.state_dict().items()}
-            save_checkpoint(out / "model.pt", model, cfg, data)
         if epoch % 10 == 0 or epoch == cfg.epochs - 1:
             report(
                 (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}: train {losses[-1]:.4f} val {val:.4f}"
@@ -216,10 +224,18 @@ def _val_loss(model: AudioToShape, data: Data, scale: torch.Tensor) -> float:
     return float(np.mean(losses))
 
 
-def save_checkpoint(path: Path, model: AudioToShape, cfg: FaceProfile, data: Data) -> None:
-    """Atomic write of the model with everything needed to run it, plus its SHA-256."""
+def save_checkpoint(path: Path, model: Ensemble, cfg: FaceProfile, data: Data,
+                    trained: torch.nn.ModuleList | None = None) -> None:  # fmt: skip
+    """Atomic write of the model with everything needed to run it, plus its SHA-256.
+
+    ``trained`` (members so far) replaces ``model``'s members: a checkpoint is written
+    after each ensemble member, so an interrupted run keeps what it finished."""
+    if trained is not None:
+        for target, source in zip(model.members, trained, strict=True):
+            target.load_state_dict(source.state_dict())
     state = {
         "profile": asdict(cfg),
+        "members": len(model.members),
         "state": model.state_dict(),
         "space": {k: torch.from_numpy(getattr(data.space, k)) for k in ("mean", "basis", "scale")},
         "mel_mean": torch.from_numpy(data.mel_mean.astype(np.float32)),
@@ -236,7 +252,7 @@ def save_checkpoint(path: Path, model: AudioToShape, cfg: FaceProfile, data: Dat
 @dataclass(frozen=True)
 class Trained:
     cfg: FaceProfile
-    model: AudioToShape
+    model: Ensemble
     space: LipSpace
     mel_mean: np.ndarray
     mel_std: np.ndarray
@@ -252,7 +268,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Trained:
     state = torch.load(path, weights_only=True)
     cfg = FaceProfile(**state["profile"])
     space = LipSpace(*(state["space"][k].numpy() for k in ("mean", "basis", "scale")))
-    model = AudioToShape(cfg, len(space.scale))
+    model = Ensemble(cfg, len(space.scale), int(state["members"]))
     model.load_state_dict(state["state"])
     model.eval()
     return Trained(cfg, model, space, state["mel_mean"].numpy(), state["mel_std"].numpy(),
