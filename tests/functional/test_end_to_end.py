@@ -1,0 +1,133 @@
+"""The whole product through the API with real workers, on a tiny-profile avatar of one
+real person (the GRID speaker: face, voice and consent), ending at the public verifier;
+then the person withdraws consent and the verifier and the render API follow at once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rq import Queue, SimpleWorker
+
+from compliance import media
+from pipeline.queue import connect
+from webapp.billing.gateway import dev_event, gateway, sign_payload
+from webapp.extensions import db
+from webapp.models import Job, Order
+
+from .. import factories
+from ..conftest import SHARED_DATA
+
+pytestmark = pytest.mark.slow
+GRID = SHARED_DATA / "grid_s1"
+CLIPS = 8  # about 24 s of footage and 8 voice sentences: the tiny profile's diet
+
+
+@pytest.fixture(autouse=True)
+def fixed_passcode(monkeypatch):  # type: ignore[no-untyped-def]
+    from webapp.consent import service
+
+    monkeypatch.setattr(service, "new_passcode", lambda: "4719")
+
+
+def _work(app, *queues: str) -> None:  # type: ignore[no-untyped-def]
+    conn = connect(app.config["REDIS_URL"])
+    with app.app_context():
+        SimpleWorker([Queue(q, connection=conn) for q in queues], connection=conn).work(burst=True)
+
+
+def _pay(app, client, order_id: str) -> None:  # type: ignore[no-untyped-def]
+    """Stripe's side of a checkout: the signed checkout.session.completed event."""
+    with app.app_context():
+        payload = dev_event(db.session.get(Order, order_id))
+        signature = sign_payload(payload, gateway().webhook_secret)
+    res = client.post("/api/v1/stripe/webhook", data=payload,
+                      headers={"Stripe-Signature": signature,
+                               "Content-Type": "application/json"})  # fmt: skip
+    assert res.status_code == 200, res.json
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path):
+    if not GRID.exists():
+        pytest.skip("shared data missing")
+    app = make_app(TRAINING_PROFILE="tiny", VOICE_MIN_SAMPLES=CLIPS, RENDER_MAX_WER=1.0)
+    client = app.test_client()
+    clips = sorted((GRID / "train").glob("*.mpg"))[:CLIPS]
+
+    # account and identity (dev provider: TEST MODE)
+    headers = factories.api_signup(client, "ada@example.com")
+    assert client.post("/api/v1/identity/sessions", json={}, headers=headers).json[
+        "status"] == "verified"  # fmt: skip
+
+    # the person's own live consent statement
+    subject = client.post("/api/v1/subjects", headers=headers,
+                          json={"display_name": "Ada", "relation": "self"}).json  # fmt: skip
+    token = subject["consent_token"]
+    page = client.get(f"/api/v1/consent/{token}").json
+    face = tmp_path / "face.mp4"
+    media.concat(sorted((GRID / "heldout").glob("*.mpg"))[:3], face)
+    consent = client.post(f"/api/v1/consent/{token}/recording", **factories.multipart(
+        "video", factories.consent_recording(face, tmp_path, page["statement"])))  # fmt: skip
+    assert consent.json == {"status": "verified", "reasons": []}
+
+    # avatar, training footage, voice sentences
+    avatar = client.post("/api/v1/avatars", headers=headers,
+                         json={"subject_id": subject["id"], "name": "Host"}).json  # fmt: skip
+    footage = tmp_path / "footage.mp4"
+    media.concat(clips, footage)
+    upload = client.post(f"/api/v1/avatars/{avatar['id']}/training-video", headers=headers,
+                         **factories.multipart("video", footage))  # fmt: skip
+    assert upload.status_code == 202
+    for clip in clips:
+        wav = tmp_path / f"{clip.stem}.wav"
+        media.write_wav(wav, media.audio(clip, 16000), 16000)
+        text = clip.with_suffix(".txt").read_text().strip()
+        res = client.post(f"/api/v1/avatars/{avatar['id']}/voice-samples", headers=headers,
+                          **factories.multipart("audio", wav, text=text))  # fmt: skip
+        assert res.status_code in (200, 201), res.json
+    _work(app, "cpu")  # the footage check
+    refused = client.post(f"/api/v1/avatars/{avatar['id']}/train", headers=headers)
+    assert (refused.status_code, refused.json["error"]) == (403, "payment_required")
+
+    # checkout for training and for render credits, paid through signed webhooks
+    for body in ({"item": "avatar_training", "avatar_id": avatar["id"]},
+                 {"item": "render_credits", "quantity": 2}):  # fmt: skip
+        order = client.post("/api/v1/checkout", headers=headers, json=body)
+        assert order.status_code == 201, order.json
+        _pay(app, client, order.json["order_id"])
+
+    # training on the gpu queue, then a render
+    train = client.post(f"/api/v1/avatars/{avatar['id']}/train", headers=headers)
+    assert train.status_code == 202, train.json
+    _work(app, "gpu")
+    trained = client.get(f"/api/v1/avatars/{avatar['id']}", headers=headers).json
+    assert trained["status"] == "ready", json.dumps(trained)[:2000]
+    assert trained["quality"]["summary"]["face frames"] > 0
+    render = client.post("/api/v1/renders", headers=headers, json={
+        "avatar_id": avatar["id"], "script": "Welcome to our spring sale.",
+        "background": "#1e90ff"})  # fmt: skip
+    assert render.status_code == 202, render.json
+    _work(app, "gpu")
+    done = client.get(f"/api/v1/renders/{render.json['id']}", headers=headers).json
+    assert done["status"] == "ready", done
+    video = client.get(done["download_url"].replace("http://localhost", ""))
+    assert video.status_code == 200 and video.mimetype == "video/mp4"
+    out = tmp_path / "render.mp4"
+    out.write_bytes(video.data)
+
+    # the public verifier resolves it
+    verdict = client.post("/api/v1/verify", **factories.multipart("file", out)).json
+    assert verdict["verdict"] == "ai_generated_by_us"
+    assert verdict["content"]["content_id"] == done["content_id"]
+    assert verdict["content"]["consent_status"] == "active"
+
+    # withdrawal: the verifier says so, new renders are refused
+    assert client.post(f"/api/v1/consent/{token}/revoke").json["status"] == "revoked"
+    verdict = client.post("/api/v1/verify", **factories.multipart("file", out)).json
+    assert verdict["content"]["consent_status"] == "consent_withdrawn"
+    again = client.post("/api/v1/renders", headers=headers,
+                        json={"avatar_id": avatar["id"], "script": "Hello again."})  # fmt: skip
+    assert (again.status_code, again.json["error"]) == (403, "consent_revoked")
+    with app.app_context():
+        assert {j.status for j in db.session.query(Job)} <= {"finished", "canceled"}

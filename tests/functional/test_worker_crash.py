@@ -1,0 +1,136 @@
+"""A worker killed in the middle of training: the restarted worker finishes the job once.
+
+The job runs in a real ``dhf worker`` process (RQ forks a work-horse for it). We kill the
+whole process group with SIGKILL while the voice stage runs, let RQ's own maintenance
+notice the abandoned job (its heartbeat lapses after at most 90 s; we move the clock
+instead of waiting) and start a new worker. The retry skips the stages that had
+finished, redoes the interrupted one, and the avatar ends up with exactly one model.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+
+from compliance import media
+from pipeline.queue import connect
+from webapp.extensions import db
+from webapp.models import AuditEvent, Avatar, Job, Order, Upload
+from webapp.storage import store
+from webapp.studio import service
+
+from .. import factories
+from ..conftest import REPO, SHARED_DATA
+
+pytestmark = pytest.mark.slow
+CLIPS = 6
+
+
+def _worker(app):  # type: ignore[no-untyped-def]
+    cfg = app.config
+    env = dict(os.environ, DATABASE_URL=cfg["DATABASE_URL"], REDIS_URL=cfg["REDIS_URL"],
+               DHF_SECRET_KEY=cfg["SECRET_KEY"], DHF_MASTER_KEYS=cfg["MASTER_KEYS"],
+               DHF_STORAGE_DIR=cfg["STORAGE_DIR"], DHF_WORK_DIR=cfg["WORK_DIR"],
+               DHF_TRAINING_PROFILE="tiny", DHF_VOICE_MIN_SAMPLES=str(CLIPS))  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "webapp.cli", "worker", "--queues", "gpu"],
+                            env=env, cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (RQ's work-horse runs in its own session)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _wait(app, job_id: str, until, timeout: float = 600) -> Job:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with app.app_context():
+            job = db.session.get(Job, job_id)
+            if until(job):
+                return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} stuck at {job.status} {job.stage}")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # one backend: ~90 s each
+def test_killed_training_resumes_and_completes_once(make_app, tmp_path):
+    if not (SHARED_DATA / "grid_s1").exists():
+        pytest.skip("shared data missing")
+    app = make_app(TRAINING_PROFILE="tiny", VOICE_MIN_SAMPLES=CLIPS,
+                   WORK_DIR=str(tmp_path / "work"))  # fmt: skip
+    clips = sorted((SHARED_DATA / "grid_s1" / "train").glob("*.mpg"))[:CLIPS]
+    with app.app_context():
+        owner = factories.user()
+        subject, _ = factories.consented_subject(owner)
+        avatar = factories.avatar(owner, subject)
+        media.concat(clips, tmp_path / "footage.mp4")
+        sources = [(tmp_path / "footage.mp4", "training_video", None)]
+        for clip in clips:
+            wav = tmp_path / f"{clip.stem}.wav"
+            media.write_wav(wav, media.audio(clip, 16000), 16000)
+            sources.append((wav, "voice_sample", clip.with_suffix(".txt").read_text().strip()))
+        for path, kind, text in sources:
+            blob, size, sha = store(subject.id, io.BytesIO(path.read_bytes()))
+            db.session.add(Upload(owner_id=owner.id, subject_id=subject.id, avatar_id=avatar.id,
+                                  kind=kind, blob_id=blob, filename=path.name, size=size,
+                                  sha256=sha, status="valid", text=text))  # fmt: skip
+        db.session.add(Order(owner_id=owner.id, item="avatar_training", avatar_id=avatar.id,
+                             status="paid", amount_cents=13000))  # fmt: skip
+        db.session.commit()
+        job_id, avatar_id = service.start_training(avatar).id, avatar.id
+
+    first = _worker(app)
+    try:
+        _wait(app, job_id, lambda j: j.stage.startswith("voice"))
+    finally:
+        for pid in [*_children(first.pid), first.pid]:  # the work-horse, then the worker
+            os.kill(pid, signal.SIGKILL)
+        first.wait()
+    with app.app_context():
+        job = db.session.get(Job, job_id)
+        assert (job.status, job.attempts) == ("started", 1)
+    work = tmp_path / "work" / job_id
+    assert (work / "sources.done").exists() and (work / "face.done").exists()
+    assert not (work / "voice.done").exists()
+
+    # What RQ's maintenance does once the dead worker's heartbeat has lapsed (<= 90 s):
+    # the abandoned job is retried, i.e. scheduled after its retry interval; then what
+    # the scheduler does when that interval is over (the dead worker still holds the
+    # scheduler lock until it expires, so we do not wait for a new scheduler either).
+    conn = connect(app.config["REDIS_URL"])
+    StartedJobRegistry("gpu", connection=conn).cleanup(timestamp=time.time() + 3600)
+    scheduled = ScheduledJobRegistry("gpu", connection=conn)
+    assert scheduled.get_job_ids() == [job_id]
+    scheduled.requeue(job_id)
+    second = _worker(app)
+    try:
+        job = _wait(app, job_id, lambda j: j.status in ("finished", "failed"))
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=30)
+    assert (job.status, job.attempts, job.error) == ("finished", 2, None)
+    with app.app_context():
+        avatar = db.session.get(Avatar, avatar_id)
+        assert avatar.status == "ready" and avatar.model_blob_id
+        finished = [e for e in db.session.query(AuditEvent).filter_by(tag="job:finished")
+                    if e.data.get("avatar") == avatar_id]  # fmt: skip
+        assert len(finished) == 1  # one model, recorded once
+    assert not work.exists()  # plaintext intermediates removed after the model was stored
