@@ -8,7 +8,6 @@ Deliveries run on the ``cpu`` queue and are retried with back-off on any non-2xx
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
@@ -23,6 +22,7 @@ from flask import current_app
 
 from pipeline import queue as q
 
+from .billing.gateway import sign_payload
 from .errors import InvalidInput
 from .extensions import db
 from .models import User
@@ -47,8 +47,7 @@ def configure(user: User, url: str | None) -> str | None:
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
+    return sign_payload(body, secret, timestamp)  # the same scheme as Stripe's
 
 
 def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300) -> bool:
