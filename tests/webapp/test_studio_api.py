@@ -123,3 +123,11 @@ def test_daily_render_quota(make_app):
     assert client.post("/api/v1/renders", headers=headers, json=body).status_code == 202
     res = client.post("/api/v1/renders", headers=headers, json=body)
     assert (res.status_code, res.json["error"]) == (429, "render_quota")
+
+
+def test_render_options_match_what_the_renderer_offers():
+    from pipeline.face import composite
+    from webapp.studio import service, tasks
+
+    assert set(service.TONES) == set(composite.TONES)
+    assert set(tasks.STYLE) == set(service.STYLES)

@@ -25,7 +25,7 @@ from ..storage import store
 
 STYLES = ("real2d", "cartoon2d")  # 3D styles come with the 3D head model
 FRAMINGS = ("half", "full")
-TONES = ("natural", "warm", "cool", "vivid", "mono")
+TONES = ("natural", "warm", "cool", "vivid", "soft", "mono")  # pipeline.face.composite.TONES
 LANGUAGES = ("en",)  # Chinese comes with a Chinese base voice
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 WORDS_PER_SECOND = 2.5  # a calm presenter; used to reserve credits before rendering
