@@ -105,3 +105,23 @@ def consent_recording(face_video, tmp_path, text: str, still: bool = False):  # 
     media.ffmpeg([*video, "-i", str(wav), "-map", "0:v", "-map", "1:a", "-shortest",
                   "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)])  # fmt: skip
     return out
+
+
+def worker_process(app, queues: str = "gpu", **config: str):  # type: ignore[no-untyped-def]
+    """A real ``dhf worker`` process for ``app``'s database, Redis and storage, configured
+    only by the environment (``config`` adds DHF_* settings); the caller stops it."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    cfg = app.config
+    env = dict(os.environ, DATABASE_URL=cfg["DATABASE_URL"], REDIS_URL=cfg["REDIS_URL"],
+               DHF_SECRET_KEY=cfg["SECRET_KEY"], DHF_MASTER_KEYS=cfg["MASTER_KEYS"],
+               DHF_WATERMARK_KEYS=cfg["WATERMARK_KEYS"], DHF_STORAGE_DIR=cfg["STORAGE_DIR"],
+               DHF_WORK_DIR=cfg["WORK_DIR"], DHF_SIGNING_DIR=cfg["SIGNING_DIR"],
+               **{f"DHF_{k}": v for k, v in config.items()})  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "webapp.cli", "worker", "--queues", queues],
+                            env=env, cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

@@ -22,8 +22,14 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture
-def live_server(make_app) -> Iterator[tuple[object, str]]:  # type: ignore[no-untyped-def]
-    app = make_app(WTF_CSRF_ENABLED=True)
+def live_config() -> dict[str, object]:
+    """Extra app config for ``live_server``; a test module may override this fixture."""
+    return {}
+
+
+@pytest.fixture
+def live_server(make_app, live_config) -> Iterator[tuple[object, str]]:  # type: ignore[no-untyped-def]
+    app = make_app(WTF_CSRF_ENABLED=True, **live_config)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

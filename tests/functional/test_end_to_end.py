@@ -10,7 +10,9 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from compliance import media
+from compliance.keys import init_keys
 from pipeline.queue import connect
+from pipeline.voice.validate import MESSAGES
 from webapp.billing.gateway import dev_event, gateway, sign_payload
 from webapp.extensions import db
 from webapp.models import Job, Order
@@ -52,6 +54,7 @@ def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path):
     if not GRID.exists():
         pytest.skip("shared data missing")
     app = make_app(TRAINING_PROFILE="tiny", VOICE_MIN_SAMPLES=CLIPS, RENDER_MAX_WER=1.0)
+    init_keys(app.config["SIGNING_DIR"])  # what `dhf init` does
     client = app.test_client()
     clips = sorted((GRID / "train").glob("*.mpg"))[:CLIPS]
 
@@ -79,13 +82,18 @@ def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path):
     upload = client.post(f"/api/v1/avatars/{avatar['id']}/training-video", headers=headers,
                          **factories.multipart("video", footage))  # fmt: skip
     assert upload.status_code == 202
-    for clip in clips:
+    accepted = 0  # some GRID takes are clipped or noisy: the product asks for a redo
+    for clip in sorted((GRID / "train").glob("*.mpg")):
         wav = tmp_path / f"{clip.stem}.wav"
         media.write_wav(wav, media.audio(clip, 16000), 16000)
         text = clip.with_suffix(".txt").read_text().strip()
         res = client.post(f"/api/v1/avatars/{avatar['id']}/voice-samples", headers=headers,
                           **factories.multipart("audio", wav, text=text))  # fmt: skip
-        assert res.status_code in (200, 201), res.json
+        assert res.status_code in (200, 201) or res.json["error"] in MESSAGES, res.json
+        accepted += res.status_code != 422
+        if accepted == CLIPS:
+            break
+    assert res.json["count"] == CLIPS
     _work(app, "cpu")  # the footage check
     refused = client.post(f"/api/v1/avatars/{avatar['id']}/train", headers=headers)
     assert (refused.status_code, refused.json["error"]) == (403, "payment_required")

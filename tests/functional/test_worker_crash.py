@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,21 +26,15 @@ from webapp.storage import store
 from webapp.studio import service
 
 from .. import factories
-from ..conftest import REPO, SHARED_DATA
+from ..conftest import SHARED_DATA
 
 pytestmark = pytest.mark.slow
 CLIPS = 6
 
 
 def _worker(app):  # type: ignore[no-untyped-def]
-    cfg = app.config
-    env = dict(os.environ, DATABASE_URL=cfg["DATABASE_URL"], REDIS_URL=cfg["REDIS_URL"],
-               DHF_SECRET_KEY=cfg["SECRET_KEY"], DHF_MASTER_KEYS=cfg["MASTER_KEYS"],
-               DHF_STORAGE_DIR=cfg["STORAGE_DIR"], DHF_WORK_DIR=cfg["WORK_DIR"],
-               DHF_TRAINING_PROFILE="tiny", DHF_VOICE_MIN_SAMPLES=str(CLIPS))  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", "webapp.cli", "worker", "--queues", "gpu"],
-                            env=env, cwd=REPO, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return factories.worker_process(app, "gpu", TRAINING_PROFILE="tiny",
+                                    VOICE_MIN_SAMPLES=str(CLIPS))  # fmt: skip
 
 
 def _children(pid: int) -> list[int]:
