@@ -31,7 +31,12 @@ from ..conftest import SHARED_DATA, TEST_PASSWORD
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 GRID = SHARED_DATA / "grid_s1"
 CLIPS = 8
-WORKER = {"TRAINING_PROFILE": "tiny", "RENDER_MAX_WER": "1.0", "TRAINING_VIDEO_MIN_SECONDS": "2"}
+WORKER = {
+    "TRAINING_PROFILE": "tiny",
+    "RENDER_MAX_WER": "1.0",
+    "TRAINING_VIDEO_MIN_SECONDS": "2",
+    "VOICE_MIN_SAMPLES": str(CLIPS),
+}
 
 
 @pytest.fixture
