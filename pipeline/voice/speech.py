@@ -84,6 +84,18 @@ class Alignment:
         """Time spent in phones, pauses excluded: the speaking-rate denominator."""
         return sum(e - s for name, s, e in self.phones if name != "SIL")
 
+    def shifted(self, seconds: float) -> Alignment:
+        """The same alignment with every time moved by ``seconds``."""
+        move = lambda spans: [(n, a + seconds, b + seconds) for n, a, b in spans]  # noqa: E731
+        return Alignment(move(self.phones), move(self.words), self.score)
+
+    def word_phones(self) -> list[list[tuple[str, float, float]]]:
+        """The phones inside each spoken word (silences and fillers left out)."""
+        spoken = [w for w in self.words if not w[0].startswith(("<", "["))]
+        eps = FRAME_S / 2
+        return [[p for p in self.phones if p[1] >= a - eps and p[2] <= b + eps and p[0] != "SIL"]
+                for _, a, b in spoken]  # fmt: skip
+
     @property
     def phone_count(self) -> int:
         return sum(1 for p in self.phones if p[0] != "SIL")

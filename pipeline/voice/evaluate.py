@@ -1,0 +1,175 @@
+"""The voice half of the quality protocol (../shared/DESIGN.md): train on ``train/``, say
+every ``heldout/`` sentence in the cloned voice, and score it against the real recording.
+
+Speaker similarity is the mean Resemblyzer cosine over pairs (generated sentence i, real
+held-out sentence j != i); the floor is the same figure for the untouched base voice and
+the ceiling for real-vs-real pairs. F0 is pooled over voiced frames (harvest); "within"
+spread is the mean per-sentence std of log-F0 (how much the intonation moves).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compliance.media import audio
+
+from ..bundled import load_voice_encoder, transcribe, word_error_rate
+from .features import (
+    RATE,
+    analyse,
+    base_voice,
+    dtw_path,
+    mel_cepstral_distortion,
+    normalise_loudness,
+)
+from .model import VoiceModel, settings_for
+from .speech import speech_segments
+from .synthesize import convert_sentence
+from .text import words
+from .train import log, takes_in, train
+
+TARGETS = {
+    "similarity_gain_min": 0.7,
+    "wer_over_base_max": 0.05,
+    "f0_spread_ratio": (0.8, 1.25),
+    "f0_mean_rel_error_max": 0.10,
+    "train_s_max": 1800,
+    "rtf_max": 1.0,
+}
+
+
+def _embed(samples: np.ndarray) -> np.ndarray:
+    from resemblyzer import preprocess_wav
+
+    return load_voice_encoder().embed_utterance(preprocess_wav(samples, source_sr=RATE))
+
+
+def _similarity(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Mean cosine over pairs (i, j), i != j (embeddings are unit length)."""
+    sims = [float(x @ y) for i, x in enumerate(a) for j, y in enumerate(b) if i != j]
+    return float(np.mean(sims))
+
+
+def _f0(samples_list: list[np.ndarray]) -> dict[str, float]:
+    """Pooled mean F0 (Hz), pooled and within-sentence spread of log-F0 (semitones), and a
+    robust pooled spread (interquartile range / 1.349: insensitive to octave errors)."""
+    per = []
+    for samples in samples_list:
+        world = analyse(samples, 24)
+        per.append(np.log(world.f0[world.voiced]))
+    pooled = np.concatenate(per)
+    st = 12 / np.log(2)
+    return {
+        "mean_hz": round(float(np.exp(pooled.mean())), 1),
+        "spread_semitones": round(float(pooled.std() * st), 2),
+        "within_spread_semitones": round(float(np.mean([p.std() for p in per if len(p)]) * st), 2),
+        "robust_spread_semitones": round(
+            float(np.subtract(*np.percentile(pooled, [75, 25])) / 1.349 * st), 2
+        ),
+    }
+
+
+def _trimmed(samples: np.ndarray) -> np.ndarray:
+    segments = speech_segments(samples) or [(0, len(samples))]
+    return samples[segments[0][0] : segments[-1][1]]
+
+
+def _mcd(generated: np.ndarray, real: np.ndarray) -> float:
+    g, r = analyse(_trimmed(generated), 40).mcep, analyse(_trimmed(real), 40).mcep
+    i, j = dtw_path(g[:, 1:], r[:, 1:])
+    return mel_cepstral_distortion(g[i], r[j])
+
+
+def _wer(samples: np.ndarray, text: str) -> float:
+    pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    return word_error_rate(" ".join(words(text)), transcribe(pcm, RATE))
+
+
+def _peak_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)
+
+
+def evaluate(
+    train_dir: str | Path, heldout_dir: str | Path, profile: str = "cpu"
+) -> dict[str, Any]:
+    settings = settings_for(profile)
+    heldout = takes_in(heldout_dir)
+    with tempfile.TemporaryDirectory(prefix="dhf-voice-") as tmp:
+        began = time.perf_counter()
+        checkpoint, report = train(takes_in(train_dir), tmp, settings)
+        train_s = time.perf_counter() - began
+        model = VoiceModel.load(checkpoint)
+    real, gen, base = [], [], []
+    synth_s = 0.0
+    for k, take in enumerate(heldout):
+        log(k / len(heldout), f"held-out {take.wav.stem}")
+        real.append(audio(take.wav, RATE))
+        t0 = time.perf_counter()
+        gen.append(normalise_loudness(convert_sentence(model, take.text)))
+        synth_s += time.perf_counter() - t0
+        base.append(base_voice(take.text))
+    return _scores(heldout, real, gen, base, report, train_s, synth_s, profile)
+
+
+def _scores(heldout, real, gen, base, report, train_s, synth_s, profile):  # type: ignore[no-untyped-def]
+    log(0.98, "scoring: speaker similarity, WER, F0, MCD")
+    emb = {k: [_embed(x) for x in v] for k, v in (("real", real), ("gen", gen), ("base", base))}
+    sim = {k: _similarity(emb[k], emb["real"]) for k in ("gen", "base", "real")}
+    gain = (sim["gen"] - sim["base"]) / (sim["real"] - sim["base"])
+    texts = [t.text for t in heldout]
+    wer = {k: float(np.mean([_wer(x, t) for x, t in zip(v, texts, strict=True)]))
+           for k, v in (("gen", gen), ("base", base), ("real", real))}  # fmt: skip
+    f0 = {"generated": _f0(gen), "speaker": _f0(real), "base": _f0(base)}
+    mcd = {k: float(np.mean([_mcd(x, r) for x, r in zip(v, real, strict=True)]))
+           for k, v in (("gen", gen), ("base", base))}  # fmt: skip
+    spread = f0["generated"]["spread_semitones"] / f0["speaker"]["spread_semitones"]
+    within = f0["generated"]["within_spread_semitones"] / f0["speaker"]["within_spread_semitones"]
+    mean_err = abs(f0["generated"]["mean_hz"] / f0["speaker"]["mean_hz"] - 1)
+    audio_s = sum(len(g) for g in gen) / RATE
+    rtf = synth_s / audio_s
+    lo, hi = TARGETS["f0_spread_ratio"]
+    result = {
+        "profile": profile,
+        "sentences": {"train": report["sentences"], "heldout": len(heldout)},
+        "speaker_similarity": {
+            "generated": round(sim["gen"], 4),
+            "base_voice_floor": round(sim["base"], 4),
+            "real_ceiling": round(sim["real"], 4),
+            "gain": round(gain, 3),
+        },
+        "wer": {k: round(v, 3) for k, v in wer.items()},
+        "f0": f0,
+        "f0_spread_ratio": round(spread, 3),
+        "f0_within_spread_ratio": round(within, 3),
+        "f0_mean_rel_error": round(mean_err, 3),
+        "mcd_db": {"generated": round(mcd["gen"], 2), "base_voice": round(mcd["base"], 2)},
+        "train_s": round(train_s, 1),
+        "synthesis": {
+            "seconds": round(synth_s, 2),
+            "audio_s": round(audio_s, 2),
+            "rtf": round(rtf, 3),
+        },
+        "peak_memory_mb": _peak_mb(),
+        "model": {k: report[k] for k in ("length_scale", "f0_base_hz", "f0_speaker_hz", "frames")},
+        "settings": report["settings"],
+    }
+    result["targets"] = {
+        "similarity_gain": gain >= TARGETS["similarity_gain_min"],
+        "wer": wer["gen"] <= wer["base"] + TARGETS["wer_over_base_max"],
+        "f0_spread": lo <= spread <= hi,
+        "f0_mean": mean_err <= TARGETS["f0_mean_rel_error_max"],
+        "train_time": train_s <= TARGETS["train_s_max"],
+        "faster_than_real_time": rtf < TARGETS["rtf_max"],
+    }
+    print(f"[voice] similarity gain {gain:.2f}, WER {wer['gen']:.2f} (base {wer['base']:.2f})",
+          file=sys.stderr)  # fmt: skip
+    return result

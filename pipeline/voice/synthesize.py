@@ -1,0 +1,46 @@
+"""Text to speech in a person's cloned voice, sentence by sentence.
+
+The base voice says each sentence at the speaker's speaking rate; the model moves its
+WORLD frames into the speaker's timbre and intonation; WORLD resynthesises; the result is
+loudness-normalised. ``sentences()`` yields per sentence (long scripts stream);
+``synthesize()`` joins them with short pauses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+import numpy as np
+
+from .features import RATE, analyse, base_voice, normalise_loudness, synthesise
+from .model import VoiceModel
+
+PAUSE_S = 0.25  # silence between sentences
+_SPLIT = re.compile(r"(?<=[.!?])\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SPLIT.split(text.strip()) if s.strip()]
+
+
+def convert_sentence(model: VoiceModel, sentence: str) -> np.ndarray:
+    """One sentence in the cloned voice (float32, 16 kHz, not yet loudness-normalised)."""
+    world = analyse(base_voice(sentence, model.length_scale), model.settings.order)
+    return synthesise(model.convert(world))
+
+
+def sentences(model: VoiceModel, text: str) -> Iterator[np.ndarray]:
+    """Each sentence of ``text`` as loudness-normalised 16 kHz samples."""
+    for sentence in split_sentences(text):
+        yield normalise_loudness(convert_sentence(model, sentence))
+
+
+def synthesize(model: VoiceModel | str | os.PathLike[str], text: str) -> tuple[np.ndarray, int]:
+    """``text`` in the cloned voice: (float32 samples, sample rate)."""
+    if not isinstance(model, VoiceModel):
+        model = VoiceModel.load(model)
+    pause = np.zeros(int(PAUSE_S * RATE), np.float32)
+    parts = [p for s in sentences(model, text) for p in (s, pause)][:-1]
+    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), RATE

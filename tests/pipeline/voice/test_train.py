@@ -1,0 +1,59 @@
+"""The tiny profile trains a real model on a few slt takes, and it learned the speaker:
+its speech is closer to slt's held-out recordings than the base voice is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compliance.media import audio
+from pipeline.voice.evaluate import _embed
+from pipeline.voice.features import base_voice
+from pipeline.voice.model import VoiceModel, settings_for
+from pipeline.voice.synthesize import sentences, synthesize
+from pipeline.voice.train import takes_in, train
+
+from ...conftest import SHARED_DATA
+
+pytestmark = pytest.mark.slow
+SLT = SHARED_DATA / "voice_slt"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    if not SLT.exists():
+        pytest.skip(f"shared data missing: {SLT}")
+    out = tmp_path_factory.mktemp("voice")
+    return train(
+        takes_in(SLT / "train")[:16], out, settings_for("tiny"), progress=lambda f, s: None
+    )
+
+
+def test_tiny_training_writes_a_checkpoint_and_a_report(trained) -> None:  # type: ignore[no-untyped-def]
+    checkpoint, report = trained
+    assert checkpoint.exists() and (checkpoint.parent / "report.png").stat().st_size > 1000
+    assert report["sentences"] == 16 and report["settings"]["name"] == "tiny"
+    assert report["loss_train"][-1] < report["loss_train"][0]  # it learned something
+    model = VoiceModel.load(checkpoint)
+    assert model.settings == settings_for("tiny")
+
+
+def test_the_cloned_voice_is_closer_to_the_speaker_than_the_base_voice(trained) -> None:  # type: ignore[no-untyped-def]
+    model = VoiceModel.load(trained[0])
+    heldout = takes_in(SLT / "heldout")[:3]
+    real = [_embed(audio(t.wav, 16000)) for t in heldout]
+    gen = [_embed(next(sentences(model, t.text))) for t in heldout]
+    base = [_embed(base_voice(t.text)) for t in heldout]
+    sim_gen = np.mean([g @ r for g in gen for r in real])
+    sim_base = np.mean([b @ r for b in base for r in real])
+    assert sim_gen > sim_base + 0.02, (sim_gen, sim_base)
+
+
+def test_synthesize_joins_sentences_at_the_target_loudness(trained) -> None:  # type: ignore[no-untyped-def]
+    samples, rate = synthesize(trained[0], "He will follow us soon. Will we ever forget it?")
+    assert rate == 16000 and 1.5 < len(samples) / rate < 6
+    loud = np.sort(np.square(samples[: len(samples) // 320 * 320].reshape(-1, 320)).mean(1))
+    dbfs = 10 * np.log10(loud[len(loud) // 2 :].mean())
+    assert -25 < dbfs < -21
