@@ -59,8 +59,8 @@ def apply_tone(rgb: np.ndarray, name: str) -> np.ndarray:
     table, saturation = tone_tables(name)
     out = cv2.LUT(rgb, table)
     if saturation != 1.0:
-        gray = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[..., None].astype(np.float32)
-        out = np.clip(gray + saturation * (out - gray), 0, 255).astype(np.uint8)
+        gray = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        out = cv2.addWeighted(out, saturation, gray, 1.0 - saturation, 0.0)
     return out
 
 
@@ -188,9 +188,8 @@ class Compositor:
         mask = self._segmenter.process(np.ascontiguousarray(rgb)).segmentation_mask
         mask = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.5)
         self._mask = mask if self._mask is None else 0.6 * mask + 0.4 * self._mask
-        alpha = np.clip((self._mask - 0.3) / 0.4, 0, 1)[..., None]
-        mixed = alpha * rgb + (1 - alpha) * self._background
-        return mixed.astype(np.uint8)
+        alpha = np.clip((self._mask - 0.3) / 0.4, 0, 1).astype(np.float32)
+        return cv2.blendLinear(rgb, self._background, alpha, 1.0 - alpha)
 
     def _backdrop(self, width: int, height: int) -> np.ndarray:
         bg = self.options.background
@@ -198,8 +197,8 @@ class Compositor:
             image = cv2.imread(bg)
             if image is None:
                 raise ValueError(f"cannot read the background image {bg}")
-            return cv2.resize(image[..., ::-1], (width, height)).astype(np.float32)
-        return np.full((height, width, 3), bg, np.float32)
+            return np.ascontiguousarray(cv2.resize(image[..., ::-1], (width, height)))
+        return np.full((height, width, 3), bg, np.uint8)
 
     def close(self) -> None:
         if self._segmenter is not None:

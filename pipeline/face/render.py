@@ -105,8 +105,9 @@ def select_mouths(avatar: Avatar, coefs: np.ndarray) -> np.ndarray:
     cfg = avatar.trained.cfg
     scale = avatar.trained.space.scale
     pool = np.flatnonzero(avatar.usable)
-    diff = (coefs[:, None, :] - avatar.db[pool][None]) * scale
-    dist = (diff**2).sum(-1)
+    query, keys = coefs * scale, avatar.db[pool] * scale
+    dist = (query**2).sum(1)[:, None] + (keys**2).sum(1)[None] - 2 * query @ keys.T
+    dist = np.maximum(dist, 0.0)
     k = min(cfg.candidates, len(pool))
     cand = np.argpartition(dist, k - 1, axis=1)[:, :k]
     cost = np.take_along_axis(dist, cand, 1)
