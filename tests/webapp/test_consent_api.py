@@ -157,3 +157,16 @@ def test_unknown_identity_provider_says_so(client):
         "/api/v1/identity/sessions", json={"provider": "stripe_identity"}, headers=headers
     )
     assert res.status_code == 422 and res.json["error"] == "provider_unavailable"
+
+
+def test_statement_files_are_refused_unless_enabled(make_app, face_video, tmp_path):
+    client = make_app(CONSENT_FILE_UPLOAD=False).test_client()
+    _, subject = _start(client)
+    token = subject["consent_token"]
+    page = client.get(f"/api/v1/consent/{token}").json
+    recording = _recording(face_video, tmp_path, page["statement"])
+    res = _submit(client, token, recording)
+    assert (res.status_code, res.json["error"]) == (403, "upload_not_allowed")
+    live = client.post(f"/api/v1/consent/{token}/recording",
+                       **factories.multipart("video", recording, source="browser"))  # fmt: skip
+    assert live.json == {"status": "verified", "reasons": []}

@@ -6,7 +6,7 @@ from flask import current_app, jsonify, request, url_for
 
 from .. import identity
 from ..consent import notice, service
-from ..errors import InvalidInput, NotFound
+from ..errors import Forbidden, InvalidInput, NotFound
 from ..extensions import db, limiter
 from ..models import IdentityCheck, Subject
 from ..ownership import get_owned_or_404
@@ -61,6 +61,10 @@ def get_consent(token: str):  # type: ignore[no-untyped-def]
 def post_recording(token: str):  # type: ignore[no-untyped-def]
     record = service.record_for(token)
     file = request.files.get("video")
+    if request.form.get("source") != "browser" and not current_app.config["CONSENT_FILE_UPLOAD"]:
+        raise Forbidden("Record the statement live on the consent page; uploading a file "
+                        "is only enabled for enterprise accounts.",
+                        code="upload_not_allowed")  # fmt: skip
     if file is None or not file.filename:
         raise InvalidInput("Attach the statement recording as multipart field 'video'.",
                            code="missing_file")  # fmt: skip

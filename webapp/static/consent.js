@@ -60,6 +60,7 @@
     state.textContent = "Checking your statement…";
     const form = new FormData();
     form.append("video", new Blob(chunks, { type: recorder.mimeType || "video/webm" }), "consent.webm");
+    form.append("source", "browser"); // recorded live on this page, not a file
     const res = await fetch(box.dataset.upload, { method: "POST", body: form });
     const body = await res.json();
     if (!res.ok) { state.textContent = body.message || "Upload failed: try again."; send.disabled = false; return; }
