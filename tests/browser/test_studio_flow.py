@@ -75,6 +75,7 @@ def _voice_takes(app, email: str, avatar_id: str, tmp_path) -> None:  # type: ig
             return
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # one backend: ~3 min
 def test_signup_to_download_and_verify(live_server, open_page, fake_devices, monkeypatch,
                                        tmp_path):  # fmt: skip
     app, base = live_server
