@@ -85,10 +85,10 @@ def load_cube(path: str | os.PathLike[str]) -> np.ndarray:
     return table.reshape(size, size, size, 3)  # red varies fastest
 
 
-def apply_lut(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Trilinear interpolation of a 3D LUT over a uint8 RGB image."""
+def trilinear(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Trilinear interpolation of a 3D LUT at float RGB values in 0..255: (M, 3) -> (M, 3)."""
     n = table.shape[0]
-    pos = rgb.reshape(-1, 3).astype(np.float32) * ((n - 1) / 255)
+    pos = rgb.astype(np.float32) * ((n - 1) / 255)
     base = np.minimum(pos.astype(np.int32), n - 2)
     frac = pos - base
     out = np.zeros_like(pos)
@@ -97,7 +97,23 @@ def apply_lut(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
         weight = np.prod(np.where(bits, frac, 1 - frac), axis=1, keepdims=True)
         idx = base + bits
         out += weight * table[idx[:, 2], idx[:, 1], idx[:, 0]]
-    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8).reshape(rgb.shape)
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _dense(path: str) -> np.ndarray:
+    """The LUT sampled at every 7-bit RGB value (128^3 entries, uint8): one lookup a pixel."""
+    levels = np.arange(128, dtype=np.float32) * 2 + 0.5
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
+    values = trilinear(grid, load_cube(path)) * 255 + 0.5
+    return np.clip(values, 0, 255).astype(np.uint8)
+
+
+def apply_lut(rgb: np.ndarray, path: str | os.PathLike[str]) -> np.ndarray:
+    """Apply a .cube LUT (trilinear, sampled at 7 bits per channel) to a uint8 RGB image."""
+    q = (rgb >> 1).astype(np.int32)
+    index = (q[..., 0] << 14) | (q[..., 1] << 7) | q[..., 2]
+    return _dense(os.fspath(path))[index]
 
 
 def cartoon(rgb: np.ndarray) -> np.ndarray:
@@ -161,7 +177,8 @@ class Compositor:
         self.box = framing_box(avatar.arrays["points"], (w, h), options.framing,
                                out[0] / out[1], full_ok)  # fmt: skip
         self.size = options.size or (self.box[2] - self.box[0], self.box[3] - self.box[1])
-        self.lut = load_cube(options.lut) if options.lut else None
+        if options.lut:
+            load_cube(options.lut)  # refuse a bad file before rendering starts
         self._segmenter: Any = None
         self._mask: np.ndarray | None = None
         self._background: np.ndarray | None = None
@@ -173,8 +190,8 @@ class Compositor:
             out = self.replace_background(out)
         if self.options.tone != "natural":
             out = apply_tone(out, self.options.tone)
-        if self.lut is not None:
-            out = apply_lut(out, self.lut)
+        if self.options.lut:
+            out = apply_lut(out, self.options.lut)
         if self.options.style == "cartoon":
             out = cartoon(out)
         return out
