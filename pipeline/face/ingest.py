@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,9 @@ MANIFEST = "manifest.json"
 
 @dataclass
 class Clip:
-    frames: list[np.ndarray]
+    count: int  # frames
+    size: tuple[int, int]  # (width, height)
+    fps: float
     points: np.ndarray  # (n, 478, 2)
     found: np.ndarray  # (n,) bool
     mel: np.ndarray  # (4n, 80)
@@ -59,16 +61,27 @@ def crop_size(scale: float) -> tuple[int, int]:
     return round((x1 - x0) * scale), round((y1 - y0) * scale)
 
 
-def read_clip(path: str | os.PathLike[str]) -> Clip:
+def read_clip(path: str | os.PathLike[str], frames_dir: Path, first: int) -> Clip:
+    """Track one clip, writing its frames as JPEGs numbered from ``first`` as they stream by
+    (a long recording never sits in memory)."""
     info = media.video_facts(path)
-    frames = list(media.frames(path))
-    tracks = [p if p is None else p[:, :2] for p in lm.detect(frames, video=True)]
+    size = (0, 0)
+
+    def stream() -> Iterator[np.ndarray]:
+        nonlocal size
+        for i, rgb in enumerate(media.frames(path)):
+            name = os.fspath(frames_dir / f"{first + i:06d}.jpg")
+            cv2.imwrite(name, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            size = (rgb.shape[1], rgb.shape[0])
+            yield rgb
+
+    tracks = [p if p is None else p[:, :2] for p in lm.detect(stream(), video=True)]
     points, found = lm.fill_missing(tracks)
     samples = media.audio(path, features.RATE)
     fps = float(info.fps or 25.0)
-    mel = features.log_mel(samples, features.RATE, len(frames), fps)
-    energy = features.energy_db(samples, features.RATE, len(frames), fps)
-    return Clip(frames, points, found, mel, energy)
+    mel = features.log_mel(samples, features.RATE, len(tracks), fps)
+    energy = features.energy_db(samples, features.RATE, len(tracks), fps)
+    return Clip(len(tracks), size, fps, points, found, mel, energy)
 
 
 def stabilised_transforms(points: np.ndarray, reference: np.ndarray, sigma: float = 1.0):
@@ -102,18 +115,13 @@ def ingest(
     fps = 25.0
     size = (0, 0)
     for n, path in enumerate(videos):
-        clip = read_clip(path)
-        fps = float(media.video_facts(path).fps or 25.0)
-        for i, rgb in enumerate(clip.frames):
-            name = os.fspath(work / "frames" / f"{total + i:06d}.jpg")
-            cv2.imwrite(name, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-        size = (clip.frames[0].shape[1], clip.frames[0].shape[0])
-        count = len(clip.frames)
-        clips.append({"source": os.fspath(path), "start": total, "end": total + count})
+        clip = read_clip(path, work / "frames", total)
+        fps, size = clip.fps, clip.size
+        clips.append({"source": os.fspath(path), "start": total, "end": total + clip.count})
         for key in arrays:
             arrays[key].append(getattr(clip, key))
-        total += count
-        report(0.8 * (n + 1) / len(videos), f"tracked {Path(path).name} ({count} frames)")
+        total += clip.count
+        report(0.8 * (n + 1) / len(videos), f"tracked {Path(path).name} ({clip.count} frames)")
     data = {k: np.concatenate(v) for k, v in arrays.items()}
     manifest = _finish(work, cfg, clips, data, fps, size)
     report(1.0, f"ingested {total} frames")
