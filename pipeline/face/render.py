@@ -31,6 +31,7 @@ from compliance.stamping import ComplianceSettings, ContentRecord, ContentSpec, 
 
 from . import features, ingest
 from . import landmarks as lm
+from .composite import Compositor, Options
 from .train import Trained, load_checkpoint, predict
 
 Progress = Callable[[float, str], None]
@@ -261,12 +262,10 @@ def render_video(
     output: str | os.PathLike[str],
     content: ContentSpec,
     settings: ComplianceSettings,
-    composite: Any = None,
+    composite: Options | None = None,
     progress: Progress | None = None,
 ) -> ContentRecord:
-    """Render, composite (``composite.Options``), encode and stamp the final MP4."""
-    from .composite import Compositor, Options
-
+    """Render, composite, encode and stamp the final MP4 (the record for the registry)."""
     report = progress or (lambda fraction, message: None)
     compositor = Compositor(avatar, composite or Options())
     total = frame_count(avatar, samples, rate)
@@ -284,5 +283,6 @@ def render_video(
                     report(0.6 * i / total, "rendering")
         finally:
             writer.close()
+            compositor.close()
         return stamp(raw, output, content, settings,
                      lambda f, stage: report(0.6 + 0.4 * f, stage))  # fmt: skip
