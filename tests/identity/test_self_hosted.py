@@ -27,8 +27,8 @@ pytestmark = pytest.mark.slow
 # the consent tests' real recording of the GRID speaker, with their fixed passcode
 face_video, fixed_passcode = consent_api.face_video, consent_api.fixed_passcode
 # and the browser tests' live server and headless Chromium
-live_server, open_page, chromium_path = (browser.live_server, browser.open_page,
-                                         browser.chromium_path)  # fmt: skip
+live_server, live_config, open_page, chromium_path = (
+    browser.live_server, browser.live_config, browser.open_page, browser.chromium_path)  # fmt: skip
 ADULT = date(1990, 5, 17)
 
 
