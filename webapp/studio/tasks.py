@@ -14,10 +14,12 @@ every stage boundary. They are retry-safe:
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import tarfile
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -64,8 +66,14 @@ def _stage(work: Path, name: str) -> Path | None:
     return folder
 
 
-def _done(work: Path, name: str) -> None:
-    (work / f"{name}.done").write_text(utcnow().isoformat())
+def _done(work: Path, name: str, began: float) -> None:
+    """Mark a stage finished, keeping its wall time for the quality report."""
+    seconds = round(time.perf_counter() - began, 1)
+    (work / f"{name}.done").write_text(json.dumps({"at": utcnow().isoformat(), "s": seconds}))
+
+
+def _timings(work: Path) -> dict[str, float]:
+    return {p.stem: json.loads(p.read_text())["s"] for p in sorted(work.glob("*.done"))}
 
 
 # -- training -----------------------------------------------------------------------------
@@ -110,28 +118,34 @@ def _train(job: Job, report: Progress) -> dict[str, Any]:
     store = vault()
 
     report(0.01, "ingest")
+    began = time.perf_counter()
     if (folder := _stage(work, "sources")) is not None:
         store.export(avatar.subject_id, video.blob_id, folder / "video.mp4")
         for n, sample in enumerate(sorted(samples, key=lambda s: s.created_at)):
             store.export(avatar.subject_id, sample.blob_id, folder / f"take{n:03d}.wav")
             (folder / f"take{n:03d}.txt").write_text(sample.text or "")
-        _done(work, "sources")
+        _done(work, "sources", began)
+    began = time.perf_counter()
     if (folder := _stage(work, "face")) is not None:
         face_ingest.ingest([work / "sources" / "video.mp4"], folder, profile,
                            _span(report, 0.02, 0.25, "ingest"))  # fmt: skip
-        _done(work, "face")
+        _done(work, "face", began)
     report(0.25, "voice")
+    began = time.perf_counter()
     if (folder := _stage(work, "voice")) is not None:
         takes = voice_train.takes_in(work / "sources")
         voice_train.train(takes, folder, settings_for(profile), _span(report, 0.25, 0.55, "voice"))
-        _done(work, "voice")
+        _done(work, "voice", began)
     report(0.55, "face")
+    began = time.perf_counter()
     if not (work / "face-model.done").exists():
         face_train.train(work / "face", profile, None, _span(report, 0.55, 0.9, "face"))
-        _done(work, "face-model")
+        _done(work, "face-model", began)
     report(0.9, "quality report")
+    began = time.perf_counter()
     quality = _quality(work, avatar)
     model_blob = _pack(work, avatar.subject_id)
+    quality["timings_s"] = {**_timings(work), "quality+pack": round(time.perf_counter() - began, 1)}
     avatar.model_blob_id, avatar.quality, avatar.status = model_blob, quality, "ready"
     record_event(EventTag.JOB_FINISHED, actor_id=avatar.owner_id,
                  data={"avatar": avatar.id, "model": model_blob, "profile": profile})  # fmt: skip
@@ -142,13 +156,12 @@ def _train(job: Job, report: Progress) -> dict[str, Any]:
     )
     db.session.commit()
     shutil.rmtree(work, ignore_errors=True)  # plaintext sources and intermediates
-    return {"avatar_id": avatar.id, "profile": profile, "summary": quality["summary"]}
+    return {"avatar_id": avatar.id, "profile": profile, "summary": quality["summary"],
+            "timings_s": quality["timings_s"]}  # fmt: skip
 
 
 def _quality(work: Path, avatar: Avatar) -> dict[str, Any]:
     """Both models' reports, the headline numbers, and the plots stored encrypted."""
-    import json
-
     voice = json.loads((work / "voice" / "report.json").read_text())
     face = json.loads((work / "face" / "model" / "report.json").read_text())
     plots = {}
@@ -241,8 +254,15 @@ def _render(job: Job, report: Progress) -> dict[str, Any]:
     subject = db.session.get(Subject, avatar.subject_id)
     row.status = "rendering"
     report(0.02, "voice")
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return round(clock[-1] - clock[-2], 2)
+
     model = model_dir(avatar)
     samples, rate = synthesize(model / "voice" / "voice.pt", row.script)
+    timings = {"voice": lap()}
     report(0.2, "face")
     settings = registry.compliance_settings()
     options = row.options
@@ -258,8 +278,10 @@ def _render(job: Job, report: Progress) -> dict[str, Any]:
         out = Path(tmp) / "render.mp4"
         stamped = render_video(FaceAvatar.load(model / "face"), samples, rate, out, content,
                                settings, composite, _span(report, 0.2, 0.85, "render"))  # fmt: skip
+        timings["face+composite+stamp"] = lap()
         report(0.86, "speech check")
         wer = speech_error(out, row.script, settings.labels)
+        timings["speech check"] = lap()
         if wer > float(current_app.config["RENDER_MAX_WER"]):
             row.status = "quarantined"
             ledger.release(row)
@@ -286,7 +308,7 @@ def _render(job: Job, report: Progress) -> dict[str, Any]:
                        "watermark": stamped.watermark_id, "manifest": stamped.manifest_id,
                        "wer": round(wer, 3)})  # fmt: skip
     job.result = {"render_id": row.id, "content_id": stamped.content_id, "wer": round(wer, 3),
-                  "duration_s": round(stamped.duration_s, 2)}  # fmt: skip
+                  "duration_s": round(stamped.duration_s, 2), "timings_s": timings}  # fmt: skip
     webhooks.notify(row.owner_id, "render.finished", {**job.result, "status": "ready"})
     return dict(job.result)
 
