@@ -37,7 +37,9 @@ FILE = {"type": "string", "format": "binary"}
 
 
 def _multipart(**fields: S) -> S:
-    return {"multipart/form-data": {"schema": _obj(tuple(fields), **fields)}}
+    """Multipart form fields; binary ones (the files) are required."""
+    required = tuple(name for name, schema in fields.items() if schema is FILE)
+    return {"multipart/form-data": {"schema": _obj(required, **fields)}}
 
 
 # endpoint -> {"body": request JSON schema | "form": multipart fields, "response": schema}
@@ -59,7 +61,8 @@ SCHEMAS: dict[str, S] = {
     "api.get_consent": {"response": _obj(("statement",), notice={"type": "object"},
                                          notice_version=STR, notice_sha256=STR, statement=STR,
                                          passcode=STR, expires_at=STR)},
-    "api.post_recording": {"form": {"video": FILE}, "response": STATUS},
+    "api.post_recording": {"form": {"video": FILE, "source": {"enum": ["browser"]}},
+                           "response": STATUS},
     "api.revoke": {"response": _obj(("status",), status=STR, receipt={"type": "object"})},
     "api.create_avatar": {
         "body": _obj(("subject_id", "name"), subject_id=STR, name=STR,
@@ -85,6 +88,11 @@ SCHEMAS: dict[str, S] = {
     "api.set_webhook": {"body": _obj(("url",), url=STR),
                         "response": _obj(("url", "secret"), url=STR, secret=STR)},
     "api.delete_webhook": {},
+    "api.voice_prompts": {"response": _obj(("prompts",), prompts={
+        "type": "array", "items": _obj(("id", "text"), id=STR, text=STR)})},
+    "api.upload_voice_sample": {
+        "form": {"audio": FILE, "text": STR, "prompt_id": STR},
+        "response": _obj(("count", "remaining"), count=INT, remaining=INT)},
 }  # fmt: skip
 
 PUBLIC = {"api.signup", "api.create_token", "api.get_consent", "api.post_recording",
@@ -98,7 +106,8 @@ def _operation(endpoint: str, method: str, params: list[str]) -> S:
     doc = (view.__doc__ or endpoint.split(".", 1)[1].replace("_", " ")).strip()
     info = SCHEMAS.get(endpoint, {})
     ok = "201" if endpoint in ("api.signup", "api.create_token", "api.create_avatar",
-                               "api.create_subject", "api.checkout") else "200"  # fmt: skip
+                               "api.create_subject", "api.checkout",
+                               "api.upload_voice_sample") else "200"  # fmt: skip
     media = info.get("media", "application/json")
     op: S = {
         "operationId": endpoint.split(".", 1)[1],
