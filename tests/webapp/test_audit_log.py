@@ -27,6 +27,7 @@ def _cli_env(app) -> dict[str, str]:
         "REDIS_URL": cfg["REDIS_URL"],
         "DHF_SECRET_KEY": cfg["SECRET_KEY"],
         "DHF_MASTER_KEYS": cfg["MASTER_KEYS"],
+        "DHF_WATERMARK_KEYS": cfg["WATERMARK_KEYS"],
     }
 
 
