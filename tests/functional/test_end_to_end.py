@@ -53,7 +53,7 @@ def _pay(app, client, order_id: str) -> None:  # type: ignore[no-untyped-def]
 def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path):
     if not GRID.exists():
         pytest.skip("shared data missing")
-    app = make_app(TRAINING_PROFILE="tiny", VOICE_MIN_SAMPLES=CLIPS, RENDER_MAX_WER=1.0)
+    app = make_app(TRAINING_PROFILE="tiny", VOICE_MIN_SAMPLES=CLIPS)
     init_keys(app.config["SIGNING_DIR"])  # what `dhf init` does
     client = app.test_client()
     clips = sorted((GRID / "train").glob("*.mpg"))[:CLIPS]
@@ -123,6 +123,17 @@ def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path):
     assert video.status_code == 200 and video.mimetype == "video/mp4"
     out = tmp_path / "render.mp4"
     out.write_bytes(video.data)
+
+    # a render whose speech the ASR re-check does not accept is quarantined, not delivered
+    app.config["RENDER_MAX_WER"] = 0.0
+    held = client.post("/api/v1/renders", headers=headers, json={
+        "avatar_id": avatar["id"], "script": "Thank you for watching."}).json  # fmt: skip
+    balance = client.get("/api/v1/me", headers=headers).json["credits"]
+    _work(app, "gpu")
+    held = client.get(f"/api/v1/renders/{held['id']}", headers=headers).json
+    assert held["status"] == "quarantined" and "download_url" not in held
+    assert client.get(f"/api/v1/renders/{held['id']}/download", headers=headers).status_code == 404
+    assert client.get("/api/v1/me", headers=headers).json["credits"] > balance  # held credits back
 
     # the public verifier resolves it
     verdict = client.post("/api/v1/verify", **factories.multipart("file", out)).json
