@@ -27,39 +27,23 @@
     underage: "you must be 18 or older",
     protected_person: "you resemble a person on our protected list: a reviewer will check",
   };
-  let recorder, chunks = [], stream;
-
-  rec.addEventListener("click", async () => {
-    try {
-      stream = await navigator.mediaDevices.getUserMedia({
-        video: true,
-        audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-      });
-    } catch (e) {
-      state.textContent = "Camera or microphone not available: allow access and try again.";
-      return;
-    }
-    preview.srcObject = stream;
-    chunks = [];
-    recorder = new MediaRecorder(stream);
-    recorder.ondataavailable = (e) => e.data.size && chunks.push(e.data);
-    recorder.onstop = () => { send.disabled = false; state.textContent = "Recorded. Send it, or record again."; };
-    recorder.start(250);
-    rec.disabled = true; stop.disabled = false; send.disabled = true;
-    state.textContent = "Recording… read the statement, then press Stop.";
-  });
-
-  stop.addEventListener("click", () => {
-    recorder.stop();
-    stream.getTracks().forEach((t) => t.stop());
-    rec.disabled = false; stop.disabled = true;
+  const take = window.dhfRecorder({
+    record: rec, stop, send, state,
+    constraints: {
+      video: true,
+      audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+    },
+    unavailable: "Camera or microphone not available: allow access and try again.",
+    recording: "Recording… read the statement, then press Stop.",
+    onStream: (stream) => { preview.srcObject = stream; },
+    onStopped: () => { state.textContent = "Recorded. Send it, or record again."; },
   });
 
   send.addEventListener("click", async () => {
     send.disabled = true;
     state.textContent = "Checking your statement…";
     const form = new FormData();
-    form.append("video", new Blob(chunks, { type: recorder.mimeType || "video/webm" }), "consent.webm");
+    form.append("video", take.blob("video/webm"), "consent.webm");
     form.append("source", "browser"); // recorded live on this page, not a file
     const res = await fetch(box.dataset.upload, { method: "POST", body: form });
     const body = await res.json();
