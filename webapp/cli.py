@@ -535,18 +535,9 @@ def render_cmd(avatar_id: str, text: str, out: str, background: str, tone: str) 
                                            enqueue=False)  # fmt: skip
         except Exception as exc:
             raise click.ClickException(getattr(exc, "message", str(exc))) from None
-        result = _run_inline(app, "render", _jobs_for(render.id)[0].id, "rendering")
+        result = _run_inline(app, "render", service.latest_job(render.id).id, "rendering")
         render = db.session.get(Render, render.id)
         if render.status != "ready":
             raise click.ClickException(f"render {render.status}: {json.dumps(result)}")
         vault().export(row.subject_id, render.output_blob_id, out)
     click.echo(json.dumps({**result, "out": out}, indent=2))
-
-
-def _jobs_for(target_id: str) -> list:  # type: ignore[type-arg]
-    from sqlalchemy import select
-
-    from .models import Job
-
-    return list(db.session.scalars(select(Job).where(Job.target_id == target_id)
-                                   .order_by(Job.created_at.desc())))  # fmt: skip

@@ -46,10 +46,6 @@ def configure(user: User, url: str | None) -> str | None:
     return user.webhook_secret
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    return sign_payload(body, secret, timestamp)  # the same scheme as Stripe's
-
-
 def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300) -> bool:
     """What a receiver does: check the HMAC and that the timestamp is recent."""
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
@@ -57,7 +53,7 @@ def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300) -> boo
         timestamp = int(parts["t"])
     except (KeyError, ValueError):
         return False
-    expected = sign(secret, body, timestamp).split("v1=")[1]
+    expected = sign_payload(body, secret, timestamp).split("v1=")[1]
     fresh = abs(time.time() - timestamp) <= tolerance_s
     return fresh and hmac.compare_digest(expected, parts.get("v1", ""))
 
@@ -83,7 +79,7 @@ def deliver(url: str, secret: str, event: dict[str, Any]) -> int:
     body = json.dumps(event, separators=(",", ":")).encode()
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "DHF-Webhooks/1",
-        "DHF-Signature": sign(secret, body, int(time.time()))})  # fmt: skip
+        "DHF-Signature": sign_payload(body, secret)})  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
             return int(response.status)

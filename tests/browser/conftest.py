@@ -77,3 +77,15 @@ def open_page(chromium_path: str) -> Iterator:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def page(open_page):  # type: ignore[no-untyped-def]
     return open_page()
+
+
+def sign_up(page, base: str, email: str) -> None:  # type: ignore[no-untyped-def]
+    """Create an account through the signup form; ends on the dashboard."""
+    from ..conftest import TEST_PASSWORD
+
+    page.goto(base + "/signup")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", TEST_PASSWORD)
+    page.fill("input[name=confirm]", TEST_PASSWORD)
+    page.click("#signup-submit")
+    page.wait_for_url(base + "/dashboard")

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ..conftest import TEST_PASSWORD
+from .conftest import sign_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def test_buy_credits_with_the_test_checkout(live_server, page):
     _, base = live_server
-    page.goto(base + "/signup")
-    page.fill("input[name=email]", "ada@example.com")
-    page.fill("input[name=password]", TEST_PASSWORD)
-    page.fill("input[name=confirm]", TEST_PASSWORD)
-    page.click("#signup-submit")
-    page.wait_for_url(base + "/dashboard")
+    sign_up(page, base, "ada@example.com")
 
     page.get_by_role("link", name="Pricing").click()
     assert "€129.00" in page.inner_text("main")

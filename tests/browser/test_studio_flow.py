@@ -26,7 +26,8 @@ from webapp.extensions import db
 from webapp.models import Avatar, User
 
 from .. import factories
-from ..conftest import SHARED_DATA, TEST_PASSWORD
+from ..conftest import SHARED_DATA
+from .conftest import sign_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 GRID = SHARED_DATA / "grid_s1"
@@ -90,12 +91,7 @@ def test_signup_to_download_and_verify(live_server, open_page, fake_devices, mon
 
 
 def _walk(app, base: str, page, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    page.goto(base + "/signup")
-    page.fill("input[name=email]", "ada@example.com")
-    page.fill("input[name=password]", TEST_PASSWORD)
-    page.fill("input[name=confirm]", TEST_PASSWORD)
-    page.click("#signup-submit")
-    page.wait_for_url(base + "/dashboard")
+    sign_up(page, base, "ada@example.com")
     page.click("#start-kyc")  # the dev provider (TEST MODE) approves at once
     page.goto(base + "/dashboard")
     page.click("#new-avatar-link")

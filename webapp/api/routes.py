@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, jsonify, request
-from sqlalchemy import select
 
 from .. import accounts, webhooks
 from ..billing import ledger
 from ..errors import InvalidInput
-from ..extensions import db, limiter
+from ..extensions import limiter
 from ..models import Avatar, Job
 from ..ownership import get_owned_or_404
 from ..studio import service as studio
@@ -79,9 +78,7 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
 @token_required
 def get_avatar(avatar_id: str):  # type: ignore[no-untyped-def]
     avatar = get_owned_or_404(Avatar, avatar_id, api_user().id)
-    job = db.session.scalar(
-        select(Job).where(Job.target_id == avatar.id).order_by(Job.created_at.desc()).limit(1)
-    )
+    job = studio.latest_job(avatar.id)
     return jsonify(
         id=avatar.id,
         status=avatar.status,

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from flask import Response, jsonify, request
 
-from flask import Response, jsonify, request, url_for
-from sqlalchemy import select
-
-from ..extensions import db
-from ..models import Avatar, Job, Render
+from ..models import Avatar, Render
 from ..ownership import get_owned_or_404
 from ..studio import delivery, service
 from . import bp
@@ -41,30 +37,10 @@ def create_render():  # type: ignore[no-untyped-def]
     return jsonify(id=render.id, status=render.status), 202
 
 
-def render_json(render: Render) -> dict[str, Any]:
-    job = db.session.scalar(
-        select(Job).where(Job.target_id == render.id).order_by(Job.created_at.desc()).limit(1)
-    )
-    out: dict[str, Any] = {
-        "id": render.id,
-        "avatar_id": render.avatar_id,
-        "status": render.status,
-        "progress": job.progress if job else 0.0,
-        "stage": job.stage if job else render.status,
-        "content_id": render.content_id,
-        "options": render.options,
-        "error": job.error if job and render.status in ("failed", "quarantined") else None,
-    }
-    if render.status == "ready":
-        out["download_url"] = url_for("api.download_render", render_id=render.id,
-                                      t=delivery.link_token(render), _external=True)  # fmt: skip
-    return out
-
-
 @bp.get("/renders/<render_id>")
 @token_required
 def get_render(render_id: str):  # type: ignore[no-untyped-def]
-    return jsonify(render_json(get_owned_or_404(Render, render_id, api_user().id)))
+    return jsonify(delivery.render_status(get_owned_or_404(Render, render_id, api_user().id)))
 
 
 @bp.get("/renders/<render_id>/download")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from flask import current_app
+from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from compliance.audit import EventTag
@@ -60,3 +61,24 @@ def stream_output(render: Render, actor_id: str | None) -> Iterator[bytes]:
         yield from chunks
 
     return body()
+
+
+def render_status(render: Render) -> dict[str, Any]:
+    """What the API and the pages show of a render, with a signed link once it is ready."""
+    from .service import latest_job
+
+    job = latest_job(render.id)
+    out: dict[str, Any] = {
+        "id": render.id,
+        "avatar_id": render.avatar_id,
+        "status": render.status,
+        "progress": job.progress if job else 0.0,
+        "stage": job.stage if job else render.status,
+        "content_id": render.content_id,
+        "options": render.options,
+        "error": job.error if job and render.status in ("failed", "quarantined") else None,
+    }
+    if render.status == "ready":
+        out["download_url"] = url_for("api.download_render", render_id=render.id,
+                                      t=link_token(render), _external=True)  # fmt: skip
+    return out

@@ -65,11 +65,9 @@ def new():  # type: ignore[no-untyped-def]
 
 
 def _renders(avatar: Avatar) -> list[dict[str, Any]]:
-    from ..api.studio import render_json
-
     rows = db.session.scalars(select(Render).where(Render.avatar_id == avatar.id)
                               .order_by(Render.created_at.desc()).limit(20))  # fmt: skip
-    return [render_json(r) for r in rows]
+    return [delivery.render_status(r) for r in rows]
 
 
 @bp.get("/avatars/<avatar_id>")
