@@ -32,6 +32,9 @@ class EventTag(StrEnum):
     CONSENT_GRANT = "consent:grant"
     CONSENT_REJECT = "consent:reject"
     CONSENT_REVOKE = "consent:revoke"
+    CONSENT_RETRY = "consent:retry"  # a new attempt after a rejected one
+    CONSENT_BINDING = "consent:binding"  # an input compared with the person's other inputs
+    UPLOAD_REFUSED = "upload:refused"
     UPLOAD_STORED = "upload:stored"
     UPLOAD_VALIDATED = "upload:validated"
     JOB_ENQUEUED = "job:enqueued"

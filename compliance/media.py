@@ -142,16 +142,23 @@ def frames(
                 yield frame.to_ndarray(format=fmt)
 
 
-def audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
-    """The first audio track as float32 mono in [-1, 1] at ``sample_rate`` (empty if none)."""
+def audio(
+    path: str | os.PathLike[str], sample_rate: int, max_seconds: float | None = None
+) -> np.ndarray:
+    """The first audio track as float32 mono in [-1, 1] at ``sample_rate`` (empty if none);
+    with ``max_seconds``, decoding stops there whatever the header claims."""
     with av.open(os.fspath(path)) as container:
         if not container.streams.audio:
             return np.zeros(0, np.float32)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks = []
+        chunks, have = [], 0
+        limit = None if max_seconds is None else int(max_seconds * sample_rate)
         for frame in container.decode(audio=0):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1))
+                have += len(chunks[-1])
+            if limit is not None and have >= limit:
+                return np.concatenate(chunks)[:limit].astype(np.float32)
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1))
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)

@@ -96,6 +96,10 @@ class Vault:
     def _key_path(self, subject: str) -> Path:
         return self.root / "keys" / f"{_safe(subject)}.key"
 
+    def _tombstone(self, subject: str) -> Path:
+        """Left where a destroyed key was: a shredded subject never gets a new key."""
+        return self.root / "keys" / f"{_safe(subject)}.destroyed"
+
     def _wrap(self, subject: str, data_key: bytes) -> bytes:
         nonce = secrets.token_bytes(12)
         kid = self._current.encode()
@@ -121,7 +125,7 @@ class Vault:
         path = self._key_path(subject)
         if path.exists():
             return self._unwrap(subject, path.read_bytes())
-        if not create:
+        if not create or self._tombstone(subject).exists():
             raise KeyDestroyed(f"no data key for subject {subject}: it was destroyed or never made")
         key = AESGCM.generate_key(bit_length=256)
         _atomic_write(path, iter([self._wrap(subject, key)]))
@@ -131,8 +135,9 @@ class Vault:
         return self._key_path(subject).exists()
 
     def destroy_key(self, subject: str) -> bool:
-        """Crypto-shred: overwrite and remove the subject's wrapped data key."""
+        """Crypto-shred: overwrite and remove the subject's wrapped data key, for good."""
         path = self._key_path(subject)
+        _atomic_write(self._tombstone(subject), iter([b""]))
         if not path.exists():
             return False
         size = path.stat().st_size

@@ -1,26 +1,31 @@
 """What a consent recording (or reference footage) shows: the features the consent
 checks in ``compliance.consent`` decide on.
 
-Faces: dlib ResNet identity embeddings (128-d) of sampled frames. Voice: a Resemblyzer
-speaker embedding (256-d, unit length). Words: pocketsphinx constrained to the statement's
-vocabulary. Liveness: how much the picture changes between frames (a still image or a
-frozen loop barely does).
+Faces: dlib ResNet identity embeddings (128-d) of frames sampled by time. Voice: a
+Resemblyzer speaker embedding (256-d, unit length). Words: Whisper base with word timings
+(``pipeline.asr``), so the server can tell *when* each digit of the code was said. Head
+turns: FaceMesh yaw sampled at 10 frames a second (``pipeline.head_pose``). Liveness also
+looks at how much the picture changes between frames (a still image barely does).
+
+Every reader here is bounded: frames are chosen by their timestamps and decoded one at a
+time, at most ``max_seconds`` of the file are read, and kept frames are scaled down.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
+import av
 import numpy as np
 
 from compliance import media
-from compliance.consent import DIGITS, statement
 
-from . import bundled
+from . import asr, bundled, head_pose
 
 VOICE_RATE = 16000
+MAX_SIDE = 640  # kept frames are scaled to at most this many pixels on the longer side
+CONSENT_MAX_SECONDS = 90.0  # a consent statement takes 20-30 s
 
 
 @dataclass(frozen=True)
@@ -29,34 +34,52 @@ class RecordingFeatures:
     frames_sampled: int
     voice: np.ndarray | None  # (256,) speaker embedding, None without enough speech
     transcript: str
+    digits: tuple[tuple[str, float], ...]  # every digit heard, with its start time (s)
+    turns: tuple[tuple[float, str], ...]  # head turns: (start_s, "left" | "right")
     motion: float  # median mean-absolute frame difference (0-255 scale) between samples
     duration_s: float
 
 
-def _statement_grammar() -> str:
-    """JSGF over the statement's own words and the digits: the speaker reads known text,
-    so a closed vocabulary beats the open language model (which hears "my code is four
-    seven one nine" far less reliably)."""
-    words = set(re.findall(r"[a-z]+", statement("i", "0").lower())) | set(DIGITS)
-    return "#JSGF V1.0;\ngrammar consent;\npublic <s> = ( " + " | ".join(sorted(words)) + " )* ;\n"
+def stream_seconds(path: str | os.PathLike[str], max_seconds: float) -> float:
+    """How long the video stream runs, from packet timestamps (no decoding): a browser
+    WebM carries no duration in its header. Capped at ``max_seconds``."""
+    end = 0.0
+    with av.open(os.fspath(path)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.time_base is not None:
+                end = max(end, float(packet.pts * packet.time_base))
+                if end >= max_seconds:
+                    return max_seconds
+    return end
 
 
-def transcribe_statement(pcm: np.ndarray, rate: int = VOICE_RATE) -> str:
-    """pocketsphinx with the statement grammar; int16 mono at ``rate``."""
-    from pocketsphinx import Decoder
+def sample_frames(
+    path: str | os.PathLike[str], count: int, max_seconds: float = 600.0
+) -> list[np.ndarray]:
+    """Up to ``count`` RGB frames spread evenly in time over the first ``max_seconds``,
+    decoded one at a time (never the whole clip in memory), at most MAX_SIDE pixels."""
+    seconds = stream_seconds(path, max_seconds)
+    wanted = list((np.arange(count) + 0.5) * seconds / count)
+    kept: list[np.ndarray] = []
+    with av.open(os.fspath(path)) as container:
+        for frame in container.decode(video=0):
+            moment = float(frame.time or 0.0)
+            if moment > max_seconds or not wanted:
+                break
+            if moment + 0.02 >= wanted[0]:
+                while wanted and moment + 0.02 >= wanted[0]:
+                    wanted.pop(0)
+                kept.append(_small(frame))
+    return kept
 
-    if rate != VOICE_RATE:
-        pcm = (media.resample(pcm.astype(np.float32) / 32768, rate, VOICE_RATE) * 32767).astype(
-            np.int16
-        )
-    decoder = Decoder(loglevel="FATAL")
-    decoder.add_jsgf_string("consent", _statement_grammar())
-    decoder.activate_search("consent")
-    decoder.start_utt()
-    decoder.process_raw(pcm.astype(np.int16).tobytes(), full_utt=True)
-    decoder.end_utt()
-    hyp = decoder.hyp()
-    return hyp.hypstr if hyp else ""
+
+def _small(frame: av.VideoFrame) -> np.ndarray:
+    scale = min(1.0, MAX_SIDE / max(frame.width, frame.height))
+    if scale < 1.0:
+        frame = frame.reformat(width=int(frame.width * scale) // 2 * 2,
+                               height=int(frame.height * scale) // 2 * 2)  # fmt: skip
+    return frame.to_ndarray(format="rgb24")
 
 
 def face_embeddings(rgb_frames: list[np.ndarray]) -> np.ndarray:
@@ -85,26 +108,21 @@ def motion(rgb_frames: list[np.ndarray]) -> float:
     return float(np.median([np.abs(a - b).mean() for a, b in zip(grey, grey[1:], strict=False)]))
 
 
-def analyse(path: str | os.PathLike[str], samples: int = 12) -> RecordingFeatures:
-    """Sample ``samples`` frames evenly and the whole audio track of a recording."""
-    facts = media.video_facts(path)
-    every = max(1, facts.frames // samples) if facts.frames else 1  # browser WebM: no count
-    decoded = list(media.frames(path, every=every))
-    frames = (
-        [
-            decoded[i]
-            for i in np.linspace(0, len(decoded) - 1, min(samples, len(decoded))).astype(int)
-        ]
-        if decoded
-        else []
-    )
-    audio = media.audio(path, VOICE_RATE)
-    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+def analyse(
+    path: str | os.PathLike[str], samples: int = 12, max_seconds: float = CONSENT_MAX_SECONDS
+) -> RecordingFeatures:
+    """Faces, voice, timed words and head turns of a consent recording."""
+    frames = sample_frames(path, samples, max_seconds)
+    audio = media.audio(path, VOICE_RATE, max_seconds)
+    heard = asr.transcribe(audio, VOICE_RATE) if len(audio) else None
+    times, yaw = head_pose.sample_yaw(path, max_seconds=max_seconds)
     return RecordingFeatures(
         faces=face_embeddings(frames),
         frames_sampled=len(frames),
         voice=voice_embedding(audio) if len(audio) else None,
-        transcript=transcribe_statement(pcm) if len(audio) else "",
+        transcript=heard.text if heard else "",
+        digits=tuple((d, start) for d, start, _ in asr.spoken_digits(heard.words)) if heard else (),
+        turns=tuple(head_pose.turn_events(times, yaw)),
         motion=motion(frames),
         duration_s=len(audio) / VOICE_RATE,
     )

@@ -278,6 +278,9 @@ def probe_upload(job: Job, report: Progress) -> dict[str, Any]:
         if upload.kind == "training_video" and not problems:
             report(0.6, "checking the face")
             problems = _training_video_problems(path)
+        if upload.kind == "training_video" and not problems:
+            report(0.8, "comparing with the person who consented")
+            problems = _binding_problems(upload, path)
     upload.info = info.as_dict() if info else {}
     upload.reasons = problems
     upload.status = "invalid" if problems else "valid"
@@ -289,6 +292,22 @@ def probe_upload(job: Job, report: Progress) -> dict[str, Any]:
     job.result = {"upload_id": upload.id, "status": upload.status, "reasons": problems}
     report(0.9, "saving")
     return dict(job.result)
+
+
+def _binding_problems(upload: Upload, path: Path) -> list[str]:
+    """The footage must show the person of the consent recording and the KYC selfie (R4)."""
+    from pipeline.consent_media import face_embeddings, sample_frames
+
+    from .consent import binding
+
+    faces = face_embeddings(sample_frames(path, binding.FOOTAGE_FACES))
+    binding.keep_template(upload, faces=faces)
+    subject = db.session.get(Subject, upload.subject_id)
+    found = binding.check_arrival(subject, training_faces=faces)
+    record_event(EventTag.CONSENT_BINDING, actor_id=upload.owner_id,
+                 data={"upload": upload.id, "reasons": [str(r) for r in found.reasons],
+                       "scores": found.scores})  # fmt: skip
+    return [f"{r}: {binding.MESSAGES[r]}" for r in found.reasons if r not in binding.REVIEW]
 
 
 def _training_video_problems(path: Path) -> list[str]:

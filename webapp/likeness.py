@@ -42,6 +42,12 @@ def blocked(subject: Subject, avatar: Avatar | None = None) -> str | None:
     return None
 
 
+def require_not_withdrawn(subject: Subject) -> None:
+    """403 ``consent_revoked``: after a withdrawal nothing biometric is accepted (R5)."""
+    if subject.status == "revoked" or subject.key_destroyed_at is not None:
+        raise Forbidden(MESSAGES["consent_revoked"], code="consent_revoked")
+
+
 def require(subject: Subject, avatar: Avatar | None = None) -> None:
     """Raise 403 with the reason code when the likeness may not be used."""
     reason = blocked(subject, avatar)

@@ -144,15 +144,21 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
     notice_version: Mapped[str] = mapped_column(String(32), nullable=False)
     notice_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     scope: Mapped[list[str]] = _json(list)  # allowed uses
-    statement: Mapped[str | None] = mapped_column(Text)
+    statement: Mapped[str | None] = mapped_column(Text)  # what the person reads (no code)
+    # HMAC-SHA256 of the passcode under the app's secret key: the code is never stored
     passcode_sha256: Mapped[str | None] = mapped_column(String(64))
+    challenge: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # cues, no digits
     passcode_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # pending | verified | rejected | needs_review | revoked
     status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
     reasons: Mapped[list[str]] = _json(list)
+    scores: Mapped[dict[str, float] | None] = mapped_column(JSON)  # of the latest decision
     recording_upload_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # a reviewer's approval of a borderline decision (admin user id, when)
+    reviewed_by: Mapped[str | None] = mapped_column(String(32))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -200,6 +206,8 @@ class Upload(db.Model):  # type: ignore[name-defined,misc]
     status: Mapped[str] = mapped_column(String(16), default="stored", nullable=False)
     info: Mapped[dict[str, Any]] = _json()  # probe results
     reasons: Mapped[list[str]] = _json(list)  # why it is invalid, if it is
+    # the identity template (faces / voice) of this file, encrypted in the vault (R7)
+    template_blob_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
 
 

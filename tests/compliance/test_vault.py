@@ -56,6 +56,17 @@ def test_destroyed_key_makes_every_file_unreadable(vault):
     assert vault.destroy_key("subj1") is False
 
 
+def test_a_destroyed_key_is_never_made_again(vault):
+    """After a withdrawal nothing new can be stored for the person (issue: a fresh key
+    used to be created by the next upload)."""
+    vault.put("subj1", io.BytesIO(b"before"))
+    vault.shred("subj1")
+    with pytest.raises(KeyDestroyed):
+        vault.put("subj1", io.BytesIO(b"after"))
+    assert not vault.has_key("subj1")
+    assert vault.rewrap() == 0
+
+
 def test_tampering_is_detected(vault):
     blob_id, _ = vault.put("subj1", io.BytesIO(os.urandom(3 * CHUNK)))
     path = _blob_file(vault, "subj1", blob_id)

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, request, url_for
+from flask import jsonify, request, url_for
 
 from .. import identity
 from ..consent import notice, service
-from ..errors import Forbidden, InvalidInput, NotFound
+from ..consent.views import passcode_limit
+from ..errors import InvalidInput, NotFound
 from ..extensions import db, limiter
 from ..models import IdentityCheck, Subject
 from ..ownership import get_owned_or_404
 from . import bp
 from .auth import api_user, token_required
 from .routes import _json_body
-
-
-def _passcode_limit() -> str:
-    return str(current_app.config["RATELIMIT_PASSCODE"])
 
 
 @bp.post("/identity/sessions")
@@ -47,24 +44,25 @@ def create_subject():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/consent/<token>")
-@limiter.limit(_passcode_limit)
+@limiter.shared_limit(passcode_limit, scope="consent-passcode")
 def get_consent(token: str):  # type: ignore[no-untyped-def]
-    record = service.record_for(token)
-    passcode, text, expires = service.issue_passcode(record)
-    return jsonify(notice=notice.TEXT, notice_version=record.notice_version,
-                   notice_sha256=record.notice_sha256, statement=text, passcode=passcode,
-                   expires_at=expires.isoformat())  # fmt: skip
+    """The notice, the statement and a fresh passcode with its timed challenge: record from
+    the first cue's clock zero, say each digit at its ``at_s`` and turn the head at the
+    turn cue (your own left or right), then read the statement."""
+    attempt = service.issue_passcode(service.record_for(token))
+    return jsonify(notice=notice.TEXT, notice_version=notice.VERSION, notice_sha256=notice.SHA256,
+                   statement=attempt.statement, passcode=attempt.passcode,
+                   expires_at=attempt.expires_at.isoformat(),
+                   challenge=attempt.challenge)  # fmt: skip
 
 
 @bp.post("/consent/<token>/recording")
-@limiter.limit(_passcode_limit)
+@limiter.limit(passcode_limit)
 def post_recording(token: str):  # type: ignore[no-untyped-def]
+    """The recording of the challenge and statement, from the page or a capture app: the
+    server decides liveness from its content, whatever sent it."""
     record = service.record_for(token)
     file = request.files.get("video")
-    if request.form.get("source") != "browser" and not current_app.config["CONSENT_FILE_UPLOAD"]:
-        raise Forbidden("Record the statement live on the consent page; uploading a file "
-                        "is only enabled for enterprise accounts.",
-                        code="upload_not_allowed")  # fmt: skip
     if file is None or not file.filename:
         raise InvalidInput("Attach the statement recording as multipart field 'video'.",
                            code="missing_file")  # fmt: skip

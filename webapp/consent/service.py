@@ -1,65 +1,59 @@
-"""Subjects, consent links, passcodes, recording checks and revocation."""
+"""Subjects, consent links, timed challenges, recording checks and revocation.
+
+A consent link is single-use once decided: after ``verified`` or ``revoked`` it issues no
+passcode and takes no recording (409 ``consent_decided``); after ``rejected`` a new attempt
+is allowed (and audited). The passcode is kept only as an HMAC under the app's secret key.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import re
+import hmac
 import secrets
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from flask import current_app
 from sqlalchemy import select
 
-from compliance import media
 from compliance.audit import EventTag
 from compliance.consent import (
     PASSCODE_TTL,
-    ConsentThresholds,
+    Challenge,
     Evidence,
     ProtectedTemplate,
-    References,
     decide,
+    new_challenge,
     new_passcode,
     statement,
 )
-from pipeline.consent_media import analyse, face_embeddings
+from compliance.media import MediaError
+from pipeline.consent_media import analyse
 
 from .. import jobs
 from ..audit import record_event
-from ..errors import Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
-from ..identity.self_hosted import selfie_template
-from ..models import (
-    ConsentRecord,
-    IdentityCheck,
-    ProtectedPerson,
-    Subject,
-    Upload,
-    User,
-    utcnow,
-)
+from ..models import ConsentRecord, IdentityCheck, ProtectedPerson, Subject, Upload, User, utcnow
 from ..storage import store, vault
 from ..studio.tasks import forget
-from . import notice
+from . import binding, notice
+from .binding import thresholds, verified_identity
 
-
-def thresholds() -> ConsentThresholds:
-    cfg = current_app.config
-    return ConsentThresholds(
-        face_accept=float(cfg["CONSENT_FACE_ACCEPT"]),
-        face_reject=float(cfg["CONSENT_FACE_REJECT"]),
-        voice_accept=float(cfg["CONSENT_VOICE_ACCEPT"]),
-        voice_reject=float(cfg["CONSENT_VOICE_REJECT"]),
-        min_motion=float(cfg["CONSENT_MIN_MOTION"]),
-    )
+DECIDED = ("verified", "revoked")
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _passcode_mac(passcode: str) -> str:
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, b"consent-passcode:" + passcode.encode(), hashlib.sha256).hexdigest()
 
 
 def _aware(moment: datetime) -> datetime:
@@ -94,32 +88,43 @@ def record_for(token: str) -> ConsentRecord:
     return record
 
 
-def issue_passcode(record: ConsentRecord) -> tuple[str, str, datetime]:
-    """A fresh one-time passcode (30 minutes) and the statement to read with it."""
-    if record.status == "revoked":
-        raise Forbidden("Consent was withdrawn with this link; it cannot be given again here.",
-                        code="consent_revoked")  # fmt: skip
+@dataclass(frozen=True)
+class Attempt:
+    """What the person (or an honest capture app) needs to record a statement."""
+
+    passcode: str
+    statement: str
+    expires_at: datetime
+    challenge: list[dict[str, Any]]  # [{cue, at_s, digit?}] seconds after recording starts
+
+
+def _open(record: ConsentRecord) -> Subject:
+    """The subject of a link that may still take an attempt; 409 once decided."""
+    if record.status in DECIDED:
+        raise Conflict("This consent link was already used: consent is "
+                       f"{record.status}. Ask the account holder for a new link if needed.",
+                       code="consent_decided")  # fmt: skip
     subject = db.session.get(Subject, record.subject_id)
     if needs_own_identity(subject):
         raise Forbidden("Verify your own identity first: open your consent link in a browser.",
                         code="kyc_required")  # fmt: skip
-    passcode = new_passcode()
-    record.passcode_sha256 = _digest(passcode)
+    return subject
+
+
+def issue_passcode(record: ConsentRecord) -> Attempt:
+    """A fresh one-time passcode (30 minutes) with its timed challenge."""
+    subject = _open(record)
+    passcode, challenge = new_passcode(), new_challenge()
+    record.passcode_sha256 = _passcode_mac(passcode)
     record.passcode_expires_at = utcnow() + PASSCODE_TTL
-    record.statement = statement(subject.display_name, passcode)
+    record.challenge = challenge.as_json()
+    record.statement = statement(subject.display_name)
+    if record.status == "rejected":  # a new attempt after a rejection
+        record_event(EventTag.CONSENT_RETRY, actor_id=subject.owner_id,
+                     data={"subject": subject.id, "previous": record.reasons})  # fmt: skip
     db.session.commit()
-    return passcode, record.statement, record.passcode_expires_at
-
-
-def _identity(subject: Subject) -> IdentityCheck | None:
-    """The verified KYC of the depicted person: the account holder's own for 'self'."""
-    query = select(IdentityCheck).where(IdentityCheck.status == "verified")
-    if subject.relation == "self":
-        query = query.where(IdentityCheck.user_id == subject.owner_id,
-                            IdentityCheck.subject_id.is_(None))  # fmt: skip
-    else:
-        query = query.where(IdentityCheck.subject_id == subject.id)
-    return db.session.scalar(query.order_by(IdentityCheck.created_at.desc()).limit(1))
+    return Attempt(passcode, record.statement, record.passcode_expires_at,
+                   challenge.with_digits(passcode))  # fmt: skip
 
 
 def latest_identity(subject: Subject) -> IdentityCheck | None:
@@ -130,7 +135,7 @@ def latest_identity(subject: Subject) -> IdentityCheck | None:
 
 def needs_own_identity(subject: Subject) -> bool:
     """Another person must pass their own KYC before they record their consent (R2)."""
-    return subject.relation == "other" and _identity(subject) is None
+    return subject.relation == "other" and verified_identity(subject) is None
 
 
 def _protected_gallery() -> tuple[ProtectedTemplate, ...]:
@@ -141,65 +146,60 @@ def _protected_gallery() -> tuple[ProtectedTemplate, ...]:
     return tuple(ProtectedTemplate(p.id, vector(p.face), vector(p.voice)) for p in people)
 
 
-def _training_faces(subject: Subject) -> np.ndarray | None:
-    upload = db.session.scalar(select(Upload).where(Upload.subject_id == subject.id,
-                                                    Upload.kind == "training_video"))  # fmt: skip
-    if upload is None:
-        return None
+def _analyse(subject: Subject, upload: Upload) -> Any:
+    """The recording's features; an unreadable file is refused and nothing is kept."""
     with tempfile.TemporaryDirectory(prefix="dhf-consent-") as tmp:
-        path = vault().export(subject.id, upload.blob_id, Path(tmp) / "training")
-        return face_embeddings(list(media.frames(path, every=50))[:8])
+        try:
+            return analyse(vault().export(subject.id, upload.blob_id, Path(tmp) / "consent"))
+        except (MediaError, ValueError, IndexError, OSError) as exc:
+            vault().delete(subject.id, upload.blob_id)
+            db.session.rollback()
+            raise InvalidInput("The recording could not be read as a video with sound: record "
+                               "it again on the consent page.",
+                               code="unreadable_recording") from exc  # fmt: skip
 
 
 def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> ConsentRecord:
     """Store the statement video encrypted, run every check, record the decision."""
-    if record.status == "revoked":
-        raise Forbidden("Consent was withdrawn with this link.", code="consent_revoked")
+    subject = _open(record)
     if record.passcode_sha256 is None or record.passcode_expires_at is None:
         raise InvalidInput("Open the consent page first to get your passcode.", code="no_passcode")
-    subject = db.session.get(Subject, record.subject_id)
-    if needs_own_identity(subject):
-        raise Forbidden("Verify your own identity before recording.", code="kyc_required")
     blob_id, size, sha = store(subject.id, stream)
     upload = Upload(owner_id=subject.owner_id, subject_id=subject.id, kind="consent_video",
                     blob_id=blob_id, filename=filename[:255], size=size, sha256=sha)  # fmt: skip
     db.session.add(upload)
     db.session.flush()
-    with tempfile.TemporaryDirectory(prefix="dhf-consent-") as tmp:
-        features = analyse(vault().export(subject.id, blob_id, Path(tmp) / "consent"))
-    identity = _identity(subject)
+    features = _analyse(subject, upload)
+    binding.keep_template(upload, faces=features.faces, voice=features.voice)
+    identity = verified_identity(subject)
     issued = _aware(record.passcode_expires_at) - PASSCODE_TTL
-    evidence = Evidence(transcript=features.transcript, faces=features.faces, voice=features.voice,
+    evidence = Evidence(transcript=features.transcript, digits=features.digits,
+                        turns=features.turns, faces=features.faces, voice=features.voice,
                         motion=features.motion, issued_at=issued, recorded_at=utcnow(),
                         is_adult=identity.is_adult if identity else None)  # fmt: skip
-    passcode = _passcode_from_statement(record)
-    refs = References(kyc_face=selfie_template(identity) if identity else None,
-                      training_faces=_training_faces(subject),
-                      protected=_protected_gallery())  # fmt: skip
-    decision = decide(evidence, refs, passcode, thresholds())
+    mac = record.passcode_sha256
+    decision = decide(evidence, Challenge.from_json(record.challenge or []),
+                      lambda code: hmac.compare_digest(_passcode_mac(code), mac),
+                      binding.likeness(subject, binding.PARTNERS["consent"]),
+                      _protected_gallery(), thresholds())  # fmt: skip
     reasons = [str(r) for r in decision.reasons]
     status = decision.status
     if identity is None:  # nobody verified who this person is: a human must look (R1, R2)
         reasons.append("kyc_missing")
         status = "rejected" if status == "rejected" else "needs_review"
     record.status, record.reasons, record.decided_at = status, reasons, utcnow()
-    record.recording_upload_id = upload.id
-    record.passcode_sha256 = None  # one-time
+    record.scores, record.recording_upload_id = decision.scores, upload.id
+    record.passcode_sha256 = record.challenge = None  # one-time
     if status == "verified":
         subject.status = "active"
     tag = {"verified": EventTag.CONSENT_GRANT}.get(status, EventTag.CONSENT_REJECT)
     record_event(tag, actor_id=subject.owner_id,
                  data={"subject": subject.id, "status": status, "reasons": reasons,
                        "scores": decision.scores, "notice": record.notice_sha256,
+                       "digits_heard": len(features.digits), "turns": features.turns,
                        "protected_matches": decision.protected_matches})  # fmt: skip
     db.session.commit()
     return record
-
-
-def _passcode_from_statement(record: ConsentRecord) -> str:
-    """The statement ends 'My code is 4 7 1 9.'; the record keeps no other plain copy."""
-    found = re.search(r"My code is ([\d ]+)\.$", record.statement or "")
-    return found.group(1).replace(" ", "") if found else ""
 
 
 def revoke(record: ConsentRecord) -> dict[str, object]:

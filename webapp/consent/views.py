@@ -3,7 +3,15 @@ statement with passcode, live recording."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    session,
+    url_for,
+)
 
 from .. import identity
 from ..errors import DomainError, InvalidInput
@@ -16,22 +24,28 @@ bp = Blueprint("consent", __name__)
 bp.register_blueprint(self_hosted.pages)  # the self-hosted KYC pages, reached by link too
 
 
+def passcode_limit() -> str:
+    return str(current_app.config["RATELIMIT_PASSCODE"])
+
+
 @bp.get("/consent/<token>")
+@limiter.shared_limit(passcode_limit, scope="consent-passcode")  # with GET /api/v1/consent
 def consent_page(token: str):  # type: ignore[no-untyped-def]
     record = service.record_for(token)
-    if record.status in ("verified", "revoked"):
-        return render_template("consent/page.html", token=token, record=record, notice=notice)
+    page = {"token": token, "record": record, "notice": notice}
+    if record.status in service.DECIDED:
+        return render_template("consent/page.html", **page)
     subject = db.session.get(Subject, record.subject_id)
     if service.needs_own_identity(subject):
-        return render_template("consent/page.html", token=token, record=record, notice=notice,
-                               needs_identity=True,
-                               identity_check=service.latest_identity(subject))  # fmt: skip
+        return render_template("consent/page.html", needs_identity=True,
+                               identity_check=service.latest_identity(subject), **page)  # fmt: skip
     try:
-        passcode, text, expires = service.issue_passcode(record)
+        attempt = service.issue_passcode(record)
     except DomainError as exc:
         return render_template("error.html", status=exc.status, code=exc.code, message=exc.message)
-    return render_template("consent/page.html", token=token, record=record, notice=notice,
-                           statement=text, passcode=passcode, expires=expires)  # fmt: skip
+    response = make_response(render_template("consent/page.html", attempt=attempt, **page))
+    response.headers["Cache-Control"] = "no-store"  # the page shows a one-time code
+    return response
 
 
 @bp.post("/consent/<token>/identity")

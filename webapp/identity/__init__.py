@@ -86,7 +86,8 @@ def decide(check: IdentityCheck, status: str, reasons: list[str], is_adult: bool
         user.kyc_status = {"needs_review": "pending"}.get(status, status)
     record_event(EventTag.KYC_DECISION, actor_id=check.user_id,
                  data={"check": check.id, "provider": check.provider, "status": status,
-                       "reasons": reasons, "subject": check.subject_id})  # fmt: skip
+                       "reasons": reasons, "subject": check.subject_id,
+                       "scores": dict(check.scores or {})})  # fmt: skip
 
 
 def _register_all() -> None:

@@ -39,6 +39,7 @@ from wtforms import DateField
 from wtforms.validators import DataRequired
 
 from compliance.audit import EventTag
+from compliance.consent import face_distance
 from pipeline import bundled
 
 from ..audit import record_event
@@ -64,6 +65,8 @@ REASON_TEXT = {
     "multiple_faces_selfie": "The selfie shows more than one face: take it on your own.",
     "face_mismatch": "The selfie does not match the portrait on the ID document.",
     "under_18": "You must be 18 or older to use this service.",
+    "same_person_as_holder": "This selfie shows the account holder: the person to be depicted "
+    "must verify their own identity.",
 }
 
 
@@ -171,6 +174,8 @@ def submit(check: IdentityCheck, document: bytes, selfie: bytes, born: date) -> 
             reasons.append("face_mismatch")
         elif distance > float(current_app.config["CONSENT_FACE_ACCEPT"]):
             flags.append("face_borderline")
+    if check.subject_id and me.template is not None:  # 'other': not the account holder (R2)
+        reasons += _holder_reasons(check, me.template, scores)
     if age < ADULT:
         reasons.append("under_18")
     check.date_of_birth, check.scores = born, scores
@@ -180,6 +185,19 @@ def submit(check: IdentityCheck, document: bytes, selfie: bytes, born: date) -> 
     decide(check, status, reasons or flags, is_adult=age >= ADULT)
     db.session.commit()
     return check
+
+
+def _holder_reasons(
+    check: IdentityCheck, selfie: np.ndarray, scores: dict[str, float]
+) -> list[str]:
+    """Another person's check must show another face than the account holder's own."""
+    from ..consent import binding
+
+    holder = binding.holder_faces(check.user_id)
+    if holder is None:
+        return []
+    scores["face_holder"] = distance = round(face_distance(selfie, holder), 4)
+    return ["same_person_as_holder"] if distance <= binding.thresholds().face_reject else []
 
 
 def outcome(check: IdentityCheck) -> str:

