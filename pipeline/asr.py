@@ -45,7 +45,7 @@ DIGIT_NAMES = {
     "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
 }  # fmt: skip
 _EDGE = re.compile(r"^[\W_]+|[\W_]+$")  # whitespace and punctuation around a word
-_NUMERALS = re.compile(r"[0-9]+(?:[-,.][0-9]+)*")  # "4719", "4-7-1-9", "4,719"
+_TOKEN = re.compile(r"[0-9]|[^\W\d_]+")  # one numeral, or a run of letters
 
 
 @dataclass(frozen=True)
@@ -202,28 +202,29 @@ def transcribe(
     return Transcript(text=text, language=info.language, words=words)
 
 
-def _digits_of(text: str) -> str:
-    """The digits a cleaned word says ("four" -> "4", "4719" -> "4719"), else ""."""
-    if text in DIGIT_NAMES:
-        return DIGIT_NAMES[text]
-    if _NUMERALS.fullmatch(text):
-        return re.sub(r"[^0-9]", "", text)
-    return ""
+def _digit_slots(text: str) -> list[str]:
+    """A cleaned word cut into numerals and letter runs, each as the digit it says or "".
+
+    "4719" -> ["4", "7", "1", "9"]; "four" -> ["4"]; "b2" -> ["", "2"]; "alpha" -> [""].
+    """
+    return [DIGIT_NAMES.get(t, t if t.isdigit() else "") for t in _TOKEN.findall(text)]
 
 
 def spoken_digits(words: Iterable[Word]) -> list[tuple[str, float, float]]:
     """Every digit heard, in order, as (digit, start, end) in seconds.
 
-    A digit name ("zero".."nine", and "oh" for 0) gives one digit; a word of numerals
-    ("4719", "4-7-1-9") gives each of its digits, its time split evenly among them.
-    Other numbers ("nineteen", "forty") give nothing.
+    A digit name ("zero".."nine", and "oh" for 0) is one digit. Whisper often writes
+    digits as numerals, one word for several ("4719") or glued to a spoken letter ("B2",
+    "M-Zero"): such a word's time is split evenly among its numerals and letter runs, and
+    each numeral or digit name in it is a digit. Other numbers ("nineteen") give nothing.
     """
     heard = []
     for word in words:
-        digits = _digits_of(word.text)
-        step = (word.end - word.start) / max(len(digits), 1)
-        for i, digit in enumerate(digits):
-            heard.append((digit, word.start + i * step, word.start + (i + 1) * step))
+        slots = _digit_slots(word.text)
+        step = (word.end - word.start) / max(len(slots), 1)
+        for i, digit in enumerate(slots):
+            if digit:
+                heard.append((digit, word.start + i * step, word.start + (i + 1) * step))
     return heard
 
 

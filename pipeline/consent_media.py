@@ -26,6 +26,7 @@ from . import asr, bundled, head_pose
 VOICE_RATE = 16000
 MAX_SIDE = 640  # kept frames are scaled to at most this many pixels on the longer side
 CONSENT_MAX_SECONDS = 90.0  # a consent statement takes 20-30 s
+TURN_DEGREES = 15.0  # yaw a head turn must reach (pipeline.head_pose; frontal GRID frames < 5)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def analyse(
         voice=voice_embedding(audio) if len(audio) else None,
         transcript=heard.text if heard else "",
         digits=tuple((d, start) for d, start, _ in asr.spoken_digits(heard.words)) if heard else (),
-        turns=tuple(head_pose.turn_events(times, yaw)),
+        turns=tuple(head_pose.turn_events(times, yaw, TURN_DEGREES)),
         motion=motion(frames),
         duration_s=len(audio) / VOICE_RATE,
     )

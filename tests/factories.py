@@ -87,24 +87,119 @@ def consented_subject(owner: User, name: str = "Ada Example") -> tuple[Subject, 
     return subj, token
 
 
-def consent_recording(face_video, tmp_path, text: str, still: bool = False):  # type: ignore[no-untyped-def]
-    """A consent statement video: the GRID speaker's face with ``text`` read aloud (by the
-    shipped voice) as the sound track; ``still`` freezes the first frame (not live)."""
+# A seeded challenge: what the tests fix instead of the server's random cue times.
+FIXED_PASSCODE = "4719"
+
+
+def fixed_challenge():  # type: ignore[no-untyped-def]
+    from compliance.consent import SAY_DIGIT, TURN_LEFT, Challenge, Cue
+
+    return Challenge((Cue(SAY_DIGIT, 2.0), Cue(SAY_DIGIT, 4.8), Cue(TURN_LEFT, 7.6),
+                      Cue(SAY_DIGIT, 10.4), Cue(SAY_DIGIT, 13.2)))  # fmt: skip
+
+
+def fix_challenge(monkeypatch, challenge=None, passcode: str = FIXED_PASSCODE) -> None:  # type: ignore[no-untyped-def]
+    """Make the consent service issue a known passcode and cue times."""
+    from webapp.consent import service
+
+    monkeypatch.setattr(service, "new_passcode", lambda: passcode)
+    monkeypatch.setattr(service, "new_challenge", lambda: challenge or fixed_challenge())
+
+
+TURN_DEGREES = 30.0  # the SYNTHETIC head turn of tests/headturn.py (positive: person's left)
+
+
+def _turns(
+    cues: list[dict[str, object]], delay: float, shift: float
+) -> list[tuple[float, float, float]]:
+    sides = {"turn_left": TURN_DEGREES, "turn_right": -TURN_DEGREES}
+    return [(float(c["at_s"]) + delay + shift, float(c["at_s"]) + delay + shift + 2.0,
+             sides[str(c["cue"])]) for c in cues if c["cue"] in sides]  # fmt: skip
+
+
+def consent_recording(face_video, tmp_path, attempt: dict[str, object], *, still: bool = False,  # type: ignore[no-untyped-def]
+                      turn: bool = True, shift: float = 0.0):  # fmt: skip
+    """A recording that follows ``attempt`` (GET /api/v1/consent/<token>): the GRID
+    speaker's face, its head turned at the turn cue (SYNTHETIC: tests/headturn.py warps
+    the real frames), and the shipped voice saying each digit 0.4 s after its cue, then
+    the statement. ``shift`` moves every action later (a recording made for other cue
+    times); ``still`` freezes the first frame; ``turn=False`` leaves the head still."""
     import numpy as np
 
     from compliance import media
+    from compliance.consent import DIGITS
     from pipeline import bundled
 
-    audio, rate = bundled.piper_say(text, deterministic=True)
+    from .headturn import head_turn_clip
+
+    cues = list(attempt["challenge"])  # type: ignore[call-overload]
+    track, rate = np.zeros(0, np.float32), 22050
+
+    def place(text: str, at: float) -> None:
+        nonlocal track
+        audio, _ = bundled.piper_say(text, deterministic=True)
+        start = int(at * rate)
+        end = start + len(audio)
+        track = np.pad(track, (0, max(0, end - len(track))))
+        track[start:end] += audio.astype(np.float32) / 32768
+
+    for cue in cues:
+        if cue["cue"] == "say_digit":
+            place(DIGITS[int(cue["digit"])], float(cue["at_s"]) + 0.4 + shift)
+    place(str(attempt["statement"]), float(cues[-1]["at_s"]) + 2.5 + shift)
+    track = np.pad(track, (0, rate // 2))
     wav, out = tmp_path / "statement.wav", tmp_path / "consent.mp4"
-    pause = np.zeros(rate // 2, np.float32)  # people pause before and after speaking
-    media.write_wav(wav, np.concatenate([pause, audio.astype(np.float32) / 32768, pause]), rate)
-    video = ["-loop", "1", "-i", str(tmp_path / "still.png")] if still else ["-i", str(face_video)]
+    media.write_wav(wav, track, rate)
+    face = face_video
     if still:
         media.ffmpeg(["-i", str(face_video), "-frames:v", "1", str(tmp_path / "still.png")])
+    elif turn:
+        face = tmp_path / "turned.mp4"
+        head_turn_clip(face_video, face, _turns(cues, 0.5, shift))
+    video = ["-loop", "1", "-i", str(tmp_path / "still.png")] if still else ["-i", str(face)]
     media.ffmpeg([*video, "-i", str(wav), "-map", "0:v", "-map", "1:a", "-shortest",
                   "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)])  # fmt: skip
     return out
+
+
+def grid_consent(grid: Path, tmp_path: Path, passcode: str = FIXED_PASSCODE):  # type: ignore[no-untyped-def]
+    """A genuine consent of the GRID speaker, and the seeded challenge it follows.
+
+    Five whole held-out sentences are joined: four whose spoken digit (every GRID sentence
+    has one) spells ``passcode``, and one in the middle during which the head turns
+    (SYNTHETIC warp of the real frames, tests/headturn.py). The challenge's cues are put
+    0.6 s before each digit as the corpus alignment places it, as if the speaker reacted to
+    them; the speaker cannot read our statement (tests waive it: CONSENT_STATEMENT_WORDS=0).
+    """
+    from compliance import media
+    from compliance.consent import DIGITS, SAY_DIGIT, TURN_LEFT, Challenge, Cue
+
+    from .headturn import head_turn_clip
+
+    def digit_of(clip: Path) -> tuple[str, float]:
+        words = [w.split() for w in clip.with_suffix(".align").read_text().splitlines()]
+        start, _, word = [w for w in words if w[2] != "sil"][4]
+        return str(DIGITS.index(word)), int(start) / 25000
+
+    clips = sorted(grid.glob("*.mpg"))
+    by_digit = {}
+    for clip in clips:
+        by_digit.setdefault(digit_of(clip)[0], clip)
+    chosen = [by_digit[d] for d in passcode]
+    middle = next(c for c in clips if c not in chosen)
+    order = [*chosen[:2], middle, *chosen[2:]]
+    cues, offset = [], 0.0
+    for clip in order:
+        if clip is middle:
+            cues.append(Cue(TURN_LEFT, round(offset + 0.4, 2)))
+        else:
+            cues.append(Cue(SAY_DIGIT, round(offset + digit_of(clip)[1] - 0.6, 2)))
+        offset += media.probe(clip).duration_s
+    joined, out = tmp_path / "grid-joined.mp4", tmp_path / "grid-consent.mp4"
+    media.concat(order, joined)
+    turn_at = cues[2].at_s + 0.5
+    head_turn_clip(joined, out, [(turn_at, turn_at + 2.0, TURN_DEGREES)])
+    return out, Challenge(tuple(cues))
 
 
 def worker_process(app, queues: str = "gpu", **config: str):  # type: ignore[no-untyped-def]

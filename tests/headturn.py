@@ -8,10 +8,12 @@ one. Each frame of a real clip (the GRID speaker) is warped to simulate a head t
    face's centre (the cloud's mean x and mean depth), then projected orthographically back
    onto the image (the depth is dropped);
 3. the image is warped piecewise-affinely, triangle by triangle, from the original landmark
-   positions to the rotated ones. Fixed anchor points on the image border and on an ellipse
-   around the face keep the background in place; the triangles between the face outline
-   and the anchors stretch or squeeze. Triangles are drawn back to front (by rotated depth)
-   so parts of the face that turn away are covered by the parts in front of them.
+   positions to the rotated ones. A band around the face (the face outline pushed outward,
+   at the outline's depth) turns with it, carrying hair and ears along; fixed anchor points
+   on a wider ellipse and on the image border keep the background in place, and the
+   triangles between the band and those anchors stretch or squeeze. Triangles are drawn
+   back to front (by rotated depth) so parts of the face that turn away are covered by the
+   parts in front of them.
 
 What it does not simulate: the side of the head that comes into view (it has no pixels in
 the source), the hair and ears turning with the face, or lighting. The yaw sign follows
@@ -33,8 +35,14 @@ from scipy.spatial import Delaunay
 from compliance import media
 from pipeline.face import landmarks
 
-RING = 16  # anchor points on the ellipse around the face
-RING_SCALE = 1.6  # that ellipse's radii, in half the face's width and height
+# FaceMesh's face outline (mediapipe FACEMESH_FACE_OVAL), in order around the face
+OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148,
+        152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356, 389, 251, 284, 332, 297,
+        338)  # fmt: skip
+BAND_SCALE = 1.25  # the band that turns with the face: the outline scaled from its centre
+OUTLINE_INSET = 0.05  # at 30 degrees and beyond (less for smaller turns): see inset_outline
+RING = 24  # fixed anchor points on an ellipse around the face
+RING_SCALE = 2.0  # that ellipse's radii, in half the face's width and height
 BORDER = 5  # anchor points along each image edge, corners included
 RAMP = 1 / 3  # fraction of a turn's interval spent turning (then as long returning)
 
@@ -55,12 +63,38 @@ def anchors(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.concatenate([border, ring]).astype(np.float64)
 
 
-def rotate(points: np.ndarray, yaw_deg: float) -> tuple[np.ndarray, np.ndarray]:
-    """Landmarks turned by ``yaw_deg`` about the vertical axis through the face centre:
-    (projected x, y (n, 2), depth (n,)). Positive yaw moves the nose toward larger x."""
+def with_band(points: np.ndarray) -> np.ndarray:
+    """The landmarks followed by the band around the face: (478 + len(OVAL), 3)."""
+    oval = points[list(OVAL)].astype(np.float64)
+    centre = points[:, :2].mean(0)
+    band = oval.copy()
+    band[:, :2] = centre + (oval[:, :2] - centre) * BAND_SCALE
+    return np.concatenate([points.astype(np.float64), band])
+
+
+def inset_outline(points: np.ndarray, yaw_deg: float) -> np.ndarray:
+    """2D source positions: the outline pulled toward the face centre, more as the turn grows.
+
+    FaceMesh's outline lies on the visible edge of the face, half over the background. The
+    side of the face turning toward the camera unfolds from a thin strip at that edge, so
+    sampling it slightly inside the face shows skin there instead of background streaks.
+    """
+    src = points[:, :2].copy()
+    centre = points[: -len(OVAL), :2].mean(0)
+    pull = OUTLINE_INSET * min(1.0, abs(math.sin(math.radians(yaw_deg))) / 0.5)
+    src[list(OVAL)] = centre + (src[list(OVAL)] - centre) * (1.0 - pull)
+    return src
+
+
+def rotate(
+    points: np.ndarray, yaw_deg: float, axis: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points turned by ``yaw_deg`` about the vertical axis at ``axis`` (x, depth): (projected
+    x, y (n, 2), depth (n,)). Positive yaw moves points in front of the axis toward larger x
+    (the nose toward the image's right)."""
     pts = points.astype(np.float64)
     theta = math.radians(yaw_deg)
-    cx, cz = pts[:, 0].mean(), pts[:, 2].mean()
+    cx, cz = axis
     dx, dz = pts[:, 0] - cx, pts[:, 2] - cz
     x = cx + dx * math.cos(theta) - dz * math.sin(theta)
     z = cz + dx * math.sin(theta) + dz * math.cos(theta)
@@ -84,14 +118,18 @@ def affines(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
 def warp_to(rgb: np.ndarray, points: np.ndarray, yaw_deg: float) -> np.ndarray:
     """``rgb`` with the face of ``points`` (its FaceMesh landmarks) turned by ``yaw_deg``."""
     h, w = rgb.shape[:2]
+    axis = (float(points[:, 0].mean()), float(points[:, 2].mean()))  # the face's centre
+    points = with_band(points)
     fixed = anchors(points, (w, h))
-    moved, depth = rotate(points, yaw_deg)
-    src = np.concatenate([points[:, :2].astype(np.float64), fixed])
+    moved, depth = rotate(points, yaw_deg, axis)
+    src = np.concatenate([inset_outline(points, yaw_deg), fixed])
     dst = np.concatenate([moved, fixed])
     tri = Delaunay(src).simplices
-    # anchors are the background: their triangles go first, then the face back to front
-    z = np.concatenate([depth, np.full(len(fixed), np.inf)])
-    order = np.lexsort((-z[tri].mean(1), ~np.isinf(z[tri]).any(1)))
+    # layers: triangles touching an anchor first, then the band, then the face back to front
+    faces = len(points) - len(OVAL)
+    layer = np.concatenate([np.full(faces, 2), np.ones(len(OVAL)), np.zeros(len(fixed))])
+    z = np.concatenate([depth, np.zeros(len(fixed))])
+    order = np.lexsort((-z[tri].mean(1), layer[tri].min(1)))
     tri = tri[order]
     index = np.full((h, w), -1, np.int32)
     corners = np.round(dst[tri] * 16).astype(np.int32)
