@@ -31,6 +31,16 @@ from pipeline.face import landmarks
 # Where the nose points in the captured image -> the side it is for the person themself.
 IMAGE_TO_PERSON = {"image_right": "left", "image_left": "right"}
 
+# Recommended challenge settings (measured on the GRID speaker; see turn_events):
+# - a turn is 15 degrees or more away from the person's own resting yaw: resting frames stay
+#   within about 6 degrees of it (so well inside the frontal band of 7.5), while a simulated
+#   30-degree turn reads 23-25 degrees (FaceMesh sees about 80% of a turn);
+# - the turn must be reached 0.25 to 2.5 s after the cue is shown: earlier is faster than a
+#   human reaction (a guess or a replay), later allows a slow reader, the head's travel to
+#   15 degrees, 10 fps sampling and the page's timestamps.
+TURN_THRESHOLD_DEG = 15.0
+TURN_LATENCY_S = (0.25, 2.5)
+
 # Left-right pairs of rigid upper-face points (person's right, person's left): outer and
 # inner eye corners, upper cheeks, nose wings. The person's right side is on the image left.
 SYMMETRIC_PAIRS = ((33, 263), (133, 362), (116, 345), (123, 352), (129, 358), (98, 327))
@@ -97,6 +107,8 @@ def sampled_frames(
     """
     step = 1.0 / fps
     with av.open(os.fspath(path)) as container:
+        if not container.streams.video:
+            raise ValueError("the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         start: float | None = None
@@ -135,21 +147,33 @@ def person_direction(yaw_deg: float) -> str:
 
 
 def turn_events(
-    times: np.ndarray, yaw: np.ndarray, threshold_deg: float, min_frames: int = 2
+    times: np.ndarray,
+    yaw: np.ndarray,
+    threshold_deg: float,
+    min_frames: int = 2,
+    baseline_deg: float | None = None,
 ) -> list[tuple[float, str]]:
     """Head turns: (time in s, "left"/"right" in the PERSON's own terms) per turn.
 
-    A turn is counted when the head, after having been roughly frontal (|yaw| below half
-    the threshold), stays beyond the threshold on one side for ``min_frames`` consecutive
-    samples. Its time is that of the first sample beyond the threshold (when the turn is
-    reached). The head must come back to frontal before another turn counts; samples
-    without a face (NaN) break a run and never count as frontal.
+    Yaw is taken relative to the person's resting yaw, ``baseline_deg`` (default: the median
+    of the samples with a face, right when the person faces the screen most of the time):
+    cameras sit off-axis and FaceMesh has a bias of its own, so the same person at rest
+    reads 5-10 degrees off zero. A turn is counted when the head, after having been roughly
+    frontal (within half the threshold of the baseline), stays beyond the threshold on one
+    side for ``min_frames`` consecutive samples. Its time is that of the first sample beyond
+    the threshold (when the turn is reached). The head must come back to frontal before
+    another turn counts; samples without a face (NaN) break a run and never count as
+    frontal.
     """
     if len(times) != len(yaw):
         raise ValueError("times and yaw differ in length")
+    yaw = np.asarray(yaw, np.float64)
+    if not np.isfinite(yaw).any():
+        return []
+    rel = yaw - (np.nanmedian(yaw) if baseline_deg is None else baseline_deg)
     events: list[tuple[float, str]] = []
     armed, run_start, run_sign, run_length = False, 0, 0.0, 0
-    for i, y in enumerate(np.asarray(yaw, np.float64)):
+    for i, y in enumerate(rel):
         armed = armed or abs(y) < threshold_deg / 2  # NaN compares False: never frontal
         sign = float(np.sign(y)) if abs(y) >= threshold_deg else 0.0
         if not armed or sign == 0.0:

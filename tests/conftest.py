@@ -128,7 +128,6 @@ def _test_config(url: str, redis: str, tmp_path: Path, **extra: object) -> dict[
         "SIGNING_DIR": str(tmp_path / "keys"),
         "WTF_CSRF_ENABLED": False,
         "TRAINING_VIDEO_MIN_SECONDS": 2,  # the GRID clips are 3 s long
-        "CONSENT_FILE_UPLOAD": True,  # API tests send statement files (as enterprise may)
         **extra,
     }
 

@@ -23,6 +23,8 @@ own left). Timing and audio of the source clip are kept unchanged.
 
 from __future__ import annotations
 
+import collections
+import functools
 import math
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -39,12 +41,34 @@ from pipeline.face import landmarks
 OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148,
         152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356, 389, 251, 284, 332, 297,
         338)  # fmt: skip
+MESH = 478  # FaceMesh points (468 on the surface, then 10 on the irises)
 BAND_SCALE = 1.25  # the band that turns with the face: the outline scaled from its centre
-OUTLINE_INSET = 0.05  # at 30 degrees and beyond (less for smaller turns): see inset_outline
 RING = 24  # fixed anchor points on an ellipse around the face
 RING_SCALE = 2.0  # that ellipse's radii, in half the face's width and height
 BORDER = 5  # anchor points along each image edge, corners included
 RAMP = 1 / 3  # fraction of a turn's interval spent turning (then as long returning)
+
+
+@functools.cache
+def surface() -> tuple[np.ndarray, frozenset[int]]:
+    """FaceMesh's surface triangles (the 3-cycles of FACEMESH_TESSELATION's edges) and the
+    points on the rims of its holes (the eyes and the mouth), outline excluded."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    neighbours: dict[int, set[int]] = collections.defaultdict(set)
+    for a, b in FACEMESH_TESSELATION:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    triangles = sorted(
+        {
+            tuple(sorted((a, b, c)))
+            for a, b in FACEMESH_TESSELATION
+            for c in neighbours[a] & neighbours[b]
+        }
+    )
+    uses = collections.Counter(edge for a, b, c in triangles for edge in ((a, b), (a, c), (b, c)))
+    rims = {i for edge, n in uses.items() if n == 1 for i in edge} - set(OVAL)
+    return np.array(triangles, np.int64), frozenset(rims)
 
 
 def anchors(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -64,26 +88,12 @@ def anchors(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def with_band(points: np.ndarray) -> np.ndarray:
-    """The landmarks followed by the band around the face: (478 + len(OVAL), 3)."""
+    """The landmarks followed by the band around the face: (MESH + len(OVAL), 3)."""
     oval = points[list(OVAL)].astype(np.float64)
     centre = points[:, :2].mean(0)
     band = oval.copy()
     band[:, :2] = centre + (oval[:, :2] - centre) * BAND_SCALE
     return np.concatenate([points.astype(np.float64), band])
-
-
-def inset_outline(points: np.ndarray, yaw_deg: float) -> np.ndarray:
-    """2D source positions: the outline pulled toward the face centre, more as the turn grows.
-
-    FaceMesh's outline lies on the visible edge of the face, half over the background. The
-    side of the face turning toward the camera unfolds from a thin strip at that edge, so
-    sampling it slightly inside the face shows skin there instead of background streaks.
-    """
-    src = points[:, :2].copy()
-    centre = points[: -len(OVAL), :2].mean(0)
-    pull = OUTLINE_INSET * min(1.0, abs(math.sin(math.radians(yaw_deg))) / 0.5)
-    src[list(OVAL)] = centre + (src[list(OVAL)] - centre) * (1.0 - pull)
-    return src
 
 
 def rotate(
@@ -99,6 +109,31 @@ def rotate(
     x = cx + dx * math.cos(theta) - dz * math.sin(theta)
     z = cz + dx * math.sin(theta) + dz * math.cos(theta)
     return np.stack([x, pts[:, 1]], 1), z
+
+
+def layers(src: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Triangles (k, 3) over ``src`` = face points, band, anchors, in drawing order.
+
+    Back to front: the background (between the band and the anchors), the band, then,
+    each sorted far to near by turned depth, fills for the holes of the mesh (eyes, mouth:
+    whatever shows through them) and the face's surface triangles.
+    """
+    band = MESH + np.arange(len(OVAL))
+    nxt = np.roll(band, -1)
+    oval, oval_next = np.array(OVAL), np.roll(np.array(OVAL), -1)
+    strip = np.concatenate(
+        [np.stack([oval, oval_next, band], 1), np.stack([oval_next, nxt, band], 1)]
+    )
+    outer = Delaunay(src[MESH:]).simplices + MESH
+    outer = outer[(outer >= MESH + len(OVAL)).any(1)]  # not inside the band
+    triangles, rims = surface()
+    holes = Delaunay(src[: triangles.max() + 1]).simplices
+    holes = holes[np.isin(holes, list(rims)).all(1)]
+
+    def far_first(tri: np.ndarray) -> np.ndarray:
+        return tri[np.argsort(-depth[tri].mean(1), kind="stable")]
+
+    return np.concatenate([outer, strip, far_first(holes), far_first(triangles)])
 
 
 def affines(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
@@ -122,22 +157,14 @@ def warp_to(rgb: np.ndarray, points: np.ndarray, yaw_deg: float) -> np.ndarray:
     points = with_band(points)
     fixed = anchors(points, (w, h))
     moved, depth = rotate(points, yaw_deg, axis)
-    src = np.concatenate([inset_outline(points, yaw_deg), fixed])
+    src = np.concatenate([points[:, :2], fixed])
     dst = np.concatenate([moved, fixed])
-    tri = Delaunay(src).simplices
-    # layers: triangles touching an anchor first, then the band, then the face back to front
-    faces = len(points) - len(OVAL)
-    layer = np.concatenate([np.full(faces, 2), np.ones(len(OVAL)), np.zeros(len(fixed))])
-    z = np.concatenate([depth, np.zeros(len(fixed))])
-    order = np.lexsort((-z[tri].mean(1), layer[tri].min(1)))
-    tri = tri[order]
-    index = np.full((h, w), -1, np.int32)
-    corners = np.round(dst[tri] * 16).astype(np.int32)
-    for k, poly in enumerate(corners):
-        cv2.fillConvexPoly(index, poly, k, lineType=cv2.LINE_8, shift=4)
-    maps = affines(dst[tri], src[tri])
+    tri = layers(src, np.concatenate([depth, np.zeros(len(fixed))]))
+    index = np.full((h, w), -1, np.int32)  # which triangle each output pixel shows
+    for k, corners in enumerate(np.round(dst[tri] * 16).astype(np.int32)):
+        cv2.fillConvexPoly(index, corners, k, lineType=cv2.LINE_8, shift=4)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    m = maps[np.maximum(index, 0)].astype(np.float32)
+    m = affines(dst[tri], src[tri]).astype(np.float32)[np.maximum(index, 0)]
     map_x = m[..., 0, 0] * xs + m[..., 0, 1] * ys + m[..., 0, 2]
     map_y = m[..., 1, 0] * xs + m[..., 1, 1] * ys + m[..., 1, 2]
     map_x[index < 0], map_y[index < 0] = xs[index < 0], ys[index < 0]

@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "CONSENT_STATEMENT_WORDS": 3,  # of the statement's key words that ASR must hear
     "CONSENT_CUE_EARLY_S": 0.3,  # a cued digit / head turn may start this long before its cue
     "CONSENT_CUE_LATE_S": 2.2,  # ... and this long after it (seeing the cue, reacting)
-    "CONSENT_FILE_UPLOAD": False,  # accept a statement file, not only a live recording (enterprise)
+    "CONSENT_FILE_UPLOAD": False,  # the consent page also takes a capture app's file (same checks)
     "PRICE_AVATAR_TRAINING_CENTS": 12900,  # one avatar's training, one-off
     "PRICE_RENDER_MINUTE_CENTS": 100,  # one minute of rendered output
     "CURRENCY": "eur",

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from compliance import media
 from compliance.consent import statement
-from pipeline import bundled
 from webapp import identity
 from webapp.consent import service
 from webapp.extensions import db
@@ -19,16 +17,24 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture
-def fake_devices(tmp_path):  # type: ignore[no-untyped-def]
+def fake_devices(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Camera and microphone files that follow the seeded challenge from the moment the
+    page starts recording: the GRID speaker's face (head turn: SYNTHETIC warp of the real
+    frames), the shipped voice saying each digit on its cue, then the statement."""
     grid = SHARED_DATA / "grid_s1" / "heldout"
     if not grid.exists():
         pytest.skip("shared data missing")
-    joined, y4m, wav = tmp_path / "face.mp4", tmp_path / "face.y4m", tmp_path / "statement.wav"
-    media.concat(sorted(grid.glob("*.mpg"))[:3], joined)
-    media.ffmpeg(["-i", str(joined), "-pix_fmt", "yuv420p", "-an", str(y4m)])
-    audio, rate = bundled.piper_say(statement("Ada", "4719"), deterministic=True)
-    speech = media.resample(audio.astype(np.float32) / 32768, rate, 48000)
-    media.write_wav(wav, np.concatenate([np.zeros(24000, np.float32), speech]), 48000)
+    factories.fix_challenge(monkeypatch)
+    face = tmp_path / "face.mp4"
+    media.concat(sorted(grid.glob("*.mpg"))[:8], face)
+    digits = iter(factories.FIXED_PASSCODE)
+    attempt = {"statement": statement("Ada"),
+               "challenge": [{**c, "digit": next(digits)} if c["cue"] == "say_digit" else c
+                             for c in factories.fixed_challenge().as_json()]}  # fmt: skip
+    recording = factories.consent_recording(face, tmp_path, attempt)
+    y4m, wav = tmp_path / "face.y4m", tmp_path / "statement.wav"
+    media.ffmpeg(["-i", str(recording), "-pix_fmt", "yuv420p", "-an", str(y4m)])
+    media.write_wav(wav, media.audio(recording, 48000), 48000)
     return [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
@@ -37,9 +43,8 @@ def fake_devices(tmp_path):  # type: ignore[no-untyped-def]
     ]
 
 
-def test_subject_records_and_withdraws(live_server, open_page, fake_devices, monkeypatch):
+def test_subject_records_the_challenge_and_withdraws(live_server, open_page, fake_devices):
     app, base = live_server
-    monkeypatch.setattr(service, "new_passcode", lambda: "4719")
     with app.app_context():
         owner = factories.user()
         identity.start(owner)
@@ -49,12 +54,18 @@ def test_subject_records_and_withdraws(live_server, open_page, fake_devices, mon
     page = open_page(*fake_devices)
     page.goto(f"{base}/consent/{token}")
     assert "Withdrawal" in page.inner_text("#notice")
-    assert page.inner_text("#statement").endswith("My code is 4 7 1 9.")
+    assert page.inner_text("#passcode") == factories.FIXED_PASSCODE
+    assert page.is_hidden("#statement")
     page.click("#record")
-    page.wait_for_timeout(9000)  # half a second of silence, then the statement (~7 s)
+    page.wait_for_function("document.getElementById('cue').textContent === 'Say: 4'",
+                           timeout=5000)  # fmt: skip
+    page.wait_for_function("document.getElementById('cue').textContent.includes('YOUR LEFT')",
+                           timeout=8000)  # fmt: skip
+    page.wait_for_selector("#statement:not([hidden])", timeout=12_000)
+    page.wait_for_timeout(7000)  # the statement (~6 s)
     page.click("#stop")
     page.click("#submit")
-    page.wait_for_selector("#recorder[data-status]", timeout=60_000)
+    page.wait_for_selector("#recorder[data-status]", timeout=90_000)
     status = page.get_attribute("#recorder", "data-status")
     assert status == "verified", page.inner_text("#state")
 

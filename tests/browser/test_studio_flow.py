@@ -13,15 +13,11 @@ from __future__ import annotations
 import os
 import signal
 
-import numpy as np
 import pytest
 
 from compliance import media
-from compliance.consent import statement
 from compliance.keys import init_keys
-from pipeline import bundled
 from webapp import accounts
-from webapp.consent import service as consent_service
 from webapp.extensions import db
 from webapp.models import Avatar, User
 
@@ -42,19 +38,22 @@ WORKER = {
 
 @pytest.fixture
 def live_config(tmp_path):  # type: ignore[no-untyped-def]
-    return {"VOICE_MIN_SAMPLES": CLIPS, "WORK_DIR": str(tmp_path / "work")}
+    # the GRID speaker cannot read our statement: its key words are waived here only
+    return {"VOICE_MIN_SAMPLES": CLIPS, "WORK_DIR": str(tmp_path / "work"),
+            "CONSENT_STATEMENT_WORDS": 0}  # fmt: skip
 
 
 @pytest.fixture
-def fake_devices(tmp_path):  # type: ignore[no-untyped-def]
+def fake_devices(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """The GRID speaker's genuine consent (his digits on the seeded cues; head turn:
+    SYNTHETIC warp) as the camera and microphone, from the moment recording starts."""
     if not GRID.exists():
         pytest.skip("shared data missing")
-    joined, y4m, wav = tmp_path / "face.mp4", tmp_path / "face.y4m", tmp_path / "statement.wav"
-    media.concat(sorted((GRID / "heldout").glob("*.mpg"))[:3], joined)
-    media.ffmpeg(["-i", str(joined), "-pix_fmt", "yuv420p", "-an", str(y4m)])
-    audio, rate = bundled.piper_say(statement("Ada", "4719"), deterministic=True)
-    speech = media.resample(audio.astype(np.float32) / 32768, rate, 48000)
-    media.write_wav(wav, np.concatenate([np.zeros(24000, np.float32), speech]), 48000)
+    recording, challenge = factories.grid_consent(GRID / "heldout", tmp_path)
+    factories.fix_challenge(monkeypatch, challenge)
+    y4m, wav = tmp_path / "face.y4m", tmp_path / "statement.wav"
+    media.ffmpeg(["-i", str(recording), "-pix_fmt", "yuv420p", "-an", str(y4m)])
+    media.write_wav(wav, media.audio(recording, 48000), 48000)
     return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-video-capture={y4m}",
             f"--use-file-for-fake-audio-capture={wav}"]  # fmt: skip
@@ -81,7 +80,6 @@ def test_signup_to_download_and_verify(live_server, open_page, fake_devices, mon
                                        tmp_path):  # fmt: skip
     app, base = live_server
     init_keys(app.config["SIGNING_DIR"])  # what `dhf init` does
-    monkeypatch.setattr(consent_service, "new_passcode", lambda: "4719")
     worker = factories.worker_process(app, "cpu,gpu", **WORKER)
     try:
         _walk(app, base, open_page(*fake_devices), tmp_path)
@@ -107,11 +105,11 @@ def _walk(app, base: str, page, tmp_path) -> None:  # type: ignore[no-untyped-de
     # the person's own live statement, recorded by the browser
     page.click("#consent-link")
     page.click("#record")
-    page.wait_for_timeout(9000)
+    page.wait_for_timeout(16_000)  # five GRID sentences, the last cue at about 13 s
     page.click("#stop")
     page.click("#submit")
-    page.wait_for_selector("#recorder[data-status]", timeout=60_000)
-    assert page.get_attribute("#recorder", "data-status") == "verified"
+    page.wait_for_selector("#recorder[data-status]", timeout=90_000)
+    assert page.get_attribute("#recorder", "data-status") == "verified", page.inner_text("#state")
 
     _voice_takes(app, "ada@example.com", avatar_id, tmp_path)
     footage = tmp_path / "footage.mp4"

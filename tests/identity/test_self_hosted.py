@@ -15,7 +15,7 @@ from compliance import media
 from pipeline import bundled
 from webapp import identity
 from webapp.extensions import db
-from webapp.models import IdentityCheck, Subject, Upload, User
+from webapp.models import AuditEvent, IdentityCheck, Subject, Upload, User
 from webapp.storage import vault
 
 from .. import factories
@@ -24,8 +24,8 @@ from ..conftest import SHARED_DATA
 from ..webapp import test_consent_api as consent_api
 
 pytestmark = pytest.mark.slow
-# the consent tests' real recording of the GRID speaker, with their fixed passcode
-face_video, fixed_passcode = consent_api.face_video, consent_api.fixed_passcode
+# the consent tests' real footage of the GRID speaker, with their seeded challenge
+face_video, seeded = consent_api.face_video, consent_api.seeded
 # and the browser tests' live server and headless Chromium
 live_server, live_config, open_page, chromium_path = (
     browser.live_server, browser.live_config, browser.open_page, browser.chromium_path)  # fmt: skip
@@ -199,7 +199,7 @@ def test_another_person_does_their_own_check_through_the_consent_link(
         admin.review(check.id, factories.user("admin@example.com"), True, "document matches")
         assert db.session.get(Subject, subject["id"]).status == "pending"
     consent = person.get(f"/api/v1/consent/{token}").json
-    recording = factories.consent_recording(face_video, tmp_path, consent["statement"])
+    recording = factories.consent_recording(face_video, tmp_path, consent)
     res = person.post(f"/api/v1/consent/{token}/recording",
                       **factories.multipart("video", recording))  # fmt: skip
     assert res.json == {"status": "rejected", "reasons": ["face_mismatch_kyc"]}
@@ -232,3 +232,28 @@ def test_browser_takes_a_live_selfie_with_the_camera(live_server, open_page, pho
     page.wait_for_selector("#kyc-status")
     assert page.inner_text("#kyc-status") == "needs_review", page.inner_text("main")
     assert check_row(app, check_id).scores["face_distance"] < 0.45
+
+
+def test_the_holder_cannot_pass_another_persons_check_with_their_own_face(kyc_app, photos):
+    """The 'other person' path proves it is another person: the holder's own verified
+    selfie (the GRID speaker) against the selfie sent through the other person's link."""
+    from webapp.admin import service as admin
+
+    owner = kyc_app.test_client()
+    check_id, path, headers = start_check(owner)
+    submit(owner, path, photos["grid"], photos["grid"])
+    with kyc_app.app_context():
+        admin.review(check_id, factories.user("admin@example.com"), True, "document matches")
+    subject = owner.post("/api/v1/subjects", json={"display_name": "Bo", "relation": "other"},
+                         headers=headers).json  # fmt: skip
+    started = owner.post(f"/consent/{subject['consent_token']}/identity")  # the holder, alone
+    page = submit(owner, started.location.split("/", 3)[-1], photos["grid"], photos["grid"])
+    assert "the person to be depicted must verify their own identity" in page.text
+    with kyc_app.app_context():
+        check = db.session.query(IdentityCheck).filter_by(subject_id=subject["id"]).one()
+        assert (check.status, check.reasons) == ("rejected", ["same_person_as_holder"])
+        event = [e for e in db.session.query(AuditEvent).filter_by(tag="kyc:decision")
+                 if e.data["check"] == check.id][0]  # fmt: skip
+        assert (
+            event.data["scores"]["face_holder"] < 0.45 and "face_distance" in event.data["scores"]
+        )

@@ -11,7 +11,18 @@ import numpy as np
 import pytest
 
 from compliance import media
-from compliance.consent import ConsentThresholds, Evidence, Reason, References, decide, statement
+from compliance.consent import (
+    SAY_DIGIT,
+    TURN_LEFT,
+    Challenge,
+    ConsentThresholds,
+    Cue,
+    Evidence,
+    Likeness,
+    Reason,
+    decide,
+    statement,
+)
 from pipeline import bundled
 from pipeline.consent_media import analyse, face_embeddings, voice_embedding
 
@@ -22,12 +33,13 @@ GRID = SHARED_DATA / "grid_s1"
 PASSCODE = "3205"
 # GRID cannot say our statement: these tests waive the statement words and check them apart
 NO_STATEMENT = ConsentThresholds(statement_words=0)
-# What the speaker said, from the corpus transcripts. Cut out of whole sentences, these
-# isolated digits defeat pocketsphinx (open LM: "i'll freeze the tube and zero to eighty
-# five"; statement grammar: "of face a two that and zero that two five"), so recognition is
-# tested on a fluently spoken statement below; the face, voice and liveness checks run on
-# features measured from this real recording.
-SAID = "three two zero five"
+# The face, voice and liveness checks run on features measured from this real recording;
+# the words and their timing are given (the challenge is tested in tests/compliance and on
+# whole recordings in tests/webapp).
+CHALLENGE = Challenge((Cue(SAY_DIGIT, 2.0), Cue(SAY_DIGIT, 4.8), Cue(TURN_LEFT, 7.6),
+                       Cue(SAY_DIGIT, 10.4), Cue(SAY_DIGIT, 13.2)))  # fmt: skip
+HEARD = (("3", 2.5), ("2", 5.3), ("0", 10.9), ("5", 13.7))
+TURNED = ((8.2, "left"),)
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
@@ -59,17 +71,19 @@ def recordings(tmp_path_factory):  # type: ignore[no-untyped-def]
     media.ffmpeg([*loop, *codecs, str(still)])
     train = sorted((GRID / "train").glob("*.mpg"))[:12]
     training = [face_embeddings(list(media.frames(c, every=40))[:2]) for c in train[:4]]
-    refs = References(
+    refs = Likeness(
         kyc_face=face_embeddings(list(media.frames(train[-1], every=50))[:1])[0],
         training_faces=np.concatenate(training),
-        voice_samples=np.array([voice_embedding(media.audio(c, 16000)) for c in train]),
+        take_voices=np.array([voice_embedding(media.audio(c, 16000)) for c in train]),
     )
     return analyse(live), analyse(still), refs
 
 
 def _evidence(features, **changes) -> Evidence:  # type: ignore[no-untyped-def]
     base = Evidence(
-        transcript=SAID,
+        transcript="",
+        digits=HEARD,
+        turns=TURNED,
         faces=features.faces,
         voice=features.voice,
         motion=features.motion,
@@ -80,9 +94,13 @@ def _evidence(features, **changes) -> Evidence:  # type: ignore[no-untyped-def]
     return replace(base, **changes)
 
 
+def _decide(evidence, refs, passcode=PASSCODE, thresholds=NO_STATEMENT):  # type: ignore[no-untyped-def]
+    return decide(evidence, CHALLENGE, lambda s: s == passcode, refs, (), thresholds)
+
+
 def test_the_real_speaker_saying_the_code_is_verified(recordings):
     live, _, refs = recordings
-    decision = decide(_evidence(live), refs, PASSCODE, NO_STATEMENT)
+    decision = _decide(_evidence(live), refs)
     assert decision.status == "verified", decision
     assert decision.scores["face_kyc"] < 0.45 and decision.scores["voice"] >= 0.75
 
@@ -98,14 +116,14 @@ def test_the_real_speaker_saying_the_code_is_verified(recordings):
 def test_each_failure_has_its_own_reason(recordings, change, reason):
     live, _, refs = recordings
     passcode = change.pop("passcode", PASSCODE)
-    decision = decide(_evidence(live, **change), refs, passcode, NO_STATEMENT)
+    decision = _decide(_evidence(live, **change), refs, passcode)
     assert decision.status == "rejected" and decision.reasons == [reason]
 
 
 def test_another_persons_face_is_rejected(recordings):
     live, _, refs = recordings
     astronaut = bundled.face_embedding(bundled.test_face())
-    decision = decide(_evidence(live), replace(refs, kyc_face=astronaut), PASSCODE, NO_STATEMENT)
+    decision = _decide(_evidence(live), replace(refs, kyc_face=astronaut))
     assert decision.reasons == [Reason.FACE_MISMATCH_KYC]
     assert decision.scores["face_kyc"] > 0.6
 
@@ -116,46 +134,42 @@ def test_another_persons_voice_is_rejected(recordings):
         voice_embedding(media.audio(p, 16000))
         for p in sorted((SHARED_DATA / "voice_slt" / "train").glob("*.wav"))[:12]
     ]
-    decision = decide(
-        _evidence(live), replace(refs, voice_samples=np.array(slt)), PASSCODE, NO_STATEMENT
-    )
+    decision = _decide(_evidence(live), replace(refs, take_voices=np.array(slt)))
     assert decision.reasons == [Reason.VOICE_MISMATCH]
     piper, rate = bundled.piper_say("three two zero five, I agree to this.", deterministic=True)
     fake = voice_embedding(media.resample(piper.astype(np.float32) / 32768, rate, 16000))
-    decision = decide(_evidence(live, voice=fake), refs, PASSCODE, NO_STATEMENT)
+    decision = _decide(_evidence(live, voice=fake), refs)
     assert Reason.VOICE_MISMATCH in decision.reasons
 
 
 def test_a_still_image_with_the_right_audio_is_not_live(recordings):
     live, still, refs = recordings
     assert still.motion < 1.0 <= live.motion
-    decision = decide(_evidence(still), refs, PASSCODE, NO_STATEMENT)
+    decision = _decide(_evidence(still), refs)
     assert decision.reasons == [Reason.NOT_LIVE]
 
 
 def test_the_statement_must_be_heard_by_default(recordings):
     live, _, refs = recordings
-    decision = decide(_evidence(live), refs, PASSCODE)
+    decision = _decide(_evidence(live), refs, thresholds=ConsentThresholds())
     assert decision.reasons == [Reason.STATEMENT_NOT_HEARD]
-    spoken = statement("Ada", "3205").lower().replace(".", "").replace(",", "")
-    spoken = spoken.replace("3 2 0 5", "three two zero five")
-    assert decide(_evidence(live, transcript=spoken), refs, PASSCODE).status == "verified"
+    spoken = statement("Ada").lower().replace(".", "").replace(",", "")
+    evidence = _evidence(live, transcript=spoken)
+    assert _decide(evidence, refs, thresholds=ConsentThresholds()).status == "verified"
 
 
 def test_borderline_goes_to_review(recordings):
     live, _, refs = recordings
     strict = ConsentThresholds(statement_words=0, face_accept=0.05)
-    decision = decide(_evidence(live), refs, PASSCODE, strict)
+    decision = _decide(_evidence(live), refs, thresholds=strict)
     assert decision.status == "needs_review" and Reason.FACE_BORDERLINE in decision.reasons
 
 
 def test_the_spoken_statement_and_code_are_recognised():
-    """ASR of a fluent reading of the statement (the shipped voice reads it)."""
-    from compliance.consent import passcode_heard
-    from pipeline.consent_media import transcribe_statement
+    """Whisper hears a fluent reading of the statement and the code (the shipped voice)."""
+    from pipeline import asr
 
-    audio, rate = bundled.piper_say(statement("Ada", "4719"), deterministic=True)
-    heard = transcribe_statement(audio, rate)
-    assert passcode_heard(heard, "4719"), heard
-    assert not passcode_heard(heard, "4718") and not passcode_heard(heard, "9174")
-    assert {"agree", "digital", "likeness", "face", "voice"} <= set(heard.split())
+    audio, rate = bundled.piper_say("4 7 1 9. " + statement("Ada"), deterministic=True)
+    heard = asr.transcribe(audio.astype(np.float32) / 32768, rate)
+    assert [d for d, _, _ in asr.spoken_digits(heard.words)][:4] == list("4719"), heard.text
+    assert {"agree", "digital", "likeness", "face", "voice"} <= {w.text for w in heard.words}

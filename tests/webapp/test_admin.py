@@ -19,7 +19,7 @@ from ..identity import test_self_hosted as kyc
 from . import test_consent_api as consent_api
 
 pytestmark = pytest.mark.slow
-face_video, fixed_passcode = consent_api.face_video, consent_api.fixed_passcode
+face_video, seeded = consent_api.face_video, consent_api.seeded
 photos = kyc.photos  # real photos: the astronaut, a GRID frame, a coffee cup
 
 
@@ -174,7 +174,7 @@ def test_protected_face_sends_the_consent_recording_to_review(app, face_video, t
     assert add_protected(admin, "GRID speaker one", face=kyc.jpeg(frame)).status_code == 200
     token = subject["consent_token"]
     page = client.get(f"/api/v1/consent/{token}").json
-    recording = factories.consent_recording(face_video, tmp_path, page["statement"])
+    recording = factories.consent_recording(face_video, tmp_path, page)
     res = client.post(f"/api/v1/consent/{token}/recording",
                       **factories.multipart("video", recording))  # fmt: skip
     assert res.json == {"status": "needs_review", "reasons": ["protected_person"]}

@@ -55,6 +55,8 @@
     underage: "you must be 18 or older",
     protected_person: "you resemble a person on our protected list: a reviewer will check",
   };
+  const picker = document.getElementById("recording-file");
+  if (picker) picker.addEventListener("change", () => { send.disabled = !picker.files.length; });
   const take = window.dhfRecorder({
     record: rec, stop, send, state,
     constraints: {
@@ -73,7 +75,9 @@
     send.disabled = true;
     state.textContent = "Checking your statement…";
     const form = new FormData();
-    form.append("video", take.blob("video/webm"), "consent.webm");
+    const picked = document.getElementById("recording-file");
+    if (picked && picked.files.length) form.append("video", picked.files[0], picked.files[0].name);
+    else form.append("video", take.blob("video/webm"), "consent.webm");
     const res = await fetch(box.dataset.upload, { method: "POST", body: form });
     const body = await res.json();
     if (!res.ok) { state.textContent = body.message || "Upload failed: try again."; send.disabled = false; return; }
