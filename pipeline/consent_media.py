@@ -26,7 +26,7 @@ from . import asr, bundled, head_pose
 VOICE_RATE = 16000
 MAX_SIDE = 640  # kept frames are scaled to at most this many pixels on the longer side
 CONSENT_MAX_SECONDS = 90.0  # a consent statement takes 20-30 s
-TURN_DEGREES = 15.0  # yaw a head turn must reach (pipeline.head_pose; frontal GRID frames < 5)
+TURN_DEGREES = 15.0  # yaw from the resting pose a turn must reach (GRID at rest: within 6.1)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,10 @@ stores them even when the page shows a mirrored preview):
 ``IMAGE_TO_PERSON`` holds that mapping; ``turn_events`` reports directions in the person's
 own terms ("left" = the person's left), as the page words its prompt ("turn your head to
 YOUR left"). A recording that was mirrored before upload would flip every direction.
+
+Yaw is absolute (from the camera's axis), but a person at rest rarely reads 0: cameras sit
+off-axis and FaceMesh has a bias of a degree or two. The GRID speaker at rest reads +6
+degrees (up to +11), so ``turn_events`` measures turns from the person's own resting yaw.
 """
 
 from __future__ import annotations

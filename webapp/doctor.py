@@ -13,7 +13,7 @@ from flask import current_app
 
 from compliance import media, provenance
 from compliance.keys import SigningKeys, check_keys
-from pipeline import bundled
+from pipeline import asr, bundled
 from pipeline.queue import connect
 
 from . import migrate
@@ -64,6 +64,10 @@ def _speech() -> str:
     return "; ".join(bundled.selftest_speech())
 
 
+def _whisper() -> str:
+    return asr.selftest()
+
+
 CHECKS: dict[str, Callable[[], str]] = {
     "database": _database,
     "redis": _redis,
@@ -72,6 +76,7 @@ CHECKS: dict[str, Callable[[], str]] = {
     "c2pa": _c2pa,
     "mediapipe_face_mesh": bundled.selftest_face_mesh,
     "piper_voice+pocketsphinx": _speech,
+    "piper_voice+whisper": _whisper,
     "resemblyzer": bundled.selftest_voice_encoder,
     "dlib_face_model": bundled.selftest_dlib,
     "imwatermark_rivagan": bundled.selftest_rivagan,

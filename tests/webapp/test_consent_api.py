@@ -193,7 +193,7 @@ def test_the_holder_cannot_complete_another_persons_consent(app, recordings):
     assert res.json["status"] == "rejected" and "same_person_as_holder" in res.json["reasons"]
     with app.app_context():
         event = db.session.query(AuditEvent).filter_by(tag="consent:reject").one()
-        assert event.data["scores"]["face_holder"] < 0.45
+        assert event.data["scores"]["consent_holder"] < 0.45
 
 
 def test_revocation_cancels_queued_work_shreds_files_and_refuses_new_uploads(app, grid_clip):

@@ -41,6 +41,7 @@ def test_doctor_passes_every_check(app):
         "c2pa",
         "mediapipe_face_mesh",
         "piper_voice+pocketsphinx",
+        "piper_voice+whisper",
         "resemblyzer",
         "dlib_face_model",
         "imwatermark_rivagan",
