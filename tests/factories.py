@@ -162,7 +162,10 @@ def consent_recording(face_video, tmp_path, attempt: dict[str, object], *, still
     return out
 
 
-def grid_consent(grid: Path, tmp_path: Path, passcode: str = FIXED_PASSCODE):  # type: ignore[no-untyped-def]
+GRID_PASSCODE = "4709"  # digits the GRID held-out sentences say (none says "one")
+
+
+def grid_consent(grid: Path, tmp_path: Path, passcode: str = GRID_PASSCODE):  # type: ignore[no-untyped-def]
     """A genuine consent of the GRID speaker, and the seeded challenge it follows.
 
     Five whole held-out sentences are joined: four whose spoken digit (every GRID sentence

@@ -50,7 +50,7 @@ def fake_devices(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     if not GRID.exists():
         pytest.skip("shared data missing")
     recording, challenge = factories.grid_consent(GRID / "heldout", tmp_path)
-    factories.fix_challenge(monkeypatch, challenge)
+    factories.fix_challenge(monkeypatch, challenge, factories.GRID_PASSCODE)
     y4m, wav = tmp_path / "face.y4m", tmp_path / "statement.wav"
     media.ffmpeg(["-i", str(recording), "-pix_fmt", "yuv420p", "-an", str(y4m)])
     media.write_wav(wav, media.audio(recording, 48000), 48000)

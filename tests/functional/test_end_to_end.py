@@ -59,7 +59,7 @@ def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path, monkeypatch
 
     # the person's own live consent: the GRID speaker's digits on the (seeded) cues
     recording, challenge = factories.grid_consent(GRID / "heldout", tmp_path)
-    factories.fix_challenge(monkeypatch, challenge)
+    factories.fix_challenge(monkeypatch, challenge, factories.GRID_PASSCODE)
     subject = client.post("/api/v1/subjects", headers=headers,
                           json={"display_name": "Ada", "relation": "self"}).json  # fmt: skip
     token = subject["consent_token"]

@@ -44,7 +44,7 @@ def grid(tmp_path_factory):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def owner(make_app, grid, monkeypatch):  # type: ignore[no-untyped-def]
     """A verified account with an avatar of a subject who has not consented yet."""
-    factories.fix_challenge(monkeypatch, grid["challenge"])
+    factories.fix_challenge(monkeypatch, grid["challenge"], factories.GRID_PASSCODE)
     app = make_app(CONSENT_STATEMENT_WORDS=0)  # the GRID speaker cannot read our statement
     client = app.test_client()
     headers = factories.api_signup(client, "ada@example.com")
