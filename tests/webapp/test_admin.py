@@ -11,7 +11,15 @@ from click.testing import CliRunner
 from compliance import media
 from webapp.cli import main as dhf
 from webapp.extensions import db
-from webapp.models import AuditEvent, IdentityCheck, ProtectedPerson, Upload, User
+from webapp.models import (
+    AuditEvent,
+    ConsentRecord,
+    IdentityCheck,
+    ProtectedPerson,
+    Subject,
+    Upload,
+    User,
+)
 
 from .. import factories
 from ..conftest import SHARED_DATA, TEST_PASSWORD
@@ -182,3 +190,15 @@ def test_protected_face_sends_the_consent_recording_to_review(app, face_video, t
         person = db.session.query(ProtectedPerson).one()
         event = db.session.query(AuditEvent).filter_by(tag="consent:reject").one()
         assert event.data["protected_matches"] == [person.id]
+        record_id = db.session.query(ConsentRecord).one().id
+    # a person decides, in the consent review queue, and says why
+    queue = admin.get("/admin/consent")
+    assert f'id="consent-{record_id}"' in queue.text and "protected_person" in queue.text
+    res = admin.post(f"/admin/consent/{record_id}", data={"reason": "not the public figure",
+                                                          "approve": "Approve"})  # fmt: skip
+    assert res.status_code == 302
+    with app.app_context():
+        assert db.session.get(ConsentRecord, record_id).status == "verified"
+        assert db.session.get(Subject, subject["id"]).status == "active"
+        review = admin_events(app, "consent_review")[0]
+        assert review["decision"] == "verified" and review["reason"] == "not the public figure"

@@ -19,7 +19,7 @@ from ..audit import record_event
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..identity.self_hosted import FORMATS, one_face, read_image
-from ..models import IdentityCheck, ProtectedPerson, Subject, Upload, User
+from ..models import ConsentRecord, IdentityCheck, ProtectedPerson, Subject, Upload, User, utcnow
 from ..storage import vault
 
 
@@ -64,6 +64,49 @@ def review(check_id: str, admin: User, approve: bool, note: str) -> IdentityChec
                        "reason": check.review_note})  # fmt: skip
     db.session.commit()
     return check
+
+
+@dataclass(frozen=True)
+class ConsentItem:
+    record: ConsentRecord
+    subject: Subject
+    email: str  # the account holder's
+
+
+def consent_queue() -> list[ConsentItem]:
+    """Consents a person must decide: borderline face / voice pairs, protected people."""
+    records = db.session.scalars(select(ConsentRecord).where(ConsentRecord.status == "needs_review")
+                                 .order_by(ConsentRecord.decided_at))  # fmt: skip
+    items = []
+    for record in records:
+        subject = db.session.get(Subject, record.subject_id)
+        items.append(ConsentItem(record, subject, db.session.get(User, subject.owner_id).email))
+    return items
+
+
+def review_consent(record_id: str, admin: User, approve: bool, note: str) -> ConsentRecord:
+    """A reviewer's decision on a consent waiting for a person (R4, R19); audited. An
+    approval also covers the borderline pairs of every input that exists now."""
+    record = db.session.get(ConsentRecord, record_id)
+    if record is None:
+        raise NotFound(f"No consent record {record_id}.")
+    if record.status != "needs_review":
+        raise Conflict(f"This consent is {record.status}, not waiting for review.",
+                       code="not_queued")  # fmt: skip
+    subject = db.session.get(Subject, record.subject_id)
+    if admin.id == subject.owner_id:
+        raise Forbidden("Another administrator must review consents of your own account.",
+                        code="own_check")  # fmt: skip
+    record.status = "verified" if approve else "rejected"
+    record.reviewed_by, record.reviewed_at = admin.id, utcnow()
+    if approve:
+        subject.status = "active"
+    record_event(EventTag.ADMIN_ACTION, actor_id=admin.id,
+                 data={"action": "consent_review", "record": record.id, "subject": subject.id,
+                       "decision": record.status, "reasons": record.reasons,
+                       "reason": note.strip()})  # fmt: skip
+    db.session.commit()
+    return record
 
 
 def kyc_image(upload_id: str) -> tuple[bytes, str]:

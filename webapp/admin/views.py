@@ -43,6 +43,28 @@ def identity_decide(check_id: str):  # type: ignore[no-untyped-def]
     return redirect(url_for(".identity_queue"))
 
 
+def _consent_page(form: ReviewForm, status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template("admin/consent.html", items=service.consent_queue(),
+                           form=form), status  # fmt: skip
+
+
+@bp.get("/consent")
+def consent_queue():  # type: ignore[no-untyped-def]
+    return _consent_page(ReviewForm())
+
+
+@bp.post("/consent/<record_id>")
+def consent_decide(record_id: str):  # type: ignore[no-untyped-def]
+    form = ReviewForm()
+    if not form.validate_on_submit() or not (form.approve.data or form.reject.data):
+        flash(" ".join(form.reason.errors) or "Choose Approve or Reject.", "error")
+        return _consent_page(form, 422)
+    record = service.review_consent(record_id, current_user, bool(form.approve.data),
+                                    form.reason.data or "")  # fmt: skip
+    flash(f"Consent {record.id[:8]} {record.status}.", "ok")
+    return redirect(url_for(".consent_queue"))
+
+
 @bp.get("/identity/images/<upload_id>")
 def identity_image(upload_id: str):  # type: ignore[no-untyped-def]
     data, mimetype = service.kyc_image(upload_id)

@@ -200,8 +200,19 @@ def require_one_person(subject: Subject) -> Binding:
     if hard:
         raise Forbidden(MESSAGES.get(hard[0], str(hard[0])), code=str(hard[0]))
     if binding.reasons and not _reviewed_after_inputs(subject):
+        _to_review(subject, binding)
         raise Forbidden(MESSAGES[binding.reasons[0]], code="needs_review")
     return binding
+
+
+def _to_review(subject: Subject, found: Binding) -> None:
+    """A borderline pair: the consent waits for a reviewer (/admin/consent) again."""
+    record = db.session.scalar(select(ConsentRecord).where(ConsentRecord.subject_id == subject.id))
+    if record is not None and record.status == "verified":
+        record.status = "needs_review"
+        record.reasons = [str(r) for r in found.reasons]
+        record.scores = found.scores
+        db.session.commit()
 
 
 def _reviewed_after_inputs(subject: Subject) -> bool:
