@@ -113,10 +113,12 @@ def test_the_training_gate_compares_every_pair_again(owner, grid):
     assert _consent(client, token, grid["consent"]).json["status"] == "verified"
     with app.app_context():
         avatar = db.session.get(Avatar, avatar_id)
-        upload, _ = studio.upload_training_video(avatar, grid["astronaut"].open("rb"), "a.mp4")
+        with grid["astronaut"].open("rb") as footage:
+            upload, _ = studio.upload_training_video(avatar, footage, "a.mp4")
         upload.status = "valid"
         for wav, text in grid["takes"][:2]:
-            blob_id = studio.store(avatar.subject_id, wav.open("rb"))[0]
+            with wav.open("rb") as take:
+                blob_id = studio.store(avatar.subject_id, take)[0]
             db.session.add(Upload(owner_id=avatar.owner_id, subject_id=avatar.subject_id,
                                   avatar_id=avatar.id, kind="voice_sample", text=text,
                                   status="valid", filename=wav.name, size=1, sha256="-",
