@@ -302,6 +302,8 @@ def _binding_problems(upload: Upload, path: Path) -> list[str]:
 
     faces = face_embeddings(sample_frames(path, binding.FOOTAGE_FACES))
     binding.keep_template(upload, faces=faces)
+    if len(faces) < binding.MIN_FACES:
+        return [f"face_unverifiable: {binding.MESSAGES['face_unverifiable']}"]
     subject = db.session.get(Subject, upload.subject_id)
     found = binding.check_arrival(subject, training_faces=faces)
     record_event(EventTag.CONSENT_BINDING, actor_id=upload.owner_id,

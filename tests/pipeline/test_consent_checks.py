@@ -124,7 +124,7 @@ def test_another_persons_face_is_rejected(recordings):
     live, _, refs = recordings
     astronaut = bundled.face_embedding(bundled.test_face())
     decision = _decide(_evidence(live), replace(refs, kyc_face=astronaut))
-    assert decision.reasons == [Reason.FACE_MISMATCH_KYC]
+    assert decision.reasons == [Reason.FACE_MISMATCH_KYC, Reason.TRAINING_MISMATCH_KYC]
     assert decision.scores["face_kyc"] > 0.6
 
 

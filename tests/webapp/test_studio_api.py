@@ -49,7 +49,7 @@ def test_create_avatar_validates_subject_and_options(app, client):
     assert stolen.status_code == 404
 
 
-def test_training_needs_consent_then_payment_then_inputs(app, client):
+def test_training_needs_consent_then_payment_then_inputs(app, client, grid_clip):
     headers, avatar_id, _, owner_id = _owner_with_avatar(app, consent=False)
     res = client.post(f"/api/v1/avatars/{avatar_id}/train", headers=headers)
     assert (res.status_code, res.json["error"]) == (403, "kyc_required")
@@ -65,7 +65,8 @@ def test_training_needs_consent_then_payment_then_inputs(app, client):
         app.config["VOICE_MIN_SAMPLES"] = 2
         for kind, status in (("training_video", "valid"), ("voice_sample", "valid"),
                              ("voice_sample", "valid")):  # fmt: skip
-            blob, size, sha = store(subject_id, io.BytesIO(b"media"))
+            data = grid_clip.read_bytes() if kind == "training_video" else b"media"
+            blob, size, sha = store(subject_id, io.BytesIO(data))
             db.session.add(Upload(owner_id=owner_id, subject_id=subject_id, avatar_id=avatar_id,
                                   kind=kind, blob_id=blob, filename="f", size=size, sha256=sha,
                                   status=status, text="hello"))  # fmt: skip

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import av
 import numpy as np
 from flask import current_app
 from sqlalchemy import select
@@ -28,9 +29,12 @@ from ..models import ConsentRecord, IdentityCheck, Subject, Upload
 from ..storage import store, vault
 
 FOOTAGE_FACES = 8  # frames of the footage whose faces stand for it
+MIN_FACES = FOOTAGE_FACES // 2  # sampled frames of the footage that must show a face
 REVIEW = (Reason.FACE_BORDERLINE, Reason.VOICE_BORDERLINE)  # a reviewer decides at the gate
 
 MESSAGES = {
+    "face_unverifiable": "We could not see the face in enough of the training video to "
+    "compare it with the person who consented: film the face throughout.",
     Reason.FACE_MISMATCH_KYC: "The face in the consent recording is not the face of the "
     "identity check.",
     Reason.FACE_MISMATCH_TRAINING: "The face in the training video is not the person who gave "
@@ -77,10 +81,13 @@ def _compute(upload: Upload) -> dict[str, np.ndarray]:
 
     with tempfile.TemporaryDirectory(prefix="dhf-template-") as tmp:
         path = vault().export(upload.subject_id, upload.blob_id, Path(tmp) / "media")
-        if upload.kind == "voice_sample":
-            voice = voice_embedding(media.audio(path, 16000))
-            return {} if voice is None else {"voice": voice}
-        return {"faces": face_embeddings(sample_frames(path, FOOTAGE_FACES))}
+        try:
+            if upload.kind == "voice_sample":
+                voice = voice_embedding(media.audio(path, 16000, 60.0))
+                return {} if voice is None else {"voice": voice}
+            return {"faces": face_embeddings(sample_frames(path, FOOTAGE_FACES))}
+        except (media.MediaError, av.error.FFmpegError, ValueError, IndexError):  # type: ignore[attr-defined]
+            return {}  # shows nobody: footage like this is refused at the gate
 
 
 def template(upload: Upload) -> dict[str, np.ndarray]:
@@ -193,6 +200,9 @@ def require_one_person(subject: Subject) -> Binding:
 
     Borderline pairs pass only once a reviewer approved the consent after the newest input.
     """
+    for footage in _uploads(subject, "training_video"):
+        if len(template(footage).get("faces", ())) < MIN_FACES:
+            raise Forbidden(MESSAGES["face_unverifiable"], code="face_unverifiable")
     binding = bind(likeness(subject), thresholds())
     hard = [
         r for r in binding.reasons if r not in (Reason.FACE_BORDERLINE, Reason.VOICE_BORDERLINE)
