@@ -43,6 +43,7 @@ def fake_devices(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     ]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the API tests cover both
 def test_subject_records_the_challenge_and_withdraws(live_server, open_page, fake_devices):
     app, base = live_server
     with app.app_context():
