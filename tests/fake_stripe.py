@@ -37,6 +37,19 @@ class FakeStripe:
     requests: list[dict[str, Any]] = field(default_factory=list)
     by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
     verification_sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)  # file id -> contents (files API)
+
+    def add_selfie(self, session_id: str, image: bytes) -> str:
+        """Give a session a verification report whose live selfie is ``image``."""
+        n = len(self.files) + 1
+        selfie, document = f"file_selfie_{n:04d}", f"file_document_{n:04d}"
+        self.files[selfie], self.files[document] = image, image
+        self.verification_sessions[session_id]["last_verification_report"] = {
+            "id": f"vr_test_{n:04d}", "object": "identity.verification_report",
+            "type": "document", "document": {"status": "verified", "files": [document]},
+            "selfie": {"status": "verified", "document": document, "selfie": selfie},
+        }  # fmt: skip
+        return selfie
 
     def finish(self, session_id: str, status: str, **fields: Any) -> dict[str, Any]:
         """Move a VerificationSession on (``verified_outputs``, ``last_error``, ...)."""
@@ -115,12 +128,22 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             query = dict(parse_qsl(url.query))
             self._log("GET", url.path, query)
+            contents = re.fullmatch(r"/v1/files/(\w+)/contents", url.path)
+            if contents and contents.group(1) in state.files:  # files.stripe.com
+                self._send_bytes(state.files[contents.group(1)])
+                return
             session = state.verification_sessions.get(url.path.removeprefix(SESSIONS + "/"))
             if not url.path.startswith(SESSIONS + "/") or session is None:
                 self._send(*self._missing())
                 return
-            expanded = "verified_outputs" in query.values()
-            self._send(200, {**session, "verified_outputs": None} if not expanded else session)
+            expand = set(query.values())
+            report = session.get("last_verification_report")
+            shown = {**session,
+                     "verified_outputs": session["verified_outputs"]
+                     if "verified_outputs" in expand else None,
+                     "last_verification_report": report if "last_verification_report" in expand
+                     else (report or {}).get("id")}  # fmt: skip
+            self._send(200, shown)
 
         def _log(self, method: str, path: str, form: dict[str, str]) -> str | None:
             key = self.headers.get("Idempotency-Key")
@@ -151,6 +174,13 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
         def _missing(self) -> tuple[int, dict[str, Any]]:
             return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
                                    "message": f"No such object: {self.path}"}}  # fmt: skip
+
+        def _send_bytes(self, data: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def _send(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

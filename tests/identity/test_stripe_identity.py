@@ -91,7 +91,8 @@ def test_verified_webhook_verifies_the_account_once_and_redacts_once(kyc_app, fa
     assert (check.status, check.reasons, check.is_adult) == ("verified", [], True)
     assert check.decided_at is not None
     retrieved = fake_stripe.calls("GET", f"{SESSIONS}/vs_test_0001")
-    assert len(retrieved) == 1 and retrieved[0]["form"] == {"expand[0]": "verified_outputs"}
+    assert len(retrieved) == 1 and retrieved[0]["form"] == {
+        "expand[0]": "verified_outputs", "expand[1]": "last_verification_report"}  # fmt: skip
     assert len(_tags(kyc_app, EventTag.KYC_DECISION)) == 1
     redacts = fake_stripe.calls("POST", f"{SESSIONS}/vs_test_0001/redact")
     assert [r["idempotency_key"] for r in redacts] == ["redact-vs_test_0001"]
@@ -226,3 +227,65 @@ def test_dashboard_with_the_dev_provider_shows_the_result_at_once(app):
     res = client.post("/dashboard/identity")
     assert res.status_code == 302 and "/dashboard/identity/" in res.location
     assert b'data-status="verified"' in client.get(res.location).data
+
+
+def _jpeg(rgb) -> bytes:  # type: ignore[no-untyped-def]
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def test_the_verified_selfie_is_kept_as_a_template_before_redaction(kyc_app, fake_stripe):
+    """Stripe's live selfie (the report's file, through the Files API) becomes the KYC face
+    the consent recording and the footage are compared with."""
+    import numpy as np
+
+    from pipeline import bundled
+    from webapp.identity.self_hosted import selfie_template
+
+    client = kyc_app.test_client()
+    _, body = _start(client)
+    face = bundled.test_face()
+    selfie = fake_stripe.add_selfie("vs_test_0001", _jpeg(face))
+    fake_stripe.finish("vs_test_0001", "verified", verified_outputs={"dob": ADULT_DOB})
+    assert deliver(client, _session_event(fake_stripe, "vs_test_0001")).json["outcome"] == (
+        "identity verified"
+    )
+    paths = [r["path"] for r in fake_stripe.requests]
+    fetched = paths.index(f"/v1/files/{selfie}/contents")
+    assert fetched < paths.index(f"{SESSIONS}/vs_test_0001/redact")  # before Stripe deletes it
+    with kyc_app.app_context():
+        template = selfie_template(db.session.get(IdentityCheck, body["id"]))
+        assert np.linalg.norm(template - bundled.face_embedding(face)) < 0.1
+
+
+def test_another_persons_stripe_check_must_not_show_the_holder(kyc_app, fake_stripe):
+    from pipeline import bundled
+    from webapp.consent import service
+    from webapp.models import User
+
+    client = kyc_app.test_client()
+    _, body = _start(client)
+    me = _jpeg(bundled.test_face())
+    fake_stripe.add_selfie("vs_test_0001", me)
+    fake_stripe.finish("vs_test_0001", "verified", verified_outputs={"dob": ADULT_DOB})
+    deliver(client, _session_event(fake_stripe, "vs_test_0001", "evt_holder"))
+    with kyc_app.app_context():
+        owner = db.session.get(User, _check(kyc_app, body["id"]).user_id)
+        subject, token = service.create_subject(owner, "Bo", "other")
+        subject_id = subject.id
+    started = client.post(f"/consent/{token}/identity")  # the holder, alone, on the link
+    assert started.status_code == 302
+    fake_stripe.add_selfie("vs_test_0002", me)
+    fake_stripe.finish("vs_test_0002", "verified", verified_outputs={"dob": ADULT_DOB})
+    deliver(client, _session_event(fake_stripe, "vs_test_0002", "evt_other"))
+    with kyc_app.app_context():
+        check = db.session.scalar(
+            select(IdentityCheck).where(IdentityCheck.subject_id == subject_id)
+        )
+        assert (check.status, check.reasons) == ("rejected", ["same_person_as_holder"])
+        assert check.scores["face_holder"] < 0.1

@@ -21,7 +21,14 @@ import numpy as np
 from flask import current_app
 from sqlalchemy import select
 
-from compliance.consent import Binding, ConsentThresholds, Likeness, Reason, bind
+from compliance.consent import (
+    Binding,
+    ConsentThresholds,
+    Likeness,
+    Reason,
+    bind,
+    face_distance,
+)
 
 from ..errors import Forbidden
 from ..extensions import db
@@ -161,6 +168,15 @@ PARTNERS = {
     "take_voices": ("consent_voice",),
     "kyc_face": ("consent_faces", "training_faces", "holder_faces"),
 }
+
+
+def holder_reasons(check: IdentityCheck, selfie: np.ndarray, scores: dict[str, float]) -> list[str]:
+    """Another person's KYC must show another face than the account holder's own (R2)."""
+    holder = holder_faces(check.user_id)
+    if holder is None:
+        return []
+    scores["face_holder"] = distance = round(face_distance(selfie, holder), 4)
+    return ["same_person_as_holder"] if distance <= thresholds().face_reject else []
 
 
 def likeness(subject: Subject, fields: tuple[str, ...] = FIELDS) -> Likeness:

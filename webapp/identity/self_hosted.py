@@ -39,10 +39,10 @@ from wtforms import DateField
 from wtforms.validators import DataRequired
 
 from compliance.audit import EventTag
-from compliance.consent import face_distance
 from pipeline import bundled
 
 from ..audit import record_event
+from ..consent import binding
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..extensions import db, limiter
 from ..models import IdentityCheck, Subject, Upload, User, utcnow
@@ -139,13 +139,13 @@ def _store_image(check: IdentityCheck, role: str, data: bytes, fmt: str) -> None
                           info={"role": role, "format": fmt}))  # fmt: skip
 
 
-def _keep_template(check: IdentityCheck, template: np.ndarray) -> None:
+def keep_template(check: IdentityCheck, template: np.ndarray) -> None:
     raw = io.BytesIO(template.astype(TEMPLATE_DTYPE).tobytes())
     check.face_blob_id, _ = vault().put(check.key_owner, raw)
 
 
 def selfie_template(check: IdentityCheck) -> np.ndarray | None:
-    """The selfie's face template of a self-hosted check (None for other providers)."""
+    """The selfie's face template of a check (self-hosted, or Stripe Identity's report)."""
     if not check.face_blob_id:
         return None
     return np.frombuffer(vault().read(check.key_owner, check.face_blob_id), TEMPLATE_DTYPE)
@@ -175,29 +175,16 @@ def submit(check: IdentityCheck, document: bytes, selfie: bytes, born: date) -> 
         elif distance > float(current_app.config["CONSENT_FACE_ACCEPT"]):
             flags.append("face_borderline")
     if check.subject_id and me.template is not None:  # 'other': not the account holder (R2)
-        reasons += _holder_reasons(check, me.template, scores)
+        reasons += binding.holder_reasons(check, me.template, scores)
     if age < ADULT:
         reasons.append("under_18")
     check.date_of_birth, check.scores = born, scores
     if not reasons and me.template is not None:  # one face on each: the template stays
-        _keep_template(check, me.template)
+        keep_template(check, me.template)
     status = "rejected" if reasons else "needs_review"
     decide(check, status, reasons or flags, is_adult=age >= ADULT)
     db.session.commit()
     return check
-
-
-def _holder_reasons(
-    check: IdentityCheck, selfie: np.ndarray, scores: dict[str, float]
-) -> list[str]:
-    """Another person's check must show another face than the account holder's own."""
-    from ..consent import binding
-
-    holder = binding.holder_faces(check.user_id)
-    if holder is None:
-        return []
-    scores["face_holder"] = distance = round(face_distance(selfie, holder), 4)
-    return ["same_person_as_holder"] if distance <= binding.thresholds().face_reject else []
 
 
 def outcome(check: IdentityCheck) -> str:

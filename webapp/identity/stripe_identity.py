@@ -13,10 +13,13 @@ document and selfie images; each request and Stripe's confirmation are audit eve
 
 from __future__ import annotations
 
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+import numpy as np
 import stripe
 from flask import current_app, url_for
 from sqlalchemy import select
@@ -24,10 +27,12 @@ from sqlalchemy import select
 from compliance.audit import EventTag
 
 from ..audit import record_event
+from ..consent import binding
 from ..errors import DomainError, InvalidInput
 from ..extensions import db
 from ..models import AuditEvent, IdentityCheck, Subject, User, utcnow
 from . import Started, decide, register
+from .self_hosted import MAX_BYTES, keep_template, read_image, scan_face
 
 FINAL = ("verified", "rejected")
 DOCUMENT = {"require_matching_selfie": True, "require_live_capture": True}  # the selfie is live
@@ -106,17 +111,60 @@ def _redact_once(check: IdentityCheck) -> None:
     _record_redaction(check, "requested")
 
 
+def _file_contents(file_id: str) -> bytes:
+    """A file of Stripe's Files API (``files.stripe.com``), at most MAX_BYTES."""
+    cfg = current_app.config
+    base = cfg.get("STRIPE_API_BASE") or "https://files.stripe.com"
+    url = f"{base}/v1/files/{urllib.parse.quote(file_id)}/contents"
+    auth = {"Authorization": f"Bearer {cfg['STRIPE_SECRET_KEY']}"}
+    request = urllib.request.Request(url, headers=auth)
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (fixed base)
+        data = response.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ValueError("selfie file too large")
+    return bytes(data)
+
+
+def _selfie(check: IdentityCheck, session: Mapping[str, Any]) -> np.ndarray | None:
+    """The face template of the verification report's live selfie, kept encrypted (the
+    consent checks compare the consent recording and the footage with it)."""
+    report = session.get("last_verification_report")
+    selfie = ((report if isinstance(report, Mapping) else {}).get("selfie") or {}).get("selfie")
+    if not selfie:
+        return None
+    try:
+        rgb, _ = read_image(_file_contents(str(selfie)), "selfie")
+    except (OSError, ValueError, DomainError):
+        current_app.logger.exception("Stripe Identity: reading the selfie of %s", check.id)
+        return None
+    scan = scan_face(rgb)
+    if scan.count != 1 or scan.template is None:
+        return None
+    keep_template(check, scan.template)
+    return scan.template
+
+
 def sync(check: IdentityCheck) -> IdentityCheck:
-    """Apply the session's current state to ``check`` in the caller's transaction."""
+    """Apply the session's current state to ``check`` in the caller's transaction.
+
+    A verified session's selfie is fetched (before the session is redacted) and its face
+    template kept; for another person's check it must not be the account holder's face."""
     if check.status not in FINAL:
         try:
             session = _client().v1.identity.verification_sessions.retrieve(
-                check.provider_ref or "", params={"expand": ["verified_outputs"]}
+                check.provider_ref or "",
+                params={"expand": ["verified_outputs", "last_verification_report"]},
             )
         except stripe.StripeError:
             current_app.logger.exception("Stripe Identity: retrieving %s", check.provider_ref)
             raise ProviderError from None
-        decide(check, *decision(session.to_dict(), utcnow().date()))
+        status, reasons, adult = decision(session.to_dict(), utcnow().date())
+        if status == "verified" and (selfie := _selfie(check, session.to_dict())) is not None:
+            scores = dict(check.scores or {})
+            if check.subject_id and (holder := binding.holder_reasons(check, selfie, scores)):
+                status, reasons = "rejected", holder
+            check.scores = scores
+        decide(check, status, reasons, adult)
     if check.status in FINAL:
         _redact_once(check)
     return check
