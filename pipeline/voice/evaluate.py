@@ -20,6 +20,7 @@ import numpy as np
 
 from compliance.media import audio
 
+from .. import asr
 from ..bundled import load_voice_encoder, transcribe, word_error_rate
 from .features import (
     RATE,
@@ -35,9 +36,10 @@ from .synthesize import convert_sentence
 from .text import words
 from .train import log, takes_in, train
 
-TARGETS = {
-    "similarity_gain_min": 0.7,
-    "wer_over_base_max": 0.05,
+TARGETS = {  # issue 17
+    "similarity_gain_min": 0.85,
+    "wer_over_base_max": 0.02,  # Whisper WER of the clone over the base voice's
+    "wer_max": 0.08,
     "f0_spread_ratio": (0.8, 1.25),
     "f0_mean_rel_error_max": 0.10,
     "train_s_max": 1800,
@@ -88,6 +90,13 @@ def _mcd(generated: np.ndarray, real: np.ndarray) -> float:
 
 
 def _wer(samples: np.ndarray, text: str) -> float:
+    """Whisper base WER: the main intelligibility figure."""
+    heard = asr.transcribe(np.clip(samples, -1, 1).astype(np.float32), RATE)
+    return word_error_rate(" ".join(words(text)), " ".join(words(heard.text)))
+
+
+def _wer_pocketsphinx(samples: np.ndarray, text: str) -> float:
+    """pocketsphinx WER (secondary: it scores real read speech at 0.2-0.38)."""
     pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
     return word_error_rate(" ".join(words(text)), transcribe(pcm, RATE))
 
@@ -126,8 +135,11 @@ def _scores(heldout, real, gen, base, report, train_s, synth_s, profile):  # typ
     sim = {k: _similarity(emb[k], emb["real"]) for k in ("gen", "base", "real")}
     gain = (sim["gen"] - sim["base"]) / (sim["real"] - sim["base"])
     texts = [t.text for t in heldout]
+    voices = (("gen", gen), ("base", base), ("real", real))
     wer = {k: float(np.mean([_wer(x, t) for x, t in zip(v, texts, strict=True)]))
-           for k, v in (("gen", gen), ("base", base), ("real", real))}  # fmt: skip
+           for k, v in voices}  # fmt: skip
+    wer_ps = {k: float(np.mean([_wer_pocketsphinx(x, t) for x, t in zip(v, texts, strict=True)]))
+              for k, v in voices}  # fmt: skip
     f0 = {"generated": _f0(gen), "speaker": _f0(real), "base": _f0(base)}
     mcd = {k: float(np.mean([_mcd(x, r) for x, r in zip(v, real, strict=True)]))
            for k, v in (("gen", gen), ("base", base))}  # fmt: skip
@@ -146,7 +158,8 @@ def _scores(heldout, real, gen, base, report, train_s, synth_s, profile):  # typ
             "real_ceiling": round(sim["real"], 4),
             "gain": round(gain, 3),
         },
-        "wer": {k: round(v, 3) for k, v in wer.items()},
+        "wer": {k: round(v, 3) for k, v in wer.items()},  # Whisper base
+        "wer_pocketsphinx": {k: round(v, 3) for k, v in wer_ps.items()},
         "f0": f0,
         "f0_spread_ratio": round(spread, 3),
         "f0_within_spread_ratio": round(within, 3),
@@ -164,7 +177,7 @@ def _scores(heldout, real, gen, base, report, train_s, synth_s, profile):  # typ
     }
     result["targets"] = {
         "similarity_gain": gain >= TARGETS["similarity_gain_min"],
-        "wer": wer["gen"] <= wer["base"] + TARGETS["wer_over_base_max"],
+        "wer": wer["gen"] <= min(wer["base"] + TARGETS["wer_over_base_max"], TARGETS["wer_max"]),
         "f0_spread": lo <= spread <= hi,
         "f0_mean": mean_err <= TARGETS["f0_mean_rel_error_max"],
         "train_time": train_s <= TARGETS["train_s_max"],

@@ -228,19 +228,23 @@ def model_dir(avatar: Avatar) -> Path:
 # -- rendering ----------------------------------------------------------------------------
 
 
+MAX_RECHECK_S = 600.0  # a render is at most RENDER_MAX_CHARS of speech: far below this
+
+
 def _words(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
 
 
 def speech_error(video: Path, script: str, labels: LabelOptions) -> float:
-    """Word error rate of what ASR hears in a rendered file against what it should say:
+    """Word error rate of what Whisper hears in a rendered file against what it should say:
     the spoken AI notice (when the label is speech) followed by the approved script."""
     from compliance import media
-    from pipeline.bundled import transcribe, word_error_rate
+    from pipeline import asr
+    from pipeline.bundled import word_error_rate
 
-    heard = transcribe(media.audio(video, 16000) * 32767, 16000)
+    heard = asr.transcribe(media.audio(video, 16000, MAX_RECHECK_S), 16000)
     expected = f"{labels.notice_text} {script}" if labels.notice == "speech" else script
-    return word_error_rate(_words(expected), _words(heard))
+    return word_error_rate(_words(expected), _words(" ".join(w.text for w in heard.words)))
 
 
 @job_function

@@ -26,7 +26,7 @@ def test_a_clean_take_of_the_prompt_passes(take: tuple[np.ndarray, str]) -> None
     verdict = check_file(SLT / "arctic_a0001.wav", take[1])
     assert verdict.ok, verdict
     assert verdict.info["snr_db"] > 30
-    assert verdict.info["align_score"] > 0.45
+    assert verdict.info["wer"] <= 0.6  # Whisper heard the sentence
 
 
 def test_a_silent_take_is_no_speech(take: tuple[np.ndarray, str]) -> None:
