@@ -82,15 +82,31 @@ def transcribe(samples: np.ndarray, sample_rate: int) -> str:
     return hyp.hypstr if hyp else ""
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Levenshtein distance over words divided by the reference length."""
-    ref, hyp = reference.lower().split(), hypothesis.lower().split()
+def _edits(ref: list[str], hyp: list[str]) -> list[int]:
+    """Word edit distance of ``ref`` to every prefix of ``hyp`` (the DP's last row)."""
     row = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         prev, row[0] = row[0], i
         for j, h in enumerate(hyp, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / max(len(ref), 1)
+    return row
+
+
+def script_error_rate(prefix: str, script: str, hypothesis: str) -> float:
+    """WER of ``script`` after a known spoken ``prefix`` (the AI notice): the words heard
+    are split where prefix + script match them best, and only the script's part counts,
+    so the shared notice cannot make a wrong script look closer to the right one."""
+    pre, body, hyp = prefix.lower().split(), script.lower().split(), hypothesis.lower().split()
+    head = _edits(pre, hyp)  # head[k]: the prefix against the first k words heard
+    tail = _edits(body[::-1], hyp[::-1])  # tail[m]: the script against the last m words
+    cut = min(range(len(hyp) + 1), key=lambda k: head[k] + tail[len(hyp) - k])
+    return tail[len(hyp) - cut] / max(len(body), 1)
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Levenshtein distance over words divided by the reference length."""
+    ref, hyp = reference.lower().split(), hypothesis.lower().split()
+    return _edits(ref, hyp)[-1] / max(len(ref), 1)
 
 
 def selftest_speech() -> tuple[str, str]:

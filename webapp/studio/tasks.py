@@ -30,7 +30,7 @@ from flask import current_app
 from rq import get_current_job
 
 from compliance.audit import EventTag
-from compliance.labels import LabelOptions
+from compliance.labels import LabelOptions, notice_audio
 from compliance.payload import new_watermark_id
 from compliance.stamping import ContentSpec
 
@@ -236,15 +236,20 @@ def _words(text: str) -> str:
 
 
 def speech_error(video: Path, script: str, labels: LabelOptions) -> float:
-    """Word error rate of what Whisper hears in a rendered file against what it should say:
-    the spoken AI notice (when the label is speech) followed by the approved script."""
+    """Word error rate of the approved script in what Whisper hears in a rendered file.
+
+    The audible AI notice that opens every render is cut off first (heard together, Whisper
+    often transcribes the notice and drops the cloned voice after it); any of its words left
+    at the start are set aside by ``script_error_rate``."""
     from compliance import media
     from pipeline import asr
-    from pipeline.bundled import word_error_rate
+    from pipeline.bundled import script_error_rate
 
-    heard = asr.transcribe(media.audio(video, 16000, MAX_RECHECK_S), 16000)
-    expected = f"{labels.notice_text} {script}" if labels.notice == "speech" else script
-    return word_error_rate(_words(expected), _words(" ".join(w.text for w in heard.words)))
+    samples = media.audio(video, 16000, MAX_RECHECK_S)
+    lead = len(notice_audio(16000, labels))  # the notice and its pause open every render
+    heard = asr.transcribe(samples[lead:], 16000)  # Whisper tends to stop after the notice
+    notice = labels.notice_text if labels.notice == "speech" else ""
+    return script_error_rate(_words(notice), _words(script), _words(heard.text))
 
 
 @job_function

@@ -1,0 +1,40 @@
+"""The speech gate before a render is released: Whisper hears the approved script after the
+spoken AI notice; a render that says something else is over the quarantine threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compliance import media
+from compliance.labels import LabelOptions
+from pipeline import bundled
+from webapp.config import DEFAULTS
+from webapp.studio.tasks import speech_error
+
+pytestmark = pytest.mark.slow
+SCRIPT = "Orders placed before noon ship the same day."
+OTHER = "Thank you for watching, see you at the spring sale."
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """An MP4 whose sound is the spoken notice, then the script (the shipped voice)."""
+    labels = LabelOptions()
+    parts = [bundled.piper_say(t, deterministic=True) for t in (labels.notice_text, SCRIPT)]
+    rate = parts[0][1]
+    track = np.concatenate([parts[0][0], np.zeros(rate // 4, np.int16), parts[1][0]])
+    folder = tmp_path_factory.mktemp("render")
+    wav, out = folder / "speech.wav", folder / "render.mp4"
+    media.write_wav(wav, track.astype(np.float32) / 32768, rate)
+    media.ffmpeg(["-f", "lavfi", "-i", "color=c=black:s=160x120:r=25", "-i", str(wav),
+                  "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                  str(out)])  # fmt: skip
+    return out
+
+
+def test_the_approved_script_passes_and_another_is_quarantined(rendered):
+    threshold = float(DEFAULTS["RENDER_MAX_WER"])
+    right = speech_error(rendered, SCRIPT, LabelOptions())
+    wrong = speech_error(rendered, OTHER, LabelOptions())
+    assert right <= 0.1 < threshold < wrong, (right, wrong)
