@@ -118,11 +118,11 @@ def _turns(
 
 
 def consent_recording(face_video, tmp_path, attempt: dict[str, object], *, still: bool = False,  # type: ignore[no-untyped-def]
-                      turn: bool = True, shift: float = 0.0):  # fmt: skip
+                      turn: bool = True, shift: float = 0.0, delay: float = 0.4):  # fmt: skip
     """A recording that follows ``attempt`` (GET /api/v1/consent/<token>): the GRID
     speaker's face, its head turned at the turn cue (SYNTHETIC: tests/headturn.py warps
-    the real frames), and the shipped voice saying each digit 0.4 s after its cue, then
-    the statement. ``shift`` moves every action later (a recording made for other cue
+    the real frames), and the shipped voice saying each digit ``delay`` s after its cue,
+    then the statement. ``shift`` moves every action later (a recording made for other cue
     times); ``still`` freezes the first frame; ``turn=False`` leaves the head still."""
     import numpy as np
 
@@ -145,7 +145,7 @@ def consent_recording(face_video, tmp_path, attempt: dict[str, object], *, still
 
     for cue in cues:
         if cue["cue"] == "say_digit":
-            place(DIGITS[int(cue["digit"])], float(cue["at_s"]) + 0.4 + shift)
+            place(DIGITS[int(cue["digit"])], float(cue["at_s"]) + delay + shift)
     place(str(attempt["statement"]), float(cues[-1]["at_s"]) + 2.5 + shift)
     track = np.pad(track, (0, rate // 2))
     wav, out = tmp_path / "statement.wav", tmp_path / "consent.mp4"
@@ -155,7 +155,7 @@ def consent_recording(face_video, tmp_path, attempt: dict[str, object], *, still
         media.ffmpeg(["-i", str(face_video), "-frames:v", "1", str(tmp_path / "still.png")])
     elif turn:
         face = tmp_path / "turned.mp4"
-        head_turn_clip(face_video, face, _turns(cues, 0.5, shift))
+        head_turn_clip(face_video, face, _turns(cues, delay + 0.1, shift))
     video = ["-loop", "1", "-i", str(tmp_path / "still.png")] if still else ["-i", str(face)]
     media.ffmpeg([*video, "-i", str(wav), "-map", "0:v", "-map", "1:a", "-shortest",
                   "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)])  # fmt: skip

@@ -64,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "RENDER_MAX_CHARS": 5000,  # longest script one render takes
     "RENDERS_PER_DAY": 50,  # renders per account per day (R23)
     "DOWNLOAD_LINK_TTL": 3600,  # seconds a signed download link stays valid
-    "RENDER_MAX_WER": 0.9,  # ASR re-check: quarantine over it (right script 0.58-0.74, wrong 1.13+)
+    "RENDER_MAX_WER": 0.6,  # speech gate, Whisper WER of the script: right 0-0.5, wrong 0.75+
     "WORK_DIR": None,  # default: <instance>/work (training intermediates, unpacked models)
     "SESSION_COOKIE_SECURE": None,  # default: True in production (HTTPS only)
     "REMEMBER_COOKIE_SECURE": None,  # default: True in production

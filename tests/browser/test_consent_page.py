@@ -31,7 +31,9 @@ def fake_devices(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     attempt = {"statement": statement("Ada"),
                "challenge": [{**c, "digit": next(digits)} if c["cue"] == "say_digit" else c
                              for c in factories.fixed_challenge().as_json()]}  # fmt: skip
-    recording = factories.consent_recording(face, tmp_path, attempt)
+    # the fake devices start playing when the camera opens, a moment before MediaRecorder
+    # starts (longer on a busy machine): the person reacts 1.1 s after each cue
+    recording = factories.consent_recording(face, tmp_path, attempt, delay=1.1)
     y4m, wav = tmp_path / "face.y4m", tmp_path / "statement.wav"
     media.ffmpeg(["-i", str(recording), "-pix_fmt", "yuv420p", "-an", str(y4m)])
     media.write_wav(wav, media.audio(recording, 48000), 48000)
