@@ -47,7 +47,8 @@ def signup():  # type: ignore[no-untyped-def]
             # The same answer whether the email was new or taken (then its owner got a mail).
             if user is not None:
                 _sign_in(user)
-            flash(f"Welcome! We sent a message to {form.email.data.strip()}.", "ok")  # type: ignore[union-attr]
+            email = (form.email.data or "").strip().lower()
+            flash(f"Welcome! We sent a message to {email}.", "ok")
             return redirect(url_for("dashboard.index"))
     return render_template("auth/signup.html", form=form), 422 if form.errors else 200
 
