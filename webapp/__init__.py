@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 
 from . import config as _config
-from . import errors
+from . import errors, security
 from .extensions import csrf, db, limiter, login_manager
 
 
@@ -32,6 +32,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Log in to see this page."
     errors.init_app(app)
+    security.init_app(app)
 
     from .admin import bp as admin_bp
     from .api import bp as api_bp

@@ -54,6 +54,22 @@ DEFAULTS: dict[str, Any] = {
     "VERIFY_MAX_BYTES": 512 * 1024 * 1024,  # largest file the public verifier accepts
     "RATELIMIT_STORAGE_URI": None,  # default: the Redis above
     "TOKEN_TTL_DAYS": 30,
+    "SESSION_TTL_DAYS": 14,  # a browser session ends this long after its login
+    "PASSWORD_RESET_TTL_MINUTES": 60,  # an emailed reset link works once, for this long
+    "PASSWORD_MIN_SCORE": 3,  # zxcvbn score (0-4) a new password must reach
+    "RATELIMIT_PASSWORD_RESET": "5 per hour",  # reset emails requested, per client IP
+    # outgoing mail (password reset, signup notices): a URL, or host/port/user/password;
+    # unset in development: mails are written to <instance>/mail and logged (TEST MODE)
+    "SMTP_URL": None,  # smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465
+    "SMTP_HOST": None,
+    "SMTP_PORT": 587,
+    "SMTP_USER": None,
+    "SMTP_PASSWORD": None,
+    "SMTP_TLS": "starttls",  # starttls | ssl | none (none only for a relay on localhost)
+    "SMTP_TIMEOUT": 10,  # seconds
+    "MAIL_FROM": "Digital Human Factory <no-reply@localhost>",
+    "PUBLIC_URL": None,  # https://example.com: the address in emailed links; default: the request's
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front of the app whose X-Forwarded-* are believed
     "MAX_CONTENT_LENGTH": 1024 * 1024 * 1024,  # largest upload, bytes
     "JOB_TIMEOUT_CPU": 15 * 60,  # seconds one cpu-queue job may run
     "JOB_TIMEOUT_GPU": 8 * 3600,  # seconds one gpu-queue job may run
@@ -133,3 +149,5 @@ def _derive(app: Flask) -> None:
         if cfg[name] is None:
             cfg[name] = production
     cfg["TEST_MODE"] = not production
+    if production and not (cfg["SMTP_URL"] or cfg["SMTP_HOST"]):
+        raise ConfigError("DHF_SMTP_URL (or DHF_SMTP_HOST) must be set in production")

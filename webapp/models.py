@@ -90,6 +90,34 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]
     user: Mapped[User] = relationship()
 
 
+class UserSession(db.Model):  # type: ignore[name-defined,misc]
+    """One signed-in browser. The cookie names this row; ending the row ends the session,
+    so a copied cookie stops working at logout (the cookie alone proves nothing)."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # random, in the cookie
+    user_id: Mapped[str] = _owner()
+    created_at: Mapped[datetime] = _created()
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+    user: Mapped[User] = relationship()
+
+
+class PasswordResetToken(db.Model):  # type: ignore[name-defined,misc]
+    """An emailed reset link: single use, expiring; only the token's SHA-256 is stored."""
+
+    __tablename__ = "password_reset_tokens"
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = _owner()
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+
+
 class Subject(db.Model):  # type: ignore[name-defined,misc]
     """The person depicted. Their biometric files are encrypted under their own data key."""
 

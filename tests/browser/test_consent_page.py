@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from compliance import media
 from compliance.consent import statement
@@ -60,10 +61,8 @@ def test_subject_records_the_challenge_and_withdraws(live_server, open_page, fak
     assert page.inner_text("#passcode") == factories.FIXED_PASSCODE
     assert page.is_hidden("#statement")
     page.click("#record")
-    page.wait_for_function("document.getElementById('cue').textContent === 'Say: 4'",
-                           timeout=5000)  # fmt: skip
-    page.wait_for_function("document.getElementById('cue').textContent.includes('YOUR LEFT')",
-                           timeout=8000)  # fmt: skip
+    expect(page.locator("#cue")).to_have_text("Say: 4", timeout=5000)
+    expect(page.locator("#cue")).to_contain_text("YOUR LEFT", timeout=8000)
     page.wait_for_selector("#statement:not([hidden])", timeout=12_000)
     page.wait_for_timeout(7000)  # the statement (~6 s)
     page.click("#stop")
@@ -75,4 +74,4 @@ def test_subject_records_the_challenge_and_withdraws(live_server, open_page, fak
     page.goto(f"{base}/consent/{token}")
     page.on("dialog", lambda dialog: dialog.accept())
     page.click("#revoke")
-    page.wait_for_function("document.getElementById('state').textContent.includes('withdrew')")
+    expect(page.locator("#state")).to_contain_text("withdrew")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from webapp.extensions import db
@@ -62,10 +63,8 @@ def test_signup_dashboard_live_progress_logout_login(live_server, page, tmp_path
     row = page.locator(f'[data-job="{job_id}"]')
     assert row.locator(".pct").inner_text() == "25%"
     _set_progress(app, job_id, 0.8, "face model")
-    page.wait_for_function(
-        f"document.querySelector('[data-job=\"{job_id}\"] .pct').textContent === '80%'",
-        timeout=10_000,
-    )
+    # locator waits, not wait_for_function strings: the page's CSP forbids eval
+    expect(row.locator(".pct")).to_have_text("80%", timeout=10_000)
     assert row.locator(".stage").inner_text() == "face model"
     assert row.locator("progress").evaluate("el => el.value") == pytest.approx(0.8)
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 
 from compliance import media
 from pipeline import bundled
@@ -46,6 +49,5 @@ def test_record_a_sentence_and_the_counter_moves(live_server, open_page, fake_mi
     page.click("#stop")
     page.wait_for_selector("#playback:not([hidden])")
     page.click("#send")
-    page.wait_for_function("document.getElementById('counter').textContent.startsWith('1 / ')",
-                           timeout=60_000)  # fmt: skip
+    expect(page.locator("#counter")).to_have_text(re.compile(r"^1 / "), timeout=60_000)
     assert "Saved" in page.inner_text("#state")

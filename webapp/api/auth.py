@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from ..accounts import user_for_token
+from ..accounts import token_row
 from ..errors import Unauthorized
 from ..extensions import db
 from ..models import User
@@ -25,7 +25,8 @@ def token_required(view: F) -> F:
                 "Send 'Authorization: Bearer <token>'; get a token at POST /api/v1/auth/tokens.",
                 code="missing_token",
             )
-        g.api_user = user_for_token(token.strip())
+        row = token_row(token.strip())
+        g.api_user, g.api_token_id = row.user, row.id
         db.session.commit()  # last_used_at
         return view(*args, **kwargs)
 
@@ -34,3 +35,8 @@ def token_required(view: F) -> F:
 
 def api_user() -> User:
     return g.api_user  # type: ignore[no-any-return]
+
+
+def api_token_id() -> str:
+    """The id of the token this request came with."""
+    return g.api_token_id  # type: ignore[no-any-return]

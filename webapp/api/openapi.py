@@ -48,6 +48,18 @@ SCHEMAS: dict[str, S] = {
                    "response": _obj(("user_id",), user_id=STR)},
     "api.create_token": {"body": _obj(("email", "password"), email=STR, password=STR),
                          "response": _obj(("token",), token=STR, expires_at=STR)},
+    "api.list_tokens": {"response": _obj(("tokens",), tokens={"type": "array", "items": _obj(
+        ("id", "expires_at"), id=STR, created_at=STR, expires_at=STR,
+        last_used_at={"type": ["string", "null"]}, current=BOOL)})},
+    "api.revoke_token": {},
+    "api.change_password": {
+        "body": _obj(("current_password", "new_password"), current_password=STR,
+                     new_password=STR),
+        "response": _obj(("status",), status=STR)},
+    "api.request_password_reset": {"body": _obj(("email",), email=STR),
+                                   "response": _obj(("status",), status=STR, message=STR)},
+    "api.confirm_password_reset": {"body": _obj(("token", "password"), token=STR, password=STR),
+                                   "response": _obj(("status",), status=STR)},
     "api.me": {"response": _obj(("id",), id=STR, email=STR, kyc_status=STR, credits=INT)},
     "api.get_job": {"response": JOB},
     "api.start_identity": {"body": _obj(provider=STR),
@@ -95,7 +107,8 @@ SCHEMAS: dict[str, S] = {
         "response": _obj(("count", "remaining"), count=INT, remaining=INT)},
 }  # fmt: skip
 
-PUBLIC = {"api.signup", "api.create_token", "api.get_consent", "api.post_recording",
+PUBLIC = {"api.signup", "api.create_token", "api.request_password_reset",
+          "api.confirm_password_reset", "api.get_consent", "api.post_recording",
           "api.revoke", "api.stripe_webhook", "api.verify_file", "api.supported_algorithms",
           "api.matches_by_binding", "api.get_manifest", "api.openapi", "api.create_report",
           "api.download_render"}  # fmt: skip

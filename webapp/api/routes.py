@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 
-from .. import accounts, webhooks
+from .. import accounts, ratelimits, webhooks
 from ..billing import ledger
 from ..errors import InvalidInput
-from ..extensions import limiter
 from ..models import Avatar, Job
 from ..ownership import get_owned_or_404
 from ..studio import service as studio
 from . import bp
 from .auth import api_user, token_required
-
-
-def _auth_limit() -> str:
-    return str(current_app.config["RATELIMIT_AUTH"])
 
 
 def _json_body(*fields: str) -> dict[str, Any]:
@@ -32,16 +27,18 @@ def _json_body(*fields: str) -> dict[str, Any]:
 
 
 @bp.post("/auth/signup")
-@limiter.limit(_auth_limit)
+@ratelimits.signup
 def signup():  # type: ignore[no-untyped-def]
+    """Create an account; the answer is the same when the email already has one."""
     body = _json_body("email", "password")
-    user = accounts.signup(body["email"], body["password"])
-    return jsonify(user_id=user.id), 201
+    _, user_id = accounts.register(body["email"], body["password"])
+    return jsonify(user_id=user_id), 201
 
 
 @bp.post("/auth/tokens")
-@limiter.limit(_auth_limit)
+@ratelimits.login
 def create_token():  # type: ignore[no-untyped-def]
+    """Log in: a bearer token for these credentials (one rate-limit bucket with /login)."""
     body = _json_body("email", "password")
     user = accounts.authenticate(body["email"], body["password"])
     token, expires = accounts.issue_token(user)

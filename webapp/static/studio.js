@@ -56,3 +56,8 @@
   }
   poll();
 })();
+
+// The consent link selects itself on a click (no inline handlers under the CSP).
+document.querySelectorAll(".select-on-click").forEach((el) => {
+  el.addEventListener("click", () => el.select());
+});
