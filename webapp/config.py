@@ -52,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_PASSCODE": "10 per hour",  # passcode issuance and consent attempts, per client IP
     "RATELIMIT_KYC": "10 per hour",  # identity checks started and submitted, per client IP
     "VERIFY_MAX_BYTES": 512 * 1024 * 1024,  # largest file the public verifier accepts
+    "RATELIMIT_STRIPE_WEBHOOK": "600 per minute",  # Stripe's webhook deliveries, per client IP
+    "WEBHOOK_ALLOW_LOOPBACK": False,  # tests only: customer webhooks may target 127.0.0.1/::1
     "RATELIMIT_STORAGE_URI": None,  # default: the Redis above
     "TOKEN_TTL_DAYS": 30,
     "MAX_CONTENT_LENGTH": 1024 * 1024 * 1024,  # largest upload, bytes
@@ -119,6 +121,8 @@ def _derive(app: Flask) -> None:
             cfg[name] = _instance_secret(app, filename, make)
     if production and cfg["KYC_PROVIDER"] == "dev":
         raise ConfigError("DHF_KYC_PROVIDER=dev auto-approves identities: refused in production")
+    if production and cfg["WEBHOOK_ALLOW_LOOPBACK"]:
+        raise ConfigError("DHF_WEBHOOK_ALLOW_LOOPBACK is for tests: refused in production")
     for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE"):
         cfg[name] = cfg[name] or os.environ.get(name)  # Stripe's own variable names work too
     if production and not (cfg["STRIPE_SECRET_KEY"] and cfg["STRIPE_WEBHOOK_SECRET"]):
