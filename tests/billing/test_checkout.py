@@ -307,7 +307,8 @@ def test_future_signature_event_without_type_and_odd_fields_are_4xx(stripe_app):
 
 def test_stripe_webhook_is_rate_limited_per_ip(make_app, fake_stripe):
     app = make_app(STRIPE_SECRET_KEY="sk_test_local", STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-                   STRIPE_API_BASE=fake_stripe.url, RATELIMIT_STRIPE_WEBHOOK="3 per minute")  # fmt: skip
+                   STRIPE_API_BASE=fake_stripe.url,
+                   RATELIMIT_STRIPE_WEBHOOK="3 per minute")  # fmt: skip
     client = app.test_client()
     codes = [deliver(client, b"{}", secret="whsec_wrong").status_code for _ in range(4)]
     assert codes == [400, 400, 400, 429]
