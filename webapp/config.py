@@ -93,10 +93,26 @@ def load(app: Flask, overrides: dict[str, Any] | None) -> None:
     _derive(app)
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (0700) or tighten it when this process owns it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty (0600) if missing, or tighten it when this process owns it."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
+
+
 def _instance_secret(app: Flask, filename: str, make: Any) -> str:
     path = Path(app.instance_path) / filename
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(make())
@@ -127,7 +143,9 @@ def _derive(app: Flask) -> None:
         cfg[name] = cfg[name] or os.environ.get(name)  # Stripe's own variable names work too
     if production and not (cfg["STRIPE_SECRET_KEY"] and cfg["STRIPE_WEBHOOK_SECRET"]):
         raise ConfigError("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set in production")
-    cfg["DATABASE_URL"] = cfg["DATABASE_URL"] or f"sqlite:///{instance / 'dhf.sqlite3'}"
+    if not cfg["DATABASE_URL"]:  # the embedded default: a private SQLite file (WAL too)
+        private_file(private_dir(instance) / "dhf.sqlite3")
+        cfg["DATABASE_URL"] = f"sqlite:///{instance / 'dhf.sqlite3'}"
     cfg["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
     cfg["STORAGE_DIR"] = cfg["STORAGE_DIR"] or str(instance / "storage")
     cfg["WORK_DIR"] = cfg["WORK_DIR"] or str(instance / "work")
