@@ -143,6 +143,7 @@ def _derive(app: Flask) -> None:
         cfg[name] = cfg[name] or os.environ.get(name)  # Stripe's own variable names work too
     if production and not (cfg["STRIPE_SECRET_KEY"] and cfg["STRIPE_WEBHOOK_SECRET"]):
         raise ConfigError("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set in production")
+    cfg["DATABASE_EMBEDDED"] = not cfg["DATABASE_URL"]  # `dhf serve` migrates it itself
     if not cfg["DATABASE_URL"]:  # the embedded default: a private SQLite file (WAL too)
         private_file(private_dir(instance) / "dhf.sqlite3")
         cfg["DATABASE_URL"] = f"sqlite:///{instance / 'dhf.sqlite3'}"

@@ -92,3 +92,30 @@ def test_embedded_redis_dump_is_private(tmp_path):
         queue._embedded.pop(str(path.resolve())).shutdown()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_serve_migrates_embedded_defaults_and_refuses_a_bare_external_database(
+    tmp_path, monkeypatch, redis_url
+):
+    from click.testing import CliRunner
+
+    from webapp import create_app, migrate
+    from webapp.cli import main
+    from webapp.extensions import db
+
+    monkeypatch.setenv("DHF_INSTANCE_DIR", str(tmp_path / "fresh"))
+    app = create_app({"TESTING": True, "REDIS_URL": redis_url})  # no DATABASE_URL: embedded
+    assert migrate.ensure_schema(app) == "migrated"
+    assert migrate.ensure_schema(app) == "current"
+    with app.app_context():
+        db.engine.dispose()
+
+    bare = tmp_path / "external.sqlite3"
+    env = {"DATABASE_URL": f"sqlite:///{bare}", "REDIS_URL": redis_url,
+           "DHF_INSTANCE_DIR": str(tmp_path / "other")}  # fmt: skip
+    monkeypatch.setattr("signal.signal", lambda *args: None)  # serve's SIGTERM handler
+    result = CliRunner().invoke(main, ["serve", "--workers", "0"], env=env)
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: The database at DATABASE_URL has no schema: run `dhf init`."
+    )
