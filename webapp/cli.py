@@ -114,6 +114,17 @@ def init() -> None:
 
 
 # -- diagnostics ----------------------------------------------------------------------
+def _ensure_schema(app: Flask) -> None:
+    """Embedded defaults migrate themselves; an external database must be initialised."""
+    from . import migrate
+
+    try:
+        if migrate.ensure_schema(app) == "migrated":
+            click.echo("database migrated (embedded defaults)")
+    except migrate.SchemaMissing as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--only", multiple=True, help="Run only the named check (repeatable).")
@@ -359,6 +370,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     # SIGTERM (systemd, docker, kill) stops like Ctrl-C: workers finish, Redis shuts down.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = create_app()  # starts the embedded Redis when REDIS_URL is unset
+    _ensure_schema(app)
     env = dict(os.environ, REDIS_URL=app.config["REDIS_URL"], DHF_INSTANCE_DIR=app.instance_path)
     cmd = [sys.executable, "-m", "webapp.cli", "worker", "--queues", "gpu,cpu"]
     stop = threading.Event()

@@ -52,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_PASSCODE": "10 per hour",  # passcode issuance and consent attempts, per client IP
     "RATELIMIT_KYC": "10 per hour",  # identity checks started and submitted, per client IP
     "VERIFY_MAX_BYTES": 512 * 1024 * 1024,  # largest file the public verifier accepts
+    "RATELIMIT_STRIPE_WEBHOOK": "600 per minute",  # Stripe's webhook deliveries, per client IP
+    "WEBHOOK_ALLOW_LOOPBACK": False,  # tests only: customer webhooks may target 127.0.0.1/::1
     "RATELIMIT_STORAGE_URI": None,  # default: the Redis above
     "TOKEN_TTL_DAYS": 30,
     "SESSION_TTL_DAYS": 14,  # a browser session ends this long after its login
@@ -107,10 +109,26 @@ def load(app: Flask, overrides: dict[str, Any] | None) -> None:
     _derive(app)
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (0700) or tighten it when this process owns it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty (0600) if missing, or tighten it when this process owns it."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
+
+
 def _instance_secret(app: Flask, filename: str, make: Any) -> str:
     path = Path(app.instance_path) / filename
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(make())
@@ -135,11 +153,16 @@ def _derive(app: Flask) -> None:
             cfg[name] = _instance_secret(app, filename, make)
     if production and cfg["KYC_PROVIDER"] == "dev":
         raise ConfigError("DHF_KYC_PROVIDER=dev auto-approves identities: refused in production")
+    if production and cfg["WEBHOOK_ALLOW_LOOPBACK"]:
+        raise ConfigError("DHF_WEBHOOK_ALLOW_LOOPBACK is for tests: refused in production")
     for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE"):
         cfg[name] = cfg[name] or os.environ.get(name)  # Stripe's own variable names work too
     if production and not (cfg["STRIPE_SECRET_KEY"] and cfg["STRIPE_WEBHOOK_SECRET"]):
         raise ConfigError("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set in production")
-    cfg["DATABASE_URL"] = cfg["DATABASE_URL"] or f"sqlite:///{instance / 'dhf.sqlite3'}"
+    cfg["DATABASE_EMBEDDED"] = not cfg["DATABASE_URL"]  # `dhf serve` migrates it itself
+    if not cfg["DATABASE_URL"]:  # the embedded default: a private SQLite file (WAL too)
+        private_file(private_dir(instance) / "dhf.sqlite3")
+        cfg["DATABASE_URL"] = f"sqlite:///{instance / 'dhf.sqlite3'}"
     cfg["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
     cfg["STORAGE_DIR"] = cfg["STORAGE_DIR"] or str(instance / "storage")
     cfg["WORK_DIR"] = cfg["WORK_DIR"] or str(instance / "work")

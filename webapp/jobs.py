@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ from .extensions import db
 from .models import Avatar, Job, Render, Subject, Upload, utcnow
 
 Progress = Callable[[float, str], None]
+UNREADABLE = "unreadable: not a readable audio/video file; upload an MP4 or MOV recording"
 
 
 def spec(kind: str) -> q.JobSpec:
@@ -197,7 +199,7 @@ def running(job_id: str) -> Iterator[tuple[Job, Progress] | None]:
             db.session.rollback()
             retries_left = getattr(rq_job, "retries_left", 0) or 0
             job.status = "retrying" if retries_left > 0 else "failed"
-            job.error = "".join(traceback.format_exception_only(exc)).strip()
+            job.error = _without_paths("".join(traceback.format_exception_only(exc)).strip())
             if job.status == "failed":
                 job.active_key, job.ended_at = None, utcnow()
                 record_event(EventTag.JOB_FAILED, data={"job": job.id, "error": job.error})
@@ -207,6 +209,14 @@ def running(job_id: str) -> Iterator[tuple[Job, Progress] | None]:
         job.active_key, job.ended_at = None, utcnow()
         record_event(EventTag.JOB_FINISHED, data={"job": job.id, "kind": job.kind})
         db.session.commit()
+
+
+def _without_paths(message: str) -> str:
+    """A job error for its owner: internal temp and instance paths become ``<file>``."""
+    roots = {tempfile.gettempdir(), current_app.instance_path}
+    for root in sorted(roots, key=len, reverse=True):
+        message = re.sub(re.escape(root) + r"[^\s'\"()]*", "<file>", message)
+    return message
 
 
 JobBody = Callable[[Job, Progress], dict[str, Any]]
@@ -273,8 +283,8 @@ def probe_upload(job: Job, report: Progress) -> dict[str, Any]:
         try:
             info = probe(path)
             problems = video_problems(info) if upload.kind.endswith("video") else []
-        except MediaError as exc:
-            info, problems = None, [f"unreadable: {exc}"]
+        except MediaError:  # its message names the private temp file: say it plainly
+            info, problems = None, [UNREADABLE]
         if upload.kind == "training_video" and not problems:
             report(0.6, "checking the face")
             problems = _training_video_problems(path)

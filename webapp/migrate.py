@@ -8,8 +8,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from flask import Flask
 
 from .extensions import db
+
+
+class SchemaMissing(RuntimeError):
+    """The database is not at the code's schema; the message says what to run."""
+
 
 SCRIPTS = Path(__file__).parent / "migrations"
 
@@ -53,3 +59,21 @@ def state() -> tuple[str | None, str]:
     with db.engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
     return current, str(head)
+
+
+def ensure_schema(app: Flask) -> str:
+    """Before serving: migrate the embedded default database (``migrated``), or refuse an
+    external one that is not at head (:class:`SchemaMissing`); ``current`` when it is."""
+    with app.app_context():
+        current, head = state()
+        if current == head:
+            return "current"
+        if not app.config["DATABASE_EMBEDDED"]:
+            where = "has no schema" if current is None else f"is at {current}, not {head}"
+            raise SchemaMissing(f"The database at DATABASE_URL {where}: run `dhf init`.")
+        upgrade()
+        if app.config["ENV"] == "development":
+            from compliance.keys import init_keys
+
+            init_keys(app.config["SIGNING_DIR"])
+        return "migrated"

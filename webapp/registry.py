@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -87,7 +88,6 @@ def _content_json(row: ContentRecord | None) -> dict[str, Any] | None:
         "content_id": row.content_id,
         "created_at": row.created_at.isoformat(),
         "producer": current_app.config["AIGC_PRODUCER"],
-        "avatar_id": row.avatar_id,
         "consent_status": consent_status(row),
     }
 
@@ -122,7 +122,8 @@ def verification_json(result: Verification, row: ContentRecord | None) -> dict[s
 
 def verify_stream(stream: BinaryIO, filename: str = "upload") -> dict[str, Any]:
     """Verify an uploaded file and resolve it in the registry; logs the request."""
-    suffix = Path(filename).suffix[:8] or ".bin"
+    suffix = Path(filename).suffix[:8]
+    suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]+", suffix) else ".bin"
     with tempfile.TemporaryDirectory(prefix="dhf-verify-") as tmp:
         path = Path(tmp) / f"file{suffix}"
         with open(path, "wb") as out:

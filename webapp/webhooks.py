@@ -4,28 +4,33 @@ Each delivery is a POST of ``{"id", "type", "created", "data"}`` with the header
 ``DHF-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>" under the secret>``,
 the scheme Stripe uses, so a receiver checks it the same way (and rejects old ``t``).
 Deliveries run on the ``cpu`` queue and are retried with back-off on any non-2xx answer.
+
+The URL is checked when it is set and again, freshly resolved, at every delivery
+(``webapp.safe_http``: public addresses only, no redirects, https in production). A job
+carries the owner's id and the event, never the URL or the secret: RQ logs and stores job
+arguments, so the delivery reads both from the database.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import secrets
 import time
-import urllib.error
-import urllib.request
 import uuid
 from typing import Any
-from urllib.parse import urlparse
 
 from flask import current_app
 
 from pipeline import queue as q
 
+from . import safe_http
 from .billing.gateway import sign_payload
-from .errors import InvalidInput
 from .extensions import db
 from .models import User
+
+log = logging.getLogger(__name__)
 
 TIMEOUT_S = 10
 RETRY_INTERVALS = (10, 60, 300, 1800)
@@ -37,13 +42,17 @@ def configure(user: User, url: str | None) -> str | None:
         user.webhook_url = user.webhook_secret = None
         db.session.commit()
         return None
-    parsed = urlparse(url)
-    secure = parsed.scheme == "https" or current_app.config["ENV"] != "production"
-    if parsed.scheme not in ("http", "https") or not parsed.netloc or not secure:
-        raise InvalidInput("The webhook URL must be an https:// address.", code="bad_webhook_url")
+    check(url)
     user.webhook_url, user.webhook_secret = url, "whsec_" + secrets.token_hex(24)
     db.session.commit()
     return user.webhook_secret
+
+
+def check(url: str) -> safe_http.Target:
+    """Resolve and check ``url`` under this app's rules; raises ``UnsafeURL`` (422)."""
+    cfg = current_app.config
+    return safe_http.check_url(url, require_https=cfg["ENV"] == "production",
+                               allow_loopback=bool(cfg["WEBHOOK_ALLOW_LOOPBACK"]))  # fmt: skip
 
 
 def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300) -> bool:
@@ -69,20 +78,29 @@ def notify(owner_id: str, event_type: str, data: dict[str, Any]) -> str | None:
              "data": data}  # fmt: skip
     spec = q.JobSpec("webapp.webhooks.deliver", "cpu", TIMEOUT_S * 3,
                      len(RETRY_INTERVALS), RETRY_INTERVALS)  # fmt: skip
-    q.enqueue_after_commit(db.session(), redis(), spec, event["id"], user.webhook_url,
-                           user.webhook_secret, event)  # fmt: skip
+    q.enqueue_after_commit(db.session(), redis(), spec, event["id"], owner_id, event)
     return str(event["id"])
 
 
-def deliver(url: str, secret: str, event: dict[str, Any]) -> int:
-    """POST one event (RQ job); raises on failure so RQ retries it."""
+def deliver(owner_id: str, event: dict[str, Any]) -> int | None:
+    """POST one event to the owner's current endpoint (RQ job); raises so RQ retries.
+
+    None when the owner removed the endpoint meanwhile. The URL is resolved and checked
+    again here, and the connection goes to the address that passed (DNS rebinding)."""
+    from .jobs import _app
+
+    with _app().app_context():
+        user = db.session.get(User, owner_id)
+        if user is None or not user.webhook_url or not user.webhook_secret:
+            return None
+        url, secret = user.webhook_url, user.webhook_secret
+        target = check(url)
     body = json.dumps(event, separators=(",", ":")).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "DHF-Webhooks/1",
-        "DHF-Signature": sign_payload(body, secret)})  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        raise RuntimeError(f"webhook endpoint answered {exc.code}; retrying later") from None
+    headers = {"Content-Type": "application/json", "User-Agent": "DHF-Webhooks/1",
+               "DHF-Signature": sign_payload(body, secret)}  # fmt: skip
+    status = safe_http.post(target, body, headers, TIMEOUT_S)
+    if not 200 <= status < 300:
+        raise RuntimeError(f"webhook endpoint answered {status} (redirects are not followed); "
+                           "retrying later")  # fmt: skip
+    log.info("webhook %s delivered to %s (%d)", event.get("id"), target.host, status)
+    return status

@@ -280,3 +280,35 @@ def test_admin_sees_every_order_and_others_get_404(app):
     client.post("/login", data={"email": "boss@example.com", "password": TEST_PASSWORD})
     page = client.get("/admin/orders")
     assert page.status_code == 200 and b"3.00 EUR" in page.data
+
+
+def test_future_signature_event_without_type_and_odd_fields_are_4xx(stripe_app):
+    client = stripe_app.test_client()
+    headers = factories.api_signup(client, "ada@example.com")
+    body = _buy_credits(client, headers)
+    payload = event(
+        "checkout.session.completed", _paid_session(body["order_id"], body["session_id"])
+    )
+    future = deliver(client, payload, timestamp=int(time.time()) + 3600)
+    assert (future.status_code, future.json["error"]) == (400, "bad_signature")
+    untyped = deliver(client, b'{"id": "evt_x", "data": {"object": {}}}')
+    assert (untyped.status_code, untyped.json["error"]) == (400, "bad_event")
+    assert deliver(client, b"[1]").status_code == 400
+    assert _credits(client, headers) == 0
+    for bad in ({"item": "avatar_training", "avatar_id": {"a": 1}},
+                {"item": "render_credits", "quantity": True},
+                {"item": "render_credits", "quantity": "5"}):  # fmt: skip
+        res = client.post("/api/v1/checkout", json=bad, headers=headers)
+        assert (res.status_code, res.json["error"]) == (422, "bad_field"), bad
+    res = client.post("/api/v1/checkout", json={"item": "render_credits", "quantity": True},
+                      headers=headers)  # fmt: skip
+    assert res.json["message"] == "quantity must be a whole number."
+
+
+def test_stripe_webhook_is_rate_limited_per_ip(make_app, fake_stripe):
+    app = make_app(STRIPE_SECRET_KEY="sk_test_local", STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                   STRIPE_API_BASE=fake_stripe.url,
+                   RATELIMIT_STRIPE_WEBHOOK="3 per minute")  # fmt: skip
+    client = app.test_client()
+    codes = [deliver(client, b"{}", secret="whsec_wrong").status_code for _ in range(4)]
+    assert codes == [400, 400, 400, 429]

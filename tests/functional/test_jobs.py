@@ -66,7 +66,22 @@ def test_unreadable_upload_is_marked_invalid_with_a_reason(app, client, tmp_path
         SimpleWorker([Queue("cpu", connection=conn)], connection=conn).work(burst=True)
         upload = db.session.get(Upload, body["upload_id"])
         assert upload.status == "invalid"
-        assert upload.reasons[0].startswith("unreadable: not a readable audio/video file")
+        assert upload.reasons == [
+            "unreadable: not a readable audio/video file; upload an MP4 or MOV recording"
+        ]  # and no internal temp path (dhf-probe-<random>/media) in what the owner sees
+    res = client.get(f"/api/v1/jobs/{body['job_id']}", headers=headers)
+    assert "dhf-probe-" not in str(res.json) and "/media" not in str(res.json)
+
+
+def test_job_errors_hide_internal_paths(app):
+    import tempfile
+
+    from webapp.jobs import _without_paths
+
+    with app.app_context():
+        tmp = tempfile.gettempdir()
+        message = f"OSError: cannot read '{tmp}/dhf-probe-x1y2/media' (see {app.instance_path}/w)"
+        assert _without_paths(message) == "OSError: cannot read '<file>' (see <file>)"
 
 
 def test_second_active_job_for_the_same_target_is_refused(app):

@@ -4,11 +4,13 @@ real local HTTP endpoint, retried when the endpoint fails."""
 from __future__ import annotations
 
 import http.server
+import logging
 import threading
 import time
 
 import pytest
 from rq import Queue, SimpleWorker
+from rq.job import Job
 
 from pipeline.queue import connect
 from webapp import webhooks
@@ -46,7 +48,10 @@ def receiver():  # type: ignore[no-untyped-def]
     server.server_close()
 
 
-def test_event_is_signed_and_delivered_and_retried(app, client, receiver):
+def test_event_is_signed_and_delivered_and_retried(make_app, receiver, caplog):
+    app = make_app(WEBHOOK_ALLOW_LOOPBACK=True)  # the receiver listens on 127.0.0.1
+    client = app.test_client()
+    caplog.set_level(logging.DEBUG)
     with app.app_context():
         owner = factories.user()
         headers, owner_id = factories.token_for(owner), owner.id
@@ -75,6 +80,9 @@ def test_event_is_signed_and_delivered_and_retried(app, client, receiver):
     assert not webhooks.verify("whsec_other", body, signature)
     assert not webhooks.verify(secret, body.replace(b"c1", b"c2"), signature)
     assert f'"id":"{event_id}"'.encode() in body and b'"type":"render.finished"' in body
+    # the secret is neither a job argument (RQ logs and stores those) nor in any log line
+    assert "deliver" in caplog.text and secret not in caplog.text
+    assert secret not in repr(Job.fetch(event_id, connection=conn).args)
 
     assert client.delete("/api/v1/webhook", headers=headers).status_code == 204
     with app.app_context():

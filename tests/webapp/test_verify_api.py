@@ -50,6 +50,7 @@ def test_three_files_three_answers(registered, stamped_media):
     assert ours["c2pa"]["state"] == "Trusted"
     assert ours["content"]["content_id"] == stamped_media.record.content_id
     assert ours["content"]["consent_status"] == "active"
+    assert "avatar_id" not in ours["content"]  # it would link every file of one person
 
     stripped = _post(client, stamped_media.stripped).json
     assert stripped["verdict"] == "ai_generated_by_us"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request, url_for
+from flask import current_app, jsonify, request, url_for
 
 from .. import identity
 from ..consent import notice, service
@@ -16,10 +16,15 @@ from .auth import api_user, token_required
 from .routes import _json_body
 
 
+def _kyc_limit() -> str:
+    return str(current_app.config["RATELIMIT_KYC"])
+
+
 @bp.post("/identity/sessions")
+@limiter.limit(_kyc_limit)
 @token_required
 def start_identity():  # type: ignore[no-untyped-def]
-    body = request.get_json(silent=True) or {}
+    body = _json_body(empty_ok=True, provider=str)
     started = identity.start(api_user(), requested=body.get("provider"))
     return jsonify(id=started.check.id, status=started.check.status, url=started.url), 201
 

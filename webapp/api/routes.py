@@ -15,14 +15,26 @@ from ..studio import service as studio
 from . import bp
 from .auth import api_user, token_required
 
+_TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false"}
 
-def _json_body(*fields: str) -> dict[str, Any]:
+
+def _json_body(*fields: str, empty_ok: bool = False, **optional: type) -> dict[str, Any]:
+    """The request's JSON object: ``fields`` are required non-empty strings, ``optional``
+    names other fields with their type (absent or null is fine). Anything else is a 422."""
+    if empty_ok and not request.get_data(cache=True):
+        return {}
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidInput("Send a JSON object body with Content-Type: application/json.")
     missing = [f for f in fields if not isinstance(body.get(f), str) or not body[f]]
     if missing:
         raise InvalidInput(f"Missing field(s): {', '.join(missing)}.", code="missing_fields")
+    for name, kind in optional.items():
+        value = body.get(name)
+        wrong = not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
+        if value is not None and wrong:
+            raise InvalidInput(f"{name} must be {_TYPE_NAMES.get(kind, kind.__name__)}.",
+                               code="bad_field")  # fmt: skip
     return body
 
 

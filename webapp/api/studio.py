@@ -11,11 +11,13 @@ from . import bp
 from .auth import api_user, token_required
 from .routes import _json_body
 
+RENDER_OPTIONS = ("language", "background", "tone", "style", "framing")
+
 
 @bp.post("/avatars")
 @token_required
 def create_avatar():  # type: ignore[no-untyped-def]
-    body = _json_body("subject_id", "name")
+    body = _json_body("subject_id", "name", style=str, framing=str)
     avatar = service.create_avatar(api_user(), body["subject_id"], body["name"],
                                    body.get("style") or "real2d",
                                    body.get("framing") or "half")  # fmt: skip
@@ -32,7 +34,7 @@ def train_avatar(avatar_id: str):  # type: ignore[no-untyped-def]
 @bp.post("/renders")
 @token_required
 def create_render():  # type: ignore[no-untyped-def]
-    body = _json_body("avatar_id", "script")
+    body = _json_body("avatar_id", "script", **dict.fromkeys(RENDER_OPTIONS, str))
     render = service.create_render(api_user(), body["avatar_id"], body["script"], body)
     return jsonify(id=render.id, status=render.status), 202
 

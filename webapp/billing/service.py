@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import stripe
@@ -22,10 +23,15 @@ from . import ledger
 from .gateway import gateway
 
 MAX_MINUTES = 600
+SIGNATURE_TOLERANCE_S = 300  # a signature older or newer than this is refused
 
 
 class BadWebhook(DomainError):
     status, code = 400, "bad_signature"
+
+
+class BadEvent(DomainError):
+    status, code = 400, "bad_event"
 
 
 def prices() -> dict[str, int]:
@@ -78,12 +84,15 @@ def training_paid(avatar_id: str) -> bool:
 def handle_webhook(payload: bytes, signature: str | None) -> str:
     """Verify, de-duplicate and apply one webhook event; returns what was done."""
     try:
-        stripe.WebhookSignature.verify_header(
-            payload.decode(), signature or "", gateway().webhook_secret, tolerance=300
-        )
+        stripe.WebhookSignature.verify_header(payload.decode(), signature or "",
+                                              gateway().webhook_secret,
+                                              tolerance=SIGNATURE_TOLERANCE_S)  # fmt: skip
+        _refuse_future(signature or "")
         event = json.loads(payload)  # only after the signature holds
     except (ValueError, UnicodeDecodeError, stripe.SignatureVerificationError):
         raise BadWebhook("Webhook signature or timestamp is invalid.") from None
+    if not _well_formed(event):
+        raise BadEvent("The event needs a string id and type and a data.object object.")
     try:
         with db.session.begin_nested():
             db.session.add(StripeEvent(id=event["id"], type=event["type"]))
@@ -93,6 +102,19 @@ def handle_webhook(payload: bytes, signature: str | None) -> str:
     outcome = _apply(event["type"], event["data"]["object"])
     db.session.commit()
     return outcome
+
+
+def _refuse_future(signature: str) -> None:
+    """Stripe's check only refuses old signatures; one dated ahead is refused here too."""
+    stamps = [p[2:] for p in signature.split(",") if p.startswith("t=")]
+    if not stamps or int(stamps[0]) > time.time() + SIGNATURE_TOLERANCE_S:
+        raise ValueError("signature timestamp in the future")
+
+
+def _well_formed(event: Any) -> bool:
+    return (isinstance(event, dict) and isinstance(event.get("id"), str)
+            and isinstance(event.get("type"), str) and isinstance(event.get("data"), dict)
+            and isinstance(event["data"].get("object"), dict))  # fmt: skip
 
 
 def _order_for(obj: dict[str, Any]) -> Order | None:

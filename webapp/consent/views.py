@@ -57,6 +57,6 @@ def start_identity(token: str):  # type: ignore[no-untyped-def]
     if not service.needs_own_identity(subject):
         raise InvalidInput("No identity check is needed here.", code="kyc_not_needed")
     started = identity.start(db.session.get(User, subject.owner_id), subject)
-    back = url_for(".consent_page", token=token)
-    session["identity_return"] = {started.check.id: back}  # the check's page links back here
-    return redirect(started.url or back)
+    # the check's page tells the person to reopen their link; the token stays out of cookies
+    session["identity_return"] = [started.check.id]
+    return redirect(started.url or url_for(".consent_page", token=token))

@@ -260,6 +260,6 @@ def capture(token: str):  # type: ignore[no-untyped-def]
             flash(outcome(check), "ok" if check.status == "needs_review" else "error")
             return redirect(url_for(".capture", token=token))
     status = 422 if form.errors or form.form_errors else 200
-    back = session.get("identity_return", {}).get(check.id)  # set by the consent page
+    back = check.id in session.get("identity_return", [])  # came from a consent link
     return render_template("identity/self_hosted.html", form=form, check=check,
                            back=back), status  # fmt: skip
