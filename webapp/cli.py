@@ -418,9 +418,6 @@ def admin_grant(email: str) -> None:
     click.echo(f"{email} is now an administrator")
 
 
-if __name__ == "__main__":
-    main()
-
 
 # -- operator commands: jobs, training and rendering ------------------------------------
 
@@ -553,3 +550,7 @@ def render_cmd(avatar_id: str, text: str, out: str, background: str, tone: str) 
             raise click.ClickException(f"render {render.status}: {json.dumps(result)}")
         vault().export(row.subject_id, render.output_blob_id, out)
     click.echo(json.dumps({**result, "out": out}, indent=2))
+
+
+if __name__ == "__main__":  # last: every command above is defined (`dhf serve` runs workers so)
+    main()
