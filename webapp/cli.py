@@ -345,6 +345,47 @@ def _supervise(cmd: list[str], env: dict[str, str], stop: threading.Event) -> No
         proc.kill()
 
 
+def _json_error_channel() -> type:
+    """A waitress channel whose own errors (413 before buffering, 400) under ``/api`` are the
+    JSON envelope of ``webapp.errors`` rather than waitress's text/plain page."""
+    import json as _json
+
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    from .errors import _HTTP_CODES
+
+    class JsonErrorTask(ErrorTask):  # type: ignore[misc]
+        def execute(self) -> None:
+            if not (getattr(self.request, "path", "") or "").startswith("/api/"):
+                return super().execute()  # type: ignore[no-any-return]
+            error = self.request.error
+            code, message = _HTTP_CODES.get(error.code, ("error", error.reason))
+            body = _json.dumps({"error": code, "message": message}).encode()
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class JsonErrorChannel(HTTPChannel):  # type: ignore[misc]
+        error_task_class = JsonErrorTask
+
+    return JsonErrorChannel
+
+
+def _web_server(app: Flask, host: str, port: int, threads: int):  # type: ignore[no-untyped-def]
+    """waitress refusing bodies over the largest per-route limit before spooling them."""
+    from waitress import create_server
+
+    from .bodylimit import server_limit
+
+    server = create_server(app, host=host, port=port, threads=threads,
+                           max_request_body_size=server_limit(app.config) + 1)  # fmt: skip
+    server.channel_class = _json_error_channel()
+    return server
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -352,8 +393,6 @@ def _supervise(cmd: list[str], env: dict[str, str], stop: threading.Event) -> No
 @click.option("--threads", default=8, show_default=True, type=int, help="Web server threads.")
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the web app (waitress) and run worker processes for both queues."""
-    from waitress import serve as waitress_serve
-
     from pipeline.queue import stop_embedded
 
     # SIGTERM (systemd, docker, kill) stops like Ctrl-C: workers finish, Redis shuts down.
@@ -371,7 +410,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     banner = " (TEST MODE: development providers)" if app.config["TEST_MODE"] else ""
     click.echo(f"Digital Human Factory on http://{host}:{port}{banner}; Ctrl-C stops")
     try:
-        waitress_serve(app, host=host, port=port, threads=threads)
+        _web_server(app, host, port, threads).run()
     finally:
         stop.set()
         for thread in supervisors:
