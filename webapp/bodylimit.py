@@ -1,8 +1,10 @@
-"""Request bodies are refused by their declared size before anything reads them.
+"""Request bodies are refused by their size before anything buffers them.
 
 Uploads (``multipart/form-data``) may be up to ``MAX_CONTENT_LENGTH`` (the public verifier:
 ``VERIFY_MAX_BYTES``); every other body (JSON, forms, webhooks) up to ``JSON_MAX_BYTES``.
-Werkzeug enforces the same limit on bodies without a Content-Length while they stream.
+The limit is set on the request as it arrives; werkzeug refuses (413) a declared
+Content-Length over it before reading a byte, and a streamed body once it passes it, so
+CSRF, JSON and form parsing never hold more (rate limits still count the request).
 In front of this, ``dhf serve`` tells waitress the largest of these
 (``max_request_body_size``), so larger bodies are refused before waitress spools them.
 """
@@ -10,7 +12,6 @@ In front of this, ``dhf serve`` tells waitress the largest of these
 from __future__ import annotations
 
 from flask import Flask, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 VERIFY_ENDPOINTS = ("api.verify_file", "public.verify_page")
 
@@ -30,12 +31,9 @@ def server_limit(config: dict[str, object]) -> int:
     return max(int(config[k]) for k in ("MAX_CONTENT_LENGTH", "JSON_MAX_BYTES"))  # type: ignore[call-overload]
 
 
-def _refuse_large_bodies() -> None:
-    limit = body_limit()
-    request.max_content_length = limit
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge(f"This request may carry at most {limit} bytes.")
+def _set_body_limit() -> None:
+    request.max_content_length = body_limit()
 
 
 def init_app(app: Flask) -> None:
-    app.before_request(_refuse_large_bodies)
+    app.before_request(_set_body_limit)

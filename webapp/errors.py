@@ -84,8 +84,8 @@ def init_app(app: Flask) -> None:
                 "csrf_failed",
                 "The form expired or was forged: reload the page and try again.",
             )
-        elif status == 413 and exc.description != type(exc).description:
-            message = exc.description or default
+        elif status == 413 and request.max_content_length:
+            message = f"This request may carry at most {request.max_content_length} bytes."
         elif status == 429:
             message = f"Too many requests ({exc.description}): wait and try again."
         return _respond(status, code, message)
