@@ -284,6 +284,24 @@ def bench_watermark(as_json: bool, clips: int, data: str | None) -> None:
     click.echo(json.dumps(result, indent=2))
 
 
+@bench.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default output too).")
+@click.option("--concurrent", default=50, show_default=True, help="Normal verifications at once.")
+@click.option("--clips", default=4, show_default=True, help="GRID clips joined (cut to 10 s).")
+@click.option("--out", default=None, help="Also write the JSON to this file.")
+def bench_verify(as_json: bool, concurrent: int, clips: int, out: str | None) -> None:
+    """p50/p95 of concurrent public verifications, alone and with hostile files in flight."""
+    from .bench_verify import run
+
+    sources = sorted(_shared_data("grid_s1", "train").glob("*.mpg"))[:clips]
+    if not sources:
+        raise click.UsageError("no GRID clips in ../shared/data/grid_s1/train")
+    app = create_app({"RATELIMIT_ENABLED": False})
+    with app.app_context():
+        result = run(app, sources, concurrent)
+    _emit(result, out)
+
+
 @main.group()
 def audit() -> None:
     """The hash-chained audit log."""
