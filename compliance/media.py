@@ -15,7 +15,7 @@ import wave
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import imageio_ffmpeg
@@ -77,6 +77,92 @@ class MediaError(Exception):
     """The file is not media we can read; the message says what is wrong."""
 
 
+class MediaLimitExceeded(MediaError):
+    """The file is over one of the configured ``MediaLimits``; ``limit`` names it."""
+
+    def __init__(self, limit: str, message: str):
+        super().__init__(message)
+        self.limit = limit
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:  # survives a trip through a pipe
+        return (type(self), (self.limit, self.message))
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """What a file may be before we decode it (configured as ``DHF_MEDIA_MAX_*``).
+
+    Every check runs on the header first (``check_limits``) and again while reading
+    (``sample_frames``, ``stream_seconds``), so a header that lies gains nothing.
+    """
+
+    max_pixels: int = 3840 * 2160  # width x height of one picture (4K UHD)
+    max_seconds: float = 900.0  # running time, from the container or the stream's packets
+    max_frames: int = 54_000  # pictures in the file (900 s at 60 frames a second)
+    max_decoded_bytes: int = 64 * 1024**3  # raw YUV 4:2:0 bytes one reader may decode
+
+
+def _refuse(limit: str, what: str, allowed: str) -> MediaLimitExceeded:
+    return MediaLimitExceeded(
+        limit, f"{what}; at most {allowed} can be processed (limit {limit}, "
+        f"DHF_MEDIA_{limit.upper()})."
+    )  # fmt: skip
+
+
+def _picture_bytes(width: int, height: int) -> int:
+    return width * height * 3 // 2  # one decoded YUV 4:2:0 picture
+
+
+def check_limits(info: MediaInfo, limits: MediaLimits) -> MediaInfo:
+    """Raise MediaLimitExceeded if ``info`` is over any limit; return it otherwise."""
+    pixels = (info.width or 0) * (info.height or 0)
+    if pixels > limits.max_pixels:
+        raise _refuse("max_pixels", f"The video is {info.width}x{info.height} pixels",
+                      f"{limits.max_pixels} pixels a picture")  # fmt: skip
+    if info.duration_s > limits.max_seconds:
+        raise _refuse("max_seconds", f"The file runs {info.duration_s:.0f} s",
+                      f"{limits.max_seconds:.0f} s")  # fmt: skip
+    if info.frames > limits.max_frames:
+        raise _refuse("max_frames", f"The video has {info.frames} frames",
+                      f"{limits.max_frames} frames")  # fmt: skip
+    decoded = info.frames * _picture_bytes(info.width or 0, info.height or 0)
+    if decoded > limits.max_decoded_bytes:
+        raise _refuse("max_decoded_bytes", f"The video decodes to {decoded / 2**30:.1f} GiB",
+                      f"{limits.max_decoded_bytes / 2**30:.1f} GiB")  # fmt: skip
+    return info
+
+
+Source = str | os.PathLike[str] | BinaryIO
+
+
+def _open(source: Source) -> Any:
+    if hasattr(source, "read"):
+        source.seek(0)  # type: ignore[union-attr]
+        return av.open(source)  # type: ignore[arg-type]
+    return av.open(os.fspath(source))  # type: ignore[arg-type]
+
+
+def stream_seconds(container: Any, limits: MediaLimits) -> float:
+    """How long the first video (else audio) stream runs, from packet timestamps, demuxed
+    without decoding: a file written to a pipe has no duration in its header. Reading
+    stops, refusing the file, once it passes ``max_seconds`` or ``max_frames`` packets."""
+    streams = container.streams
+    stream = streams.video[0] if streams.video else streams.audio[0]
+    end, count = 0.0, 0
+    for packet in container.demux(stream):
+        count += 1
+        if packet.pts is not None and packet.time_base is not None:
+            end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+        if end > limits.max_seconds:
+            raise _refuse("max_seconds", f"The file runs over {limits.max_seconds:.0f} s",
+                          f"{limits.max_seconds:.0f} s")  # fmt: skip
+        if stream.type == "video" and count > limits.max_frames:
+            raise _refuse("max_frames", f"The video has over {limits.max_frames} frames",
+                          f"{limits.max_frames} frames")  # fmt: skip
+    return end
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     container: str
@@ -90,41 +176,58 @@ class MediaInfo:
     video_codec: str | None = None
     audio_codec: str | None = None
     sample_rate: int | None = None  # None when there is no audio track
+    duration_from: str = "container"  # or "packets": demuxed because the header had none
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def probe(path: str | os.PathLike[str]) -> MediaInfo:
-    """Container and stream facts; raises MediaError for unreadable files."""
+def _header(container: Any) -> MediaInfo:
+    video = next(iter(container.streams.video), None)
+    audio = next(iter(container.streams.audio), None)
+    duration = container.duration / av.time_base if container.duration else 0.0
+    if not duration and video is not None and video.duration and video.time_base:
+        duration = float(video.duration * video.time_base)
+    fps = float(video.average_rate) if video and video.average_rate else None
+    return MediaInfo(
+        container=container.format.name,
+        duration_s=round(float(duration), 3),
+        has_video=video is not None,
+        has_audio=audio is not None,
+        width=video.codec_context.width if video else None,
+        height=video.codec_context.height if video else None,
+        fps=round(fps, 3) if fps else None,
+        frames=(video.frames or int(round(duration * fps))) if video and fps else 0,
+        video_codec=video.codec_context.name if video else None,
+        audio_codec=audio.codec_context.name if audio else None,
+        sample_rate=audio.codec_context.sample_rate if audio else None,
+    )
+
+
+def probe(source: Source, limits: MediaLimits | None = None) -> MediaInfo:
+    """Container and stream facts, checked against ``limits`` before anything is decoded.
+
+    The header is checked first (a file claiming 10 hours is refused by its claim); when
+    it has no duration, the packets are demuxed (not decoded) to find it, capped by the
+    limits. Raises MediaError for unreadable files, MediaLimitExceeded over a limit.
+    """
+    lim = limits or MediaLimits()
     try:
-        with av.open(os.fspath(path)) as container:
-            video = next(iter(container.streams.video), None)
-            audio = next(iter(container.streams.audio), None)
-            duration = container.duration / av.time_base if container.duration else 0.0
-            if not duration and video is not None and video.duration and video.time_base:
-                duration = float(video.duration * video.time_base)
-            fps = float(video.average_rate) if video and video.average_rate else None
-            return MediaInfo(
-                container=container.format.name,
-                duration_s=round(float(duration), 3),
-                has_video=video is not None,
-                has_audio=audio is not None,
-                width=video.codec_context.width if video else None,
-                height=video.codec_context.height if video else None,
-                fps=round(fps, 3) if fps else None,
-                frames=(video.frames or int(round(duration * fps))) if video and fps else 0,
-                video_codec=video.codec_context.name if video else None,
-                audio_codec=audio.codec_context.name if audio else None,
-                sample_rate=audio.codec_context.sample_rate if audio else None,
-            )
-    except (av.error.FFmpegError, ValueError) as exc:  # type: ignore[attr-defined]
+        with _open(source) as container:
+            info = check_limits(_header(container), lim)
+            if info.duration_s <= 0 and (info.has_video or info.has_audio):
+                seconds = stream_seconds(container, lim)
+                frames = int(round(seconds * info.fps)) if info.fps else info.frames
+                info = replace(info, duration_s=round(seconds, 3), frames=frames,
+                               duration_from="packets")  # fmt: skip
+            return check_limits(info, lim)
+    except (av.error.FFmpegError, ValueError, IndexError) as exc:  # type: ignore[attr-defined]
         raise MediaError(f"not a readable audio/video file ({exc})") from exc
 
 
-def video_facts(path: str | os.PathLike[str]) -> MediaInfo:
+def video_facts(path: str | os.PathLike[str], limits: MediaLimits | None = None) -> MediaInfo:
     """``probe`` for files that must have a video stream (25 fps assumed when unknown)."""
-    info = probe(path)
+    info = probe(path, limits)
     if not info.has_video:
         raise ValueError("the file has no video stream")
     if info.fps is None:
@@ -135,11 +238,62 @@ def video_facts(path: str | os.PathLike[str]) -> MediaInfo:
 def frames(
     path: str | os.PathLike[str], fmt: str = "rgb24", every: int = 1
 ) -> Iterator[np.ndarray]:
-    """Decoded frames as uint8 arrays (``rgb24`` or ``bgr24``), every ``every``-th one."""
+    """Decoded frames as uint8 arrays (``rgb24`` or ``bgr24``), every ``every``-th one.
+
+    Unbounded: only for our own files (stamping, benchmarks). Uploads go through
+    ``sample_frames``."""
     with av.open(os.fspath(path)) as container:
         for index, frame in enumerate(container.decode(video=0)):
             if index % every == 0:
                 yield frame.to_ndarray(format=fmt)
+
+
+def _scaled(frame: Any, max_side: int | None, fmt: str) -> np.ndarray:
+    if max_side and max(frame.width, frame.height) > max_side:
+        scale = max_side / max(frame.width, frame.height)
+        frame = frame.reformat(width=max(2, int(frame.width * scale) // 2 * 2),
+                               height=max(2, int(frame.height * scale) // 2 * 2))  # fmt: skip
+    return frame.to_ndarray(format=fmt)
+
+
+def sample_frames(
+    path: str | os.PathLike[str],
+    info: MediaInfo,
+    count: int,
+    limits: MediaLimits | None = None,
+    *,
+    fmt: str = "rgb24",
+    max_side: int | None = 640,
+) -> list[np.ndarray]:
+    """Up to ``count`` frames chosen by time, evenly over ``info.duration_s``.
+
+    Frames are decoded one at a time and only the chosen ones are kept, scaled to at most
+    ``max_side`` pixels on the longer side: memory holds ``count`` small pictures whatever
+    the file. Decoding stops at the file's probed end, and refuses the file if a picture is
+    over ``max_pixels`` or the decoded bytes pass ``max_decoded_bytes`` (a lying header).
+    """
+    lim = limits or MediaLimits()
+    seconds = max(info.duration_s, 1e-3)
+    wanted = list((np.arange(count) + 0.5) * seconds / count)
+    kept: list[np.ndarray] = []
+    decoded = 0
+    with av.open(os.fspath(path)) as container:
+        for frame in container.decode(video=0):
+            decoded += _picture_bytes(frame.width, frame.height)
+            if frame.width * frame.height > lim.max_pixels:
+                raise _refuse("max_pixels", f"A picture is {frame.width}x{frame.height} pixels",
+                              f"{lim.max_pixels} pixels")  # fmt: skip
+            if decoded > lim.max_decoded_bytes:
+                raise _refuse("max_decoded_bytes", "The video decodes to more data than allowed",
+                              f"{lim.max_decoded_bytes / 2**30:.1f} GiB")  # fmt: skip
+            moment = float(frame.time or 0.0)
+            if not wanted or moment > seconds + 1.0:
+                break
+            if moment + 0.02 >= wanted[0]:
+                while wanted and moment + 0.02 >= wanted[0]:
+                    wanted.pop(0)
+                kept.append(_scaled(frame, max_side, fmt))
+    return kept
 
 
 def audio(

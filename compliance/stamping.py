@@ -37,6 +37,7 @@ class ComplianceSettings:
     labels: LabelOptions = field(default_factory=LabelOptions)
     video: VideoWatermarkOptions = field(default_factory=VideoWatermarkOptions)
     audio_rate: int = 44100  # sample rate of the exported audio track
+    limits: media.MediaLimits = field(default_factory=media.MediaLimits)  # what verify reads
 
     @property
     def keys(self) -> SigningKeys:

@@ -9,7 +9,11 @@ authentic. Resolving ids to registry rows and consent status is the caller's job
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import os
+import resource
+import signal
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,17 +46,23 @@ class Verification:
         return asdict(self)
 
 
-def _video_decision(path: Path, settings: ComplianceSettings) -> Decision | None:
-    facts = media.video_facts(path)
-    every = max(1, facts.frames // settings.video.decode_frames)
-    frames = list(media.frames(path, fmt="bgr24", every=every))
+def _video_decision(
+    path: Path, settings: ComplianceSettings, info: media.MediaInfo
+) -> Decision | None:
+    """Frames chosen by time (never every frame), at most our largest output width."""
+    if not info.has_video:
+        return None
+    frames = media.sample_frames(
+        path, info, settings.video.decode_frames, settings.limits,
+        fmt="bgr24", max_side=max(settings.video.widths),
+    )  # fmt: skip
     decision, _, _ = decode_video(frames, settings.codec(), settings.video)
     return decision
 
 
 def _audio_decision(path: Path, settings: ComplianceSettings) -> Decision | None:
     rate = settings.audio_rate
-    samples = media.audio(path, rate)
+    samples = media.audio(path, rate, max_seconds=settings.limits.max_seconds)
     if len(samples) < rate:  # under a second: nothing to decide on
         return None
     codec = settings.codec()
@@ -67,12 +77,12 @@ def _audio_decision(path: Path, settings: ComplianceSettings) -> Decision | None
     return best
 
 
-def watermark(path: Path, settings: ComplianceSettings) -> WatermarkResult:
-    try:
-        video = _video_decision(path, settings)
-    except ValueError:  # no video stream
-        video = None
-    audio = _audio_decision(path, settings)
+def watermark(
+    path: Path, settings: ComplianceSettings, info: media.MediaInfo | None = None
+) -> WatermarkResult:
+    info = info or media.probe(path, settings.limits)
+    video = _video_decision(path, settings, info)
+    audio = _audio_decision(path, settings) if info.has_audio else None
     found = [d for d in (video, audio) if d is not None and d.found]
     if found:
         ids = {d.watermark_id for d in found}
@@ -89,14 +99,26 @@ def watermark(path: Path, settings: ComplianceSettings) -> WatermarkResult:
 
 
 def verify(path: str | os.PathLike[str], settings: ComplianceSettings) -> Verification:
+    """Verify one file. Media over ``settings.limits`` raise MediaLimitExceeded before
+    anything is decoded; unreadable media simply carry no readable mark."""
     path = Path(path)
+    try:
+        info: media.MediaInfo | None = media.probe(path, settings.limits)
+    except media.MediaLimitExceeded:
+        raise
+    except media.MediaError:
+        info = None
     manifest = provenance.read(path, settings.keys)
     try:
         label = aigc.read(path, settings.keys)
     except Exception:  # not a container PyAV can read: no label
         label = None
     try:
-        mark = watermark(path, settings)
+        if info is None:
+            raise media.MediaError("unreadable")
+        mark = watermark(path, settings, info)
+    except media.MediaLimitExceeded:  # a lying header, caught while decoding
+        raise
     except Exception:  # undecodable media carries no readable mark
         mark = WatermarkResult(False, None, 0.0, 1.0, None, None)
     ours = manifest is not None and manifest.ours
@@ -108,3 +130,89 @@ def verify(path: str | os.PathLike[str], settings: ComplianceSettings) -> Verifi
         verdict = "unknown"
     content_id = manifest.content_id if ours and manifest is not None else None
     return Verification(verdict, manifest, label, mark, content_id)
+
+
+# -- bounded verification --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one verification may use (``DHF_VERIFY_BUDGET_S``, ``DHF_VERIFY_MEMORY_BYTES``)."""
+
+    seconds: float = 20.0  # wall-clock and CPU seconds of one verification
+    memory_bytes: int = 3 * 1024**3  # address space of the process that decodes
+
+
+class BudgetExceeded(media.MediaLimitExceeded):
+    """The file needed more time or memory than one verification may use."""
+
+
+def _budget_error(budget: Budget, what: str) -> BudgetExceeded:
+    if what == "memory":
+        return BudgetExceeded("verify_memory_bytes", "Checking this file needs more than "
+                              f"{budget.memory_bytes // 2**20} MiB of memory (limit "
+                              "verify_memory_bytes, DHF_VERIFY_MEMORY_BYTES).")  # fmt: skip
+    return BudgetExceeded("verify_budget_s", f"Checking this file takes longer than "
+                          f"{budget.seconds:g} s (limit verify_budget_s, "
+                          "DHF_VERIFY_BUDGET_S).")  # fmt: skip
+
+
+def _child(conn: object, path: str, settings: ComplianceSettings, budget: Budget) -> None:
+    """Runs in a fresh process: cap its CPU time and address space, verify, send back."""
+    cpu = math.ceil(budget.seconds)
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (budget.memory_bytes, budget.memory_bytes))
+    import cv2
+
+    cv2.setNumThreads(1)
+    try:
+        answer: tuple[str, object] = ("ok", verify(path, settings))
+    except media.MediaLimitExceeded as exc:
+        answer = ("limit", exc)
+    except (MemoryError, ImportError):  # a lazy import fails only when it cannot map memory
+        answer = ("limit", _budget_error(budget, "memory"))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as unreadable media
+        answer = ("limit", media.MediaError(f"not a readable audio/video file ({exc})"))
+    conn.send(answer)  # type: ignore[attr-defined]
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__", __name__])  # imported once; children fork
+    return ctx
+
+
+def verify_within(
+    path: str | os.PathLike[str], settings: ComplianceSettings, budget: Budget
+) -> Verification:
+    """``verify`` in a child process that cannot exceed ``budget``.
+
+    The child is forked from a fork server that has already imported this module (a
+    start costs milliseconds, not an interpreter start), so a thread of a web server never
+    forks itself. The child sets RLIMIT_CPU (the kernel kills it after ``seconds`` of CPU)
+    and RLIMIT_AS (allocations past ``memory_bytes`` fail), and the parent waits at most
+    ``seconds`` of wall time before killing it. Whatever a decoder or library does with a
+    hostile file, the cost is bounded; the caller bounds how many run at once.
+    Raises MediaLimitExceeded (BudgetExceeded when the budget ran out).
+    """
+    ctx = _context()
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(sender, os.fspath(path), settings, budget))
+    proc.start()
+    sender.close()
+    try:
+        if not receiver.poll(budget.seconds):
+            raise _budget_error(budget, "time")
+        kind, value = receiver.recv()
+    except EOFError:  # killed by the kernel (CPU limit) or crashed out of memory
+        proc.join(1.0)
+        cpu_killed = proc.exitcode in (-signal.SIGXCPU, -signal.SIGKILL)
+        raise _budget_error(budget, "time" if cpu_killed else "memory") from None
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        receiver.close()
+    if kind == "limit":
+        raise value  # type: ignore[misc]
+    return value  # type: ignore[return-value]

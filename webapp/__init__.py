@@ -12,8 +12,8 @@ from typing import Any
 
 from flask import Flask
 
+from . import bodylimit, errors, security
 from . import config as _config
-from . import errors, security
 from .extensions import csrf, db, limiter, login_manager
 
 
@@ -26,8 +26,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _resolve_redis(app)
 
     db.init_app(app)
+    limiter.init_app(app)  # rate limits count every request, even a refused body
+    bodylimit.init_app(app)  # before CSRF or anything else reads a body
     csrf.init_app(app)
-    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Log in to see this page."

@@ -295,6 +295,24 @@ def bench_watermark(as_json: bool, clips: int, data: str | None) -> None:
     click.echo(json.dumps(result, indent=2))
 
 
+@bench.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default output too).")
+@click.option("--concurrent", default=50, show_default=True, help="Normal verifications at once.")
+@click.option("--clips", default=4, show_default=True, help="GRID clips joined (cut to 10 s).")
+@click.option("--out", default=None, help="Also write the JSON to this file.")
+def bench_verify(as_json: bool, concurrent: int, clips: int, out: str | None) -> None:
+    """p50/p95 of concurrent public verifications, alone and with hostile files in flight."""
+    from .bench_verify import run
+
+    sources = sorted(_shared_data("grid_s1", "train").glob("*.mpg"))[:clips]
+    if not sources:
+        raise click.UsageError("no GRID clips in ../shared/data/grid_s1/train")
+    app = create_app({"RATELIMIT_ENABLED": False})
+    with app.app_context():
+        result = run(app, sources, concurrent)
+    _emit(result, out)
+
+
 @main.group()
 def audit() -> None:
     """The hash-chained audit log."""
@@ -356,6 +374,47 @@ def _supervise(cmd: list[str], env: dict[str, str], stop: threading.Event) -> No
         proc.kill()
 
 
+def _json_error_channel() -> type:
+    """A waitress channel whose own errors (413 before buffering, 400) under ``/api`` are the
+    JSON envelope of ``webapp.errors`` rather than waitress's text/plain page."""
+    import json as _json
+
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    from .errors import _HTTP_CODES
+
+    class JsonErrorTask(ErrorTask):  # type: ignore[misc]
+        def execute(self) -> None:
+            if not (getattr(self.request, "path", "") or "").startswith("/api/"):
+                return super().execute()  # type: ignore[no-any-return]
+            error = self.request.error
+            code, message = _HTTP_CODES.get(error.code, ("error", error.reason))
+            body = _json.dumps({"error": code, "message": message}).encode()
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class JsonErrorChannel(HTTPChannel):  # type: ignore[misc]
+        error_task_class = JsonErrorTask
+
+    return JsonErrorChannel
+
+
+def _web_server(app: Flask, host: str, port: int, threads: int):  # type: ignore[no-untyped-def]
+    """waitress refusing bodies over the largest per-route limit before spooling them."""
+    from waitress import create_server
+
+    from .bodylimit import server_limit
+
+    server = create_server(app, host=host, port=port, threads=threads,
+                           max_request_body_size=server_limit(app.config) + 1)  # fmt: skip
+    server.channel_class = _json_error_channel()
+    return server
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -363,8 +422,6 @@ def _supervise(cmd: list[str], env: dict[str, str], stop: threading.Event) -> No
 @click.option("--threads", default=8, show_default=True, type=int, help="Web server threads.")
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the web app (waitress) and run worker processes for both queues."""
-    from waitress import serve as waitress_serve
-
     from pipeline.queue import stop_embedded
 
     # SIGTERM (systemd, docker, kill) stops like Ctrl-C: workers finish, Redis shuts down.
@@ -383,7 +440,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     banner = " (TEST MODE: development providers)" if app.config["TEST_MODE"] else ""
     click.echo(f"Digital Human Factory on http://{host}:{port}{banner}; Ctrl-C stops")
     try:
-        waitress_serve(app, host=host, port=port, threads=threads)
+        _web_server(app, host, port, threads).run()
     finally:
         stop.set()
         for thread in supervisors:
@@ -416,7 +473,6 @@ def admin_grant(email: str) -> None:
         record_event(EventTag.ADMIN_ACTION, data={"action": "admin_grant", "user": user.id})
         db.session.commit()
     click.echo(f"{email} is now an administrator")
-
 
 
 # -- operator commands: jobs, training and rendering ------------------------------------

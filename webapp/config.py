@@ -54,6 +54,16 @@ DEFAULTS: dict[str, Any] = {
     "VERIFY_MAX_BYTES": 512 * 1024 * 1024,  # largest file the public verifier accepts
     "RATELIMIT_STRIPE_WEBHOOK": "600 per minute",  # Stripe's webhook deliveries, per client IP
     "WEBHOOK_ALLOW_LOOPBACK": False,  # tests only: customer webhooks may target 127.0.0.1/::1
+    "VERIFY_CONCURRENCY": 2,  # verifications running at once per web process (one per core)
+    "VERIFY_QUEUE_S": 10.0,  # wait this long for a free slot, then 503 verify_busy
+    "VERIFY_BUDGET_S": 20.0,  # wall and CPU seconds of one verification (then 422)
+    "VERIFY_MEMORY_BYTES": 3 * 1024**3,  # address space of one verification's process
+    # media limits, checked on the header before decoding (compliance.media.MediaLimits)
+    "MEDIA_MAX_PIXELS": 3840 * 2160,  # width x height of one picture
+    "MEDIA_MAX_SECONDS": 900.0,  # running time (container, else the stream's packets)
+    "MEDIA_MAX_FRAMES": 54_000,  # pictures in one file
+    "MEDIA_MAX_DECODED_BYTES": 64 * 1024**3,  # raw YUV 4:2:0 bytes one reader may decode
+    "JSON_MAX_BYTES": 1024 * 1024,  # largest body of a non-upload request (JSON, forms)
     "RATELIMIT_STORAGE_URI": None,  # default: the Redis above
     "TOKEN_TTL_DAYS": 30,
     "SESSION_TTL_DAYS": 14,  # a browser session ends this long after its login

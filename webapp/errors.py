@@ -9,6 +9,8 @@ from __future__ import annotations
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from compliance.media import MediaLimitExceeded
+
 
 class DomainError(Exception):
     status = 400
@@ -68,6 +70,10 @@ def init_app(app: Flask) -> None:
     def _domain(exc: DomainError):  # type: ignore[no-untyped-def]
         return _respond(exc.status, exc.code, exc.message)
 
+    @app.errorhandler(MediaLimitExceeded)
+    def _media_limit(exc: MediaLimitExceeded):  # type: ignore[no-untyped-def]
+        return _respond(422, "media_limit", exc.message)
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
         status = exc.code or 500
@@ -78,6 +84,8 @@ def init_app(app: Flask) -> None:
                 "csrf_failed",
                 "The form expired or was forged: reload the page and try again.",
             )
+        elif status == 413 and request.max_content_length:
+            message = f"This request may carry at most {request.max_content_length} bytes."
         elif status == 429:
             message = f"Too many requests ({exc.description}): wait and try again."
         return _respond(status, code, message)

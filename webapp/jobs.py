@@ -23,7 +23,7 @@ from sqlalchemy import select, union, update
 from sqlalchemy.exc import IntegrityError
 
 from compliance.audit import EventTag
-from compliance.media import MediaError, probe
+from compliance.media import MediaError, MediaLimitExceeded, probe
 from pipeline import queue as q
 from pipeline.media import video_problems
 
@@ -32,6 +32,7 @@ from .audit import record_event
 from .errors import Conflict
 from .extensions import db
 from .models import Avatar, Job, Render, Subject, Upload, utcnow
+from .registry import media_limits
 
 Progress = Callable[[float, str], None]
 UNREADABLE = "unreadable: not a readable audio/video file; upload an MP4 or MOV recording"
@@ -281,8 +282,10 @@ def probe_upload(job: Job, report: Progress) -> dict[str, Any]:
         path = vault().export(upload.subject_id, upload.blob_id, Path(tmp) / "media")
         report(0.5, "probing")
         try:
-            info = probe(path)
+            info = probe(path, media_limits())
             problems = video_problems(info) if upload.kind.endswith("video") else []
+        except MediaLimitExceeded as exc:
+            info, problems = None, [f"media_limit: {exc.message}"]
         except MediaError:  # its message names the private temp file: say it plainly
             info, problems = None, [UNREADABLE]
         if upload.kind == "training_video" and not problems:
@@ -327,4 +330,5 @@ def _training_video_problems(path: Path) -> list[str]:
     from pipeline.face.validate import Limits, training_video_problems
 
     limits = Limits(min_seconds=float(current_app.config["TRAINING_VIDEO_MIN_SECONDS"]))
-    return [f"{p.code}: {p.message}" for p in training_video_problems(path, limits)]
+    found = training_video_problems(path, limits, media_limits())
+    return [f"{p.code}: {p.message}" for p in found]

@@ -5,18 +5,20 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from flask import current_app
 from sqlalchemy import select
 
-from compliance import stamping
+from compliance import media, stamping
 from compliance.audit import EventTag
 from compliance.vault import parse_master_keys
-from compliance.verification import Verification, verify
+from compliance.verification import Budget, Verification, verify, verify_within
 
 from .audit import record_event
+from .errors import DomainError, InvalidInput
 from .extensions import db
 from .models import ConsentRecord, ContentRecord, Subject
 
@@ -27,7 +29,33 @@ def compliance_settings() -> stamping.ComplianceSettings:
         signing_dir=Path(cfg["SIGNING_DIR"]),
         watermark_keys=tuple(parse_master_keys(cfg["WATERMARK_KEYS"])),
         producer=cfg["AIGC_PRODUCER"],
+        limits=media_limits(),
     )
+
+
+def media_limits() -> media.MediaLimits:
+    """The configured ``DHF_MEDIA_MAX_*`` limits every media reader enforces."""
+    cfg = current_app.config
+    return media.MediaLimits(
+        max_pixels=int(cfg["MEDIA_MAX_PIXELS"]),
+        max_seconds=float(cfg["MEDIA_MAX_SECONDS"]),
+        max_frames=int(cfg["MEDIA_MAX_FRAMES"]),
+        max_decoded_bytes=int(cfg["MEDIA_MAX_DECODED_BYTES"]),
+    )
+
+
+class MediaOverLimit(InvalidInput):
+    """422 naming the limit a file is over (``compliance.media.MediaLimitExceeded``)."""
+
+    code = "media_limit"
+
+    @classmethod
+    def from_exc(cls, exc: media.MediaLimitExceeded) -> MediaOverLimit:
+        return cls(exc.message)
+
+
+class VerifyBusy(DomainError):
+    status, code = 503, "verify_busy"
 
 
 def register(
@@ -120,8 +148,49 @@ def verification_json(result: Verification, row: ContentRecord | None) -> dict[s
     }  # fmt: skip
 
 
-def verify_stream(stream: BinaryIO, filename: str = "upload") -> dict[str, Any]:
-    """Verify an uploaded file and resolve it in the registry; logs the request."""
+def _slots() -> threading.BoundedSemaphore:
+    """One semaphore per app: at most VERIFY_CONCURRENCY verifications run at once."""
+    slots = current_app.extensions.get("dhf_verify_slots")
+    if slots is None:
+        with _SLOTS_LOCK:
+            size = int(current_app.config["VERIFY_CONCURRENCY"])
+            slots = current_app.extensions.setdefault(
+                "dhf_verify_slots", threading.BoundedSemaphore(size)
+            )
+    return slots  # type: ignore[no-any-return]
+
+
+_SLOTS_LOCK = threading.Lock()
+
+
+def _verify_bounded(path: Path) -> Verification:
+    """Public verification within its budget: a bounded pool (VERIFY_CONCURRENCY slots,
+    503 ``verify_busy`` after VERIFY_QUEUE_S) of child processes each capped in CPU time,
+    wall time and memory (``compliance.verification.verify_within``)."""
+    cfg = current_app.config
+    slots = _slots()
+    if not slots.acquire(timeout=float(cfg["VERIFY_QUEUE_S"])):
+        raise VerifyBusy("Every verification slot is busy: try again in a minute.")
+    try:
+        budget = Budget(float(cfg["VERIFY_BUDGET_S"]), int(cfg["VERIFY_MEMORY_BYTES"]))
+        return verify_within(path, compliance_settings(), budget)
+    except media.MediaLimitExceeded as exc:
+        raise MediaOverLimit.from_exc(exc) from None
+    except media.MediaError as exc:
+        raise InvalidInput(
+            "We could not read this file as audio or video.", code="unreadable"
+        ) from exc
+    finally:
+        slots.release()
+
+
+def verify_stream(
+    stream: BinaryIO, filename: str = "upload", *, bounded: bool = True
+) -> dict[str, Any]:
+    """Verify an uploaded file and resolve it in the registry; logs the request.
+
+    ``bounded`` (the public API and page) runs it through ``_verify_bounded``; the operator's
+    ``dhf verify`` runs it here. Over a media limit or the budget: 422 naming the limit."""
     suffix = Path(filename).suffix[:8]
     suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]+", suffix) else ".bin"
     with tempfile.TemporaryDirectory(prefix="dhf-verify-") as tmp:
@@ -129,7 +198,13 @@ def verify_stream(stream: BinaryIO, filename: str = "upload") -> dict[str, Any]:
         with open(path, "wb") as out:
             while chunk := stream.read(1 << 20):
                 out.write(chunk)
-        result = verify(path, compliance_settings())
+        if bounded:
+            result = _verify_bounded(path)
+        else:
+            try:
+                result = verify(path, compliance_settings())
+            except media.MediaLimitExceeded as exc:
+                raise MediaOverLimit.from_exc(exc) from None
     row = lookup(result.content_id, result.watermark.watermark_id)
     body = verification_json(result, row)
     record_event(
@@ -142,4 +217,4 @@ def verify_stream(stream: BinaryIO, filename: str = "upload") -> dict[str, Any]:
 
 def verify_path(path: str | os.PathLike[str]) -> dict[str, Any]:
     with open(path, "rb") as fh:
-        return verify_stream(fh, os.fspath(path))
+        return verify_stream(fh, os.fspath(path), bounded=False)

@@ -43,7 +43,8 @@ class Limits:
     max_luma: float = 215.0
     min_sharpness: float = 20.0  # Laplacian variance of the face at 128 px width
     min_audio_dbfs: float = -45.0  # loudest second of the sound track
-    samples: int = 60  # frames analysed, evenly spread
+    samples: int = 60  # frames analysed, chosen evenly by time
+    analysis_side: int = 640  # analysed frames are scaled to at most this (longer side)
 
 
 def join_clips(clips: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> None:
@@ -52,20 +53,32 @@ def join_clips(clips: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
 
 
 def training_video_problems(
-    path: str | os.PathLike[str], limits: Limits | None = None
+    path: str | os.PathLike[str],
+    limits: Limits | None = None,
+    media_limits: media.MediaLimits | None = None,
 ) -> list[Problem]:
-    """Everything that stops ``path`` from being training footage (empty when it is fine)."""
+    """Everything that stops ``path`` from being training footage (empty when it is fine).
+
+    The file is probed within ``media_limits`` before anything is decoded (over one:
+    a ``media_limit`` problem naming it); then ``samples`` frames chosen by time, scaled
+    down, are analysed: memory holds those small frames, never the clip."""
     lim = limits or Limits()
     try:
-        info = media.probe(path)
+        info = media.probe(path, media_limits)
+    except media.MediaLimitExceeded as exc:
+        return [Problem("media_limit", exc.message)]
     except media.MediaError as exc:
         return [Problem("unreadable", f"We could not read this file: {exc}. Upload an MP4 or MOV.")]
     problems = _container_problems(info, lim)
     if not info.has_video:
         return problems
-    problems += _face_problems(_sample_frames(path, info, lim.samples), lim)
+    frames = _sample_frames(path, info, lim, media_limits)
+    scale = max(info.width or 1, info.height or 1) / max(
+        max(frames[0].shape[:2]) if frames else 1, 1
+    )
+    problems += _face_problems(frames, lim, scale)
     if info.has_audio:
-        problems += _audio_problems(path, lim)
+        problems += _audio_problems(path, lim, info.duration_s)
     return problems
 
 
@@ -97,9 +110,13 @@ def _container_problems(info: media.MediaInfo, lim: Limits) -> list[Problem]:
     return out
 
 
-def _sample_frames(path: str | os.PathLike[str], info: media.MediaInfo, count: int) -> list:
-    every = max(1, (info.frames or count) // count)
-    return list(media.frames(path, every=every))[:count]
+def _sample_frames(
+    path: str | os.PathLike[str],
+    info: media.MediaInfo,
+    lim: Limits,
+    media_limits: media.MediaLimits | None,
+) -> list[np.ndarray]:
+    return media.sample_frames(path, info, lim.samples, media_limits, max_side=lim.analysis_side)
 
 
 def _face_counts(frames: list[np.ndarray]) -> np.ndarray:
@@ -115,7 +132,8 @@ def _face_counts(frames: list[np.ndarray]) -> np.ndarray:
     return np.array(counts)
 
 
-def _face_problems(frames: list[np.ndarray], lim: Limits) -> list[Problem]:
+def _face_problems(frames: list[np.ndarray], lim: Limits, scale: float = 1.0) -> list[Problem]:
+    """``scale``: pixels of the original video per pixel of the analysed frames."""
     if not frames:
         return [Problem("no_face", "We found no frames to analyse in this video.")]
     counts = _face_counts(frames)
@@ -136,11 +154,15 @@ def _face_problems(frames: list[np.ndarray], lim: Limits) -> list[Problem]:
                     "the camera, fully in the picture, for the whole recording.")
         ]  # fmt: skip
     meshes = [p for _, p in faces]
-    return _size_problems(meshes, lim) + _pose_problems(meshes, lim) + _light_problems(faces, lim)
+    return (
+        _size_problems(meshes, lim, scale)
+        + _pose_problems(meshes, lim)
+        + _light_problems(faces, lim)
+    )
 
 
-def _size_problems(meshes: list[np.ndarray], lim: Limits) -> list[Problem]:
-    iod = float(np.median([lm.inter_ocular(p[:, :2]) for p in meshes]))
+def _size_problems(meshes: list[np.ndarray], lim: Limits, scale: float = 1.0) -> list[Problem]:
+    iod = scale * float(np.median([lm.inter_ocular(p[:, :2]) for p in meshes]))
     if iod >= lim.min_face_px:
         return []
     return [
@@ -196,9 +218,9 @@ def _light_problems(faces: list[tuple[np.ndarray, np.ndarray]], lim: Limits) -> 
     return out
 
 
-def _audio_problems(path: str | os.PathLike[str], lim: Limits) -> list[Problem]:
+def _audio_problems(path: str | os.PathLike[str], lim: Limits, seconds: float) -> list[Problem]:
     rate = 16000
-    samples = media.audio(path, rate)
+    samples = media.audio(path, rate, max_seconds=seconds + 1.0)
     if len(samples) >= rate:
         seconds = samples[: len(samples) // rate * rate].reshape(-1, rate)
         loudest = float(10 * np.log10(np.max(np.mean(seconds.astype(np.float64) ** 2, 1)) + 1e-12))

@@ -124,3 +124,47 @@ def test_public_verify_page(registered, stamped_media):
     ).data.decode()
     assert 'data-verdict="ai_generated_by_us"' in page
     assert re.search(r'id="consent">active<', page)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    from .. import bombs
+
+    work = tmp_path_factory.mktemp("bombs")
+    return {
+        "no_duration": bombs.no_duration_webm(work / "nodur.webm"),
+        "huge": bombs.huge_picture(work / "huge.mp4"),
+        "ten_hours": bombs.ten_hour_header(work / "long.mkv"),
+    }
+
+
+def test_hostile_files_are_refused_or_bounded(registered, hostile):
+    app, _ = registered
+    client = app.test_client()
+    for name, limit in (("huge", "max_pixels"), ("ten_hours", "max_seconds")):
+        res = _post(client, hostile[name])
+        assert res.status_code == 422 and res.json["error"] == "media_limit"
+        assert f"limit {limit}" in res.json["message"]
+    res = _post(client, hostile["no_duration"])
+    assert res.status_code == 200 and res.json["verdict"] == "unknown"
+    page = client.post("/verify", **factories.multipart("file", hostile["huge"]))
+    assert page.status_code == 422 and b"max_pixels" in page.data
+
+
+def test_verify_budget_and_busy_slots(make_app, stamped_media):
+    from webapp import registry
+
+    app = make_app(SIGNING_DIR=str(stamped_media.settings.signing_dir),
+                   WATERMARK_KEYS=stamped_media.watermark_keys, VERIFY_BUDGET_S=0.2,
+                   VERIFY_CONCURRENCY=1, VERIFY_QUEUE_S=0.05)  # fmt: skip
+    client = app.test_client()
+    slow = _post(client, stamped_media.stamped)
+    assert slow.status_code == 422 and "limit verify_budget_s" in slow.json["message"]
+    with app.app_context():
+        slot = registry._slots()
+        assert slot.acquire(timeout=1)
+        try:
+            busy = _post(client, stamped_media.stamped)
+        finally:
+            slot.release()
+    assert busy.status_code == 503 and busy.json["error"] == "verify_busy"

@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 from flask import current_app
 from sqlalchemy import func, select
 
+from compliance import media
 from compliance.audit import EventTag
 from compliance.moderation import moderate
 
@@ -22,6 +23,7 @@ from ..errors import DomainError, Forbidden, InvalidInput
 from ..extensions import db
 from ..models import Avatar, ConsentRecord, Job, Render, Subject, Upload, User, utcnow
 from ..ownership import get_owned_or_404
+from ..registry import MediaOverLimit, media_limits
 from ..storage import store
 
 STYLES = ("real2d", "cartoon2d")  # 3D styles come with the 3D head model
@@ -61,6 +63,7 @@ def upload_training_video(avatar: Avatar, stream: BinaryIO, filename: str) -> tu
     if not filename:
         raise InvalidInput("Attach the recording as multipart field 'video'.", code="missing_file")
     likeness.require_not_withdrawn(avatar.subject)
+    _refuse_over_limits(stream)
     blob_id, size, sha = store(avatar.subject_id, stream)
     upload = Upload(owner_id=avatar.owner_id, subject_id=avatar.subject_id, avatar_id=avatar.id,
                     kind="training_video", blob_id=blob_id, filename=filename[:255], size=size,
@@ -71,6 +74,20 @@ def upload_training_video(avatar: Avatar, stream: BinaryIO, filename: str) -> tu
     job = jobs.submit("probe_upload", avatar.owner_id, upload.id)
     db.session.commit()
     return upload, job
+
+
+def _refuse_over_limits(stream: BinaryIO) -> None:
+    """422 naming the limit when the header (or, without a duration, the packets) shows the
+    file is over ``DHF_MEDIA_MAX_*``; nothing is decoded. Unreadable files are stored and
+    the probe job explains them."""
+    try:
+        media.probe(stream, media_limits())
+    except media.MediaLimitExceeded as exc:
+        raise MediaOverLimit.from_exc(exc) from None
+    except media.MediaError:
+        pass
+    finally:
+        stream.seek(0)
 
 
 def training_inputs(avatar: Avatar) -> tuple[Upload, list[Upload]]:

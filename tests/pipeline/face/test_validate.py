@@ -51,3 +51,28 @@ def test_good_footage_passes_and_silence_is_named(tmp_path: Path) -> None:
     assert [p.code for p in training_video_problems(tmp_path / "mute.mp4", SHORT_OK)] == [
         "silent_audio"
     ]
+
+
+def test_frames_are_few_small_and_chosen_by_time(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.face import validate
+
+    big = np.kron(synthetic.face(320), np.ones((4, 4, 1), np.uint8))  # 1280x1280
+    synthetic.write_video(tmp_path / "big.mp4", [big] * 100, speech(4.0))
+    held: list[tuple[int, ...]] = []
+
+    def spy(frames, lim, *args):  # type: ignore[no-untyped-def]
+        held.extend(f.shape for f in frames)
+        return []
+
+    monkeypatch.setattr(validate, "_face_problems", spy)
+    training_video_problems(tmp_path / "big.mp4", Limits(min_seconds=1.0, samples=10))
+    assert len(held) == 10 and all(max(shape) <= 640 for shape in held)
+
+
+def test_over_limit_footage_is_refused_before_decoding(tmp_path: Path) -> None:
+    from compliance.media import MediaLimits
+
+    synthetic.write_video(tmp_path / "v.mp4", [synthetic.face(320)] * 50, speech(2.0))
+    found = training_video_problems(tmp_path / "v.mp4", SHORT_OK, MediaLimits(max_pixels=320 * 200))
+    assert [p.code for p in found] == ["media_limit"]
+    assert "limit max_pixels" in found[0].message

@@ -1,0 +1,39 @@
+"""Request bodies are refused by their size before anything buffers them.
+
+Uploads (``multipart/form-data``) may be up to ``MAX_CONTENT_LENGTH`` (the public verifier:
+``VERIFY_MAX_BYTES``); every other body (JSON, forms, webhooks) up to ``JSON_MAX_BYTES``.
+The limit is set on the request as it arrives; werkzeug refuses (413) a declared
+Content-Length over it before reading a byte, and a streamed body once it passes it, so
+CSRF, JSON and form parsing never hold more (rate limits still count the request).
+In front of this, ``dhf serve`` tells waitress the largest of these
+(``max_request_body_size``), so larger bodies are refused before waitress spools them.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+
+VERIFY_ENDPOINTS = ("api.verify_file", "public.verify_page")
+
+
+def body_limit() -> int:
+    """The largest body the current request may carry."""
+    cfg = current_app.config
+    if request.mimetype != "multipart/form-data":
+        return int(cfg["JSON_MAX_BYTES"])
+    if request.endpoint in VERIFY_ENDPOINTS:
+        return min(int(cfg["VERIFY_MAX_BYTES"]), int(cfg["MAX_CONTENT_LENGTH"]))
+    return int(cfg["MAX_CONTENT_LENGTH"])
+
+
+def server_limit(config: dict[str, object]) -> int:
+    """What waitress may accept at most: the largest of the per-route limits."""
+    return max(int(config[k]) for k in ("MAX_CONTENT_LENGTH", "JSON_MAX_BYTES"))  # type: ignore[call-overload]
+
+
+def _set_body_limit() -> None:
+    request.max_content_length = body_limit()
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_set_body_limit)
