@@ -46,8 +46,7 @@ def _video_decision(path: Path, settings: ComplianceSettings) -> Decision | None
     facts = media.video_facts(path)
     every = max(1, facts.frames // settings.video.decode_frames)
     frames = list(media.frames(path, fmt="bgr24", every=every))
-    decision, _, _ = decode_video(frames, settings.codec(), settings.video)
-    return decision
+    return decode_video(frames, settings.codec(), settings.video).decision
 
 
 def _audio_decision(path: Path, settings: ComplianceSettings) -> Decision | None:
