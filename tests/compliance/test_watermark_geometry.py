@@ -69,9 +69,7 @@ def test_muted_720p_to_480p_is_decided_by_the_video_mark(stamped_media, stamped_
     _assert_ours_by_video(out, stamped_media.settings, record.watermark_id)
 
 
-def test_muted_9x16_centre_crop_is_decided_by_the_video_mark(
-    stamped_media, stamped_720p, tmp_path
-):
+def test_muted_9x16_centre_crop_is_decided_by_the_video_mark(stamped_media, stamped_720p, tmp_path):
     _, stamped, record = stamped_720p
     args = ["-vf", "crop=ih*9/16:ih,scale=360:640", "-an"]
     out = _transform(stamped, args, tmp_path / "vertical.mp4")
