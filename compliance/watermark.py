@@ -9,9 +9,21 @@ runs on all blocks at once with batched SVD, and decoding returns per-bit *soft*
 averaged. imwatermark's own decoder reads marks made here (tested), and it keeps the
 detail bands in the right order where imwatermark swaps them, which is why PSNR is higher.
 
-Across a file, every frame carries the whole payload; the detector averages soft scores
-over frames and tries the received size plus standard output sizes of the same aspect,
-so uniform rescaling is survived. Cropping is not (see the benchmark).
+Across a file, every frame carries the whole payload (block i carries bit i mod 192, in
+raster order). The detector (``decode_video``) does not assume the file is as issued: a
+crop shifts the block grid and changes which bit the first whole block carries, a
+rescale changes the block size. It searches, per file:
+
+- size: the received size, and sizes where a received side spans a standard side (a
+  rescale, a letterbox, or a crop that kept one whole side, e.g. a 9:16 centre crop);
+- grid offset (dx, dy) in 0..7 pixels, and grid width C (blocks per marked row, mod 192):
+  ranked by a key-free sync statistic (``_clarity``) on a few frames;
+- payload phase (which bit the first whole block carries, 0..191) and a block-level
+  deblurring amount: BCH + MAC decoding of the best few geometries.
+
+The p-value is a Bonferroni bound over the whole space (sizes x 64 x amounts x 192 x
+192 candidates, ~1e8), each at most ``payload.FALSE_ACCEPT_PER_ATTEMPT``; still < 1e-11.
+The embedding is unchanged, so files issued before the search verify as they did.
 """
 
 from __future__ import annotations
