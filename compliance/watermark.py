@@ -50,7 +50,7 @@ class VideoWatermarkOptions:
     search_frames: int = 6  # probe frames that rank candidate sizes and grid offsets
     search_geometries: int = 3  # best (size, offset) pairs fully decoded
     search_columns: int = 3  # grid widths (mod payload length) tried at every phase
-    sharpen: tuple[float, ...] = (0.0, 0.5, 1.0)  # block deblurring amounts tried
+    sharpen: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)  # block deblurring amounts tried
     max_zoom: float = 4.0  # largest rescale factor searched, either way
     # standard frame sides (either way round): a received side may span one of them
     sides: tuple[int, ...] = (
@@ -292,6 +292,7 @@ def decode_video(
 ) -> VideoDetection:
     """Decode the payload from frames that may have been rescaled, cropped or letterboxed.
 
+    0. The file as issued: received size, grid at the origin, no shift; done if it verifies.
     1. Sync, without the key: for every candidate size (``search_sizes``), each of the 64
        grid offsets and every grid width C (mod n_bits), ``_clarity`` of the block soft
        values of a few probe frames.
@@ -312,6 +313,15 @@ def decode_video(
     height, width = frames[0].shape[:2]
     sizes = search_sizes(width, height, opt)
     candidates = len(sizes) * GRID * GRID * len(opt.sharpen) * n_bits * n_bits
+    # the file as issued (same size, grid at the origin): one decode, no search needed
+    grid = np.mean([_soft(_s0_at(_uplane(f, opt.channel), 0, 0), opt.scale) for f in frames], 0)
+    if grid.size >= n_bits:
+        soft = _fold(grid, grid.shape[1], n_bits)
+        decision = codec.decode(soft, attempts=candidates)
+        if decision.found:
+            geometry = Geometry((width, height), (0, 0), grid.shape[1] % n_bits, 0)
+            sync = float(_clarity(grid, n_bits)[geometry.columns])
+            return VideoDetection(decision, soft, geometry, candidates, sync)
     probe = _probe(frames, opt.search_frames)
     ranked: list[tuple[float, tuple[int, int], tuple[int, int]]] = []
     for size in sizes:

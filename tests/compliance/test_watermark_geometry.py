@@ -57,10 +57,11 @@ def _assert_ours_by_video(path: Path, settings, watermark_id: str) -> None:
     assert result.watermark.p_value == video.p_value <= 1e-9
 
 
-def test_muted_border_crop_is_decided_by_the_video_mark(stamped_media, tmp_path):
-    out = _transform(stamped_media.stamped, CROP_10PCT, tmp_path / "crop.mp4")
-    assert media.video_facts(out).width == 288  # 360 -> 288: 10 % off each side
-    _assert_ours_by_video(out, stamped_media.settings, stamped_media.record.watermark_id)
+def test_muted_border_crop_is_decided_by_the_video_mark(stamped_media, stamped_720p, tmp_path):
+    _, stamped, record = stamped_720p
+    out = _transform(stamped, CROP_10PCT, tmp_path / "crop.mp4")
+    assert media.video_facts(out).width == 1024  # 1280 -> 1024: 10 % off each side
+    _assert_ours_by_video(out, stamped_media.settings, record.watermark_id)
 
 
 def test_muted_720p_to_480p_is_decided_by_the_video_mark(stamped_media, stamped_720p, tmp_path):
