@@ -22,7 +22,7 @@ rescale changes the block size. It searches, per file:
   deblurring amount: BCH + MAC decoding of the best few geometries.
 
 The p-value is a Bonferroni bound over the whole space (sizes x 64 x amounts x 192 x
-192 candidates, ~1e8), each at most ``payload.FALSE_ACCEPT_PER_ATTEMPT``; still < 1e-11.
+192 candidates, ~2e8), each at most ``payload.FALSE_ACCEPT_PER_ATTEMPT``; still < 1e-11.
 The embedding is unchanged, so files issued before the search verify as they did.
 """
 
