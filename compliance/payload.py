@@ -10,8 +10,9 @@ bits do not depend on our secret key, so a decoded id passes the MAC with probab
 2^-32; BCH decoding of a random 192-bit word succeeds only with probability
 V(192, 12) / 2^96 ~ 2e-11 (V = Hamming ball volume). Per decoding attempt the false
 positive rate is below their product, ~5e-21, and ``p_value`` reports that bound times
-the number of attempts a verification made (sizes tried, keys tried, media tracks),
-far below the 1e-9 per file the product promises (R13).
+the number of attempts a verification could make (the video detector's whole geometric
+search space, about 2e8 candidates, times the keys tried), far below the 1e-9 per file
+the product promises (R13).
 """
 
 from __future__ import annotations

@@ -56,8 +56,7 @@ def _video_decision(
         path, info, settings.video.decode_frames, settings.limits,
         fmt="bgr24", max_side=max(settings.video.widths),
     )  # fmt: skip
-    decision, _, _ = decode_video(frames, settings.codec(), settings.video)
-    return decision
+    return decode_video(frames, settings.codec(), settings.video).decision
 
 
 def _audio_decision(path: Path, settings: ComplianceSettings) -> Decision | None:

@@ -9,14 +9,27 @@ runs on all blocks at once with batched SVD, and decoding returns per-bit *soft*
 averaged. imwatermark's own decoder reads marks made here (tested), and it keeps the
 detail bands in the right order where imwatermark swaps them, which is why PSNR is higher.
 
-Across a file, every frame carries the whole payload; the detector averages soft scores
-over frames and tries the received size plus standard output sizes of the same aspect,
-so uniform rescaling is survived. Cropping is not (see the benchmark).
+Across a file, every frame carries the whole payload (block i carries bit i mod 192, in
+raster order). The detector (``decode_video``) does not assume the file is as issued: a
+crop shifts the block grid and changes which bit the first whole block carries, a
+rescale changes the block size. It searches, per file:
+
+- size: the received size, and sizes where a received side spans a standard side (a
+  rescale, a letterbox, or a crop that kept one whole side, e.g. a 9:16 centre crop);
+- grid offset (dx, dy) in 0..7 pixels, and grid width C (blocks per marked row, mod 192):
+  ranked by a key-free sync statistic (``_clarity``) on a few frames;
+- payload phase (which bit the first whole block carries, 0..191) and a block-level
+  deblurring amount: BCH + MAC decoding of the best few geometries.
+
+The p-value is a Bonferroni bound over the whole space (sizes x 64 x amounts x 192 x
+192 candidates, ~2e8), each at most ``payload.FALSE_ACCEPT_PER_ATTEMPT``; still < 1e-11.
+The embedding is unchanged, so files issued before the search verify as they did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -34,9 +47,15 @@ class VideoWatermarkOptions:
     scale: float = 36.0  # quantisation step of the singular value (strength vs. PSNR)
     channel: int = 1  # YUV plane carrying the mark (1 = U, as imwatermark's default)
     decode_frames: int = 40  # frames sampled evenly across a file for detection
-    decode_sizes: int = 3  # candidate sizes fully decoded, clearest first
-    # widths tried when detecting, besides the received one (our output sizes)
-    widths: tuple[int, ...] = (360, 480, 512, 640, 720, 854, 960, 1280, 1920)
+    search_frames: int = 6  # probe frames that rank candidate sizes and grid offsets
+    search_geometries: int = 3  # best (size, offset) pairs fully decoded
+    search_columns: int = 3  # grid widths (mod payload length) tried at every phase
+    sharpen: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)  # block deblurring amounts tried
+    max_zoom: float = 4.0  # largest rescale factor searched, either way
+    # standard frame sides (either way round): a received side may span one of them
+    sides: tuple[int, ...] = (
+        240, 288, 360, 480, 512, 540, 576, 640, 720, 854, 960, 1080, 1280, 1920,
+    )  # fmt: skip
 
 
 def _dct_matrix(n: int = BLOCK) -> np.ndarray:
@@ -100,65 +119,242 @@ def soft_bits_frame(
     return 2.0 * ones / np.maximum(counts, 1) - 1.0
 
 
-def candidate_sizes(
-    width: int, height: int, options: VideoWatermarkOptions
-) -> list[tuple[int, int]]:
-    """The received size first, then standard widths at the same aspect ratio."""
+# -- detection: a geometric search over scale, grid offset, grid width and payload phase --
+
+GRID = 2 * BLOCK  # a payload block covers GRID x GRID frame pixels (Haar halves, 4x4 blocks)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the marked frame's block grid lies in a received frame."""
+
+    size: tuple[int, int]  # (width, height) the received frame is resized to first
+    offset: tuple[int, int]  # (dx, dy): pixels before the first whole block, 0..GRID-1
+    columns: int  # blocks per row of the marked frame, modulo the payload length
+    phase: int  # payload index of the first whole block, modulo the payload length
+    sharpen: float = 0.0  # block-level deblurring applied before reading (``_sharpen``)
+
+
+@dataclass(frozen=True)
+class VideoDetection:
+    decision: Decision
+    soft: np.ndarray  # the soft payload of the chosen candidate (positive means 1)
+    geometry: Geometry | None
+    candidates: int  # size of the candidate set searched; the p-value counts every one
+    sync: float  # key-free z-score of the chosen geometry (_clarity): ~0 on unmarked
+
+
+def search_sizes(width: int, height: int, options: VideoWatermarkOptions) -> list[tuple[int, int]]:
+    """Candidate sizes of the received frame at the marked frame's scale.
+
+    The received size itself (no rescale: a crop, a re-encode), then every size where one
+    side of the received frame spans a standard output side (a uniform rescale, or a crop
+    that kept one whole side, such as a 9:16 centre crop of a 16:9 clip, then rescaled).
+    """
     sizes = [(width, height)]
-    for w in options.widths:
-        size = (w, int(round(w * height / width / 2)) * 2)
-        if size not in sizes and size[1] >= 64:
-            sizes.append(size)
+    limit = max(options.sides)
+
+    def add(size: tuple[int, int]) -> None:
+        zoom = size[0] / width
+        if min(size) < 4 * GRID or max(size) > limit:
+            return
+        if not 1 / options.max_zoom <= zoom <= options.max_zoom:
+            return
+        for w, h in sizes:  # within a quarter of a percent: the offset search covers it
+            if abs(size[0] - w) <= 0.0025 * w and abs(size[1] - h) <= 0.0025 * h:
+                return
+        sizes.append(size)
+
+    for w in options.sides:  # standard sizes of the same aspect, exactly
+        for h in options.sides:
+            if abs(w * height / (h * width) - 1) < 0.01:
+                add((w, h))
+    for side in options.sides:
+        add((side, round(height * side / width)))
+        add((round(width * side / height), side))
     return sizes
 
 
-def _read(
-    frame: np.ndarray, size: tuple[int, int], n_bits: int, opt: VideoWatermarkOptions
-) -> np.ndarray:
-    if size != (frame.shape[1], frame.shape[0]):
-        shrink = size[0] < frame.shape[1]
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if shrink else UPSCALE)
-    return soft_bits_frame(frame, n_bits, opt)
+def _resized(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if size == (frame.shape[1], frame.shape[0]):
+        return frame
+    shrink = size[0] < frame.shape[1]
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if shrink else UPSCALE)
 
 
-def soft_bits_video(
-    frames: Iterable[np.ndarray], n_bits: int, options: VideoWatermarkOptions | None = None
-) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
-    """Soft bits averaged over ``frames``, once per candidate size, clearest first.
+def _s0_dense(plane: np.ndarray, px: int, py: int) -> np.ndarray:
+    """Largest singular value of the LL block at every LL position, grid parity (px, py).
 
-    The caller decodes each candidate and stops at the first that verifies; a verification
-    must count every candidate size as an attempt when it states its false-positive bound.
+    A block's singular values are those of its DCT (orthonormal), and chroma blocks are
+    nearly constant, so ``|B 1| / 2`` (one power-iteration step from the flat vector) is the
+    largest one to well under a quantisation step; running sums give every position.
     """
-    opt = options or VideoWatermarkOptions()
-    frames = list(frames)
-    if not frames:
-        return
-    height, width = frames[0].shape[:2]
-    sizes = candidate_sizes(width, height, opt)
-    probe = frames[:: max(1, len(frames) // 6)][:6]
-    clarity = [
-        float(np.mean(np.abs(np.mean([_read(f, s, n_bits, opt) for f in probe], axis=0))))
-        for s in sizes
-    ]
-    for index in np.argsort(clarity)[::-1][: opt.decode_sizes]:
-        size = sizes[int(index)]
-        yield np.mean([_read(f, size, n_bits, opt) for f in frames], axis=0), size
+    part = plane[py:, px:]
+    h2, w2 = part.shape[0] // 2, part.shape[1] // 2
+    part = part[: 2 * h2, : 2 * w2]
+    ll = (part[0::2, 0::2] + part[0::2, 1::2] + part[1::2, 0::2] + part[1::2, 1::2]) / 2
+    rows = ll[:, :-3] + ll[:, 1:-2] + ll[:, 2:-1] + ll[:, 3:]  # sums of 4 along each row
+    rows *= rows
+    q = rows[:-3] + rows[1:-2] + rows[2:-1] + rows[3:]
+    return np.sqrt(q) / 2
+
+
+def _s0_at(plane: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Largest singular value of every whole block when the grid starts at pixel (dx, dy)."""
+    return _s0_dense(plane, dx % 2, dy % 2)[dy // 2 :: BLOCK, dx // 2 :: BLOCK]
+
+
+def _soft_maps(plane: np.ndarray, scale: float) -> list[list[np.ndarray]]:
+    """``maps[dy][dx]``: ``_soft(_s0_at(plane, dx, dy))`` for all GRID x GRID offsets."""
+    maps: list[list[np.ndarray]] = [[np.empty(0)] * GRID for _ in range(GRID)]
+    for py in (0, 1):
+        for px in (0, 1):
+            dense = _soft(_s0_dense(plane, px, py), scale)
+            for oy in range(BLOCK):
+                for ox in range(BLOCK):
+                    maps[2 * oy + py][2 * ox + px] = dense[oy::BLOCK, ox::BLOCK]
+    return maps
+
+
+def _uplane(bgr: np.ndarray, channel: int) -> np.ndarray:
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)[:, :, channel].astype(np.float32)
+
+
+_NEIGHBOURS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32) / 4
+
+
+def _sharpen(s0: np.ndarray, amount: float) -> np.ndarray:
+    """Undo some of the blur a rescale spreads between neighbouring blocks:
+    ``s0 + amount * (s0 - mean of the 4 neighbours)``."""
+    if not amount:
+        return s0
+    near = cv2.filter2D(s0, -1, _NEIGHBOURS, borderType=cv2.BORDER_REFLECT)
+    return s0 + amount * (s0 - near)
+
+
+def _soft(s0: np.ndarray, scale: float) -> np.ndarray:
+    """Soft bit of each block in [-1, 1]: -sin(2 pi s0 / scale) is +1 on the quantiser's
+    "1" points (3/4 of a step), -1 on its "0" points (1/4), and 0 half-way."""
+    return -np.sin(2 * np.pi * s0 / scale)
+
+
+def _fold(grid: np.ndarray, columns: int, n_bits: int) -> np.ndarray:
+    """Average the block soft values by ``(row * columns + column) % n_bits``."""
+    r, c = np.indices(grid.shape)
+    index = ((r * columns + c) % n_bits).ravel()
+    sums = np.bincount(index, grid.ravel(), n_bits)
+    return sums / np.maximum(np.bincount(index, minlength=n_bits), 1)
+
+
+def _clarity(grid: np.ndarray, n_bits: int) -> np.ndarray:
+    """Key-free sync statistic for every grid width ``C`` (mod n_bits) at once.
+
+    Folding the centred block values by ``(r * C + c) % n_bits`` gives sums ``S_C[j]``; on
+    frames without our mark (independent values) ``sum_j S_C[j]^2 / sum g^2`` is about 1,
+    while the right (geometry, C) piles each payload bit onto one j and makes it large.
+    All widths come from one 2-D FFT: with ``a[r, c]`` the values summed by ``(r mod n,
+    c mod n)`` and ``P`` its 2-D DFT, ``DFT(S_C)[k] = P[(C k) mod n, k]``. Returned as a
+    z-score of the chi-square with n - 1 degrees of freedom the null would give.
+    """
+    n = n_bits
+    # high-pass first: the mark is white from block to block, picture content is not
+    g = grid - cv2.blur(grid, (3, 3), borderType=cv2.BORDER_REFLECT)
+    energy = float(np.sum(g * g))
+    if energy <= 0:
+        return np.zeros(n)
+    if g.shape[0] > n or g.shape[1] > n:  # fold rows and columns modulo n first
+        rows, cols = np.indices(g.shape)
+        g = np.bincount(((rows % n) * n + cols % n).ravel(), g.ravel(), n * n).reshape(n, n)
+    spectrum = np.fft.rfft2(g, s=(n, n))  # [m, k] for k <= n / 2; the rest mirrors
+    half = n // 2 + 1
+    power = np.abs(spectrum[_fold_index(n), np.arange(half)]) ** 2  # [C, k]
+    weight = np.full(half, 2.0)
+    weight[0] = 0.0  # the mean carries no payload
+    if n % 2 == 0:
+        weight[-1] = 1.0
+    chi2 = power @ weight / energy  # (1/n) sum_k |DFT(S_C)[k]|^2 / (energy / n)
+    return (chi2 - (n - 1)) / np.sqrt(2.0 * (n - 1))
+
+
+@functools.cache
+def _fold_index(n: int) -> np.ndarray:
+    k = np.arange(n)
+    return (k[:, None] * k[None, : n // 2 + 1]) % n
+
+
+def _probe(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(count, len(frames))).round())
+    return [frames[int(i)] for i in picks]
 
 
 def decode_video(
     frames: Iterable[np.ndarray], codec: PayloadCodec, options: VideoWatermarkOptions | None = None
-) -> tuple[Decision, np.ndarray, tuple[int, int]]:
-    """Decode the payload from frames: ``(decision, soft bits, size used)``."""
+) -> VideoDetection:
+    """Decode the payload from frames that may have been rescaled, cropped or letterboxed.
+
+    0. The file as issued: received size, grid at the origin, no shift; done if it verifies.
+    1. Sync, without the key: for every candidate size (``search_sizes``), each of the 64
+       grid offsets and every grid width C (mod n_bits), ``_clarity`` of the block soft
+       values of a few probe frames.
+    2. For the best ``search_geometries`` (size, offset), the block values averaged over
+       all frames; then payload candidates: the grid as issued (no crop) first, then for
+       the ``search_columns`` clearest widths, every phase. Each is BCH + MAC decoded and
+       the first that verifies wins.
+
+    The p-value counts every candidate of the whole space, decoded or not (Bonferroni):
+    sizes x 64 offsets x n_bits widths x n_bits phases.
+    """
     opt = options or VideoWatermarkOptions()
     frames = list(frames)
+    n_bits = codec.n_bits
     if not frames:
-        return codec.decode(np.zeros(codec.n_bits)), np.zeros(codec.n_bits), (0, 0)
-    attempts = len(candidate_sizes(frames[0].shape[1], frames[0].shape[0], opt))
-    first: tuple[Decision, np.ndarray, tuple[int, int]] | None = None
-    for soft, size in soft_bits_video(frames, codec.n_bits, opt):
-        decision = codec.decode(soft, attempts=attempts)
+        empty = codec.decode(np.zeros(n_bits))
+        return VideoDetection(empty, np.zeros(n_bits), None, 0, 0.0)
+    height, width = frames[0].shape[:2]
+    sizes = search_sizes(width, height, opt)
+    candidates = len(sizes) * GRID * GRID * len(opt.sharpen) * n_bits * n_bits
+    # the file as issued (same size, grid at the origin): one decode, no search needed
+    grid = np.mean([_soft(_s0_at(_uplane(f, opt.channel), 0, 0), opt.scale) for f in frames], 0)
+    if grid.size >= n_bits:
+        soft = _fold(grid, grid.shape[1], n_bits)
+        decision = codec.decode(soft, attempts=candidates)
         if decision.found:
-            return decision, soft, size
-        first = first or (decision, soft, size)
-    assert first is not None
-    return first
+            geometry = Geometry((width, height), (0, 0), grid.shape[1] % n_bits, 0)
+            sync = float(_clarity(grid, n_bits)[geometry.columns])
+            return VideoDetection(decision, soft, geometry, candidates, sync)
+    probe = _probe(frames, opt.search_frames)
+    ranked: list[tuple[float, tuple[int, int], tuple[int, int]]] = []
+    for size in sizes:
+        grids = [[np.zeros(0)] * GRID for _ in range(GRID)]
+        for index, frame in enumerate(probe):
+            maps = _soft_maps(_uplane(_resized(frame, size), opt.channel), opt.scale)
+            for dy in range(GRID):
+                for dx in range(GRID):
+                    soft = maps[dy][dx]
+                    grids[dy][dx] = soft if index == 0 else grids[dy][dx] + soft
+        for dy in range(GRID):
+            for dx in range(GRID):
+                if grids[dy][dx].size >= n_bits:
+                    z = float(np.max(_clarity(grids[dy][dx], n_bits)))
+                    ranked.append((z, size, (dx, dy)))
+    ranked.sort(key=lambda item: -item[0])
+    best: VideoDetection | None = None
+    for sync, size, (dx, dy) in ranked[: opt.search_geometries]:
+        s0s = [_s0_at(_uplane(_resized(f, size), opt.channel), dx, dy) for f in frames]
+        for amount in opt.sharpen:
+            grid = np.mean([_soft(_sharpen(s0, amount), opt.scale) for s0 in s0s], axis=0)
+            trials = [(grid.shape[1] % n_bits, 0)]
+            for columns in np.argsort(_clarity(grid, n_bits))[::-1][: opt.search_columns]:
+                trials += [(int(columns), phase) for phase in range(n_bits)]
+            for columns, phase in trials:
+                soft = np.roll(_fold(grid, columns, n_bits), phase)
+                decision = codec.decode(soft, attempts=candidates)
+                geometry = Geometry(size, (dx, dy), columns, phase, amount)
+                if decision.found:
+                    return VideoDetection(decision, soft, geometry, candidates, sync)
+                if best is None:
+                    best = VideoDetection(decision, soft, geometry, candidates, sync)
+    if best is None:  # frames too small to hold one payload
+        empty = codec.decode(np.zeros(n_bits))
+        return VideoDetection(empty, np.zeros(n_bits), None, candidates, 0.0)
+    return best
