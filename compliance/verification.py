@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import av
+
 from . import aigc, audio_watermark, media, provenance
 from .payload import Decision
 from .stamping import ComplianceSettings
@@ -54,7 +56,7 @@ def _video_decision(
         return None
     frames = media.sample_frames(
         path, info, settings.video.decode_frames, settings.limits,
-        fmt="bgr24", max_side=max(settings.video.widths),
+        fmt="bgr24", max_side=max(settings.video.sides),
     )  # fmt: skip
     return decode_video(frames, settings.codec(), settings.video).decision
 
@@ -118,8 +120,8 @@ def verify(path: str | os.PathLike[str], settings: ComplianceSettings) -> Verifi
         mark = watermark(path, settings, info)
     except media.MediaLimitExceeded:  # a lying header, caught while decoding
         raise
-    except Exception:  # undecodable media carries no readable mark
-        mark = WatermarkResult(False, None, 0.0, 1.0, None, None)
+    except (media.MediaError, av.error.FFmpegError, ValueError, EOFError):  # type: ignore[attr-defined]
+        mark = WatermarkResult(False, None, 0.0, 1.0, None, None)  # undecodable: no mark
     ours = manifest is not None and manifest.ours
     if ours and manifest is not None and manifest.state == "Invalid":
         verdict = "tampered"
