@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import flask
 from flask import Flask
 
 from . import bodylimit, errors, security
@@ -22,6 +23,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         __name__,
         instance_path=os.path.abspath(os.environ.get("DHF_INSTANCE_DIR", "instance")),
     )
+    app.request_class = Request
     _config.load(app, config)
     _resolve_redis(app)
 
@@ -56,16 +58,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(voice_bp)
     _sqlite_pragmas(app)
-    app.before_request(_clean_upload_names)
     return app
 
 
-def _clean_upload_names() -> None:
-    """Upload file names lose control characters (a NUL breaks paths and PostgreSQL)."""
-    from flask import request
+class Request(flask.Request):
+    """Upload file names lose control characters (a NUL breaks paths and PostgreSQL).
 
-    if request.method in ("POST", "PUT") and request.mimetype == "multipart/form-data":
-        for file in request.files.values():
+    Cleaned as the body is parsed, which stays lazy: a view reads it after its rate
+    limit is counted, and the body limit still refuses an oversized upload first."""
+
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        for file in self.files.values():
             if file.filename:
                 name = "".join(c for c in file.filename if c.isprintable()).strip()
                 file.filename = name[:255] or "upload"
