@@ -44,6 +44,7 @@ DIGIT_NAMES = {
     "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
     "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
 }  # fmt: skip
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _EDGE = re.compile(r"^[\W_]+|[\W_]+$")  # whitespace and punctuation around a word
 _TOKEN = re.compile(r"[0-9]|[^\W\d_]+")  # one numeral, or a run of letters
 
@@ -239,3 +240,12 @@ def selftest() -> str:
         raise RuntimeError(f"Whisper heard {transcript.text!r} (digits {digits!r}, want 4719)")
     timed = " ".join(f"{w.text}@{w.start:.2f}" for w in transcript.words)
     return f"heard {transcript.text!r} in {len(audio) / rate:.2f} s of piper speech: {timed}"
+
+
+def spoken_words(text: str) -> str:
+    """Words as they are said, for comparing a transcript with a text: lower case, no
+    punctuation, and each numeral a spoken digit. Whisper writes "bin blue at f two now"
+    as "Bin blue at F2 now." and a passcode as "4719"; both sides become "f two", "four
+    seven one nine" (a number read as a whole, "nineteen", still differs from "1 9")."""
+    tokens = re.findall(r"[a-z']+|[0-9]", text.lower().replace("-", " "))
+    return " ".join(DIGIT_WORDS[int(t)] if t.isdigit() else t.strip("'") for t in tokens)

@@ -92,7 +92,7 @@ def _mcd(generated: np.ndarray, real: np.ndarray) -> float:
 def _wer(samples: np.ndarray, text: str) -> float:
     """Whisper base WER: the main intelligibility figure."""
     heard = asr.transcribe(np.clip(samples, -1, 1).astype(np.float32), RATE)
-    return word_error_rate(" ".join(words(text)), " ".join(words(heard.text)))
+    return word_error_rate(asr.spoken_words(text), asr.spoken_words(heard.text))
 
 
 def _wer_pocketsphinx(samples: np.ndarray, text: str) -> float:

@@ -120,7 +120,8 @@ def check_samples(samples: np.ndarray, text: str, limits: Limits = Limits()) -> 
         return _fail("noisy", info)
     heard = asr.transcribe(samples, RATE)
     info["heard"] = heard.text.strip()[:500]
-    info["wer"] = round(word_error_rate(" ".join(words(text)), " ".join(words(heard.text))), 3)
+    said = word_error_rate(asr.spoken_words(text), asr.spoken_words(heard.text))
+    info["wer"] = round(said, 3)
     if info["wer"] > limits.max_wer:
         return _fail("wrong_words", info)
     return Verdict(True, info=info)

@@ -249,7 +249,8 @@ def speech_error(video: Path, script: str, labels: LabelOptions) -> float:
     lead = len(notice_audio(16000, labels))  # the notice and its pause open every render
     heard = asr.transcribe(samples[lead:], 16000)  # Whisper tends to stop after the notice
     notice = labels.notice_text if labels.notice == "speech" else ""
-    return script_error_rate(_words(notice), _words(script), _words(heard.text))
+    said = asr.spoken_words
+    return script_error_rate(said(notice), said(script), said(heard.text))
 
 
 @job_function
