@@ -42,7 +42,7 @@ class VoiceSettings:
     knn_cap: bool = False  # also take the selected frames' real aperiodicity
     knn_dims: int = 64  # principal components of the stacked source frames kept as keys
     smooth: int = 0  # > 0: moving average over 2*smooth+1 frames of the selected envelope
-    f0_spread: float = 0.0  # > 0: scale each sentence's log-F0 deviations to this many
+    f0_spread: float = 1.0  # > 0: scale each sentence's log-F0 deviations to this many
     # times the speaker's within-sentence spread (0: the net's contour unchanged)
     workers: int = 2  # processes for WORLD analysis
     threads: int = 2  # torch CPU threads
