@@ -20,7 +20,9 @@ from ...conftest import SHARED_DATA
 
 pytestmark = pytest.mark.slow
 SLT = SHARED_DATA / "voice_slt"
-WER_MAX = 0.25  # Whisper WER of the tiny clone on 3 held-out sentences: measured TBD
+# Whisper WER of the tiny clone (16 takes) on the first 3 held-out sentences: measured
+# 0.33, 0.0, 0.18 (mean 0.17); speech Whisper cannot follow scores near 1
+WER_MAX = 0.3
 
 
 @pytest.fixture(scope="module")
