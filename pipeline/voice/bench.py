@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from .features import RATE
 from .model import VoiceModel, settings_for
 from .synthesize import synthesize
 from .train import log, takes_in, train
@@ -46,7 +45,7 @@ def _profile(data_dir: Path, profile: str, sentences: int) -> dict[str, Any]:
         "synthesis_s": round(synth_s, 2),
         "audio_s": round(len(samples) / rate, 2),
         "rtf": round(synth_s * rate / len(samples), 3),
-        "sample_rate": RATE,
+        "sample_rate": rate,
         "settings": report["settings"],
     }
 

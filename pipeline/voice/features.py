@@ -14,7 +14,9 @@ import pyworld
 
 from compliance.media import resample
 
-RATE = 16000
+RATE = 16000  # analysis rate: the takes' own (slt and the browser recorder's uploads)
+OUTPUT_RATE = 22050  # the product's output rate (as the base voice); the band above
+# RATE / 2 stays empty: the takes carry no more, and the clone is resampled, not extended
 FRAME_MS = 5.0
 F0_FLOOR, F0_CEIL = 60.0, 500.0
 
@@ -82,6 +84,11 @@ def base_voice(text: str, length_scale: float = 1.0) -> np.ndarray:
     return resample(audio, chunks[0].sample_rate, RATE)
 
 
+def to_output_rate(samples: np.ndarray) -> np.ndarray:
+    """16 kHz speech resampled to ``OUTPUT_RATE`` (polyphase, float32)."""
+    return resample(samples, RATE, OUTPUT_RATE)
+
+
 def dtw_path(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Frame pairs (source index, target index) of the cheapest monotonic alignment."""
     from librosa.sequence import dtw
@@ -100,7 +107,7 @@ def mel_cepstral_distortion(a: np.ndarray, b: np.ndarray) -> float:
 def normalise_loudness(samples: np.ndarray, target_dbfs: float = -23.0) -> np.ndarray:
     """Scale so the RMS of the louder (speech) half of 20 ms frames is ``target_dbfs``,
     with the peak kept below -1 dBFS."""
-    hop = RATE // 50
+    hop = 320  # 20 ms at 16 kHz (14.5 ms at 22.05 kHz: the same speech/pause split)
     n = len(samples) // hop
     if n == 0:
         return samples.astype(np.float32)

@@ -36,6 +36,14 @@ class VoiceSettings:
     gv: bool = True  # global-variance scaling of the mel-cepstrum (undoes over-smoothing)
     gv_f0: bool = False  # the same for log-F0 (off: measured output F0 spread was too wide)
     knn: int = 0  # > 0: replace each predicted envelope by the mean of its k nearest real frames
+    knn_match: str = "pred"  # what picks the k real frames: "pred" (the net's envelope),
+    # "source" (the base voice's stacked frames paired with each real frame in training),
+    # "joint" (both: the base voice's content and the net's envelope)
+    knn_cap: bool = False  # also take the selected frames' real aperiodicity
+    knn_dims: int = 64  # principal components of the stacked source frames kept as keys
+    smooth: int = 0  # > 0: moving average over 2*smooth+1 frames of the selected envelope
+    f0_spread: float = 1.0  # > 0: scale each sentence's log-F0 deviations to this many
+    # times the speaker's within-sentence spread (0: the net's contour unchanged)
     workers: int = 2  # processes for WORLD analysis
     threads: int = 2  # torch CPU threads
     device: str = "cpu"  # "cuda" for the gpu profile when one is present
@@ -86,6 +94,13 @@ def target_frames(world: World) -> np.ndarray:
     return np.hstack([world.mcep, interpolate_lf0(world.f0)[:, None]])
 
 
+def _moving_average(frames: np.ndarray, half: int) -> np.ndarray:
+    """Mean over 2*half+1 neighbouring rows (edges repeated)."""
+    padded = np.pad(frames, ((half, half), (0, 0)), mode="edge")
+    kernel = np.cumsum(np.vstack([np.zeros((1, frames.shape[1])), padded]), axis=0)
+    return (kernel[2 * half + 1 :] - kernel[: -2 * half - 1]) / (2 * half + 1)
+
+
 def stack(frames: np.ndarray, context: int) -> np.ndarray:
     """Each row followed by its neighbours ``context`` frames either side (edges repeated)."""
     padded = np.pad(frames, ((context, context), (0, 0)), mode="edge")
@@ -102,6 +117,8 @@ class VoiceModel:
     stats: dict[str, np.ndarray]  # src_mean, src_std, tgt_mean, tgt_std, gv, f0 moments
     length_scale: float  # piper length_scale that matches the speaker's speaking rate
     bank: np.ndarray | None = None  # (N, order) the speaker's real mel-cepstra, for ``knn``
+    bank_keys: np.ndarray | None = None  # (N, knn_dims) projected source frames paired with bank
+    bank_cap: np.ndarray | None = None  # (N, cap dims) the bank frames' real aperiodicity
 
     def predict(self, world: World) -> np.ndarray:
         """Speaker-domain targets (unnormalised mel-cepstrum + log-F0) for source frames."""
@@ -123,24 +140,47 @@ class VoiceModel:
             s = self.stats
             lf0 = (interpolate_lf0(world.f0) - s["f0_src"][0]) / s["f0_src"][1]
             y[:, -1] = lf0 * s["f0_tgt"][1] + s["f0_tgt"][0]
-        mcep = y[:, :-1]
+        mcep, cap = y[:, :-1], world.cap
         if self.settings.knn and self.bank is not None:
-            mcep = np.column_stack([mcep[:, :1], self._nearest(mcep)[:, 1:]])
-        f0 = np.where(world.voiced, np.exp(y[:, -1]), 0.0)
-        return World(f0, np.ascontiguousarray(mcep), world.cap)
+            idx = self._select(world, mcep)
+            chosen = self.bank[idx].mean(axis=1)
+            if self.settings.smooth:
+                chosen = _moving_average(chosen, self.settings.smooth)
+            mcep = np.column_stack([mcep[:, :1], chosen[:, 1:]])
+            if self.settings.knn_cap and self.bank_cap is not None:
+                cap = self.bank_cap[idx].mean(axis=1).astype(np.float64)
+        lf0 = y[:, -1]
+        if self.settings.f0_spread > 0 and world.voiced.sum() > 2:
+            v = world.voiced
+            centre = lf0[v].mean()
+            q75, q25 = np.percentile(lf0[v], [75, 25])
+            spread = (q75 - q25) / 1.349 + 1e-6
+            want = self.settings.f0_spread * float(self.stats.get("f0_within", [0, 0])[1])
+            if want > 0:
+                lf0 = centre + (lf0 - centre) * (want / spread)
+        f0 = np.where(world.voiced, np.exp(lf0), 0.0)
+        return World(f0, np.ascontiguousarray(mcep), np.ascontiguousarray(cap))
 
-    def _nearest(self, mcep: np.ndarray) -> np.ndarray:
-        """Mean of the ``knn`` real frames nearest each row (normalised, c0 ignored)."""
-        assert self.bank is not None
-        mean, std = self.stats["tgt_mean"][1:-1], self.stats["tgt_std"][1:-1]
-        bank = ((self.bank[:, 1:] - mean) / std).astype(np.float32)
-        query = ((mcep[:, 1:] - mean) / std).astype(np.float32)
-        out = np.empty_like(mcep)
+    def _select(self, world: World, mcep: np.ndarray) -> np.ndarray:
+        """Indices (T, knn) of the bank frames chosen for each source frame."""
+        s, st = self.settings, self.stats
+        mode = s.knn_match if self.bank_keys is not None else "pred"
+        parts_q, parts_b = [], []
+        if mode in ("source", "joint"):
+            x = (source_frames(world) - st["src_mean"]) / st["src_std"]
+            q = (stack(x, s.context) - st["key_mean"]) @ st["key_proj"]
+            parts_q.append(q.astype(np.float32))
+            parts_b.append(self.bank_keys.astype(np.float32))  # type: ignore[union-attr]
+        if mode in ("pred", "joint"):
+            mean, std = st["tgt_mean"][1:-1], st["tgt_std"][1:-1]
+            parts_q.append(((mcep[:, 1:] - mean) / std).astype(np.float32))
+            parts_b.append(((self.bank[:, 1:] - mean) / std).astype(np.float32))  # type: ignore[index]
+        query, bank = np.hstack(parts_q), np.hstack(parts_b)
+        norms = (bank**2).sum(1)[None, :]
+        out = np.empty((len(query), s.knn), np.int64)
         for a in range(0, len(query), 256):
-            q = query[a : a + 256]
-            dist = (bank**2).sum(1)[None, :] - 2 * q @ bank.T
-            idx = np.argpartition(dist, self.settings.knn, axis=1)[:, : self.settings.knn]
-            out[a : a + 256] = self.bank[idx].mean(axis=1)
+            dist = norms - 2 * query[a : a + 256] @ bank.T
+            out[a : a + 256] = np.argpartition(dist, s.knn, axis=1)[:, : s.knn]
         return out
 
     def save(self, path: str | os.PathLike[str], report: dict[str, Any] | None = None) -> None:
@@ -154,6 +194,12 @@ class VoiceModel:
             "length_scale": float(self.length_scale),
             "bank": torch.from_numpy(
                 np.asarray(self.bank if self.bank is not None else [], np.float32)
+            ),
+            "bank_keys": torch.from_numpy(
+                np.asarray(self.bank_keys if self.bank_keys is not None else [], np.float16)
+            ),
+            "bank_cap": torch.from_numpy(
+                np.asarray(self.bank_cap if self.bank_cap is not None else [], np.float32)
             ),
             "report": report or {},
         }
@@ -176,5 +222,8 @@ class VoiceModel:
         net = Net(settings)
         net.load_state_dict(payload["state"])
         stats = {k: v.numpy() for k, v in payload["stats"].items()}
-        bank = payload["bank"].numpy() if payload["bank"].numel() else None
-        return cls(settings, net, stats, float(payload["length_scale"]), bank)
+        extra = {}
+        for name in ("bank", "bank_keys", "bank_cap"):
+            value = payload.get(name)
+            extra[name] = value.numpy() if value is not None and value.numel() else None
+        return cls(settings, net, stats, float(payload["length_scale"]), **extra)

@@ -1,9 +1,10 @@
 """Text to speech in a person's cloned voice, sentence by sentence.
 
 The base voice says each sentence at the speaker's speaking rate; the model moves its
-WORLD frames into the speaker's timbre and intonation; WORLD resynthesises; the result is
-loudness-normalised. ``sentences()`` yields per sentence (long scripts stream);
-``synthesize()`` joins them with short pauses.
+WORLD frames into the speaker's timbre and intonation; WORLD resynthesises at the takes'
+16 kHz; the result is resampled to 22.05 kHz (the band above 8 kHz stays empty: the takes
+carry none) and loudness-normalised. ``sentences()`` yields per sentence (long scripts
+stream); ``synthesize()`` joins them with short pauses.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .features import RATE, analyse, base_voice, normalise_loudness, synthesise
+from .features import (
+    OUTPUT_RATE,
+    analyse,
+    base_voice,
+    normalise_loudness,
+    synthesise,
+    to_output_rate,
+)
 from .model import VoiceModel
 
 PAUSE_S = 0.25  # silence between sentences
@@ -31,16 +39,21 @@ def convert_sentence(model: VoiceModel, sentence: str) -> np.ndarray:
     return synthesise(model.convert(world))
 
 
+def render_sentence(model: VoiceModel, sentence: str) -> np.ndarray:
+    """One sentence as the product delivers it: ``OUTPUT_RATE``, loudness-normalised."""
+    return normalise_loudness(to_output_rate(convert_sentence(model, sentence)))
+
+
 def sentences(model: VoiceModel, text: str) -> Iterator[np.ndarray]:
-    """Each sentence of ``text`` as loudness-normalised 16 kHz samples."""
+    """Each sentence of ``text`` as loudness-normalised samples at ``OUTPUT_RATE``."""
     for sentence in split_sentences(text):
-        yield normalise_loudness(convert_sentence(model, sentence))
+        yield render_sentence(model, sentence)
 
 
 def synthesize(model: VoiceModel | str | os.PathLike[str], text: str) -> tuple[np.ndarray, int]:
     """``text`` in the cloned voice: (float32 samples, sample rate)."""
     if not isinstance(model, VoiceModel):
         model = VoiceModel.load(model)
-    pause = np.zeros(int(PAUSE_S * RATE), np.float32)
+    pause = np.zeros(int(PAUSE_S * OUTPUT_RATE), np.float32)
     parts = [p for s in sentences(model, text) for p in (s, pause)][:-1]
-    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), RATE
+    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), OUTPUT_RATE

@@ -143,6 +143,41 @@ def _lf0_moments(worlds: list[World]) -> np.ndarray:
     return np.array([lf0.mean(), lf0.std()])
 
 
+def _robust_std(x: np.ndarray) -> float:
+    return float(np.subtract(*np.percentile(x, [75, 25])) / 1.349)
+
+
+def _lf0_within(worlds: list[World]) -> np.ndarray:
+    """[0, mean per-sentence robust spread of voiced log-F0]: how much the speaker's
+    intonation moves (interquartile range / 1.349: harvest's octave errors left out)."""
+    per = [_robust_std(np.log(w.f0[w.voiced])) for w in worlds if w.voiced.sum() > 2]
+    return np.array([0.0, float(np.mean(per)) if per else 0.0])
+
+
+def build_bank(
+    s: VoiceSettings,
+    stats: dict[str, np.ndarray],
+    xs: list[np.ndarray],
+    real: list[World],
+    index: list[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The speaker's real frames (mel-cepstrum, aperiodicity) paired in training, keyed by the
+    base voice's stacked frames paired with them, projected on ``knn_dims`` principal axes
+    (scaled so the keys weigh as much as the ``order - 1`` normalised envelope dims)."""
+    x = np.vstack(xs).astype(np.float64)
+    mean = x.mean(axis=0)
+    sub = x[:: max(1, len(x) // 20000)] - mean
+    _, _, vt = np.linalg.svd(sub, full_matrices=False)
+    proj = vt[: s.knn_dims].T
+    keys = (x - mean) @ proj
+    proj = proj * np.sqrt((s.order - 1) / keys.var(axis=0).sum())
+    stats["key_mean"], stats["key_proj"] = mean, proj
+    keys = ((x - mean) @ proj).astype(np.float16)
+    bank = np.vstack([w.mcep[j] for w, j in zip(real, index, strict=True)]).astype(np.float32)
+    cap = np.vstack([w.cap[j] for w, j in zip(real, index, strict=True)]).astype(np.float32)
+    return bank, keys, cap
+
+
 class Trainer:
     """Holds the paired data and the model while it trains."""
 
@@ -182,18 +217,24 @@ class Trainer:
             "f0_src": _lf0_moments(self.base),
             "f0_tgt": _lf0_moments(self.real),
             "gv": np.ones(self.s.order + 1),
+            "f0_within": _lf0_within(self.real),
         }
         self.stats["src_std"][-1] = 1.0  # voicing flag: already 0/1
         self.stats["src_mean"][-1] = 0.0
 
     def model(self) -> VoiceModel:
-        bank = np.vstack([w.mcep for w in self.real]) if self.s.knn else None
-        return VoiceModel(self.s, self.net.cpu(), self.stats, self.rate, bank)
+        if not self.s.knn:
+            return VoiceModel(self.s, self.net.cpu(), self.stats, self.rate)
+        if self.s.knn_match == "pred":
+            bank = np.vstack([w.mcep for w in self.real])
+            return VoiceModel(self.s, self.net.cpu(), self.stats, self.rate, bank)
+        bank, keys, cap = build_bank(self.s, self.stats, self.xs, self.real, self.pair_index)
+        return VoiceModel(self.s, self.net.cpu(), self.stats, self.rate, bank, keys, cap)
 
     def pairs(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Paired (stacked input, target) frames per sentence: forced-alignment phones,
         DTW on mel-cepstra where the two readings' words do not line up."""
-        st, xs, ys = self.stats, [], []
+        st, xs, ys, index = self.stats, [], [], []
         for base, real, (a_src, a_tgt) in zip(self.base, self.real, self.alignments, strict=True):
             src = (source_frames(base) - st["src_mean"]) / st["src_std"]
             tgt = (target_frames(real) - st["tgt_mean"]) / st["tgt_std"]
@@ -201,6 +242,8 @@ class Trainer:
             i, j = paired or dtw_path(src[:, 1 : self.s.order], tgt[:, 1 : self.s.order])
             xs.append(stack(src, self.s.context)[i])
             ys.append(tgt[j].astype(np.float32))
+            index.append(j)
+        self.xs, self.pair_index = xs, index
         return xs, ys
 
     def fit(self, xs: list[np.ndarray], ys: list[np.ndarray], start: float, span: float) -> None:
