@@ -31,7 +31,7 @@ def grid(tmp_path_factory):  # type: ignore[no-untyped-def]
     work = tmp_path_factory.mktemp("grid")
     recording, challenge = factories.grid_consent(GRID / "heldout", work)
     takes = []
-    for clip in sorted((GRID / "train").glob("*.mpg"))[:14]:  # Whisper mishears many GRID
+    for clip in sorted((GRID / "train").glob("*.mpg"))[:14]:  # Whisper mishears many GRID sentences
         wav = work / f"{clip.stem}.wav"
         media.write_wav(wav, media.audio(clip, 16000), 16000)
         takes.append((wav, clip.with_suffix(".txt").read_text().strip()))
