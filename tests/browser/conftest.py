@@ -21,6 +21,13 @@ CHROMIUM_FLAGS = [
 ]
 
 
+# Chromium's fake camera and microphone play their files on clocks of their own: against
+# the page's MediaRecorder the sound ran up to about a second late, more on a busy machine.
+# Pages that record the consent challenge therefore allow a cue to be met 1.5 s early to
+# 3.5 s late here; the server's own windows (0.3 / 2.2 s) are tested on files (tests/webapp).
+FAKE_DEVICE_TIMING = {"CONSENT_CUE_EARLY_S": 1.5, "CONSENT_CUE_LATE_S": 3.5}
+
+
 @pytest.fixture
 def live_config() -> dict[str, object]:
     """Extra app config for ``live_server``; a test module may override this fixture."""

@@ -13,6 +13,7 @@ from webapp.extensions import db
 
 from .. import factories
 from ..conftest import SHARED_DATA
+from .conftest import FAKE_DEVICE_TIMING
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -32,9 +33,7 @@ def fake_devices(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     attempt = {"statement": statement("Ada"),
                "challenge": [{**c, "digit": next(digits)} if c["cue"] == "say_digit" else c
                              for c in factories.fixed_challenge().as_json()]}  # fmt: skip
-    # the fake devices start playing when the camera opens, a moment before MediaRecorder
-    # starts (longer on a busy machine): the person reacts 1.1 s after each cue
-    recording = factories.consent_recording(face, tmp_path, attempt, delay=1.1)
+    recording = factories.consent_recording(face, tmp_path, attempt)
     y4m, wav = tmp_path / "face.y4m", tmp_path / "statement.wav"
     media.ffmpeg(["-i", str(recording), "-pix_fmt", "yuv420p", "-an", str(y4m)])
     media.write_wav(wav, media.audio(recording, 48000), 48000)
@@ -44,6 +43,11 @@ def fake_devices(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
         f"--use-file-for-fake-video-capture={y4m}",
         f"--use-file-for-fake-audio-capture={wav}",
     ]
+
+
+@pytest.fixture
+def live_config():  # type: ignore[no-untyped-def]
+    return dict(FAKE_DEVICE_TIMING)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the API tests cover both

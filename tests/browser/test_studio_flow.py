@@ -23,7 +23,7 @@ from webapp.models import Avatar, User
 
 from .. import factories
 from ..conftest import SHARED_DATA
-from .conftest import sign_up
+from .conftest import FAKE_DEVICE_TIMING, sign_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 GRID = SHARED_DATA / "grid_s1"
@@ -40,7 +40,7 @@ WORKER = {
 def live_config(tmp_path):  # type: ignore[no-untyped-def]
     # the GRID speaker cannot read our statement: its key words are waived here only
     return {"VOICE_MIN_SAMPLES": CLIPS, "WORK_DIR": str(tmp_path / "work"),
-            "CONSENT_STATEMENT_WORDS": 0}  # fmt: skip
+            "CONSENT_STATEMENT_WORDS": 0, **FAKE_DEVICE_TIMING}  # fmt: skip
 
 
 @pytest.fixture

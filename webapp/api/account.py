@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify
 
 from .. import accounts, ratelimits
-from ..errors import InvalidInput
 from ..models import ApiToken
 from . import bp
 from .auth import api_token_id, api_user, token_required
-
-
-def _body(*fields: str) -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("Send a JSON object body with Content-Type: application/json.")
-    missing = [f for f in fields if not isinstance(body.get(f), str) or not body[f]]
-    if missing:
-        raise InvalidInput(f"Missing field(s): {', '.join(missing)}.", code="missing_fields")
-    return body
+from .routes import _json_body
 
 
 def _token_json(row: ApiToken, current: str) -> dict[str, Any]:
@@ -52,7 +42,7 @@ def revoke_token(token_id: str):  # type: ignore[no-untyped-def]
 @ratelimits.password_change
 def change_password():  # type: ignore[no-untyped-def]
     """Change your password; every other token and every browser session ends."""
-    body = _body("current_password", "new_password")
+    body = _json_body("current_password", "new_password")
     accounts.change_password(api_user(), body["current_password"], body["new_password"],
                              keep_token=api_token_id())  # fmt: skip
     return jsonify(status="changed")
@@ -62,7 +52,7 @@ def change_password():  # type: ignore[no-untyped-def]
 @ratelimits.reset_request
 def request_password_reset():  # type: ignore[no-untyped-def]
     """Mail a single-use reset link if the email has an account (same answer if not)."""
-    email = _body("email")["email"]
+    email = _json_body("email")["email"]
     accounts.request_password_reset(email)
     minutes = current_app.config["PASSWORD_RESET_TTL_MINUTES"]
     message = (
@@ -76,6 +66,6 @@ def request_password_reset():  # type: ignore[no-untyped-def]
 @ratelimits.reset_confirm
 def confirm_password_reset():  # type: ignore[no-untyped-def]
     """Set a new password with the emailed link's token; every session and token ends."""
-    body = _body("token", "password")
+    body = _json_body("token", "password")
     accounts.reset_password(body["token"], body["password"])
     return jsonify(status="changed")
