@@ -155,7 +155,7 @@ def test_verify_budget_and_busy_slots(make_app, stamped_media):
     from webapp import registry
 
     app = make_app(SIGNING_DIR=str(stamped_media.settings.signing_dir),
-                   WATERMARK_KEYS=stamped_media.watermark_keys, VERIFY_BUDGET_S=0.2,
+                   WATERMARK_KEYS=stamped_media.watermark_keys, VERIFY_BUDGET_S=0.001,
                    VERIFY_CONCURRENCY=1, VERIFY_QUEUE_S=0.05)  # fmt: skip
     client = app.test_client()
     slow = _post(client, stamped_media.stamped)
