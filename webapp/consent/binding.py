@@ -94,7 +94,9 @@ def _compute(upload: Upload) -> dict[str, np.ndarray]:
                 return {} if voice is None else {"voice": voice}
             return {"faces": face_embeddings(sample_frames(path, FOOTAGE_FACES))}
         except (media.MediaError, av.error.FFmpegError, ValueError, IndexError):  # type: ignore[attr-defined]
-            return {}  # shows nobody: footage like this is refused at the gate
+            # an unreadable file shows nobody; footage like this is refused at the gate
+            # (face_unverifiable), and training could not read it either
+            return {}
 
 
 def template(upload: Upload) -> dict[str, np.ndarray]:
