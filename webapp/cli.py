@@ -345,7 +345,7 @@ def worker(queues: str, burst: bool) -> None:
     """Run an RQ worker for QUEUES (jobs run in a forked child, one at a time)."""
     from rq import Worker
 
-    from pipeline.queue import connect, queue
+    from webapp.queue import connect, queue
 
     from . import jobs
 
@@ -422,7 +422,7 @@ def _web_server(app: Flask, host: str, port: int, threads: int):  # type: ignore
 @click.option("--threads", default=8, show_default=True, type=int, help="Web server threads.")
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the web app (waitress) and run worker processes for both queues."""
-    from pipeline.queue import stop_embedded
+    from webapp.queue import stop_embedded
 
     # SIGTERM (systemd, docker, kill) stops like Ctrl-C: workers finish, Redis shuts down.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -508,13 +508,10 @@ def jobs_cmd(limit: int, status: str | None, as_json: bool) -> None:
 
 def _run_inline(app: Flask, task: str, job_id: str, label: str) -> dict[str, object]:
     """Run a job function in this process (thread) with a progress bar from its row."""
-    from importlib import import_module
-
     from . import jobs
     from .models import Job
 
-    module, name = jobs.spec(task).func.rsplit(".", 1)
-    fn = getattr(import_module(module), name)
+    fn = jobs.kind(task).func
     outcome: dict[str, object] = {}
 
     def work() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from flask_login import UserMixin
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Integer,
@@ -29,6 +31,99 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
+
+# -- states: every stateful row's lifecycle, one StrEnum each (members compare equal to
+# their strings, so JSON and templates see plain values); the column is a VARCHAR with a
+# CHECK constraint listing exactly these values.
+
+
+class KycStatus(StrEnum):
+    """An account holder's identity verification (R1); also an identity check's verdict."""
+
+    UNVERIFIED = "unverified"  # never tried (accounts only)
+    PENDING = "pending"
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    NEEDS_REVIEW = "needs_review"
+
+
+class SubjectStatus(StrEnum):
+    PENDING = "pending"  # no verified consent yet
+    ACTIVE = "active"  # consent verified
+    REVOKED = "revoked"  # consent withdrawn: key shredded, nothing may be used again
+
+
+class ConsentStatus(StrEnum):
+    PENDING = "pending"
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    NEEDS_REVIEW = "needs_review"
+    REVOKED = "revoked"
+
+
+class AvatarStatus(StrEnum):
+    DRAFT = "draft"
+    TRAINING = "training"
+    READY = "ready"
+    FAILED = "failed"
+    REVOKED = "revoked"  # its subject withdrew consent
+    # a freeze is not a status: it suspends whatever state the avatar is in (frozen_at)
+
+
+class UploadStatus(StrEnum):
+    STORED = "stored"  # received, not probed yet
+    VALID = "valid"
+    INVALID = "invalid"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    STARTED = "started"
+    RETRYING = "retrying"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @classmethod
+    def active(cls) -> tuple[JobStatus, ...]:
+        return cls.QUEUED, cls.RETRYING, cls.STARTED
+
+
+class RenderStatus(StrEnum):
+    QUEUED = "queued"
+    RENDERING = "rendering"
+    READY = "ready"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"  # the speech check heard something else than the script
+    CANCELED = "canceled"
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"  # Checkout session created
+    PENDING = "pending"  # paid by a delayed method, not settled yet
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+
+
+class ReportStatus(StrEnum):
+    OPEN = "open"
+    DECIDED = "decided"
+
+
+def _state(states: type[StrEnum], name: str, default: StrEnum) -> Mapped[Any]:
+    """A status column: VARCHAR(16) with CHECK (value IN states), loaded as ``states``."""
+    kind = Enum(
+        states,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        validate_strings=True,
+        values_callable=lambda e: [m.value for m in e],
+    )
+    return mapped_column(kind, default=default, nullable=False)
 
 
 def utcnow() -> datetime:
@@ -61,8 +156,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
-    # unverified | pending | verified | rejected (identity verification, R1)
-    kyc_status: Mapped[str] = mapped_column(String(16), default="unverified", nullable=False)
+    kyc_status: Mapped[KycStatus] = _state(KycStatus, "ck_users_kyc_status", KycStatus.UNVERIFIED)
     # where signed event notifications go (training / render ended), and their HMAC key
     webhook_url: Mapped[str | None] = mapped_column(String(500))
     webhook_secret: Mapped[str | None] = mapped_column(String(64))
@@ -126,7 +220,9 @@ class Subject(db.Model):  # type: ignore[name-defined,misc]
     owner_id: Mapped[str] = _owner()
     display_name: Mapped[str] = mapped_column(String(120), nullable=False)
     relation: Mapped[str] = mapped_column(String(8), nullable=False)  # self | other
-    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
+    status: Mapped[SubjectStatus] = _state(
+        SubjectStatus, "ck_subjects_status", SubjectStatus.PENDING
+    )
     created_at: Mapped[datetime] = _created()
     key_destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -140,8 +236,7 @@ class IdentityCheck(db.Model):  # type: ignore[name-defined,misc]
     subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(String(32), nullable=False)
     provider_ref: Mapped[str | None] = mapped_column(String(255), index=True)
-    # pending | verified | rejected | needs_review
-    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
+    status: Mapped[KycStatus] = _state(KycStatus, "ck_identity_checks_status", KycStatus.PENDING)
     reasons: Mapped[list[str]] = _json(list)
     is_adult: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = _created()
@@ -177,8 +272,9 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
     passcode_sha256: Mapped[str | None] = mapped_column(String(64))
     challenge: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # cues, no digits
     passcode_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # pending | verified | rejected | needs_review | revoked
-    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
+    status: Mapped[ConsentStatus] = _state(
+        ConsentStatus, "ck_consent_records_status", ConsentStatus.PENDING
+    )
     reasons: Mapped[list[str]] = _json(list)
     scores: Mapped[dict[str, float] | None] = mapped_column(JSON)  # of the latest decision
     recording_upload_id: Mapped[str | None] = mapped_column(String(32))
@@ -200,8 +296,10 @@ class Avatar(db.Model):  # type: ignore[name-defined,misc]
     name: Mapped[str] = mapped_column(String(120), nullable=False)
     style: Mapped[str] = mapped_column(String(32), default="real2d", nullable=False)
     framing: Mapped[str] = mapped_column(String(16), default="half", nullable=False)
-    # draft | training | ready | failed | frozen
-    status: Mapped[str] = mapped_column(String(16), default="draft", nullable=False)
+    status: Mapped[AvatarStatus] = _state(AvatarStatus, "ck_avatars_status", AvatarStatus.DRAFT)
+    # set by trust & safety: no training, render or deployment until unfrozen (R21)
+    frozen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    frozen_reason: Mapped[str | None] = mapped_column(Text)
     quality: Mapped[dict[str, Any]] = _json()
     model_blob_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
@@ -231,7 +329,7 @@ class Upload(db.Model):  # type: ignore[name-defined,misc]
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     text: Mapped[str | None] = mapped_column(Text)  # transcript of a voice sample
-    status: Mapped[str] = mapped_column(String(16), default="stored", nullable=False)
+    status: Mapped[UploadStatus] = _state(UploadStatus, "ck_uploads_status", UploadStatus.STORED)
     info: Mapped[dict[str, Any]] = _json()  # probe results
     reasons: Mapped[list[str]] = _json(list)  # why it is invalid, if it is
     # the identity template (faces / voice) of this file, encrypted in the vault (R7)
@@ -248,8 +346,7 @@ class Job(db.Model):  # type: ignore[name-defined,misc]
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     queue: Mapped[str] = mapped_column(String(8), nullable=False)
     target_id: Mapped[str] = mapped_column(String(32), index=True, nullable=False)
-    # queued | started | retrying | finished | failed | canceled
-    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    status: Mapped[JobStatus] = _state(JobStatus, "ck_jobs_status", JobStatus.QUEUED)
     progress: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
     stage: Mapped[str] = mapped_column(String(64), default="queued", nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
@@ -271,8 +368,7 @@ class Render(db.Model):  # type: ignore[name-defined,misc]
     )
     script: Mapped[str] = mapped_column(Text, nullable=False)
     options: Mapped[dict[str, Any]] = _json()  # language, background, tone, style
-    # queued | rendering | ready | failed | quarantined | canceled
-    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    status: Mapped[RenderStatus] = _state(RenderStatus, "ck_renders_status", RenderStatus.QUEUED)
     content_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     output_blob_id: Mapped[str | None] = mapped_column(String(64))
     credits_reserved: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
@@ -307,8 +403,7 @@ class Order(db.Model):  # type: ignore[name-defined,misc]
     quantity: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     amount_cents: Mapped[int] = mapped_column(Integer, nullable=False)
     currency: Mapped[str] = mapped_column(String(3), default="eur", nullable=False)
-    # open | paid | failed | refunded | expired
-    status: Mapped[str] = mapped_column(String(16), default="open", nullable=False)
+    status: Mapped[OrderStatus] = _state(OrderStatus, "ck_orders_status", OrderStatus.OPEN)
     stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_payment_intent: Mapped[str | None] = mapped_column(String(255), index=True)
     created_at: Mapped[datetime] = _created()
@@ -350,7 +445,7 @@ class Report(db.Model):  # type: ignore[name-defined,misc]
     content_id: Mapped[str | None] = mapped_column(String(32), index=True)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     contact: Mapped[str | None] = mapped_column(String(254))
-    status: Mapped[str] = mapped_column(String(16), default="open", nullable=False)
+    status: Mapped[ReportStatus] = _state(ReportStatus, "ck_reports_status", ReportStatus.OPEN)
     due_by: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_at: Mapped[datetime] = _created()
 
