@@ -96,6 +96,7 @@ class RenderStatus(StrEnum):
     FAILED = "failed"
     QUARANTINED = "quarantined"  # the speech check heard something else than the script
     CANCELED = "canceled"
+    TAKEN_DOWN = "taken_down"  # removed by trust & safety: file deleted, registry row kept
 
 
 class OrderStatus(StrEnum):
@@ -108,8 +109,26 @@ class OrderStatus(StrEnum):
 
 
 class ReportStatus(StrEnum):
-    OPEN = "open"
+    OPEN = "open"  # waiting for a moderator; a legal hold on what it names (retention)
     DECIDED = "decided"
+
+
+class ReportCategory(StrEnum):
+    NOT_ME = "not_me"  # "it's me and I did not consent" (or the depicted person's flag)
+    FRAUD = "fraud"
+    HARMFUL = "harmful"
+    OTHER = "other"
+    APPEAL = "appeal"  # an account holder appealing a sanction
+
+
+class Sanction(StrEnum):
+    """The account sanctions ladder (R20), each step stricter than the one before."""
+
+    NONE = "none"
+    WARNING = "warning"  # shown to the user; nothing else changes
+    RESTRICTED = "restricted"  # no new avatars; renders wait for a moderator
+    SUSPENDED = "suspended"  # no training, rendering or deployment
+    CLOSED = "closed"  # the account is closed
 
 
 def _state(states: type[StrEnum], name: str, default: StrEnum) -> Mapped[Any]:
@@ -157,6 +176,10 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     kyc_status: Mapped[KycStatus] = _state(KycStatus, "ck_users_kyc_status", KycStatus.UNVERIFIED)
+    # the sanctions ladder (R20): the current step, why, and since when
+    sanction: Mapped[Sanction] = _state(Sanction, "ck_users_sanction", Sanction.NONE)
+    sanction_reason: Mapped[str | None] = mapped_column(Text)
+    sanctioned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # where signed event notifications go (training / render ended), and their HMAC key
     webhook_url: Mapped[str | None] = mapped_column(String(500))
     webhook_secret: Mapped[str | None] = mapped_column(String(64))
@@ -373,6 +396,7 @@ class Render(db.Model):  # type: ignore[name-defined,misc]
     output_blob_id: Mapped[str | None] = mapped_column(String(64))
     credits_reserved: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     created_at: Mapped[datetime] = _created()
+    taken_down_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ContentRecord(db.Model):  # type: ignore[name-defined,misc]
@@ -438,14 +462,37 @@ class StripeEvent(db.Model):  # type: ignore[name-defined,misc]
 
 
 class Report(db.Model):  # type: ignore[name-defined,misc]
-    """A public abuse / "deepfake of me" report (R21)."""
+    """A complaint (R21): a public abuse / "deepfake of me" report, a depicted person's
+    flag from their portal, or an account holder's appeal of a sanction.
+
+    The reporter follows it through a secret status link (only its SHA-256 is stored).
+    What the report resolves to (by the verifier, or the flagged render) is kept as ids;
+    while it is open it is a legal hold on them (retention deletes nothing it names)."""
 
     __tablename__ = "reports"
-    id: Mapped[str] = _id()
-    content_id: Mapped[str | None] = mapped_column(String(32), index=True)
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    id: Mapped[str] = _id()  # the ticket id shown to the reporter
+    status_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    category: Mapped[ReportCategory] = _state(
+        ReportCategory, "ck_reports_category", ReportCategory.OTHER
+    )
+    source: Mapped[str] = mapped_column(String(16), default="public", nullable=False)
+    priority: Mapped[int] = mapped_column(Integer, default=0, nullable=False)  # higher first
+    reason: Mapped[str] = mapped_column(Text, nullable=False)  # the reporter's own words
     contact: Mapped[str | None] = mapped_column(String(254))
+    link: Mapped[str | None] = mapped_column(String(500))  # where they saw it, as given
+    # what it resolves to (NULL: not ours); the verifier's answer for the attached file
+    content_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    render_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    avatar_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    subject_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    owner_id: Mapped[str | None] = mapped_column(String(32), index=True)  # the account
+    verification: Mapped[dict[str, Any]] = _json()
+    attachment_blob_id: Mapped[str | None] = mapped_column(String(64))  # vault, own key
     status: Mapped[ReportStatus] = _state(ReportStatus, "ck_reports_status", ReportStatus.OPEN)
+    outcome: Mapped[str | None] = mapped_column(String(32))  # dismissed | taken_down | ...
+    decision_note: Mapped[str | None] = mapped_column(Text)  # the moderator's stated reason
+    decided_by: Mapped[str | None] = mapped_column(String(32))  # admin user id
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     due_by: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_at: Mapped[datetime] = _created()
 

@@ -33,7 +33,11 @@ STATES = [
     ("avatars", "status", ("draft", "training", "ready", "failed", "revoked")),
     ("uploads", "status", ("stored", "valid", "invalid")),
     ("jobs", "status", ("queued", "started", "retrying", "finished", "failed", "canceled")),
-    ("renders", "status", ("queued", "rendering", "ready", "failed", "quarantined", "canceled")),
+    (
+        "renders",
+        "status",
+        ("queued", "rendering", "ready", "failed", "quarantined", "canceled", "taken_down"),
+    ),
     ("orders", "status", ("open", "pending", "paid", "failed", "expired", "refunded")),
     ("reports", "status", ("open", "decided")),
 ]
