@@ -40,7 +40,7 @@ from ..errors import Forbidden
 from ..extensions import db
 from ..jobs import Canceled, Progress, Stages, span
 from ..likeness import latest_consent
-from ..models import Avatar, AvatarStatus, Job, Render, RenderStatus
+from ..models import Avatar, AvatarStatus, Job, Render, RenderStatus, Upload
 from ..storage import vault
 from . import service
 
@@ -58,18 +58,27 @@ def _training_failed(job: Job) -> None:
 
 @jobs.job("train_avatar", queue="gpu", target=Avatar, likeness=True, on_failure=_training_failed)
 def train_avatar(job: Job, report: Progress) -> dict[str, Any]:
+    avatar = db.session.get(Avatar, job.target_id)
+    video, samples = service.training_inputs(avatar)
+    _one_person(avatar)
+    profile = current_app.config["TRAINING_PROFILE"]
+    stages = Stages(Path(current_app.config["WORK_DIR"]) / job.id, report)
+    stages.work.mkdir(parents=True, exist_ok=True)
+    _train_models(stages, avatar, video, samples, profile)
+    report(0.9, "quality report")
+    return _store_model(stages, avatar, profile)
+
+
+def _train_models(
+    stages: Stages, avatar: Avatar, video: Upload, samples: list[Upload], profile: str
+) -> None:
+    """sources -> face ingest -> voice model -> face model, each resumable."""
     from pipeline.face import ingest as face_ingest
     from pipeline.face import train as face_train
     from pipeline.voice import train as voice_train
     from pipeline.voice.model import settings_for
 
-    avatar = db.session.get(Avatar, job.target_id)
-    video, samples = service.training_inputs(avatar)
-    _one_person(avatar)
-    profile = current_app.config["TRAINING_PROFILE"]
-    work = Path(current_app.config["WORK_DIR"]) / job.id
-    work.mkdir(parents=True, exist_ok=True)
-    stages = Stages(work, report)
+    work = stages.work
 
     def sources(out: Path, progress: Progress) -> None:
         vault().export(avatar.subject_id, video.blob_id, out / "video.mp4")
@@ -77,55 +86,47 @@ def train_avatar(job: Job, report: Progress) -> dict[str, Any]:
             vault().export(avatar.subject_id, sample.blob_id, out / f"take{n:03d}.wav")
             (out / f"take{n:03d}.txt").write_text(sample.text or "")
 
+    def face(out: Path, progress: Progress) -> None:
+        face_ingest.ingest([work / "sources" / "video.mp4"], out, profile, progress)
+
+    def voice(out: Path, progress: Progress) -> None:
+        takes = voice_train.takes_in(work / "sources")
+        voice_train.train(takes, out, settings_for(profile), progress)
+
+    def face_model(out: Path, progress: Progress) -> None:
+        face_train.train(work / "face", profile, None, progress)
+
     stages.run("sources", 0.01, 0.02, sources)
-    face = stages.run(
-        "face",
-        0.02,
-        0.25,
-        lambda out, progress: face_ingest.ingest(
-            [work / "sources" / "video.mp4"], out, profile, progress
-        ),
-    )
-    stages.run(
-        "voice",
-        0.25,
-        0.55,
-        lambda out, progress: voice_train.train(
-            voice_train.takes_in(work / "sources"), out, settings_for(profile), progress
-        ),
-    )
-    stages.run(
-        "face-model",
-        0.55,
-        0.9,
-        lambda out, progress: face_train.train(face, profile, None, progress),
-        folder=face / "model",
-    )
-    report(0.9, "quality report")
+    stages.run("face", 0.02, 0.25, face)
+    stages.run("voice", 0.25, 0.55, voice)
+    stages.run("face-model", 0.55, 0.9, face_model, folder=work / "face" / "model")
+
+
+def _store_model(stages: Stages, avatar: Avatar, profile: str) -> dict[str, Any]:
+    """Quality report and model stored encrypted in one step; the plaintext work removed."""
     began = time.perf_counter()
-    quality = _quality(work, avatar)
-    model_blob = _pack(work, avatar.subject_id)
-    quality["timings_s"] = {
-        **stages.timings(),
-        "quality+pack": round(time.perf_counter() - began, 1),
-    }
+    quality = _quality(stages.work, avatar)
+    model_blob = _pack(stages.work, avatar.subject_id)
+    pack_s = round(time.perf_counter() - began, 1)
+    quality["timings_s"] = {**stages.timings(), "quality+pack": pack_s}
     avatar.model_blob_id, avatar.quality, avatar.status = model_blob, quality, AvatarStatus.READY
     record_event(
         EventTag.AVATAR_TRAINED,
         actor_id=avatar.owner_id,
         data={"avatar": avatar.id, "model": model_blob, "profile": profile},
     )
+    summary = quality["summary"]
     webhooks.notify(
         avatar.owner_id,
         "avatar.training.finished",
-        {"avatar_id": avatar.id, "status": "ready", "summary": quality["summary"]},
+        {"avatar_id": avatar.id, "status": "ready", "summary": summary},
     )
     db.session.commit()
-    shutil.rmtree(work, ignore_errors=True)  # plaintext sources and intermediates
+    shutil.rmtree(stages.work, ignore_errors=True)  # plaintext sources and intermediates
     return {
         "avatar_id": avatar.id,
         "profile": profile,
-        "summary": quality["summary"],
+        "summary": summary,
         "timings_s": quality["timings_s"],
     }
 
