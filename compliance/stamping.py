@@ -11,7 +11,6 @@ import hashlib
 import math
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +21,8 @@ from . import aigc, audio_watermark, media, provenance
 from .keys import SigningKeys
 from .labels import Labeler, LabelOptions, notice_audio
 from .payload import PayloadCodec
+from .progress import Progress
 from .watermark import VideoWatermarkOptions, embed_frame
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,12 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from compliance import media
+from compliance.progress import Progress
 
 from . import features
 from . import landmarks as lm
 from .profiles import FaceProfile, profile
 
-Progress = Callable[[float, str], None]
 CROP_BOX = (-0.8, 0.3, 0.8, 1.9)  # canonical x0, y0, x1, y1 of the lower face (IOD units)
 MANIFEST = "manifest.json"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from compliance import media
+from compliance.progress import Progress
 from compliance.stamping import ComplianceSettings, ContentRecord, ContentSpec, stamp
 
 from . import features, ingest
@@ -34,7 +35,6 @@ from . import landmarks as lm
 from .composite import Compositor, Options
 from .train import Trained, load_checkpoint, predict
 
-Progress = Callable[[float, str], None]
 MOUTH_CENTRE = (0.0, 1.12)  # canonical centre of the blended region (IOD units)
 MOUTH_RADII = (0.56, 0.48)
 

@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from compliance.progress import Progress
+
 from . import features, ingest
 from . import landmarks as lm
 from .model import AudioToShape, Ensemble, LipSpace, RidgeBaseline
 from .profiles import FaceProfile, profile
 
-Progress = Callable[[float, str], None]
 SEGMENT = 250  # frames: long recordings are cut into segments of about 10 s
 GAIN_DB = 6.0  # random level change of the training audio (log-mel shift)
 LIP_UP, LIP_LO = lm.SHAPE.index(lm.LIP_UP), lm.SHAPE.index(lm.LIP_LO)

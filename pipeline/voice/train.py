@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from compliance.media import audio
+from compliance.progress import Progress
 
 from .features import RATE, World, analyse, base_voice, dtw_path
 from .model import Net, VoiceModel, VoiceSettings, source_frames, stack, target_frames
 from .speech import Alignment, align
 
-Progress = Callable[[float, str], None]
 T = TypeVar("T")
 R = TypeVar("R")
 FRAME_S_WORLD = 0.005  # WORLD frame period in seconds
