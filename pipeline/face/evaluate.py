@@ -62,7 +62,7 @@ def prepare(train_dir: Path, profile: str, work: Path) -> dict[str, float]:
     started = time.perf_counter()
     ingest.ingest(clips_in(train_dir), work, profile, progress=_ingest_progress)
     ingested = time.perf_counter()
-    train.train(work, profile, progress=lambda f, m: log(f"train {100 * f:.0f}%: {m}"))
+    train.train(work, work / "model", profile, lambda f, m: log(f"train {100 * f:.0f}%: {m}"))
     done = time.perf_counter()
     return {"ingest_seconds": ingested - started, "train_seconds": done - ingested}
 

@@ -88,11 +88,6 @@ def apply(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ affine[:, :2].T + affine[:, 2]
 
 
-def invert(affine: np.ndarray) -> np.ndarray:
-    full = np.vstack([affine, [0.0, 0.0, 1.0]])
-    return np.linalg.inv(full)[:2].astype(np.float32)
-
-
 def fill_missing(tracks: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
     """Fill frames without a face from the nearest detected one: (points, found mask)."""
     found = np.array([p is not None for p in tracks])

@@ -1,8 +1,9 @@
 """Training of the audio -> shape model: fixed skeleton, atomic checkpoints, quality report.
 
-``train(ingest_dir)`` builds the data (normalised log-mel and PCA coefficients per
-segment, the last segments held back), builds the model, runs the epochs keeping the best
-state on the held-back segments, and writes into ``<ingest_dir>/model/``:
+``train(work_dir, out_dir, profile)`` builds the data (normalised log-mel and PCA
+coefficients per segment, the last segments held back), builds the model, runs the epochs
+keeping the best state on the held-back segments, and writes into ``out_dir`` (rendering
+reads ``<work_dir>/model/``):
 
 - ``model.pt`` (+ ``model.pt.sha256``): the ensemble's state dict (a checkpoint after
   each member), profile, PCA space, mel statistics,
@@ -27,10 +28,10 @@ import torch
 
 from compliance.progress import Progress
 
-from . import features, ingest
+from . import features, ingest, profiles
 from . import landmarks as lm
 from .model import AudioToShape, Ensemble, LipSpace, RidgeBaseline
-from .profiles import FaceProfile, profile
+from .profiles import FaceProfile
 
 SEGMENT = 250  # frames: long recordings are cut into segments of about 10 s
 GAIN_DB = 6.0  # random level change of the training audio (log-mel shift)
@@ -129,21 +130,23 @@ def evaluate_split(data: Data, fn: Callable[[np.ndarray], np.ndarray]) -> dict[s
 
 
 def train(
-    ingest_dir: str | os.PathLike[str],
-    settings: FaceProfile | str = "cpu",
-    out_dir: str | os.PathLike[str] | None = None,
+    source_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    profile: str | FaceProfile = "cpu",
     progress: Progress | None = None,
-) -> Path:
-    """Train on an ingested work dir; return the checkpoint path."""
-    cfg = profile(settings)
+) -> tuple[Path, dict[str, Any]]:
+    """Train on an ingested work dir (``source_dir``); write model.pt, report.json and
+    loss.png into ``out_dir`` (rendering looks in ``<work dir>/model``); return the
+    checkpoint and the report. ``progress`` defaults to silence."""
+    cfg = profiles.profile(profile)
     report = progress or (lambda fraction, message: None)
     torch.set_num_threads(max(1, min(cfg.threads, 2)))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    out = Path(out_dir) if out_dir else Path(ingest_dir) / "model"
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    data = build_data(Path(ingest_dir), cfg)
+    data = build_data(Path(source_dir), cfg)
     model = Ensemble(cfg, len(data.space.scale))
     untrained = evaluate_split(data, lambda mel: predict(model.eval(), mel))
     history: dict[str, list[float]] = {}
@@ -173,7 +176,7 @@ def train(
     (out / "report.json").write_text(json.dumps(quality, indent=1))
     plot_losses(history, out / "loss.png")
     report(1.0, f"trained in {quality['train_seconds']} s")
-    return out / "model.pt"
+    return out / "model.pt", quality
 
 
 def _run(model: AudioToShape, data: Data, cfg: FaceProfile, rng: np.random.Generator,

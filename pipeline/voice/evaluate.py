@@ -30,7 +30,7 @@ from .features import (
     dtw_path,
     mel_cepstral_distortion,
 )
-from .model import VoiceModel, settings_for
+from .model import VoiceModel
 from .pitch import crepe_f0
 from .speech import speech_segments
 from .synthesize import render_sentence
@@ -117,11 +117,10 @@ def _peak_mb() -> float:
 def evaluate(
     train_dir: str | Path, heldout_dir: str | Path, profile: str = "cpu"
 ) -> dict[str, Any]:
-    settings = settings_for(profile)
     heldout = takes_in(heldout_dir)
     with tempfile.TemporaryDirectory(prefix="dhf-voice-") as tmp:
         began = time.perf_counter()
-        checkpoint, report = train(takes_in(train_dir), tmp, settings)
+        checkpoint, report = train(train_dir, tmp, profile)
         train_s = time.perf_counter() - began
         model = VoiceModel.load(checkpoint)
     real, gen, base = [], [], []

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..profiles import lookup
 from .features import World, interpolate_lf0
 
 
@@ -63,10 +64,9 @@ PROFILES = {
 }  # fmt: skip
 
 
-def settings_for(profile: str) -> VoiceSettings:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown voice profile {profile!r}: one of {', '.join(PROFILES)}")
-    return PROFILES[profile]
+def settings_for(profile: str | VoiceSettings) -> VoiceSettings:
+    """The named voice profile (or the given settings)."""
+    return lookup("voice", PROFILES, profile)
 
 
 class Net(nn.Module):

@@ -26,7 +26,15 @@ from compliance.media import audio
 from compliance.progress import Progress
 
 from .features import RATE, World, analyse, base_voice, dtw_path
-from .model import Net, VoiceModel, VoiceSettings, source_frames, stack, target_frames
+from .model import (
+    Net,
+    VoiceModel,
+    VoiceSettings,
+    settings_for,
+    source_frames,
+    stack,
+    target_frames,
+)
 from .speech import Alignment, align
 
 T = TypeVar("T")
@@ -247,7 +255,8 @@ class Trainer:
         return xs, ys
 
     def fit(self, xs: list[np.ndarray], ys: list[np.ndarray], start: float, span: float) -> None:
-        """One alignment pass of training; the last sentence in 20 is held out for val loss."""
+        """One alignment pass of training; the first sentence in every 20 (0, 20, 40, ...) is held
+        out for the validation loss."""
         s, dev = self.s, self.device
         val = set(range(0, len(xs), 20)) if len(xs) >= 5 else set()
 
@@ -300,15 +309,18 @@ class Trainer:
 
 
 def train(
-    takes: Sequence[Take],
+    source_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
-    settings: VoiceSettings,
-    progress: Progress = log,
+    profile: str | VoiceSettings = "cpu",
+    progress: Progress | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Train on ``takes``; writes voice.pt, report.json and report.png into ``out_dir``."""
+    """Train on the takes in ``source_dir`` (see ``takes_in``); write voice.pt, report.json
+    and report.png into ``out_dir``; return the checkpoint and the report. ``progress``
+    defaults to a line on stderr per step."""
     began = time.perf_counter()
-    trainer = Trainer(settings, progress)
-    trainer.data(takes)
+    progress = progress or log
+    trainer = Trainer(settings_for(profile), progress)
+    trainer.data(takes_in(source_dir))
     progress(0.45, "pairing frames by forced alignment")
     xs, ys = trainer.pairs()
     trainer.fit(xs, ys, 0.45, 0.5)
