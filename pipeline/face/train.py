@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from compliance.progress import Progress
@@ -41,11 +42,13 @@ LIP_UP, LIP_LO = lm.SHAPE.index(lm.LIP_UP), lm.SHAPE.index(lm.LIP_LO)
 @dataclass
 class Data:
     space: LipSpace
-    mel_mean: np.ndarray
-    mel_std: np.ndarray
-    train: list[tuple[np.ndarray, np.ndarray]]  # (normalised mel (4T, 80), coefs (T, K))
-    val: list[tuple[np.ndarray, np.ndarray]]
-    neutral: np.ndarray  # (K,) closed mouth in silence
+    mel_mean: npt.NDArray[Any]
+    mel_std: npt.NDArray[Any]
+    train: list[
+        tuple[npt.NDArray[Any], npt.NDArray[Any]]
+    ]  # (normalised mel (4T, 80), coefs (T, K))
+    val: list[tuple[npt.NDArray[Any], npt.NDArray[Any]]]
+    neutral: npt.NDArray[Any]  # (K,) closed mouth in silence
 
 
 def segments(manifest: dict[str, Any]) -> list[tuple[int, int]]:
@@ -71,7 +74,7 @@ def build_data(ingest_dir: Path, cfg: FaceProfile) -> Data:
     mel_std = mel[frames].reshape(-1, features.N_MELS).std(0) + 1e-3
     coefs = space.encode(arrays["shapes"])
 
-    def piece(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    def piece(a: int, b: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
         rows = (mel[a:b].reshape(-1, features.N_MELS) - mel_mean) / mel_std
         return rows.astype(np.float32), coefs[a:b]
 
@@ -84,7 +87,9 @@ def build_data(ingest_dir: Path, cfg: FaceProfile) -> Data:
     return Data(space, mel_mean, mel_std, train, val, neutral.astype(np.float32))
 
 
-def _batch(data: Data, cfg: FaceProfile, rng: np.random.Generator):
+def _batch(
+    data: Data, cfg: FaceProfile, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     mels, ys = [], []
     for _ in range(cfg.batch):
         mel, y = data.train[rng.integers(len(data.train))]
@@ -106,14 +111,16 @@ def shape_loss(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor) ->
     return (err**2).mean() + 0.5 * (vel**2).mean()
 
 
-def predict(model: torch.nn.Module, mel: np.ndarray) -> np.ndarray:
+def predict(model: torch.nn.Module, mel: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """(4T, 80) normalised mel -> (T, K) coefficients."""
     with torch.no_grad():
         out = model(torch.from_numpy(np.ascontiguousarray(mel.T))[None].float())
     return out[0].T.numpy()
 
 
-def evaluate_split(data: Data, fn: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
+def evaluate_split(
+    data: Data, fn: Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
+) -> dict[str, float]:
     """Held-back landmark RMSE (IOD units) and lip-gap correlation of a predictor."""
     parts = data.val or data.train
     errs, corrs = [], []
@@ -258,9 +265,9 @@ class Trained:
     cfg: FaceProfile
     model: Ensemble
     space: LipSpace
-    mel_mean: np.ndarray
-    mel_std: np.ndarray
-    neutral: np.ndarray
+    mel_mean: npt.NDArray[Any]
+    mel_std: npt.NDArray[Any]
+    neutral: npt.NDArray[Any]
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Trained:

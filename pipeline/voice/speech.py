@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .text import pronounce, words
 
@@ -27,7 +28,7 @@ def _vad_model() -> Any:
     return load_silero_vad(onnx=True)
 
 
-def speech_segments(samples: np.ndarray) -> list[tuple[int, int]]:
+def speech_segments(samples: npt.NDArray[Any]) -> list[tuple[int, int]]:
     """Silero VAD speech regions as (start, end) sample indices."""
     import torch
     from silero_vad import get_speech_timestamps
@@ -42,7 +43,7 @@ def speech_segments(samples: np.ndarray) -> list[tuple[int, int]]:
     return [(int(s["start"]), int(s["end"])) for s in stamps]
 
 
-def _pcm(samples: np.ndarray) -> bytes:
+def _pcm(samples: npt.NDArray[Any]) -> bytes:
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
@@ -90,13 +91,13 @@ class Alignment:
         return sum(1 for p in self.phones if p[0] != "SIL")
 
 
-def align(samples: np.ndarray, text: str) -> Alignment | None:
+def align(samples: npt.NDArray[Any], text: str) -> Alignment | None:
     """Force-align ``text`` to 16 kHz speech; None when pocketsphinx finds no path."""
     with _LOCK:
         return _align(_decoder(), samples, text)
 
 
-def _align(decoder: Any, samples: np.ndarray, text: str) -> Alignment | None:
+def _align(decoder: Any, samples: npt.NDArray[Any], text: str) -> Alignment | None:
     spoken = []
     for w in words(text):
         pron = pronounce(w)
