@@ -14,7 +14,7 @@ _EXPORTS = {
     "stamp": "stamping",
     "ComplianceSettings": "stamping",
     "ContentSpec": "stamping",
-    "ContentRecord": "stamping",
+    "StampRecord": "stamping",
     "verify": "verification",
     "Verification": "verification",
 }

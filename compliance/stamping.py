@@ -57,7 +57,7 @@ class ContentSpec:
 
 
 @dataclass(frozen=True)
-class ContentRecord:
+class StampRecord:
     """What the registry stores about one stamped file (R15)."""
 
     content_id: str
@@ -76,7 +76,7 @@ def stamp(
     content: ContentSpec,
     settings: ComplianceSettings,
     progress: Progress | None = None,
-) -> ContentRecord:
+) -> StampRecord:
     """Label, watermark, encode, tag and sign ``source`` into ``output``."""
     report = progress or (lambda fraction, stage: None)
     facts = media.video_facts(source)
@@ -104,7 +104,7 @@ def stamp(
         digest = hashlib.sha256(signed.read_bytes()).hexdigest()
         os.replace(signed, output)
     report(1.0, "stamped")
-    return ContentRecord(
+    return StampRecord(
         content_id=content.content_id,
         produce_id=content.content_id,
         watermark_id=content.watermark_id,

@@ -36,6 +36,7 @@ from sqlalchemy import select, union, update
 from sqlalchemy.exc import IntegrityError
 
 from compliance.audit import EventTag
+from compliance.progress import Progress
 
 from . import likeness
 from . import queue as q
@@ -54,7 +55,6 @@ from .models import (
     utcnow,
 )
 
-Progress = Callable[[float, str], None]
 JobBody = Callable[[Job, Progress], dict[str, Any]]
 
 

@@ -59,7 +59,7 @@ class VerifyBusy(DomainError):
 
 
 def register(
-    record: stamping.ContentRecord,
+    record: stamping.StampRecord,
     *,
     owner_id: str,
     avatar_id: str | None = None,

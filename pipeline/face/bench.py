@@ -26,9 +26,9 @@ from compliance.payload import PayloadCodec
 from compliance.watermark import embed_frame
 
 from . import features
-from .composite import Compositor, Options
+from .composite import CompositeOptions, Compositor
 from .evaluate import clips_in, log, prepare, work_root
-from .render import Avatar, Timer, iter_frames
+from .render import FaceRig, Timer, iter_frames
 
 BENCH_KEY = ("bench", bytes(32))  # a throwaway watermark key: timing only
 
@@ -52,10 +52,10 @@ def bench(
     if trained_now:
         log(f"no trained {profile} model in {work}: training one first")
         prepare(Path(data_dir) / "train", profile, work)
-    avatar = Avatar.load(work)
+    avatar = FaceRig.load(work)
     samples = script_audio(Path(data_dir) / "heldout", seconds)
     timer = Timer()
-    compositor = Compositor(avatar, Options(size=(size, size), framing="half",
+    compositor = Compositor(avatar, CompositeOptions(size=(size, size), framing="half",
                                             background=(32, 96, 160), tone="warm"))  # fmt: skip
     labeler = Labeler(size, size)
     bits = PayloadCodec([BENCH_KEY]).encode("0123456789abcdef")

@@ -1,6 +1,6 @@
 """Compositing of rendered frames: framing, background, colour tone, 3D LUT, cartoon style.
 
-``Compositor(avatar, Options(...)).apply(rgb)`` turns a source-size RGB frame into the
+``Compositor(avatar, CompositeOptions(...)).apply(rgb)`` turns a source-size RGB frame into the
 output frame. Framing is fixed per render from the footage's median face box (no jitter):
 ``half`` (head and shoulders to mid-torso), ``full`` (the whole frame, when Pose finds
 both ankles in the footage; otherwise half), ``source`` (largest crop of the output aspect
@@ -25,7 +25,7 @@ TONES = ("natural", "warm", "cool", "vivid", "soft", "mono")
 
 
 @dataclass(frozen=True)
-class Options:
+class CompositeOptions:
     size: tuple[int, int] | None = None  # output (width, height); None keeps the crop's size
     framing: str = "source"  # "source" | "half" | "full"
     background: tuple[int, int, int] | str | None = None  # RGB colour or image path; None keeps
@@ -167,9 +167,9 @@ def framing_box(points: npt.NDArray[Any], frame: tuple[int, int], framing: str, 
 
 
 class Compositor:
-    """Applies one Options to every frame of a render."""
+    """Applies one CompositeOptions to every frame of a render."""
 
-    def __init__(self, avatar: Any, options: Options) -> None:
+    def __init__(self, avatar: Any, options: CompositeOptions) -> None:
         self.options = options
         w, h = avatar.manifest["size"]
         out = options.size or (w, h)

@@ -35,7 +35,7 @@ from compliance import media
 
 from . import features, ingest, train
 from . import landmarks as lm
-from .render import Avatar, Timer, render_frames, template_indices
+from .render import FaceRig, Timer, render_frames, template_indices
 
 MOUTH_BOX = (-0.45, 0.62, 0.45, 1.22)
 BOX_SCALE = 96.0
@@ -145,7 +145,7 @@ def evaluate(
     work = work_root(profile)
     log(f"profile {profile}: ingest + train on {train_dir} (work dir {work})")
     timings = prepare(Path(train_dir), profile, work)
-    avatar = Avatar.load(work)
+    avatar = FaceRig.load(work)
     per_clip: dict[str, list[dict[str, Any]]] = {"model": [], "template": []}
     render_s, rendered = 0.0, 0
     heldout = clips_in(Path(heldout_dir))

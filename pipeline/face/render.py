@@ -29,11 +29,11 @@ from scipy.ndimage import gaussian_filter1d
 
 from compliance import media
 from compliance.progress import Progress
-from compliance.stamping import ComplianceSettings, ContentRecord, ContentSpec, stamp
+from compliance.stamping import ComplianceSettings, ContentSpec, StampRecord, stamp
 
 from . import features, ingest
 from . import landmarks as lm
-from .composite import Compositor, Options
+from .composite import CompositeOptions, Compositor
 from .train import Trained, load_checkpoint, predict
 
 MOUTH_CENTRE = (0.0, 1.12)  # canonical centre of the blended region (IOD units)
@@ -41,7 +41,7 @@ MOUTH_RADII = (0.56, 0.48)
 
 
 @dataclass
-class Avatar:
+class FaceRig:
     """An ingested footage dir and its trained model, ready to render."""
 
     work: Path
@@ -52,7 +52,7 @@ class Avatar:
     usable: npt.NDArray[Any]  # (N,) frames whose face was detected (retrieval candidates)
 
     @classmethod
-    def load(cls, ingest_dir: Path | str, checkpoint: Path | str | None = None) -> Avatar:
+    def load(cls, ingest_dir: Path | str, checkpoint: Path | str | None = None) -> FaceRig:
         work = Path(ingest_dir)
         manifest, arrays = ingest.load(work)
         trained = load_checkpoint(checkpoint or work / "model" / "model.pt")
@@ -82,7 +82,7 @@ class Timer:
 
 
 def predict_shapes(
-    avatar: Avatar, samples: npt.NDArray[Any], rate: int, n_frames: int
+    avatar: FaceRig, samples: npt.NDArray[Any], rate: int, n_frames: int
 ) -> npt.NDArray[Any]:
     """(T, K) shape coefficients for the audio: model, smoothing, silence gating."""
     t = avatar.trained
@@ -102,7 +102,7 @@ def gate_silence(
     return (1 - weight) * coefs + weight * trained.neutral[None]
 
 
-def select_mouths(avatar: Avatar, coefs: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def select_mouths(avatar: FaceRig, coefs: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Training frame per output frame: nearest shapes, Viterbi-smoothed.
 
     Continuing the previous choice's clip (next frame) or holding it costs nothing;
@@ -164,7 +164,7 @@ def mouth_mask(cfg_scale: float, feather: float, size: tuple[int, int]) -> npt.N
 class Blender:
     """Pastes stabilised mouth crops into template frames."""
 
-    def __init__(self, avatar: Avatar) -> None:
+    def __init__(self, avatar: FaceRig) -> None:
         self.avatar = avatar
         self.scale = float(avatar.manifest["crop_scale"])
         self.size = tuple(avatar.manifest["crop_size"])
@@ -228,11 +228,11 @@ class Plan:
     offsets: npt.NDArray[Any]  # (T, 2) predicted minus retrieved lip centre (canonical units)
 
 
-def frame_count(avatar: Avatar, samples: npt.NDArray[Any], rate: int) -> int:
+def frame_count(avatar: FaceRig, samples: npt.NDArray[Any], rate: int) -> int:
     return max(1, int(round(len(samples) / rate * avatar.fps)))
 
 
-def plan(avatar: Avatar, samples: npt.NDArray[Any], rate: int, start: int = 0, n: int = 0) -> Plan:
+def plan(avatar: FaceRig, samples: npt.NDArray[Any], rate: int, start: int = 0, n: int = 0) -> Plan:
     n = n or frame_count(avatar, samples, rate)
     coefs = predict_shapes(avatar, samples, rate, n)
     mouths = select_mouths(avatar, coefs)
@@ -244,7 +244,7 @@ def plan(avatar: Avatar, samples: npt.NDArray[Any], rate: int, start: int = 0, n
 
 
 def iter_frames(
-    avatar: Avatar,
+    avatar: FaceRig,
     samples: npt.NDArray[Any],
     rate: int,
     start: int = 0,
@@ -264,25 +264,25 @@ def iter_frames(
 
 
 def render_frames(
-    avatar: Avatar, samples: npt.NDArray[Any], rate: int, **options: Any
+    avatar: FaceRig, samples: npt.NDArray[Any], rate: int, **options: Any
 ) -> list[npt.NDArray[Any]]:
     """``iter_frames`` as a list (``start``, ``timer``, ``n_frames`` as there)."""
     return list(iter_frames(avatar, samples, rate, **options))
 
 
 def render_video(
-    avatar: Avatar,
+    avatar: FaceRig,
     samples: npt.NDArray[Any],
     rate: int,
     output: str | os.PathLike[str],
     content: ContentSpec,
     settings: ComplianceSettings,
-    composite: Options | None = None,
+    composite: CompositeOptions | None = None,
     progress: Progress | None = None,
-) -> ContentRecord:
+) -> StampRecord:
     """Render, composite, encode and stamp the final MP4 (the record for the registry)."""
     report = progress or (lambda fraction, message: None)
-    compositor = Compositor(avatar, composite or Options())
+    compositor = Compositor(avatar, composite or CompositeOptions())
     total = frame_count(avatar, samples, rate)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,6 @@ def _train_models(
     from pipeline.face import ingest as face_ingest
     from pipeline.face import train as face_train
     from pipeline.voice import train as voice_train
-    from pipeline.voice.model import settings_for
 
     work = stages.work
 
@@ -90,11 +89,10 @@ def _train_models(
         face_ingest.ingest([work / "sources" / "video.mp4"], out, profile, progress)
 
     def voice(out: Path, progress: Progress) -> None:
-        takes = voice_train.takes_in(work / "sources")
-        voice_train.train(takes, out, settings_for(profile), progress)
+        voice_train.train(work / "sources", out, profile, progress)
 
     def face_model(out: Path, progress: Progress) -> None:
-        face_train.train(work / "face", profile, None, progress)
+        face_train.train(work / "face", out, profile, progress)
 
     stages.run("sources", 0.01, 0.02, sources)
     stages.run("face", 0.02, 0.25, face)
@@ -214,10 +212,10 @@ STYLE = {"real2d": "real", "cartoon2d": "cartoon"}  # API style -> the composito
 
 def composite_options(options: dict[str, Any]) -> Any:
     """The compositor's options from a render's stored (already validated) options."""
-    from pipeline.face.composite import Options
+    from pipeline.face.composite import CompositeOptions
 
     background = options.get("background", "original")
-    return Options(
+    return CompositeOptions(
         framing=options.get("framing", "half"),
         background=None if background == "original" else _rgb(background),
         tone=options.get("tone", "natural"),
@@ -281,8 +279,7 @@ def render(job: Job, report: Progress) -> dict[str, Any]:
 def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
     """Synthesize the script in the avatar's voice, render and stamp the video, and hear
     it back (speech check)."""
-    from pipeline.face.render import Avatar as FaceAvatar
-    from pipeline.face.render import render_video
+    from pipeline.face.render import FaceRig, render_video
     from pipeline.voice.synthesize import synthesize
 
     began, timings = time.perf_counter(), {}
@@ -299,7 +296,7 @@ def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
     settings = registry.compliance_settings()
     content = ContentSpec(uuid.uuid4().hex, new_watermark_id())
     stamped = render_video(
-        FaceAvatar.load(model / "face"),
+        FaceRig.load(model / "face"),
         samples,
         rate,
         out,

@@ -11,23 +11,23 @@ import torch
 from pipeline.face import ingest, train
 from pipeline.face import landmarks as lm
 from pipeline.face.model import AudioToShape
-from pipeline.face.render import Avatar, render_frames
+from pipeline.face.render import FaceRig, render_frames
 from pipeline.face.train import LIP_LO, LIP_UP, load_checkpoint, predict
 
 from . import synthetic
 
 
 @pytest.fixture(scope="module")
-def avatar(tmp_path_factory: pytest.TempPathFactory) -> Avatar:
+def avatar(tmp_path_factory: pytest.TempPathFactory) -> FaceRig:
     """The tiny profile trained on 16 s of the synthetic talking face."""
     root = tmp_path_factory.mktemp("face")
     synthetic.talking_video(root / "train.mp4", 16.0, seed=1)
     ingest.ingest([root / "train.mp4"], root / "work", "tiny")
     train.train(root / "work", root / "work" / "model", "tiny")
-    return Avatar.load(root / "work")
+    return FaceRig.load(root / "work")
 
 
-def predicted_opening(model: AudioToShape, avatar: Avatar, samples: np.ndarray) -> np.ndarray:
+def predicted_opening(model: AudioToShape, avatar: FaceRig, samples: np.ndarray) -> np.ndarray:
     """Inner-lip gap of the model's shape for ``samples`` (canonical units)."""
     from pipeline.face import features
 
@@ -38,7 +38,7 @@ def predicted_opening(model: AudioToShape, avatar: Avatar, samples: np.ndarray) 
     return shapes[:, LIP_LO, 1] - shapes[:, LIP_UP, 1]
 
 
-def test_tiny_model_learns_the_mouth_from_the_audio(avatar: Avatar) -> None:
+def test_tiny_model_learns_the_mouth_from_the_audio(avatar: FaceRig) -> None:
     env = synthetic.envelope(8.0, seed=99)  # audio the model never heard
     samples = synthetic.speech(env, seed=99)
     truth = synthetic.openings(env, int(8.0 * synthetic.FPS))
@@ -57,7 +57,7 @@ def test_tiny_model_learns_the_mouth_from_the_audio(avatar: Avatar) -> None:
     assert (avatar.work / "model" / "loss.png").stat().st_size > 1000
 
 
-def test_rendering_silence_keeps_the_mouth_closed(avatar: Avatar) -> None:
+def test_rendering_silence_keeps_the_mouth_closed(avatar: FaceRig) -> None:
     speaking = synthetic.speech(synthetic.envelope(3.0, seed=5), seed=5)
     frames = render_frames(avatar, np.zeros(2 * synthetic.RATE, np.float32), synthetic.RATE)
     talking = render_frames(avatar, speaking, synthetic.RATE)
@@ -68,30 +68,32 @@ def test_rendering_silence_keeps_the_mouth_closed(avatar: Avatar) -> None:
     assert talking_gap.max() > closed + 0.5 * (wide - closed)  # the mouth does move with speech
 
 
-def avatar_openings(avatar: Avatar) -> np.ndarray:
+def avatar_openings(avatar: FaceRig) -> np.ndarray:
     return lm.opening(avatar.arrays["points"])
 
 
-def test_ingest_writes_a_manifest_with_loop_points(avatar: Avatar) -> None:
+def test_ingest_writes_a_manifest_with_loop_points(avatar: FaceRig) -> None:
     manifest = avatar.manifest
     assert manifest["frames"] == 400 and manifest["face_found"] > 0.95
     assert manifest["clips"][0]["loop_points"], "the pauses with a closed mouth are loop points"
     assert Path(avatar.work / "crops.npy").exists()
 
 
-def test_render_video_composites_and_stamps(avatar: Avatar, tmp_path: Path) -> None:
+def test_render_video_composites_and_stamps(avatar: FaceRig, tmp_path: Path) -> None:
     from compliance import media
     from compliance.keys import init_keys
     from compliance.payload import new_watermark_id
     from compliance.stamping import ComplianceSettings, ContentSpec
-    from pipeline.face.composite import Options
+    from pipeline.face.composite import CompositeOptions
     from pipeline.face.render import render_video
 
     keys, _ = init_keys(tmp_path / "keys")
     settings = ComplianceSettings(keys.directory, (("k1", bytes(range(32))),), producer="DHFTEST")
     content = ContentSpec("face-test-1", new_watermark_id())
     samples = synthetic.speech(synthetic.envelope(2.0, seed=7), seed=7)
-    options = Options(size=(256, 256), framing="half", background=(0, 90, 200), tone="warm")
+    options = CompositeOptions(
+        size=(256, 256), framing="half", background=(0, 90, 200), tone="warm"
+    )
     record = render_video(avatar, samples, synthetic.RATE, tmp_path / "out.mp4", content,
                           settings, options)  # fmt: skip
     info = media.probe(tmp_path / "out.mp4")

@@ -12,13 +12,13 @@ import pytest
 
 from pipeline.face.model import Ensemble, LipSpace
 from pipeline.face.profiles import profile
-from pipeline.face.render import Avatar, select_mouths, template_indices
+from pipeline.face.render import FaceRig, select_mouths, template_indices
 from pipeline.face.train import Trained
 
 K = 4  # shape coefficients
 
 
-def avatar(db: np.ndarray, usable: np.ndarray | None = None, **cfg: Any) -> Avatar:
+def avatar(db: np.ndarray, usable: np.ndarray | None = None, **cfg: Any) -> FaceRig:
     """An avatar whose training frames have the coefficients ``db`` (unit scale)."""
     settings = profile("tiny", components=K, **cfg)
     space = LipSpace(np.zeros(2 * K, np.float32), np.eye(K, 2 * K, dtype=np.float32),
@@ -26,7 +26,7 @@ def avatar(db: np.ndarray, usable: np.ndarray | None = None, **cfg: Any) -> Avat
     zeros = np.zeros(K, np.float32)
     trained = Trained(settings, Ensemble(settings, K), space, zeros, zeros, zeros)
     found = np.ones(len(db), bool) if usable is None else usable
-    return Avatar(Path("."), {"fps": 25.0}, {}, trained, db.astype(np.float32), found)
+    return FaceRig(Path("."), {"fps": 25.0}, {}, trained, db.astype(np.float32), found)
 
 
 def walk(n: int, seed: int = 0) -> np.ndarray:
