@@ -22,6 +22,16 @@ MESSAGES = {
 }
 
 
+def latest_consent(subject_id: str) -> ConsentRecord | None:
+    """The subject's newest consent record (the one that decides), or None."""
+    return db.session.scalar(
+        select(ConsentRecord)
+        .where(ConsentRecord.subject_id == subject_id)
+        .order_by(ConsentRecord.created_at.desc())
+        .limit(1)
+    )
+
+
 def blocked(subject: Subject, avatar: Avatar | None = None) -> str | None:
     """The reason code that forbids using this likeness now, or None when it may be used."""
     if subject.status == "revoked" or subject.key_destroyed_at is not None:
@@ -29,12 +39,7 @@ def blocked(subject: Subject, avatar: Avatar | None = None) -> str | None:
     owner = db.session.get(User, subject.owner_id)
     if owner is None or owner.kyc_status != "verified":
         return "kyc_required"
-    consent = db.session.scalar(
-        select(ConsentRecord)
-        .where(ConsentRecord.subject_id == subject.id)
-        .order_by(ConsentRecord.created_at.desc())
-        .limit(1)
-    )
+    consent = latest_consent(subject.id)
     if consent is None or consent.status != "verified":
         return "consent_revoked" if consent and consent.status == "revoked" else "consent_required"
     if avatar is not None and avatar.status == "frozen":
