@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from tests import factories
 from webapp.extensions import db
 from webapp.models import Job, Order, Upload
 from webapp.studio import service
 from webapp.studio.service import STEPS, _Facts
+
+from .. import factories
 
 
 def _facts(**changes: object) -> _Facts:
