@@ -52,6 +52,7 @@ test: install-test browser
 lint: install-test
 	$(BIN)/ruff check webapp pipeline compliance tests wsgi.py
 	$(BIN)/ruff format --check webapp pipeline compliance tests wsgi.py
+	$(BIN)/mypy
 
 doctor: install
 	$(BIN)/dhf doctor

@@ -30,8 +30,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from math import gcd
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.signal import resample_poly
 
 RATE = 16000  # internal analysis rate (Hz); the mark lives below its Nyquist frequency
@@ -60,18 +62,18 @@ class AudioWatermarkOptions:
 
 @dataclass(frozen=True)
 class _Pattern:
-    bit: np.ndarray  # (block_frames, band bins): payload bit carried by each cell
-    sign: np.ndarray  # (block_frames, band bins): +/-1 chip of each cell
-    counts: np.ndarray  # (n_bits,): cells per bit in one block
+    bit: npt.NDArray[Any]  # (block_frames, band bins): payload bit carried by each cell
+    sign: npt.NDArray[Any]  # (block_frames, band bins): +/-1 chip of each cell
+    counts: npt.NDArray[Any]  # (n_bits,): cells per bit in one block
 
 
 def embed(
-    samples: np.ndarray,
+    samples: npt.NDArray[Any],
     sample_rate: int,
-    bits: np.ndarray,
+    bits: npt.NDArray[Any],
     key: bytes,
     options: AudioWatermarkOptions | None = None,
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """Return ``samples`` (float32 mono in [-1, 1]) carrying ``bits``, same length and rate."""
     opts = _check_options(options or AudioWatermarkOptions())
     x = _check_samples(samples, sample_rate)
@@ -84,12 +86,12 @@ def embed(
 
 
 def detect(
-    samples: np.ndarray,
+    samples: npt.NDArray[Any],
     sample_rate: int,
     n_bits: int,
     key: bytes,
     options: AudioWatermarkOptions | None = None,
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """Soft estimates (float64, ``n_bits``) of the payload: sign > 0 means 1, size confidence."""
     opts = _check_options(options or AudioWatermarkOptions())
     y16 = _resample(_check_samples(samples, sample_rate), sample_rate, RATE)
@@ -111,7 +113,7 @@ def detect(
 # -- validation ---------------------------------------------------------------------------
 
 
-def _check_samples(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+def _check_samples(samples: npt.NDArray[Any], sample_rate: int) -> npt.NDArray[Any]:
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim != 1:
         raise ValueError("samples must be mono (1-D)")
@@ -131,7 +133,7 @@ def _check_options(opts: AudioWatermarkOptions) -> AudioWatermarkOptions:
     return opts
 
 
-def _check_bits(bits: np.ndarray) -> np.ndarray:
+def _check_bits(bits: npt.NDArray[Any]) -> npt.NDArray[Any]:
     b = np.asarray(bits)
     if b.ndim != 1 or len(b) == 0 or not np.all((b == 0) | (b == 1)):
         raise ValueError("bits must be a non-empty 1-D array of 0/1")
@@ -141,7 +143,7 @@ def _check_bits(bits: np.ndarray) -> np.ndarray:
 # -- signal plumbing -----------------------------------------------------------------------
 
 
-def _resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+def _resample(x: npt.NDArray[Any], rate_in: int, rate_out: int) -> npt.NDArray[Any]:
     if rate_in == rate_out:
         return np.asarray(x, dtype=np.float64)
     g = gcd(rate_in, rate_out)
@@ -153,11 +155,11 @@ def _band(opts: AudioWatermarkOptions) -> tuple[int, int]:
     return int(round(opts.low_hz / width)), int(round(opts.high_hz / width))
 
 
-def _window(n: int) -> np.ndarray:
+def _window(n: int) -> npt.NDArray[Any]:
     return np.sqrt(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n))
 
 
-def _stft_band(x: np.ndarray, opts: AudioWatermarkOptions) -> np.ndarray:
+def _stft_band(x: npt.NDArray[Any], opts: AudioWatermarkOptions) -> npt.NDArray[Any]:
     """Complex STFT of ``x`` restricted to the mark band: (frames, band bins)."""
     n_frames = 1 + (len(x) - opts.n_fft) // opts.hop if len(x) >= opts.n_fft else 0
     lo, hi = _band(opts)
@@ -169,7 +171,9 @@ def _stft_band(x: np.ndarray, opts: AudioWatermarkOptions) -> np.ndarray:
     return out
 
 
-def _istft_band(band: np.ndarray, length: int, opts: AudioWatermarkOptions) -> np.ndarray:
+def _istft_band(
+    band: npt.NDArray[Any], length: int, opts: AudioWatermarkOptions
+) -> npt.NDArray[Any]:
     """Overlap-add synthesis of a band-limited STFT (zeros outside the band)."""
     lo, hi = _band(opts)
     step = opts.n_fft // opts.hop
@@ -185,7 +189,9 @@ def _istft_band(band: np.ndarray, length: int, opts: AudioWatermarkOptions) -> n
     return out[:length]
 
 
-def _features(band: np.ndarray, opts: AudioWatermarkOptions) -> tuple[np.ndarray, np.ndarray]:
+def _features(
+    band: npt.NDArray[Any], opts: AudioWatermarkOptions
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Log magnitude minus its local envelope (frames, bins), and the frame energy gate."""
     power = np.abs(band) ** 2
     energy = power.mean(axis=1)
@@ -197,14 +203,14 @@ def _features(band: np.ndarray, opts: AudioWatermarkOptions) -> tuple[np.ndarray
     return log_mag - _moving_average(log_mag, opts.smooth_bins), energy > threshold
 
 
-def _moving_average(a: np.ndarray, width: int) -> np.ndarray:
+def _moving_average(a: npt.NDArray[Any], width: int) -> npt.NDArray[Any]:
     half = width // 2
     padded = np.pad(a, ((0, 0), (half, half)), mode="edge")
     csum = np.cumsum(np.pad(padded, ((0, 0), (1, 0))), axis=1)
     return (csum[:, 2 * half + 1 :] - csum[:, : -2 * half - 1]) / (2 * half + 1)
 
 
-def _statistic(band: np.ndarray, opts: AudioWatermarkOptions) -> np.ndarray:
+def _statistic(band: npt.NDArray[Any], opts: AudioWatermarkOptions) -> npt.NDArray[Any]:
     """The detector's per-cell value: clipped envelope-relative log magnitude, 0 when gated."""
     dev, gate = _features(band, opts)
     return np.clip(dev, -opts.clip, opts.clip) * gate[:, None]
@@ -231,8 +237,8 @@ def _pattern(key: bytes, n_bits: int, opts: AudioWatermarkOptions) -> _Pattern:
 
 
 def _mark_16k(
-    x16: np.ndarray, payload: np.ndarray, pattern: _Pattern, opts: AudioWatermarkOptions
-) -> np.ndarray:
+    x16: npt.NDArray[Any], payload: npt.NDArray[Any], pattern: _Pattern, opts: AudioWatermarkOptions
+) -> npt.NDArray[Any]:
     """The additive watermark at 16 kHz, with gains set by informed (closed-loop) embedding."""
     host = _stft_band(x16, opts)
     if len(host) == 0:
@@ -257,8 +263,8 @@ def _mark_16k(
 
 
 def _group_means(
-    values: np.ndarray, gate: np.ndarray, group: np.ndarray, n_groups: int
-) -> np.ndarray:
+    values: npt.NDArray[Any], gate: npt.NDArray[Any], group: npt.NDArray[Any], n_groups: int
+) -> npt.NDArray[Any]:
     sums = np.bincount(group[gate].ravel(), values[gate].ravel(), n_groups)
     counts = np.bincount(group[gate].ravel(), None, n_groups)
     return sums / np.maximum(counts, 1)
@@ -267,7 +273,7 @@ def _group_means(
 # -- detection -----------------------------------------------------------------------------
 
 
-def _fold(y16: np.ndarray, opts: AudioWatermarkOptions) -> np.ndarray | None:
+def _fold(y16: npt.NDArray[Any], opts: AudioWatermarkOptions) -> npt.NDArray[Any] | None:
     """Statistics of all frames summed by frame position modulo the block: (block, bins)."""
     stat = _statistic(_stft_band(y16, opts), opts)
     if len(stat) == 0:
@@ -277,7 +283,7 @@ def _fold(y16: np.ndarray, opts: AudioWatermarkOptions) -> np.ndarray | None:
     return stat.reshape(-1, opts.block_frames, stat.shape[1]).sum(axis=0)
 
 
-def _rolled(pattern: _Pattern, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+def _rolled(pattern: _Pattern, n_bits: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """For every block offset o, frame t meets pattern row (t + o) mod block: flat indices."""
     p = len(pattern.bit)
     rows = (np.arange(p)[:, None] + np.arange(p)[None, :]) % p  # (offset, frame)
@@ -286,8 +292,11 @@ def _rolled(pattern: _Pattern, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _soft_per_offset(
-    folded: np.ndarray, index: np.ndarray, signs: np.ndarray, counts: np.ndarray
-) -> np.ndarray:
+    folded: npt.NDArray[Any],
+    index: npt.NDArray[Any],
+    signs: npt.NDArray[Any],
+    counts: npt.NDArray[Any],
+) -> npt.NDArray[Any]:
     """Per-offset, per-bit t-statistics (offsets, n_bits)."""
     p, n_bits = len(folded), len(counts)
     corr = np.bincount(index, (signs * folded[None]).ravel(), p * n_bits).reshape(p, n_bits)

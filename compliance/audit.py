@@ -42,7 +42,10 @@ class EventTag(StrEnum):
     JOB_FAILED = "job:failed"
     JOB_CANCELED = "job:canceled"
     MODERATION_VERDICT = "moderation:verdict"
-    RENDER_CREATED = "render:created"
+    AVATAR_TRAINED = "avatar:trained"  # a model stored; the job's end is JOB_FINISHED
+    RENDER_CREATED = "render:created"  # requested: script moderated, credits held
+    RENDER_QUARANTINED = "render:quarantined"  # the speech check heard another text
+    RENDER_PUBLISHED = "render:published"  # stamped, registered, downloadable
     RENDER_DOWNLOADED = "render:downloaded"
     VERIFY_REQUEST = "verify:request"
     PAYMENT_FULFILLED = "payment:fulfilled"

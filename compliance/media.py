@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import av
 import imageio_ffmpeg
 import numpy as np
+import numpy.typing as npt
 from scipy.signal import resample_poly
 
 
@@ -139,8 +140,8 @@ Source = str | os.PathLike[str] | BinaryIO
 def _open(source: Source) -> Any:
     if hasattr(source, "read"):
         source.seek(0)  # type: ignore[union-attr]
-        return av.open(source)  # type: ignore[arg-type]
-    return av.open(os.fspath(source))  # type: ignore[arg-type]
+        return av.open(source)
+    return av.open(os.fspath(source))
 
 
 def stream_seconds(container: Any, limits: MediaLimits) -> float:
@@ -221,7 +222,7 @@ def probe(source: Source, limits: MediaLimits | None = None) -> MediaInfo:
                 info = replace(info, duration_s=round(seconds, 3), frames=frames,
                                duration_from="packets")  # fmt: skip
             return check_limits(info, lim)
-    except (av.error.FFmpegError, ValueError, IndexError) as exc:  # type: ignore[attr-defined]
+    except (av.error.FFmpegError, ValueError, IndexError) as exc:
         raise MediaError(f"not a readable audio/video file ({exc})") from exc
 
 
@@ -237,7 +238,7 @@ def video_facts(path: str | os.PathLike[str], limits: MediaLimits | None = None)
 
 def frames(
     path: str | os.PathLike[str], fmt: str = "rgb24", every: int = 1
-) -> Iterator[np.ndarray]:
+) -> Iterator[npt.NDArray[Any]]:
     """Decoded frames as uint8 arrays (``rgb24`` or ``bgr24``), every ``every``-th one.
 
     Unbounded: only for our own files (stamping, benchmarks). Uploads go through
@@ -248,7 +249,7 @@ def frames(
                 yield frame.to_ndarray(format=fmt)
 
 
-def _scaled(frame: Any, max_side: int | None, fmt: str) -> np.ndarray:
+def _scaled(frame: Any, max_side: int | None, fmt: str) -> npt.NDArray[Any]:
     if max_side and max(frame.width, frame.height) > max_side:
         scale = max_side / max(frame.width, frame.height)
         frame = frame.reformat(width=max(2, int(frame.width * scale) // 2 * 2),
@@ -264,7 +265,7 @@ def sample_frames(
     *,
     fmt: str = "rgb24",
     max_side: int | None = 640,
-) -> list[np.ndarray]:
+) -> list[npt.NDArray[Any]]:
     """Up to ``count`` frames chosen by time, evenly over ``info.duration_s``.
 
     Frames are decoded one at a time and only the chosen ones are kept, scaled to at most
@@ -275,7 +276,7 @@ def sample_frames(
     lim = limits or MediaLimits()
     seconds = max(info.duration_s, 1e-3)
     wanted = list((np.arange(count) + 0.5) * seconds / count)
-    kept: list[np.ndarray] = []
+    kept: list[npt.NDArray[Any]] = []
     decoded = 0
     with av.open(os.fspath(path)) as container:
         for frame in container.decode(video=0):
@@ -298,7 +299,7 @@ def sample_frames(
 
 def audio(
     path: str | os.PathLike[str], sample_rate: int, max_seconds: float | None = None
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """The first audio track as float32 mono in [-1, 1] at ``sample_rate`` (empty if none);
     with ``max_seconds``, decoding stops there whatever the header claims."""
     with av.open(os.fspath(path)) as container:
@@ -318,14 +319,14 @@ def audio(
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 
-def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+def resample(samples: npt.NDArray[Any], rate_in: int, rate_out: int) -> npt.NDArray[Any]:
     if rate_in == rate_out:
         return samples.astype(np.float32)
     g = np.gcd(rate_in, rate_out)
     return resample_poly(samples, rate_out // g, rate_in // g).astype(np.float32)
 
 
-def write_wav(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int) -> None:
+def write_wav(path: str | os.PathLike[str], samples: npt.NDArray[Any], sample_rate: int) -> None:
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
     with wave.open(os.fspath(path), "wb") as out:
         out.setnchannels(1)
@@ -364,7 +365,7 @@ class FrameWriter:
         ]  # fmt: skip
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def write(self, bgr: np.ndarray) -> None:
+    def write(self, bgr: npt.NDArray[Any]) -> None:
         assert self._proc.stdin is not None
         self._proc.stdin.write(np.ascontiguousarray(bgr).tobytes())
 

@@ -23,9 +23,11 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import bchlib
 import numpy as np
+import numpy.typing as npt
 
 ID_BYTES = 8
 MAC_BYTES = 4
@@ -76,7 +78,7 @@ class PayloadCodec:
     def _mac(self, key: bytes, ident: bytes) -> bytes:
         return hmac.new(key, b"dhf-wm1" + ident, hashlib.sha256).digest()[:MAC_BYTES]
 
-    def encode(self, watermark_id: str) -> np.ndarray:
+    def encode(self, watermark_id: str) -> npt.NDArray[Any]:
         ident = bytes.fromhex(watermark_id)
         if len(ident) != ID_BYTES:
             raise ValueError(f"watermark id must be {ID_BYTES} bytes of hex")
@@ -84,7 +86,7 @@ class PayloadCodec:
         ecc = self._bch.encode(data)
         return np.unpackbits(np.frombuffer(bytes(data) + bytes(ecc), np.uint8))
 
-    def decode(self, soft: np.ndarray, attempts: int = 1) -> Decision:
+    def decode(self, soft: npt.NDArray[Any], attempts: int = 1) -> Decision:
         """Decode soft bits (positive means 1, magnitude = confidence, in [-1, 1])."""
         soft = np.asarray(soft, dtype=np.float64)
         if soft.shape != (N_BITS,):

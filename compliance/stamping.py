@@ -11,20 +11,20 @@ import hashlib
 import math
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from . import aigc, audio_watermark, media, provenance
 from .keys import SigningKeys
 from .labels import Labeler, LabelOptions, notice_audio
 from .payload import PayloadCodec
+from .progress import Progress
 from .watermark import VideoWatermarkOptions, embed_frame
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def stamp(
 def _audio_track(
     source: str | os.PathLike[str],
     wav: Path,
-    bits: np.ndarray,
+    bits: npt.NDArray[Any],
     key: bytes,
     facts: media.MediaInfo,
     settings: ComplianceSettings,
@@ -143,7 +143,7 @@ def _video_track(
     source: str | os.PathLike[str],
     out: Path,
     wav: Path,
-    bits: np.ndarray,
+    bits: npt.NDArray[Any],
     lead_frames: int,
     facts: media.MediaInfo,
     settings: ComplianceSettings,
@@ -155,7 +155,7 @@ def _video_track(
     total = max(facts.frames + lead_frames, 1)
     index = 0
 
-    def emit(rgb: np.ndarray) -> None:
+    def emit(rgb: npt.NDArray[Any]) -> None:
         nonlocal index
         labelled = labeler.apply(rgb, index / facts.fps)
         writer.write(embed_frame(cv2.cvtColor(labelled, cv2.COLOR_RGB2BGR), bits, settings.video))

@@ -120,7 +120,7 @@ def verify(path: str | os.PathLike[str], settings: ComplianceSettings) -> Verifi
         mark = watermark(path, settings, info)
     except media.MediaLimitExceeded:  # a lying header, caught while decoding
         raise
-    except (media.MediaError, av.error.FFmpegError, ValueError, EOFError):  # type: ignore[attr-defined]
+    except (media.MediaError, av.error.FFmpegError, ValueError, EOFError):
         mark = WatermarkResult(False, None, 0.0, 1.0, None, None)  # undecodable: no mark
     ours = manifest is not None and manifest.ours
     if ours and manifest is not None and manifest.state == "Invalid":
@@ -177,7 +177,7 @@ def _child(conn: object, path: str, settings: ComplianceSettings, budget: Budget
     conn.send(answer)  # type: ignore[attr-defined]
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context() -> multiprocessing.context.ForkServerContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["__main__", __name__])  # imported once; children fork
     return ctx
@@ -215,5 +215,5 @@ def verify_within(
         proc.join()
         receiver.close()
     if kind == "limit":
-        raise value  # type: ignore[misc]
-    return value  # type: ignore[return-value]
+        raise value
+    return value

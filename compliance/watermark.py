@@ -31,9 +31,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import pywt
 
 from .payload import Decision, PayloadCodec
@@ -58,7 +60,7 @@ class VideoWatermarkOptions:
     )  # fmt: skip
 
 
-def _dct_matrix(n: int = BLOCK) -> np.ndarray:
+def _dct_matrix(n: int = BLOCK) -> npt.NDArray[Any]:
     k, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     d = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
     d[0] /= np.sqrt(2.0)
@@ -68,21 +70,23 @@ def _dct_matrix(n: int = BLOCK) -> np.ndarray:
 _D = _dct_matrix()
 
 
-def _blocks(band: np.ndarray) -> tuple[np.ndarray, int, int]:
+def _blocks(band: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], int, int]:
     rows, cols = band.shape[0] // BLOCK, band.shape[1] // BLOCK
     view = band[: rows * BLOCK, : cols * BLOCK].reshape(rows, BLOCK, cols, BLOCK)
     return view.transpose(0, 2, 1, 3).reshape(-1, BLOCK, BLOCK), rows, cols
 
 
-def _plane(bgr: np.ndarray, channel: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+def _plane(
+    bgr: npt.NDArray[Any], channel: int
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], int, int]:
     yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)
     rows, cols = bgr.shape[0] // 4 * 4, bgr.shape[1] // 4 * 4
     return yuv, yuv[:rows, :cols, channel].astype(np.float64), rows, cols
 
 
 def embed_frame(
-    bgr: np.ndarray, bits: np.ndarray, options: VideoWatermarkOptions | None = None
-) -> np.ndarray:
+    bgr: npt.NDArray[Any], bits: npt.NDArray[Any], options: VideoWatermarkOptions | None = None
+) -> npt.NDArray[Any]:
     """Return a copy of a BGR uint8 frame carrying ``bits``."""
     opt = options or VideoWatermarkOptions()
     yuv, plane, rows, cols = _plane(bgr, opt.channel)
@@ -104,8 +108,8 @@ def embed_frame(
 
 
 def soft_bits_frame(
-    bgr: np.ndarray, n_bits: int, options: VideoWatermarkOptions | None = None
-) -> np.ndarray:
+    bgr: npt.NDArray[Any], n_bits: int, options: VideoWatermarkOptions | None = None
+) -> npt.NDArray[Any]:
     """Per-bit soft scores in [-1, 1] read from one frame (positive means 1)."""
     opt = options or VideoWatermarkOptions()
     _, plane, _, _ = _plane(bgr, opt.channel)
@@ -138,7 +142,7 @@ class Geometry:
 @dataclass(frozen=True)
 class VideoDetection:
     decision: Decision
-    soft: np.ndarray  # the soft payload of the chosen candidate (positive means 1)
+    soft: npt.NDArray[Any]  # the soft payload of the chosen candidate (positive means 1)
     geometry: Geometry | None
     candidates: int  # size of the candidate set searched; the p-value counts every one
     sync: float  # key-free z-score of the chosen geometry (_clarity): ~0 on unmarked
@@ -175,14 +179,14 @@ def search_sizes(width: int, height: int, options: VideoWatermarkOptions) -> lis
     return sizes
 
 
-def _resized(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _resized(frame: npt.NDArray[Any], size: tuple[int, int]) -> npt.NDArray[Any]:
     if size == (frame.shape[1], frame.shape[0]):
         return frame
     shrink = size[0] < frame.shape[1]
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if shrink else UPSCALE)
 
 
-def _s0_dense(plane: np.ndarray, px: int, py: int) -> np.ndarray:
+def _s0_dense(plane: npt.NDArray[Any], px: int, py: int) -> npt.NDArray[Any]:
     """Largest singular value of the LL block at every LL position, grid parity (px, py).
 
     A block's singular values are those of its DCT (orthonormal), and chroma blocks are
@@ -199,14 +203,14 @@ def _s0_dense(plane: np.ndarray, px: int, py: int) -> np.ndarray:
     return np.sqrt(q) / 2
 
 
-def _s0_at(plane: np.ndarray, dx: int, dy: int) -> np.ndarray:
+def _s0_at(plane: npt.NDArray[Any], dx: int, dy: int) -> npt.NDArray[Any]:
     """Largest singular value of every whole block when the grid starts at pixel (dx, dy)."""
     return _s0_dense(plane, dx % 2, dy % 2)[dy // 2 :: BLOCK, dx // 2 :: BLOCK]
 
 
-def _soft_maps(plane: np.ndarray, scale: float) -> list[list[np.ndarray]]:
+def _soft_maps(plane: npt.NDArray[Any], scale: float) -> list[list[npt.NDArray[Any]]]:
     """``maps[dy][dx]``: ``_soft(_s0_at(plane, dx, dy))`` for all GRID x GRID offsets."""
-    maps: list[list[np.ndarray]] = [[np.empty(0)] * GRID for _ in range(GRID)]
+    maps: list[list[npt.NDArray[Any]]] = [[np.empty(0)] * GRID for _ in range(GRID)]
     for py in (0, 1):
         for px in (0, 1):
             dense = _soft(_s0_dense(plane, px, py), scale)
@@ -216,14 +220,14 @@ def _soft_maps(plane: np.ndarray, scale: float) -> list[list[np.ndarray]]:
     return maps
 
 
-def _uplane(bgr: np.ndarray, channel: int) -> np.ndarray:
+def _uplane(bgr: npt.NDArray[Any], channel: int) -> npt.NDArray[Any]:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)[:, :, channel].astype(np.float32)
 
 
 _NEIGHBOURS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32) / 4
 
 
-def _sharpen(s0: np.ndarray, amount: float) -> np.ndarray:
+def _sharpen(s0: npt.NDArray[Any], amount: float) -> npt.NDArray[Any]:
     """Undo some of the blur a rescale spreads between neighbouring blocks:
     ``s0 + amount * (s0 - mean of the 4 neighbours)``."""
     if not amount:
@@ -232,13 +236,13 @@ def _sharpen(s0: np.ndarray, amount: float) -> np.ndarray:
     return s0 + amount * (s0 - near)
 
 
-def _soft(s0: np.ndarray, scale: float) -> np.ndarray:
+def _soft(s0: npt.NDArray[Any], scale: float) -> npt.NDArray[Any]:
     """Soft bit of each block in [-1, 1]: -sin(2 pi s0 / scale) is +1 on the quantiser's
     "1" points (3/4 of a step), -1 on its "0" points (1/4), and 0 half-way."""
     return -np.sin(2 * np.pi * s0 / scale)
 
 
-def _fold(grid: np.ndarray, columns: int, n_bits: int) -> np.ndarray:
+def _fold(grid: npt.NDArray[Any], columns: int, n_bits: int) -> npt.NDArray[Any]:
     """Average the block soft values by ``(row * columns + column) % n_bits``."""
     r, c = np.indices(grid.shape)
     index = ((r * columns + c) % n_bits).ravel()
@@ -246,7 +250,7 @@ def _fold(grid: np.ndarray, columns: int, n_bits: int) -> np.ndarray:
     return sums / np.maximum(np.bincount(index, minlength=n_bits), 1)
 
 
-def _clarity(grid: np.ndarray, n_bits: int) -> np.ndarray:
+def _clarity(grid: npt.NDArray[Any], n_bits: int) -> npt.NDArray[Any]:
     """Key-free sync statistic for every grid width ``C`` (mod n_bits) at once.
 
     Folding the centred block values by ``(r * C + c) % n_bits`` gives sums ``S_C[j]``; on
@@ -277,18 +281,20 @@ def _clarity(grid: np.ndarray, n_bits: int) -> np.ndarray:
 
 
 @functools.cache
-def _fold_index(n: int) -> np.ndarray:
+def _fold_index(n: int) -> npt.NDArray[Any]:
     k = np.arange(n)
     return (k[:, None] * k[None, : n // 2 + 1]) % n
 
 
-def _probe(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
+def _probe(frames: list[npt.NDArray[Any]], count: int) -> list[npt.NDArray[Any]]:
     picks = np.unique(np.linspace(0, len(frames) - 1, min(count, len(frames))).round())
     return [frames[int(i)] for i in picks]
 
 
 def decode_video(
-    frames: Iterable[np.ndarray], codec: PayloadCodec, options: VideoWatermarkOptions | None = None
+    frames: Iterable[npt.NDArray[Any]],
+    codec: PayloadCodec,
+    options: VideoWatermarkOptions | None = None,
 ) -> VideoDetection:
     """Decode the payload from frames that may have been rescaled, cropped or letterboxed.
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from compliance import media
 
@@ -160,7 +161,7 @@ def _clean(word: str) -> str:
     return _EDGE.sub("", word).lower()
 
 
-def _as_float(samples: np.ndarray, rate: int) -> np.ndarray:
+def _as_float(samples: npt.NDArray[Any], rate: int) -> npt.NDArray[Any]:
     """Mono float32 in [-1, 1] at 16 kHz (int16 input is scaled)."""
     audio = np.asarray(samples)
     if audio.ndim != 1:
@@ -171,7 +172,7 @@ def _as_float(samples: np.ndarray, rate: int) -> np.ndarray:
 
 
 def transcribe(
-    samples: np.ndarray,
+    samples: npt.NDArray[Any],
     rate: int = RATE,
     language: str = "en",
     initial_prompt: str | None = None,

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 # mediapipe / TFLite log every delegate they create to stderr; keep warnings and up.
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -19,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @functools.cache
-def test_face() -> np.ndarray:
+def test_face() -> npt.NDArray[Any]:
     """A real face photo shipped with scikit-image (RGB uint8)."""
     from skimage import data
 
@@ -50,7 +51,7 @@ def load_piper_voice() -> Any:
     return PiperVoice.load(voice.model_path(), config_path=voice.config_path())
 
 
-def piper_say(text: str, *, deterministic: bool = False) -> tuple[np.ndarray, int]:
+def piper_say(text: str, *, deterministic: bool = False) -> tuple[npt.NDArray[Any], int]:
     """Synthesise ``text`` with the base voice: (int16 samples, sample rate).
 
     Piper samples noise for prosody; ``deterministic`` turns it off (same input, same audio).
@@ -68,7 +69,7 @@ def load_pocketsphinx() -> Any:
     return Decoder(loglevel="FATAL")
 
 
-def transcribe(samples: np.ndarray, sample_rate: int) -> str:
+def transcribe(samples: npt.NDArray[Any], sample_rate: int) -> str:
     """pocketsphinx ASR of int16 mono audio (resampled to 16 kHz)."""
     from scipy.signal import resample_poly
 
@@ -156,7 +157,7 @@ def load_dlib_face() -> tuple[Any, Any, Any]:
     )
 
 
-def face_embedding(rgb: np.ndarray) -> np.ndarray:
+def face_embedding(rgb: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """128-d identity embedding of the largest face in ``rgb``."""
     detector, predictor, encoder = load_dlib_face()
     faces = sorted(detector(rgb, 1), key=lambda r: r.width() * r.height(), reverse=True)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 from compliance import media
 
@@ -31,9 +33,9 @@ TURN_DEGREES = 15.0  # yaw from the resting pose a turn must reach (GRID at rest
 
 @dataclass(frozen=True)
 class RecordingFeatures:
-    faces: np.ndarray  # (n, 128) dlib embeddings of the frames where one face was found
+    faces: npt.NDArray[Any]  # (n, 128) dlib embeddings of the frames where one face was found
     frames_sampled: int
-    voice: np.ndarray | None  # (256,) speaker embedding, None without enough speech
+    voice: npt.NDArray[Any] | None  # (256,) speaker embedding, None without enough speech
     transcript: str
     digits: tuple[tuple[str, float], ...]  # every digit heard, with its start time (s)
     turns: tuple[tuple[float, str], ...]  # head turns: (start_s, "left" | "right")
@@ -57,12 +59,12 @@ def stream_seconds(path: str | os.PathLike[str], max_seconds: float) -> float:
 
 def sample_frames(
     path: str | os.PathLike[str], count: int, max_seconds: float = 600.0
-) -> list[np.ndarray]:
+) -> list[npt.NDArray[Any]]:
     """Up to ``count`` RGB frames spread evenly in time over the first ``max_seconds``,
     decoded one at a time (never the whole clip in memory), at most MAX_SIDE pixels."""
     seconds = stream_seconds(path, max_seconds)
     wanted = list((np.arange(count) + 0.5) * seconds / count)
-    kept: list[np.ndarray] = []
+    kept: list[npt.NDArray[Any]] = []
     with av.open(os.fspath(path)) as container:
         for frame in container.decode(video=0):
             moment = float(frame.time or 0.0)
@@ -75,7 +77,7 @@ def sample_frames(
     return kept
 
 
-def _small(frame: av.VideoFrame) -> np.ndarray:
+def _small(frame: av.VideoFrame) -> npt.NDArray[Any]:
     scale = min(1.0, MAX_SIDE / max(frame.width, frame.height))
     if scale < 1.0:
         frame = frame.reformat(width=int(frame.width * scale) // 2 * 2,
@@ -83,7 +85,7 @@ def _small(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def face_embeddings(rgb_frames: list[np.ndarray]) -> np.ndarray:
+def face_embeddings(rgb_frames: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
     found = []
     for frame in rgb_frames:
         try:
@@ -93,7 +95,7 @@ def face_embeddings(rgb_frames: list[np.ndarray]) -> np.ndarray:
     return np.array(found).reshape(-1, 128)
 
 
-def voice_embedding(samples: np.ndarray, rate: int = VOICE_RATE) -> np.ndarray | None:
+def voice_embedding(samples: npt.NDArray[Any], rate: int = VOICE_RATE) -> npt.NDArray[Any] | None:
     from resemblyzer import preprocess_wav
 
     wav = preprocess_wav(samples.astype(np.float32), source_sr=rate)
@@ -102,7 +104,7 @@ def voice_embedding(samples: np.ndarray, rate: int = VOICE_RATE) -> np.ndarray |
     return np.asarray(bundled.load_voice_encoder().embed_utterance(wav))
 
 
-def motion(rgb_frames: list[np.ndarray]) -> float:
+def motion(rgb_frames: list[npt.NDArray[Any]]) -> float:
     if len(rgb_frames) < 2:
         return 0.0
     grey = [f.astype(np.float32).mean(axis=2) for f in rgb_frames]

@@ -26,9 +26,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 from pipeline.face import landmarks
 
@@ -52,7 +54,7 @@ SYMMETRIC_PAIRS = ((33, 263), (133, 362), (116, 345), (123, 352), (129, 358), (9
 MIDLINE = (168, 6, 197, 195, 5, 4)
 
 
-def symmetry_normal(points: np.ndarray) -> np.ndarray:
+def symmetry_normal(points: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Unit normal of the face's plane of bilateral symmetry (from its right to its left).
 
     Least-squares fit: reflecting each pair's left point in the plane should land on its
@@ -70,7 +72,7 @@ def symmetry_normal(points: np.ndarray) -> np.ndarray:
     return normal if normal @ diffs.sum(0) > 0 else -normal
 
 
-def yaw_degrees(points: np.ndarray) -> float:
+def yaw_degrees(points: npt.NDArray[Any]) -> float:
     """Head yaw in degrees from one FaceMesh array ((478, 3): x, y, depth in pixels).
 
     Positive: the nose points toward the image's right, the person's own left (see the
@@ -82,7 +84,7 @@ def yaw_degrees(points: np.ndarray) -> float:
     return math.degrees(math.atan2(normal[2], normal[0]))
 
 
-def yaw_track(rgb_frames: Iterable[np.ndarray]) -> np.ndarray:
+def yaw_track(rgb_frames: Iterable[npt.NDArray[Any]]) -> npt.NDArray[Any]:
     """Yaw in degrees of each RGB frame of one clip (NaN where no face was found)."""
     yaws = [
         np.nan if points is None else yaw_degrees(points)
@@ -101,7 +103,7 @@ def _frame_time(frame: av.VideoFrame, index: int, stream: av.video.stream.VideoS
 
 def sampled_frames(
     path: str | os.PathLike[str], fps: float, max_seconds: float, times: list[float]
-) -> Iterator[np.ndarray]:
+) -> Iterator[npt.NDArray[Any]]:
     """RGB frames sampled on a grid of ``1 / fps`` seconds; their times go into ``times``.
 
     Times are presentation times measured from the first decoded frame, so a recording whose
@@ -132,7 +134,7 @@ def sampled_frames(
 
 def sample_yaw(
     path: str | os.PathLike[str], fps: float = 10.0, max_seconds: float = 60.0
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """(times in s, yaw in degrees) of a video file's frames sampled ``fps`` times a second.
 
     Works on files without a duration in their header (browser WebM): sampling follows the
@@ -151,8 +153,8 @@ def person_direction(yaw_deg: float) -> str:
 
 
 def turn_events(
-    times: np.ndarray,
-    yaw: np.ndarray,
+    times: npt.NDArray[Any],
+    yaw: npt.NDArray[Any],
     threshold_deg: float,
     min_frames: int = 2,
     baseline_deg: float | None = None,

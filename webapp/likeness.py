@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from .errors import Forbidden
 from .extensions import db
-from .models import Avatar, ConsentRecord, Subject, User
+from .models import Avatar, ConsentRecord, ConsentStatus, KycStatus, Subject, SubjectStatus, User
 
 MESSAGES = {
     "consent_revoked": "The person withdrew their consent: their likeness can no longer be used.",
@@ -23,7 +23,7 @@ MESSAGES = {
 
 
 def latest_consent(subject_id: str) -> ConsentRecord | None:
-    """The subject's newest consent record (the one that decides), or None."""
+    """The subject's newest consent record: the one that decides (older ones are history)."""
     return db.session.scalar(
         select(ConsentRecord)
         .where(ConsentRecord.subject_id == subject_id)
@@ -34,22 +34,23 @@ def latest_consent(subject_id: str) -> ConsentRecord | None:
 
 def blocked(subject: Subject, avatar: Avatar | None = None) -> str | None:
     """The reason code that forbids using this likeness now, or None when it may be used."""
-    if subject.status == "revoked" or subject.key_destroyed_at is not None:
+    if subject.status == SubjectStatus.REVOKED or subject.key_destroyed_at is not None:
         return "consent_revoked"
     owner = db.session.get(User, subject.owner_id)
-    if owner is None or owner.kyc_status != "verified":
+    if owner is None or owner.kyc_status != KycStatus.VERIFIED:
         return "kyc_required"
     consent = latest_consent(subject.id)
-    if consent is None or consent.status != "verified":
-        return "consent_revoked" if consent and consent.status == "revoked" else "consent_required"
-    if avatar is not None and avatar.status == "frozen":
+    if consent is None or consent.status != ConsentStatus.VERIFIED:
+        revoked = consent is not None and consent.status == ConsentStatus.REVOKED
+        return "consent_revoked" if revoked else "consent_required"
+    if avatar is not None and avatar.frozen_at is not None:
         return "avatar_frozen"
     return None
 
 
 def require_not_withdrawn(subject: Subject) -> None:
     """403 ``consent_revoked``: after a withdrawal nothing biometric is accepted (R5)."""
-    if subject.status == "revoked" or subject.key_destroyed_at is not None:
+    if subject.status == SubjectStatus.REVOKED or subject.key_destroyed_at is not None:
         raise Forbidden(MESSAGES["consent_revoked"], code="consent_revoked")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from flask_login import UserMixin
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Integer,
@@ -29,6 +31,118 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
+
+# -- states: every stateful row's lifecycle, one StrEnum each (members compare equal to
+# their strings, so JSON and templates see plain values); the column is a VARCHAR with a
+# CHECK constraint listing exactly these values.
+
+
+class KycStatus(StrEnum):
+    """An account holder's identity verification (R1); also an identity check's verdict."""
+
+    UNVERIFIED = "unverified"  # never tried (accounts only)
+    PENDING = "pending"
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    NEEDS_REVIEW = "needs_review"
+
+
+class SubjectStatus(StrEnum):
+    PENDING = "pending"  # no verified consent yet
+    ACTIVE = "active"  # consent verified
+    REVOKED = "revoked"  # consent withdrawn: key shredded, nothing may be used again
+
+
+class ConsentStatus(StrEnum):
+    PENDING = "pending"
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    NEEDS_REVIEW = "needs_review"
+    REVOKED = "revoked"
+
+
+class AvatarStatus(StrEnum):
+    DRAFT = "draft"
+    TRAINING = "training"
+    READY = "ready"
+    FAILED = "failed"
+    REVOKED = "revoked"  # its subject withdrew consent
+    # a freeze is not a status: it suspends whatever state the avatar is in (frozen_at)
+
+
+class UploadStatus(StrEnum):
+    STORED = "stored"  # received, not probed yet
+    VALID = "valid"
+    INVALID = "invalid"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    STARTED = "started"
+    RETRYING = "retrying"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @classmethod
+    def active(cls) -> tuple[JobStatus, ...]:
+        return cls.QUEUED, cls.RETRYING, cls.STARTED
+
+
+class RenderStatus(StrEnum):
+    QUEUED = "queued"
+    RENDERING = "rendering"
+    READY = "ready"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"  # the speech check heard something else than the script
+    CANCELED = "canceled"
+    TAKEN_DOWN = "taken_down"  # removed by trust & safety: file deleted, registry row kept
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"  # Checkout session created
+    PENDING = "pending"  # paid by a delayed method, not settled yet
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+
+
+class ReportStatus(StrEnum):
+    OPEN = "open"  # waiting for a moderator; a legal hold on what it names (retention)
+    DECIDED = "decided"
+
+
+class ReportCategory(StrEnum):
+    NOT_ME = "not_me"  # "it's me and I did not consent" (or the depicted person's flag)
+    FRAUD = "fraud"
+    HARMFUL = "harmful"
+    OTHER = "other"
+    APPEAL = "appeal"  # an account holder appealing a sanction
+
+
+class Sanction(StrEnum):
+    """The account sanctions ladder (R20), each step stricter than the one before."""
+
+    NONE = "none"
+    WARNING = "warning"  # shown to the user; nothing else changes
+    RESTRICTED = "restricted"  # no new avatars; renders wait for a moderator
+    SUSPENDED = "suspended"  # no training, rendering or deployment
+    CLOSED = "closed"  # the account is closed
+
+
+def _state(states: type[StrEnum], name: str, default: StrEnum) -> Mapped[Any]:
+    """A status column: VARCHAR(16) with CHECK (value IN states), loaded as ``states``."""
+    kind = Enum(
+        states,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        validate_strings=True,
+        values_callable=lambda e: [m.value for m in e],
+    )
+    return mapped_column(kind, default=default, nullable=False)
 
 
 def utcnow() -> datetime:
@@ -61,8 +175,11 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
-    # unverified | pending | verified | rejected (identity verification, R1)
-    kyc_status: Mapped[str] = mapped_column(String(16), default="unverified", nullable=False)
+    kyc_status: Mapped[KycStatus] = _state(KycStatus, "ck_users_kyc_status", KycStatus.UNVERIFIED)
+    # the sanctions ladder (R20): the current step, why, and since when
+    sanction: Mapped[Sanction] = _state(Sanction, "ck_users_sanction", Sanction.NONE)
+    sanction_reason: Mapped[str | None] = mapped_column(Text)
+    sanctioned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # where signed event notifications go (training / render ended), and their HMAC key
     webhook_url: Mapped[str | None] = mapped_column(String(500))
     webhook_secret: Mapped[str | None] = mapped_column(String(64))
@@ -126,7 +243,9 @@ class Subject(db.Model):  # type: ignore[name-defined,misc]
     owner_id: Mapped[str] = _owner()
     display_name: Mapped[str] = mapped_column(String(120), nullable=False)
     relation: Mapped[str] = mapped_column(String(8), nullable=False)  # self | other
-    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
+    status: Mapped[SubjectStatus] = _state(
+        SubjectStatus, "ck_subjects_status", SubjectStatus.PENDING
+    )
     created_at: Mapped[datetime] = _created()
     key_destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -140,8 +259,7 @@ class IdentityCheck(db.Model):  # type: ignore[name-defined,misc]
     subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(String(32), nullable=False)
     provider_ref: Mapped[str | None] = mapped_column(String(255), index=True)
-    # pending | verified | rejected | needs_review
-    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
+    status: Mapped[KycStatus] = _state(KycStatus, "ck_identity_checks_status", KycStatus.PENDING)
     reasons: Mapped[list[str]] = _json(list)
     is_adult: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = _created()
@@ -177,8 +295,9 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
     passcode_sha256: Mapped[str | None] = mapped_column(String(64))
     challenge: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # cues, no digits
     passcode_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # pending | verified | rejected | needs_review | revoked
-    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
+    status: Mapped[ConsentStatus] = _state(
+        ConsentStatus, "ck_consent_records_status", ConsentStatus.PENDING
+    )
     reasons: Mapped[list[str]] = _json(list)
     scores: Mapped[dict[str, float] | None] = mapped_column(JSON)  # of the latest decision
     recording_upload_id: Mapped[str | None] = mapped_column(String(32))
@@ -200,8 +319,10 @@ class Avatar(db.Model):  # type: ignore[name-defined,misc]
     name: Mapped[str] = mapped_column(String(120), nullable=False)
     style: Mapped[str] = mapped_column(String(32), default="real2d", nullable=False)
     framing: Mapped[str] = mapped_column(String(16), default="half", nullable=False)
-    # draft | training | ready | failed | frozen
-    status: Mapped[str] = mapped_column(String(16), default="draft", nullable=False)
+    status: Mapped[AvatarStatus] = _state(AvatarStatus, "ck_avatars_status", AvatarStatus.DRAFT)
+    # set by trust & safety: no training, render or deployment until unfrozen (R21)
+    frozen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    frozen_reason: Mapped[str | None] = mapped_column(Text)
     quality: Mapped[dict[str, Any]] = _json()
     model_blob_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
@@ -231,7 +352,7 @@ class Upload(db.Model):  # type: ignore[name-defined,misc]
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     text: Mapped[str | None] = mapped_column(Text)  # transcript of a voice sample
-    status: Mapped[str] = mapped_column(String(16), default="stored", nullable=False)
+    status: Mapped[UploadStatus] = _state(UploadStatus, "ck_uploads_status", UploadStatus.STORED)
     info: Mapped[dict[str, Any]] = _json()  # probe results
     reasons: Mapped[list[str]] = _json(list)  # why it is invalid, if it is
     # the identity template (faces / voice) of this file, encrypted in the vault (R7)
@@ -248,8 +369,7 @@ class Job(db.Model):  # type: ignore[name-defined,misc]
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     queue: Mapped[str] = mapped_column(String(8), nullable=False)
     target_id: Mapped[str] = mapped_column(String(32), index=True, nullable=False)
-    # queued | started | retrying | finished | failed | canceled
-    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    status: Mapped[JobStatus] = _state(JobStatus, "ck_jobs_status", JobStatus.QUEUED)
     progress: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
     stage: Mapped[str] = mapped_column(String(64), default="queued", nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
@@ -271,12 +391,12 @@ class Render(db.Model):  # type: ignore[name-defined,misc]
     )
     script: Mapped[str] = mapped_column(Text, nullable=False)
     options: Mapped[dict[str, Any]] = _json()  # language, background, tone, style
-    # queued | rendering | ready | failed | quarantined | canceled
-    status: Mapped[str] = mapped_column(String(16), default="queued", nullable=False)
+    status: Mapped[RenderStatus] = _state(RenderStatus, "ck_renders_status", RenderStatus.QUEUED)
     content_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     output_blob_id: Mapped[str | None] = mapped_column(String(64))
     credits_reserved: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     created_at: Mapped[datetime] = _created()
+    taken_down_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ContentRecord(db.Model):  # type: ignore[name-defined,misc]
@@ -307,8 +427,7 @@ class Order(db.Model):  # type: ignore[name-defined,misc]
     quantity: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     amount_cents: Mapped[int] = mapped_column(Integer, nullable=False)
     currency: Mapped[str] = mapped_column(String(3), default="eur", nullable=False)
-    # open | paid | failed | refunded | expired
-    status: Mapped[str] = mapped_column(String(16), default="open", nullable=False)
+    status: Mapped[OrderStatus] = _state(OrderStatus, "ck_orders_status", OrderStatus.OPEN)
     stripe_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_payment_intent: Mapped[str | None] = mapped_column(String(255), index=True)
     created_at: Mapped[datetime] = _created()
@@ -343,14 +462,37 @@ class StripeEvent(db.Model):  # type: ignore[name-defined,misc]
 
 
 class Report(db.Model):  # type: ignore[name-defined,misc]
-    """A public abuse / "deepfake of me" report (R21)."""
+    """A complaint (R21): a public abuse / "deepfake of me" report, a depicted person's
+    flag from their portal, or an account holder's appeal of a sanction.
+
+    The reporter follows it through a secret status link (only its SHA-256 is stored).
+    What the report resolves to (by the verifier, or the flagged render) is kept as ids;
+    while it is open it is a legal hold on them (retention deletes nothing it names)."""
 
     __tablename__ = "reports"
-    id: Mapped[str] = _id()
-    content_id: Mapped[str | None] = mapped_column(String(32), index=True)
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    id: Mapped[str] = _id()  # the ticket id shown to the reporter
+    status_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    category: Mapped[ReportCategory] = _state(
+        ReportCategory, "ck_reports_category", ReportCategory.OTHER
+    )
+    source: Mapped[str] = mapped_column(String(16), default="public", nullable=False)
+    priority: Mapped[int] = mapped_column(Integer, default=0, nullable=False)  # higher first
+    reason: Mapped[str] = mapped_column(Text, nullable=False)  # the reporter's own words
     contact: Mapped[str | None] = mapped_column(String(254))
-    status: Mapped[str] = mapped_column(String(16), default="open", nullable=False)
+    link: Mapped[str | None] = mapped_column(String(500))  # where they saw it, as given
+    # what it resolves to (NULL: not ours); the verifier's answer for the attached file
+    content_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    render_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    avatar_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    subject_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    owner_id: Mapped[str | None] = mapped_column(String(32), index=True)  # the account
+    verification: Mapped[dict[str, Any]] = _json()
+    attachment_blob_id: Mapped[str | None] = mapped_column(String(64))  # vault, own key
+    status: Mapped[ReportStatus] = _state(ReportStatus, "ck_reports_status", ReportStatus.OPEN)
+    outcome: Mapped[str | None] = mapped_column(String(32))  # dismissed | taken_down | ...
+    decision_note: Mapped[str | None] = mapped_column(Text)  # the moderator's stated reason
+    decided_by: Mapped[str | None] = mapped_column(String(32))  # admin user id
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     due_by: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_at: Mapped[datetime] = _created()
 

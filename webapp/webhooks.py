@@ -23,8 +23,7 @@ from typing import Any
 
 from flask import current_app
 
-from pipeline import queue as q
-
+from . import queue as q
 from . import safe_http
 from .billing.gateway import sign_payload
 from .extensions import db
@@ -51,8 +50,11 @@ def configure(user: User, url: str | None) -> str | None:
 def check(url: str) -> safe_http.Target:
     """Resolve and check ``url`` under this app's rules; raises ``UnsafeURL`` (422)."""
     cfg = current_app.config
-    return safe_http.check_url(url, require_https=cfg["ENV"] == "production",
-                               allow_loopback=bool(cfg["WEBHOOK_ALLOW_LOOPBACK"]))  # fmt: skip
+    return safe_http.check_url(
+        url,
+        require_https=cfg["ENV"] == "production",
+        allow_loopback=bool(cfg["WEBHOOK_ALLOW_LOOPBACK"]),
+    )
 
 
 def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300) -> bool:
@@ -74,10 +76,13 @@ def notify(owner_id: str, event_type: str, data: dict[str, Any]) -> str | None:
     user = db.session.get(User, owner_id)
     if user is None or not user.webhook_url:
         return None
-    event = {"id": "evt_" + uuid.uuid4().hex, "type": event_type, "created": int(time.time()),
-             "data": data}  # fmt: skip
-    spec = q.JobSpec("webapp.webhooks.deliver", "cpu", TIMEOUT_S * 3,
-                     len(RETRY_INTERVALS), RETRY_INTERVALS)  # fmt: skip
+    event = {
+        "id": "evt_" + uuid.uuid4().hex,
+        "type": event_type,
+        "created": int(time.time()),
+        "data": data,
+    }
+    spec = q.JobSpec(deliver, "cpu", TIMEOUT_S * 3, len(RETRY_INTERVALS), RETRY_INTERVALS)
     q.enqueue_after_commit(db.session(), redis(), spec, event["id"], owner_id, event)
     return str(event["id"])
 
@@ -87,20 +92,24 @@ def deliver(owner_id: str, event: dict[str, Any]) -> int | None:
 
     None when the owner removed the endpoint meanwhile. The URL is resolved and checked
     again here, and the connection goes to the address that passed (DNS rebinding)."""
-    from .jobs import _app
+    from .jobs import app
 
-    with _app().app_context():
+    with app().app_context():
         user = db.session.get(User, owner_id)
         if user is None or not user.webhook_url or not user.webhook_secret:
             return None
         url, secret = user.webhook_url, user.webhook_secret
         target = check(url)
     body = json.dumps(event, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "DHF-Webhooks/1",
-               "DHF-Signature": sign_payload(body, secret)}  # fmt: skip
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "DHF-Webhooks/1",
+        "DHF-Signature": sign_payload(body, secret),
+    }
     status = safe_http.post(target, body, headers, TIMEOUT_S)
     if not 200 <= status < 300:
-        raise RuntimeError(f"webhook endpoint answered {status} (redirects are not followed); "
-                           "retrying later")  # fmt: skip
+        raise RuntimeError(
+            f"webhook endpoint answered {status} (redirects are not followed); retrying later"
+        )
     log.info("webhook %s delivered to %s (%d)", event.get("id"), target.host, status)
     return status

@@ -18,6 +18,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from compliance import media
 from compliance.labels import Labeler
@@ -32,7 +33,7 @@ from .render import Avatar, Timer, iter_frames
 BENCH_KEY = ("bench", bytes(32))  # a throwaway watermark key: timing only
 
 
-def script_audio(heldout: Path, seconds: float) -> np.ndarray:
+def script_audio(heldout: Path, seconds: float) -> npt.NDArray[Any]:
     """Held-out clips' audio joined up to ``seconds`` (16 kHz)."""
     chunks, total = [], 0
     for clip in clips_in(heldout):
@@ -72,7 +73,7 @@ def bench(
 
 
 def _encode(
-    frames: list[np.ndarray], samples: np.ndarray, fps: float, size: int, timer: Timer
+    frames: list[npt.NDArray[Any]], samples: npt.NDArray[Any], fps: float, size: int, timer: Timer
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="dhf-bench-") as tmp:
         wav = Path(tmp) / "a.wav"

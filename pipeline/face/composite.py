@@ -19,6 +19,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 TONES = ("natural", "warm", "cool", "vivid", "soft", "mono")
 
@@ -33,13 +34,13 @@ class Options:
     style: str = "real"  # "real" | "cartoon"
 
 
-def _curve(gain: float = 1.0, lift: float = 0.0, gamma: float = 1.0) -> np.ndarray:
+def _curve(gain: float = 1.0, lift: float = 0.0, gamma: float = 1.0) -> npt.NDArray[Any]:
     x = np.arange(256, dtype=np.float32) / 255
     return np.clip((lift + (1 - lift) * x**gamma) * gain * 255, 0, 255).astype(np.uint8)
 
 
 @functools.cache
-def tone_tables(name: str) -> tuple[np.ndarray, float]:
+def tone_tables(name: str) -> tuple[npt.NDArray[Any], float]:
     """(256x1x3 per-channel curve for cv2.LUT, saturation factor) of a preset."""
     if name not in TONES:
         raise ValueError(f"unknown colour tone {name!r}; choose one of {', '.join(TONES)}")
@@ -55,7 +56,7 @@ def tone_tables(name: str) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(table), float(curves[3])
 
 
-def apply_tone(rgb: np.ndarray, name: str) -> np.ndarray:
+def apply_tone(rgb: npt.NDArray[Any], name: str) -> npt.NDArray[Any]:
     table, saturation = tone_tables(name)
     out = cv2.LUT(rgb, table)
     if saturation != 1.0:
@@ -64,7 +65,7 @@ def apply_tone(rgb: np.ndarray, name: str) -> np.ndarray:
     return out
 
 
-def load_cube(path: str | os.PathLike[str]) -> np.ndarray:
+def load_cube(path: str | os.PathLike[str]) -> npt.NDArray[Any]:
     """A .cube 3D LUT as an (N, N, N, 3) float32 array indexed [b, g, r] in 0..1."""
     size, lo, hi, rows = 0, np.zeros(3), np.ones(3), []
     for line in Path(path).read_text().splitlines():
@@ -85,7 +86,7 @@ def load_cube(path: str | os.PathLike[str]) -> np.ndarray:
     return table.reshape(size, size, size, 3)  # red varies fastest
 
 
-def trilinear(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
+def trilinear(rgb: npt.NDArray[Any], table: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Trilinear interpolation of a 3D LUT at float RGB values in 0..255: (M, 3) -> (M, 3)."""
     n = table.shape[0]
     pos = rgb.astype(np.float32) * ((n - 1) / 255)
@@ -101,7 +102,7 @@ def trilinear(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _dense(path: str) -> np.ndarray:
+def _dense(path: str) -> npt.NDArray[Any]:
     """The LUT sampled at every 7-bit RGB value (128^3 entries, uint8): one lookup a pixel."""
     levels = np.arange(128, dtype=np.float32) * 2 + 0.5
     grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
@@ -109,14 +110,14 @@ def _dense(path: str) -> np.ndarray:
     return np.clip(values, 0, 255).astype(np.uint8)
 
 
-def apply_lut(rgb: np.ndarray, path: str | os.PathLike[str]) -> np.ndarray:
+def apply_lut(rgb: npt.NDArray[Any], path: str | os.PathLike[str]) -> npt.NDArray[Any]:
     """Apply a .cube LUT (trilinear, sampled at 7 bits per channel) to a uint8 RGB image."""
     q = (rgb >> 1).astype(np.int32)
     index = (q[..., 0] << 14) | (q[..., 1] << 7) | q[..., 2]
     return _dense(os.fspath(path))[index]
 
 
-def cartoon(rgb: np.ndarray) -> np.ndarray:
+def cartoon(rgb: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """2D cartoon look: smoothed, posterised colour with dark ink outlines."""
     h, w = rgb.shape[:2]
     small = cv2.pyrDown(rgb)
@@ -129,7 +130,7 @@ def cartoon(rgb: np.ndarray) -> np.ndarray:
     return np.where(edges[..., None] > 0, flat, flat // 4).astype(np.uint8)
 
 
-def full_body_visible(rgb: np.ndarray) -> bool:
+def full_body_visible(rgb: npt.NDArray[Any]) -> bool:
     """Whether Pose sees both ankles inside the picture (the footage allows full body)."""
     import mediapipe as mp
 
@@ -141,7 +142,7 @@ def full_body_visible(rgb: np.ndarray) -> bool:
     return all(a.visibility > 0.5 and 0 <= a.y <= 1 for a in ankles)
 
 
-def framing_box(points: np.ndarray, frame: tuple[int, int], framing: str, aspect: float,
+def framing_box(points: npt.NDArray[Any], frame: tuple[int, int], framing: str, aspect: float,
                 full_ok: bool) -> tuple[int, int, int, int]:  # fmt: skip
     """(x0, y0, x1, y1) crop of the source frame for a framing, from the median face."""
     width, height = frame
@@ -180,10 +181,10 @@ class Compositor:
         if options.lut:
             load_cube(options.lut)  # refuse a bad file before rendering starts
         self._segmenter: Any = None
-        self._mask: np.ndarray | None = None
-        self._background: np.ndarray | None = None
+        self._mask: npt.NDArray[Any] | None = None
+        self._background: npt.NDArray[Any] | None = None
 
-    def apply(self, rgb: np.ndarray) -> np.ndarray:
+    def apply(self, rgb: npt.NDArray[Any]) -> npt.NDArray[Any]:
         x0, y0, x1, y1 = self.box
         out = cv2.resize(rgb[y0:y1, x0:x1], self.size, interpolation=cv2.INTER_AREA)
         if self.options.background is not None:
@@ -196,7 +197,7 @@ class Compositor:
             out = cartoon(out)
         return out
 
-    def replace_background(self, rgb: np.ndarray) -> np.ndarray:
+    def replace_background(self, rgb: npt.NDArray[Any]) -> npt.NDArray[Any]:
         import mediapipe as mp
 
         if self._segmenter is None:
@@ -208,7 +209,7 @@ class Compositor:
         alpha = np.clip((self._mask - 0.3) / 0.4, 0, 1).astype(np.float32)
         return cv2.blendLinear(rgb, self._background, alpha, 1.0 - alpha)
 
-    def _backdrop(self, width: int, height: int) -> np.ndarray:
+    def _backdrop(self, width: int, height: int) -> npt.NDArray[Any]:
         bg = self.options.background
         if isinstance(bg, str):
             image = cv2.imread(bg)

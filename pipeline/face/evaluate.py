@@ -28,6 +28,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from compliance import media
@@ -62,7 +63,7 @@ def prepare(train_dir: Path, profile: str, work: Path) -> dict[str, float]:
     started = time.perf_counter()
     ingest.ingest(clips_in(train_dir), work, profile, progress=_ingest_progress)
     ingested = time.perf_counter()
-    train.train(work, profile, progress=lambda f, m: log(f"train {100 * f:.0f}%: {m}"))
+    train.train(work, work / "model", profile, lambda f, m: log(f"train {100 * f:.0f}%: {m}"))
     done = time.perf_counter()
     return {"ingest_seconds": ingested - started, "train_seconds": done - ingested}
 
@@ -72,13 +73,15 @@ def _ingest_progress(fraction: float, message: str) -> None:
         log(f"ingest: {message}")
 
 
-def track(frames: list[np.ndarray]) -> np.ndarray:
+def track(frames: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
     """FaceMesh points (N, 478, 2) of a clip, gaps filled from neighbours."""
     tracks = [p if p is None else p[:, :2] for p in lm.detect(frames, video=True)]
     return lm.fill_missing(tracks)[0]
 
 
-def mouth_crops(frames: list[np.ndarray], points: np.ndarray, reference: np.ndarray) -> list:
+def mouth_crops(
+    frames: list[npt.NDArray[Any]], points: npt.NDArray[Any], reference: npt.NDArray[Any]
+) -> list[npt.NDArray[Any]]:
     x0, y0, x1, y1 = MOUTH_BOX
     size = (round((x1 - x0) * BOX_SCALE), round((y1 - y0) * BOX_SCALE))
     shift = np.array([[BOX_SCALE, 0, -x0 * BOX_SCALE], [0, BOX_SCALE, -y0 * BOX_SCALE]])
@@ -92,25 +95,25 @@ def mouth_crops(frames: list[np.ndarray], points: np.ndarray, reference: np.ndar
     return out
 
 
-def best_lag(real: np.ndarray, fake: np.ndarray) -> tuple[int, np.ndarray]:
+def best_lag(real: npt.NDArray[Any], fake: npt.NDArray[Any]) -> tuple[int, npt.NDArray[Any]]:
     """Lag of the best Pearson correlation of ``fake`` shifted against ``real``, and all."""
     scores = np.array([_shifted_corr(real, fake, lag) for lag in range(-MAX_LAG, MAX_LAG + 1)])
     return int(np.nanargmax(scores)) - MAX_LAG, scores
 
 
-def _shifted_corr(real: np.ndarray, fake: np.ndarray, lag: int) -> float:
+def _shifted_corr(real: npt.NDArray[Any], fake: npt.NDArray[Any], lag: int) -> float:
     a, b = (real[: len(real) - lag], fake[lag:]) if lag >= 0 else (real[-lag:], fake[:lag])
     return _corr(a, b)
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
+def _corr(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def score(real: list[np.ndarray], fake: list[np.ndarray], real_pts: np.ndarray,
-          reference: np.ndarray) -> dict[str, Any]:  # fmt: skip
+def score(real: list[npt.NDArray[Any]], fake: list[npt.NDArray[Any]], real_pts: npt.NDArray[Any],
+          reference: npt.NDArray[Any]) -> dict[str, Any]:  # fmt: skip
     """All per-clip figures of ``fake`` frames against the real ones."""
     pts = track(fake)
     lmd = np.linalg.norm(lm.normalised_lips(pts) - lm.normalised_lips(real_pts), axis=-1).mean()

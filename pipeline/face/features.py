@@ -7,8 +7,10 @@ of each video frame, so frame ``i`` of the video owns mel rows ``4i .. 4i+3``.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from compliance import media
 
@@ -20,13 +22,13 @@ PER_FRAME = 4  # mel rows per video frame
 
 
 @functools.cache
-def _mel_basis() -> np.ndarray:
+def _mel_basis() -> npt.NDArray[Any]:
     import librosa
 
     return librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=40, fmax=7600)
 
 
-def _stft_power(samples: np.ndarray) -> np.ndarray:
+def _stft_power(samples: npt.NDArray[Any]) -> npt.NDArray[Any]:
     pad = np.pad(samples.astype(np.float32), (N_FFT // 2, N_FFT // 2), mode="reflect")
     count = 1 + (len(pad) - N_FFT) // HOP
     idx = np.arange(N_FFT)[None] + HOP * np.arange(count)[:, None]
@@ -34,7 +36,7 @@ def _stft_power(samples: np.ndarray) -> np.ndarray:
     return (spec.real**2 + spec.imag**2).astype(np.float32)
 
 
-def log_mel(samples: np.ndarray, rate: int, n_frames: int, fps: float) -> np.ndarray:
+def log_mel(samples: npt.NDArray[Any], rate: int, n_frames: int, fps: float) -> npt.NDArray[Any]:
     """(n_frames * 4, 80) log-mel rows aligned to ``n_frames`` video frames."""
     pcm = media.resample(samples, rate, RATE)
     if len(pcm) < N_FFT:
@@ -48,7 +50,7 @@ def log_mel(samples: np.ndarray, rate: int, n_frames: int, fps: float) -> np.nda
     return (mel[lo] * (1 - frac) + mel[hi] * frac).astype(np.float32)
 
 
-def energy_db(samples: np.ndarray, rate: int, n_frames: int, fps: float) -> np.ndarray:
+def energy_db(samples: npt.NDArray[Any], rate: int, n_frames: int, fps: float) -> npt.NDArray[Any]:
     """RMS level of each video frame's audio slice, in dB."""
     edges = (np.arange(n_frames + 1) / fps * rate).astype(int)
     out = np.empty(n_frames, np.float32)
@@ -58,7 +60,9 @@ def energy_db(samples: np.ndarray, rate: int, n_frames: int, fps: float) -> np.n
     return out
 
 
-def silence(level_db: np.ndarray, below: float, loud_db: float | None = None) -> np.ndarray:
+def silence(
+    level_db: npt.NDArray[Any], below: float, loud_db: float | None = None
+) -> npt.NDArray[Any]:
     """Frames whose level is ``below`` dB under the loud level (95th percentile by default)."""
     loud = np.percentile(level_db, 95) if loud_db is None else loud_db
     quiet = level_db < max(loud - below, -70.0)

@@ -15,22 +15,23 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from scipy.ndimage import gaussian_filter1d
 
 from compliance import media
+from compliance.progress import Progress
 
 from . import features
 from . import landmarks as lm
 from .profiles import FaceProfile, profile
 
-Progress = Callable[[float, str], None]
 CROP_BOX = (-0.8, 0.3, 0.8, 1.9)  # canonical x0, y0, x1, y1 of the lower face (IOD units)
 MANIFEST = "manifest.json"
 
@@ -40,13 +41,13 @@ class Clip:
     count: int  # frames
     size: tuple[int, int]  # (width, height)
     fps: float
-    points: np.ndarray  # (n, 478, 2)
-    found: np.ndarray  # (n,) bool
-    mel: np.ndarray  # (4n, 80)
-    energy: np.ndarray  # (n,)
+    points: npt.NDArray[Any]  # (n, 478, 2)
+    found: npt.NDArray[Any]  # (n,) bool
+    mel: npt.NDArray[Any]  # (4n, 80)
+    energy: npt.NDArray[Any]  # (n,)
 
 
-def crop_affine(canonical: np.ndarray, scale: float) -> np.ndarray:
+def crop_affine(canonical: npt.NDArray[Any], scale: float) -> npt.NDArray[Any]:
     """2x3 pixels -> crop pixels, given pixels -> canonical units."""
     x0, y0 = CROP_BOX[0], CROP_BOX[1]
     s = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float32)
@@ -67,7 +68,7 @@ def read_clip(path: str | os.PathLike[str], frames_dir: Path, first: int) -> Cli
     info = media.video_facts(path)
     size = (0, 0)
 
-    def stream() -> Iterator[np.ndarray]:
+    def stream() -> Iterator[npt.NDArray[Any]]:
         nonlocal size
         for i, rgb in enumerate(media.frames(path)):
             name = os.fspath(frames_dir / f"{first + i:06d}.jpg")
@@ -84,13 +85,17 @@ def read_clip(path: str | os.PathLike[str], frames_dir: Path, first: int) -> Cli
     return Clip(len(tracks), size, fps, points, found, mel, energy)
 
 
-def stabilised_transforms(points: np.ndarray, reference: np.ndarray, sigma: float = 1.0):
+def stabilised_transforms(
+    points: npt.NDArray[Any], reference: npt.NDArray[Any], sigma: float = 1.0
+) -> npt.NDArray[Any]:
     """Per-frame pixels -> canonical transforms from temporally smoothed rigid points."""
     rigid = gaussian_filter1d(points[:, list(lm.STABLE)], sigma, axis=0, mode="nearest")
     return np.stack([lm.umeyama(r, reference) for r in rigid])
 
 
-def loop_points(energy: np.ndarray, openings: np.ndarray, silence_db: float) -> list[int]:
+def loop_points(
+    energy: npt.NDArray[Any], openings: npt.NDArray[Any], silence_db: float
+) -> list[int]:
     """Frames (clip-relative) in a pause with a near-closed mouth: where the loop turns."""
     quiet = features.silence(energy, silence_db)
     closed = openings <= np.percentile(openings, 40)
@@ -110,7 +115,9 @@ def ingest(
     work = Path(work_dir)
     (work / "frames").mkdir(parents=True, exist_ok=True)
     clips: list[dict[str, Any]] = []
-    arrays: dict[str, list[np.ndarray]] = {k: [] for k in ("points", "found", "mel", "energy")}
+    arrays: dict[str, list[npt.NDArray[Any]]] = {
+        k: [] for k in ("points", "found", "mel", "energy")
+    }
     total = 0
     fps = 25.0
     size = (0, 0)
@@ -132,7 +139,7 @@ def _finish(
     work: Path,
     cfg: FaceProfile,
     clips: list[dict[str, Any]],
-    data: dict[str, np.ndarray],
+    data: dict[str, npt.NDArray[Any]],
     fps: float,
     size: tuple[int, int],
 ) -> Path:
@@ -173,7 +180,7 @@ def _finish(
     return work / MANIFEST
 
 
-def _write_crops(work: Path, scale: float, transforms: np.ndarray) -> tuple[int, int]:
+def _write_crops(work: Path, scale: float, transforms: npt.NDArray[Any]) -> tuple[int, int]:
     width, height = crop_size(scale)
     out = np.lib.format.open_memmap(
         work / "crops.npy", mode="w+", dtype=np.uint8, shape=(len(transforms), height, width, 3)
@@ -187,7 +194,7 @@ def _write_crops(work: Path, scale: float, transforms: np.ndarray) -> tuple[int,
     return width, height
 
 
-def load(work_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def load(work_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
     """(manifest, arrays) of an ingested work dir; crops are memory-mapped."""
     work = Path(work_dir)
     manifest = json.loads((work / MANIFEST).read_text())

@@ -9,8 +9,10 @@ not move when the person speaks (eye corners and the nose ridge).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from pipeline.bundled import load_face_mesh
 
@@ -24,7 +26,9 @@ STABLE = (33, 133, 362, 263, 168, 6, 197, 195, 5, 4)  # rigid upper face
 NOSE_TIP, EYE_R, EYE_L, LIP_UP, LIP_LO = 1, 33, 263, 13, 14
 
 
-def detect(frames: Iterable[np.ndarray], video: bool = True) -> Iterator[np.ndarray | None]:
+def detect(
+    frames: Iterable[npt.NDArray[Any]], video: bool = True
+) -> Iterator[npt.NDArray[Any] | None]:
     """FaceMesh (478 points: x, y, depth in pixels) per RGB frame; None without a face.
 
     ``video`` uses the tracker (smoother, faster) for consecutive frames of one clip.
@@ -40,23 +44,23 @@ def detect(frames: Iterable[np.ndarray], video: bool = True) -> Iterator[np.ndar
             yield np.array([(p.x * w, p.y * h, p.z * w) for p in points], np.float32)
 
 
-def inter_ocular(points: np.ndarray) -> np.ndarray:
+def inter_ocular(points: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.linalg.norm(points[..., EYE_R, :] - points[..., EYE_L, :], axis=-1)
 
 
-def normalised_lips(points: np.ndarray) -> np.ndarray:
+def normalised_lips(points: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """(..., 40, 2) lip points relative to the nose tip, in inter-ocular units (DESIGN.md)."""
     rel = points[..., LIPS, :] - points[..., NOSE_TIP : NOSE_TIP + 1, :]
     return rel / inter_ocular(points)[..., None, None]
 
 
-def opening(points: np.ndarray) -> np.ndarray:
+def opening(points: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Inner-lip gap (point 14 minus point 13) in inter-ocular units."""
     gap = np.linalg.norm(points[..., LIP_LO, :] - points[..., LIP_UP, :], axis=-1)
     return gap / inter_ocular(points)
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+def umeyama(src: npt.NDArray[Any], dst: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """2x3 similarity (rotation, uniform scale, shift) mapping src points onto dst."""
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s, d = src - mu_s, dst - mu_d
@@ -67,37 +71,34 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]]).astype(np.float32)
 
 
-def eye_frame(points: np.ndarray) -> np.ndarray:
+def eye_frame(points: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """2x3 similarity taking pixels to canonical units by the outer eye corners alone."""
     a, b = points[EYE_R], points[EYE_L]
     return umeyama(np.stack([a, b]), np.array([[-0.5, 0.0], [0.5, 0.0]], np.float32))
 
 
-def reference_stable(all_points: np.ndarray) -> np.ndarray:
+def reference_stable(all_points: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Canonical positions of STABLE: their mean over frames in the eye frame."""
     canon = [apply(eye_frame(p), p[list(STABLE)]) for p in all_points]
     return np.mean(canon, axis=0).astype(np.float32)
 
 
-def to_canonical(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def to_canonical(points: npt.NDArray[Any], reference: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """2x3 similarity taking this frame's pixels to canonical units (fitted on STABLE)."""
     return umeyama(points[list(STABLE)], reference)
 
 
-def apply(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+def apply(affine: npt.NDArray[Any], points: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return points @ affine[:, :2].T + affine[:, 2]
 
 
-def invert(affine: np.ndarray) -> np.ndarray:
-    full = np.vstack([affine, [0.0, 0.0, 1.0]])
-    return np.linalg.inv(full)[:2].astype(np.float32)
-
-
-def fill_missing(tracks: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+def fill_missing(
+    tracks: list[npt.NDArray[Any] | None],
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Fill frames without a face from the nearest detected one: (points, found mask)."""
     found = np.array([p is not None for p in tracks])
     if not found.any():
         raise ValueError("no face was found in any frame")
     idx = np.flatnonzero(found)
     nearest = idx[np.abs(np.arange(len(tracks))[:, None] - idx[None]).argmin(1)]
-    return np.stack([tracks[i] for i in nearest]), found  # type: ignore[misc]
+    return np.stack([tracks[i] for i in nearest]), found

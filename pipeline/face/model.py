@@ -11,8 +11,10 @@ net has to beat (see the training report).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -22,12 +24,12 @@ from .profiles import FaceProfile
 
 @dataclass(frozen=True)
 class LipSpace:
-    mean: np.ndarray  # (P*2,) mean canonical shape
-    basis: np.ndarray  # (K, P*2) orthonormal principal directions
-    scale: np.ndarray  # (K,) standard deviation of each coefficient
+    mean: npt.NDArray[Any]  # (P*2,) mean canonical shape
+    basis: npt.NDArray[Any]  # (K, P*2) orthonormal principal directions
+    scale: npt.NDArray[Any]  # (K,) standard deviation of each coefficient
 
     @classmethod
-    def fit(cls, shapes: np.ndarray, components: int) -> LipSpace:
+    def fit(cls, shapes: npt.NDArray[Any], components: int) -> LipSpace:
         flat = shapes.reshape(len(shapes), -1).astype(np.float64)
         mean = flat.mean(0)
         _, sig, vt = np.linalg.svd(flat - mean, full_matrices=False)
@@ -36,12 +38,12 @@ class LipSpace:
         return cls(mean.astype(np.float32), vt[:k].astype(np.float32),
                    np.maximum(scale, 1e-6).astype(np.float32))  # fmt: skip
 
-    def encode(self, shapes: np.ndarray) -> np.ndarray:
+    def encode(self, shapes: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """(N, P, 2) -> (N, K) whitened coefficients."""
         flat = shapes.reshape(len(shapes), -1) - self.mean
         return (flat @ self.basis.T / self.scale).astype(np.float32)
 
-    def decode(self, coefs: np.ndarray) -> np.ndarray:
+    def decode(self, coefs: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """(N, K) whitened coefficients -> (N, P, 2) canonical shapes."""
         flat = (coefs * self.scale) @ self.basis + self.mean
         return flat.reshape(len(coefs), -1, 2).astype(np.float32)
@@ -95,7 +97,7 @@ class Ensemble(nn.Module):
         return torch.stack([m(mel) for m in self.members]).mean(0)
 
 
-def mel_windows(mel: np.ndarray, radius: int) -> np.ndarray:
+def mel_windows(mel: npt.NDArray[Any], radius: int) -> npt.NDArray[Any]:
     """(4T, 80) -> (T, (2r+1)*4*80): each frame's mel rows with ``radius`` frames around."""
     frames = mel.reshape(-1, PER_FRAME * mel.shape[1])
     padded = np.pad(frames, ((radius, radius), (0, 0)), mode="edge")
@@ -104,11 +106,11 @@ def mel_windows(mel: np.ndarray, radius: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RidgeBaseline:
-    weights: np.ndarray
+    weights: npt.NDArray[Any]
     radius: int
 
     @classmethod
-    def fit(cls, mels: list[np.ndarray], targets: list[np.ndarray], radius: int = 3,
+    def fit(cls, mels: list[npt.NDArray[Any]], targets: list[npt.NDArray[Any]], radius: int = 3,
             alpha: float = 10.0) -> RidgeBaseline:  # fmt: skip
         x = np.concatenate([mel_windows(m, radius) for m in mels])
         x = np.hstack([x, np.ones((len(x), 1), np.float32)])
@@ -116,6 +118,6 @@ class RidgeBaseline:
         gram = x.T @ x + alpha * np.eye(x.shape[1], dtype=np.float32)
         return cls(np.linalg.solve(gram, x.T @ y).astype(np.float32), radius)
 
-    def predict(self, mel: np.ndarray) -> np.ndarray:
+    def predict(self, mel: npt.NDArray[Any]) -> npt.NDArray[Any]:
         x = mel_windows(mel, self.radius)
         return np.hstack([x, np.ones((len(x), 1), np.float32)]) @ self.weights

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..profiles import lookup
+
 
 @dataclass(frozen=True)
 class FaceProfile:
@@ -50,5 +52,5 @@ PROFILES = {
 
 def profile(name: str | FaceProfile, **overrides: object) -> FaceProfile:
     """The named profile (or the given one), with fields overridden."""
-    base = name if isinstance(name, FaceProfile) else PROFILES[name]
+    base = lookup("face", PROFILES, name)
     return replace(base, **overrides) if overrides else base  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +24,11 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from scipy.ndimage import gaussian_filter1d
 
 from compliance import media
+from compliance.progress import Progress
 from compliance.stamping import ComplianceSettings, ContentRecord, ContentSpec, stamp
 
 from . import features, ingest
@@ -34,7 +36,6 @@ from . import landmarks as lm
 from .composite import Compositor, Options
 from .train import Trained, load_checkpoint, predict
 
-Progress = Callable[[float, str], None]
 MOUTH_CENTRE = (0.0, 1.12)  # canonical centre of the blended region (IOD units)
 MOUTH_RADII = (0.56, 0.48)
 
@@ -45,10 +46,10 @@ class Avatar:
 
     work: Path
     manifest: dict[str, Any]
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, npt.NDArray[Any]]
     trained: Trained
-    db: np.ndarray  # (N, K) shape coefficients of the training frames
-    usable: np.ndarray  # (N,) frames whose face was detected (retrieval candidates)
+    db: npt.NDArray[Any]  # (N, K) shape coefficients of the training frames
+    usable: npt.NDArray[Any]  # (N,) frames whose face was detected (retrieval candidates)
 
     @classmethod
     def load(cls, ingest_dir: Path | str, checkpoint: Path | str | None = None) -> Avatar:
@@ -62,7 +63,7 @@ class Avatar:
     def fps(self) -> float:
         return float(self.manifest["fps"])
 
-    def template_frame(self, index: int) -> np.ndarray:
+    def template_frame(self, index: int) -> npt.NDArray[Any]:
         bgr = cv2.imread(os.fspath(self.work / "frames" / f"{index:06d}.jpg"))
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
@@ -80,7 +81,9 @@ class Timer:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def predict_shapes(avatar: Avatar, samples: np.ndarray, rate: int, n_frames: int) -> np.ndarray:
+def predict_shapes(
+    avatar: Avatar, samples: npt.NDArray[Any], rate: int, n_frames: int
+) -> npt.NDArray[Any]:
     """(T, K) shape coefficients for the audio: model, smoothing, silence gating."""
     t = avatar.trained
     mel = features.log_mel(samples, rate, n_frames, avatar.fps)
@@ -90,14 +93,16 @@ def predict_shapes(avatar: Avatar, samples: np.ndarray, rate: int, n_frames: int
     return gate_silence(coefs, t, features.energy_db(samples, rate, n_frames, avatar.fps))
 
 
-def gate_silence(coefs: np.ndarray, trained: Trained, level_db: np.ndarray) -> np.ndarray:
+def gate_silence(
+    coefs: npt.NDArray[Any], trained: Trained, level_db: npt.NDArray[Any]
+) -> npt.NDArray[Any]:
     """Pull the shape to the neutral closed mouth wherever the audio is silent."""
     quiet = features.silence(level_db, trained.cfg.silence_db).astype(np.float32)
     weight = np.clip(gaussian_filter1d(quiet, 1.0, mode="nearest") * 1.5, 0, 1)[:, None]
     return (1 - weight) * coefs + weight * trained.neutral[None]
 
 
-def select_mouths(avatar: Avatar, coefs: np.ndarray) -> np.ndarray:
+def select_mouths(avatar: Avatar, coefs: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Training frame per output frame: nearest shapes, Viterbi-smoothed.
 
     Continuing the previous choice's clip (next frame) or holding it costs nothing;
@@ -128,7 +133,7 @@ def select_mouths(avatar: Avatar, coefs: np.ndarray) -> np.ndarray:
     return frames[np.arange(len(cand)), path]
 
 
-def template_indices(manifest: dict[str, Any], n: int, start: int = 0) -> np.ndarray:
+def template_indices(manifest: dict[str, Any], n: int, start: int = 0) -> npt.NDArray[Any]:
     """``n`` template frames from ``start``: forwards, then backwards at the last pause, ..."""
     loops = [c["start"] + p for c in manifest["clips"] for p in c["loop_points"]]
     last = manifest["frames"] - 1
@@ -143,7 +148,7 @@ def template_indices(manifest: dict[str, Any], n: int, start: int = 0) -> np.nda
     return out
 
 
-def mouth_mask(cfg_scale: float, feather: float, size: tuple[int, int]) -> np.ndarray:
+def mouth_mask(cfg_scale: float, feather: float, size: tuple[int, int]) -> npt.NDArray[Any]:
     """Feathered elliptical mask of the lower face in crop pixels (float32, 0..1)."""
     width, height = size
     x0, y0 = ingest.CROP_BOX[0], ingest.CROP_BOX[1]
@@ -167,8 +172,12 @@ class Blender:
         self.ring = (self.mask > 0.02) & (self.mask < 0.5)
 
     def paste(
-        self, frame: np.ndarray, template: int, mouth: int, offset: np.ndarray | None = None
-    ) -> np.ndarray:
+        self,
+        frame: npt.NDArray[Any],
+        template: int,
+        mouth: int,
+        offset: npt.NDArray[Any] | None = None,
+    ) -> npt.NDArray[Any]:
         """Blend training mouth ``mouth`` into ``frame`` (template frame ``template``),
         moved by ``offset`` (canonical units) to where the predicted lips are."""
         affine = ingest.crop_affine(self.avatar.arrays["transforms"][template], self.scale)
@@ -180,8 +189,12 @@ class Blender:
         return self._blend(frame, crop, affine, np.zeros(2) if offset is None else offset)
 
     def _blend(
-        self, frame: np.ndarray, crop: np.ndarray, affine: np.ndarray, offset: np.ndarray
-    ) -> np.ndarray:
+        self,
+        frame: npt.NDArray[Any],
+        crop: npt.NDArray[Any],
+        affine: npt.NDArray[Any],
+        offset: npt.NDArray[Any],
+    ) -> npt.NDArray[Any]:
         inverse = cv2.invertAffineTransform(affine)
         w, h = self.size
         corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float32)
@@ -209,17 +222,17 @@ class Blender:
 class Plan:
     """What each output frame is made of."""
 
-    templates: np.ndarray  # template frame per output frame
-    mouths: np.ndarray  # training mouth per output frame
-    coefs: np.ndarray  # predicted shape coefficients
-    offsets: np.ndarray  # (T, 2) predicted minus retrieved lip centre (canonical units)
+    templates: npt.NDArray[Any]  # template frame per output frame
+    mouths: npt.NDArray[Any]  # training mouth per output frame
+    coefs: npt.NDArray[Any]  # predicted shape coefficients
+    offsets: npt.NDArray[Any]  # (T, 2) predicted minus retrieved lip centre (canonical units)
 
 
-def frame_count(avatar: Avatar, samples: np.ndarray, rate: int) -> int:
+def frame_count(avatar: Avatar, samples: npt.NDArray[Any], rate: int) -> int:
     return max(1, int(round(len(samples) / rate * avatar.fps)))
 
 
-def plan(avatar: Avatar, samples: np.ndarray, rate: int, start: int = 0, n: int = 0) -> Plan:
+def plan(avatar: Avatar, samples: npt.NDArray[Any], rate: int, start: int = 0, n: int = 0) -> Plan:
     n = n or frame_count(avatar, samples, rate)
     coefs = predict_shapes(avatar, samples, rate, n)
     mouths = select_mouths(avatar, coefs)
@@ -232,12 +245,12 @@ def plan(avatar: Avatar, samples: np.ndarray, rate: int, start: int = 0, n: int 
 
 def iter_frames(
     avatar: Avatar,
-    samples: np.ndarray,
+    samples: npt.NDArray[Any],
     rate: int,
     start: int = 0,
     timer: Timer | None = None,
     n_frames: int = 0,
-) -> Iterator[np.ndarray]:
+) -> Iterator[npt.NDArray[Any]]:
     """RGB frames (source size) of the avatar saying ``samples`` (``n_frames`` if given)."""
     timer = timer or Timer()
     with timer.stage("face_model"):
@@ -250,14 +263,16 @@ def iter_frames(
         yield frame
 
 
-def render_frames(avatar: Avatar, samples: np.ndarray, rate: int, **options: Any) -> list:
+def render_frames(
+    avatar: Avatar, samples: npt.NDArray[Any], rate: int, **options: Any
+) -> list[npt.NDArray[Any]]:
     """``iter_frames`` as a list (``start``, ``timer``, ``n_frames`` as there)."""
     return list(iter_frames(avatar, samples, rate, **options))
 
 
 def render_video(
     avatar: Avatar,
-    samples: np.ndarray,
+    samples: npt.NDArray[Any],
     rate: int,
     output: str | os.PathLike[str],
     content: ContentSpec,

@@ -1,8 +1,9 @@
 """Training of the audio -> shape model: fixed skeleton, atomic checkpoints, quality report.
 
-``train(ingest_dir)`` builds the data (normalised log-mel and PCA coefficients per
-segment, the last segments held back), builds the model, runs the epochs keeping the best
-state on the held-back segments, and writes into ``<ingest_dir>/model/``:
+``train(work_dir, out_dir, profile)`` builds the data (normalised log-mel and PCA
+coefficients per segment, the last segments held back), builds the model, runs the epochs
+keeping the best state on the held-back segments, and writes into ``out_dir`` (rendering
+reads ``<work_dir>/model/``):
 
 - ``model.pt`` (+ ``model.pt.sha256``): the ensemble's state dict (a checkpoint after
   each member), profile, PCA space, mel statistics,
@@ -23,14 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
-from . import features, ingest
+from compliance.progress import Progress
+
+from . import features, ingest, profiles
 from . import landmarks as lm
 from .model import AudioToShape, Ensemble, LipSpace, RidgeBaseline
-from .profiles import FaceProfile, profile
+from .profiles import FaceProfile
 
-Progress = Callable[[float, str], None]
 SEGMENT = 250  # frames: long recordings are cut into segments of about 10 s
 GAIN_DB = 6.0  # random level change of the training audio (log-mel shift)
 LIP_UP, LIP_LO = lm.SHAPE.index(lm.LIP_UP), lm.SHAPE.index(lm.LIP_LO)
@@ -39,11 +42,13 @@ LIP_UP, LIP_LO = lm.SHAPE.index(lm.LIP_UP), lm.SHAPE.index(lm.LIP_LO)
 @dataclass
 class Data:
     space: LipSpace
-    mel_mean: np.ndarray
-    mel_std: np.ndarray
-    train: list[tuple[np.ndarray, np.ndarray]]  # (normalised mel (4T, 80), coefs (T, K))
-    val: list[tuple[np.ndarray, np.ndarray]]
-    neutral: np.ndarray  # (K,) closed mouth in silence
+    mel_mean: npt.NDArray[Any]
+    mel_std: npt.NDArray[Any]
+    train: list[
+        tuple[npt.NDArray[Any], npt.NDArray[Any]]
+    ]  # (normalised mel (4T, 80), coefs (T, K))
+    val: list[tuple[npt.NDArray[Any], npt.NDArray[Any]]]
+    neutral: npt.NDArray[Any]  # (K,) closed mouth in silence
 
 
 def segments(manifest: dict[str, Any]) -> list[tuple[int, int]]:
@@ -69,7 +74,7 @@ def build_data(ingest_dir: Path, cfg: FaceProfile) -> Data:
     mel_std = mel[frames].reshape(-1, features.N_MELS).std(0) + 1e-3
     coefs = space.encode(arrays["shapes"])
 
-    def piece(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    def piece(a: int, b: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
         rows = (mel[a:b].reshape(-1, features.N_MELS) - mel_mean) / mel_std
         return rows.astype(np.float32), coefs[a:b]
 
@@ -82,7 +87,9 @@ def build_data(ingest_dir: Path, cfg: FaceProfile) -> Data:
     return Data(space, mel_mean, mel_std, train, val, neutral.astype(np.float32))
 
 
-def _batch(data: Data, cfg: FaceProfile, rng: np.random.Generator):
+def _batch(
+    data: Data, cfg: FaceProfile, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     mels, ys = [], []
     for _ in range(cfg.batch):
         mel, y = data.train[rng.integers(len(data.train))]
@@ -104,14 +111,16 @@ def shape_loss(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor) ->
     return (err**2).mean() + 0.5 * (vel**2).mean()
 
 
-def predict(model: torch.nn.Module, mel: np.ndarray) -> np.ndarray:
+def predict(model: torch.nn.Module, mel: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """(4T, 80) normalised mel -> (T, K) coefficients."""
     with torch.no_grad():
         out = model(torch.from_numpy(np.ascontiguousarray(mel.T))[None].float())
     return out[0].T.numpy()
 
 
-def evaluate_split(data: Data, fn: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
+def evaluate_split(
+    data: Data, fn: Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
+) -> dict[str, float]:
     """Held-back landmark RMSE (IOD units) and lip-gap correlation of a predictor."""
     parts = data.val or data.train
     errs, corrs = [], []
@@ -128,21 +137,23 @@ def evaluate_split(data: Data, fn: Callable[[np.ndarray], np.ndarray]) -> dict[s
 
 
 def train(
-    ingest_dir: str | os.PathLike[str],
-    settings: FaceProfile | str = "cpu",
-    out_dir: str | os.PathLike[str] | None = None,
+    source_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    profile: str | FaceProfile = "cpu",
     progress: Progress | None = None,
-) -> Path:
-    """Train on an ingested work dir; return the checkpoint path."""
-    cfg = profile(settings)
+) -> tuple[Path, dict[str, Any]]:
+    """Train on an ingested work dir (``source_dir``); write model.pt, report.json and
+    loss.png into ``out_dir`` (rendering looks in ``<work dir>/model``); return the
+    checkpoint and the report. ``progress`` defaults to silence."""
+    cfg = profiles.profile(profile)
     report = progress or (lambda fraction, message: None)
     torch.set_num_threads(max(1, min(cfg.threads, 2)))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    out = Path(out_dir) if out_dir else Path(ingest_dir) / "model"
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    data = build_data(Path(ingest_dir), cfg)
+    data = build_data(Path(source_dir), cfg)
     model = Ensemble(cfg, len(data.space.scale))
     untrained = evaluate_split(data, lambda mel: predict(model.eval(), mel))
     history: dict[str, list[float]] = {}
@@ -172,7 +183,7 @@ def train(
     (out / "report.json").write_text(json.dumps(quality, indent=1))
     plot_losses(history, out / "loss.png")
     report(1.0, f"trained in {quality['train_seconds']} s")
-    return out / "model.pt"
+    return out / "model.pt", quality
 
 
 def _run(model: AudioToShape, data: Data, cfg: FaceProfile, rng: np.random.Generator,
@@ -254,9 +265,9 @@ class Trained:
     cfg: FaceProfile
     model: Ensemble
     space: LipSpace
-    mel_mean: np.ndarray
-    mel_std: np.ndarray
-    neutral: np.ndarray
+    mel_mean: npt.NDArray[Any]
+    mel_std: npt.NDArray[Any]
+    neutral: npt.NDArray[Any]
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Trained:

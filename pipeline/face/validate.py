@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from compliance import media
 
@@ -115,11 +116,11 @@ def _sample_frames(
     info: media.MediaInfo,
     lim: Limits,
     media_limits: media.MediaLimits | None,
-) -> list[np.ndarray]:
+) -> list[npt.NDArray[Any]]:
     return media.sample_frames(path, info, lim.samples, media_limits, max_side=lim.analysis_side)
 
 
-def _face_counts(frames: list[np.ndarray]) -> np.ndarray:
+def _face_counts(frames: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
     import mediapipe as mp
 
     counts = []
@@ -132,7 +133,9 @@ def _face_counts(frames: list[np.ndarray]) -> np.ndarray:
     return np.array(counts)
 
 
-def _face_problems(frames: list[np.ndarray], lim: Limits, scale: float = 1.0) -> list[Problem]:
+def _face_problems(
+    frames: list[npt.NDArray[Any]], lim: Limits, scale: float = 1.0
+) -> list[Problem]:
     """``scale``: pixels of the original video per pixel of the analysed frames."""
     if not frames:
         return [Problem("no_face", "We found no frames to analyse in this video.")]
@@ -161,7 +164,9 @@ def _face_problems(frames: list[np.ndarray], lim: Limits, scale: float = 1.0) ->
     )
 
 
-def _size_problems(meshes: list[np.ndarray], lim: Limits, scale: float = 1.0) -> list[Problem]:
+def _size_problems(
+    meshes: list[npt.NDArray[Any]], lim: Limits, scale: float = 1.0
+) -> list[Problem]:
     iod = scale * float(np.median([lm.inter_ocular(p[:, :2]) for p in meshes]))
     if iod >= lim.min_face_px:
         return []
@@ -172,7 +177,7 @@ def _size_problems(meshes: list[np.ndarray], lim: Limits, scale: float = 1.0) ->
     ]  # fmt: skip
 
 
-def head_angles(points: np.ndarray) -> tuple[float, float]:
+def head_angles(points: npt.NDArray[Any]) -> tuple[float, float]:
     """(yaw, pitch) in degrees from FaceMesh's 3D points (eye corners; forehead to chin)."""
     eyes = points[lm.EYE_L] - points[lm.EYE_R]
     axis = points[152] - points[10]
@@ -181,7 +186,7 @@ def head_angles(points: np.ndarray) -> tuple[float, float]:
     return float(yaw), float(pitch)
 
 
-def _pose_problems(meshes: list[np.ndarray], lim: Limits) -> list[Problem]:
+def _pose_problems(meshes: list[npt.NDArray[Any]], lim: Limits) -> list[Problem]:
     angles = np.array([head_angles(p) for p in meshes])
     turned = (np.abs(angles[:, 0]) > lim.max_yaw_deg) | (np.abs(angles[:, 1]) > lim.max_pitch_deg)
     if turned.mean() <= lim.turned_fraction:
@@ -193,7 +198,7 @@ def _pose_problems(meshes: list[np.ndarray], lim: Limits) -> list[Problem]:
     ]  # fmt: skip
 
 
-def _face_patch(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
+def _face_patch(rgb: npt.NDArray[Any], points: npt.NDArray[Any]) -> npt.NDArray[Any]:
     x0, y0 = np.maximum(points[:, :2].min(0).astype(int), 0)
     x1, y1 = points[:, :2].max(0).astype(int)
     gray = cv2.cvtColor(rgb[y0 : y1 + 1, x0 : x1 + 1], cv2.COLOR_RGB2GRAY)
@@ -201,7 +206,9 @@ def _face_patch(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, (width, max(8, round(gray.shape[0] * width / max(gray.shape[1], 1)))))
 
 
-def _light_problems(faces: list[tuple[np.ndarray, np.ndarray]], lim: Limits) -> list[Problem]:
+def _light_problems(
+    faces: list[tuple[npt.NDArray[Any], npt.NDArray[Any]]], lim: Limits
+) -> list[Problem]:
     patches = [_face_patch(rgb, p) for rgb, p in faces]
     luma = float(np.median([p.mean() for p in patches]))
     sharp = float(np.median([cv2.Laplacian(p, cv2.CV_64F).var() for p in patches]))

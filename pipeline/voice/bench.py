@@ -16,16 +16,15 @@ from typing import Any
 
 import torch
 
-from .model import VoiceModel, settings_for
+from .model import VoiceModel
 from .synthesize import synthesize
 from .train import log, takes_in, train
 
 
 def _profile(data_dir: Path, profile: str, sentences: int) -> dict[str, Any]:
-    settings = settings_for(profile)
     with tempfile.TemporaryDirectory(prefix="dhf-voice-bench-") as tmp:
         began = time.perf_counter()
-        checkpoint, report = train(takes_in(data_dir / "train"), tmp, settings)
+        checkpoint, report = train(data_dir / "train", tmp, profile)
         train_s = time.perf_counter() - began
         size = os.path.getsize(checkpoint)
         model = VoiceModel.load(checkpoint)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from compliance.media import audio, resample
 
@@ -30,7 +31,7 @@ from .features import (
     dtw_path,
     mel_cepstral_distortion,
 )
-from .model import VoiceModel, settings_for
+from .model import VoiceModel
 from .pitch import crepe_f0
 from .speech import speech_segments
 from .synthesize import render_sentence
@@ -49,19 +50,19 @@ TARGETS = {  # issue 17
 }
 
 
-def _embed(samples: np.ndarray) -> np.ndarray:
+def _embed(samples: npt.NDArray[Any]) -> npt.NDArray[Any]:
     from resemblyzer import preprocess_wav
 
     return load_voice_encoder().embed_utterance(preprocess_wav(samples, source_sr=RATE))
 
 
-def _similarity(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+def _similarity(a: list[npt.NDArray[Any]], b: list[npt.NDArray[Any]]) -> float:
     """Mean cosine over pairs (i, j), i != j (embeddings are unit length)."""
     sims = [float(x @ y) for i, x in enumerate(a) for j, y in enumerate(b) if i != j]
     return float(np.mean(sims))
 
 
-def _f0(samples_list: list[np.ndarray], tracker: str = "crepe") -> dict[str, float]:
+def _f0(samples_list: list[npt.NDArray[Any]], tracker: str = "crepe") -> dict[str, float]:
     """Pooled mean F0 (Hz), pooled and within-sentence spread of log-F0 (semitones), and a
     robust pooled spread (interquartile range / 1.349). ``crepe`` (the reported figure) does
     not jump octaves on WORLD-resynthesised speech; ``harvest`` (secondary) does."""
@@ -85,24 +86,24 @@ def _f0(samples_list: list[np.ndarray], tracker: str = "crepe") -> dict[str, flo
     }
 
 
-def _trimmed(samples: np.ndarray) -> np.ndarray:
+def _trimmed(samples: npt.NDArray[Any]) -> npt.NDArray[Any]:
     segments = speech_segments(samples) or [(0, len(samples))]
     return samples[segments[0][0] : segments[-1][1]]
 
 
-def _mcd(generated: np.ndarray, real: np.ndarray) -> float:
+def _mcd(generated: npt.NDArray[Any], real: npt.NDArray[Any]) -> float:
     g, r = analyse(_trimmed(generated), 40).mcep, analyse(_trimmed(real), 40).mcep
     i, j = dtw_path(g[:, 1:], r[:, 1:])
     return mel_cepstral_distortion(g[i], r[j])
 
 
-def _wer(samples: np.ndarray, text: str) -> float:
+def _wer(samples: npt.NDArray[Any], text: str) -> float:
     """Whisper base WER: the main intelligibility figure."""
     heard = asr.transcribe(np.clip(samples, -1, 1).astype(np.float32), RATE)
     return word_error_rate(asr.spoken_words(text), asr.spoken_words(heard.text))
 
 
-def _wer_pocketsphinx(samples: np.ndarray, text: str) -> float:
+def _wer_pocketsphinx(samples: npt.NDArray[Any], text: str) -> float:
     """pocketsphinx WER (secondary: it scores real read speech at 0.2-0.38)."""
     pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
     return word_error_rate(" ".join(words(text)), transcribe(pcm, RATE))
@@ -117,11 +118,10 @@ def _peak_mb() -> float:
 def evaluate(
     train_dir: str | Path, heldout_dir: str | Path, profile: str = "cpu"
 ) -> dict[str, Any]:
-    settings = settings_for(profile)
     heldout = takes_in(heldout_dir)
     with tempfile.TemporaryDirectory(prefix="dhf-voice-") as tmp:
         began = time.perf_counter()
-        checkpoint, report = train(takes_in(train_dir), tmp, settings)
+        checkpoint, report = train(train_dir, tmp, profile)
         train_s = time.perf_counter() - began
         model = VoiceModel.load(checkpoint)
     real, gen, base = [], [], []

@@ -8,8 +8,10 @@ F0 comes from harvest (dio halves or doubles the piper voice's pitch now and the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyworld
 
 from compliance.media import resample
@@ -25,15 +27,15 @@ F0_FLOOR, F0_CEIL = 60.0, 500.0
 class World:
     """One utterance's WORLD parameters, one row per 5 ms frame."""
 
-    f0: np.ndarray  # (T,) Hz, 0 where unvoiced
-    mcep: np.ndarray  # (T, D) coded spectral envelope
-    cap: np.ndarray  # (T, 1) coded aperiodicity
+    f0: npt.NDArray[Any]  # (T,) Hz, 0 where unvoiced
+    mcep: npt.NDArray[Any]  # (T, D) coded spectral envelope
+    cap: npt.NDArray[Any]  # (T, 1) coded aperiodicity
 
     @property
-    def voiced(self) -> np.ndarray:
+    def voiced(self) -> npt.NDArray[Any]:
         return self.f0 > 0
 
-    def lf0(self) -> np.ndarray:
+    def lf0(self) -> npt.NDArray[Any]:
         """log-F0, interpolated linearly through unvoiced frames (for regression)."""
         return interpolate_lf0(self.f0)
 
@@ -42,7 +44,7 @@ class World:
         return World(self.f0[a:b], self.mcep[a:b], self.cap[a:b])
 
 
-def interpolate_lf0(f0: np.ndarray) -> np.ndarray:
+def interpolate_lf0(f0: npt.NDArray[Any]) -> npt.NDArray[Any]:
     voiced = f0 > 0
     if not voiced.any():
         return np.full(len(f0), np.log(150.0))
@@ -50,7 +52,7 @@ def interpolate_lf0(f0: np.ndarray) -> np.ndarray:
     return np.interp(idx, idx[voiced], np.log(f0[voiced]))
 
 
-def analyse(samples: np.ndarray, order: int) -> World:
+def analyse(samples: npt.NDArray[Any], order: int) -> World:
     """WORLD parameters of 16 kHz float speech with an ``order``-dim mel-cepstrum."""
     x = np.ascontiguousarray(samples, np.float64)
     f0, t = pyworld.harvest(x, RATE, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_MS)
@@ -63,7 +65,7 @@ def analyse(samples: np.ndarray, order: int) -> World:
     )
 
 
-def synthesise(world: World) -> np.ndarray:
+def synthesise(world: World) -> npt.NDArray[Any]:
     """Waveform (float32, 16 kHz) from WORLD parameters."""
     fft = pyworld.get_cheaptrick_fft_size(RATE)
     sp = pyworld.decode_spectral_envelope(np.ascontiguousarray(world.mcep, np.float64), RATE, fft)
@@ -72,7 +74,7 @@ def synthesise(world: World) -> np.ndarray:
     return pyworld.synthesize(f0, sp, ap, RATE, FRAME_MS).astype(np.float32)
 
 
-def base_voice(text: str, length_scale: float = 1.0) -> np.ndarray:
+def base_voice(text: str, length_scale: float = 1.0) -> npt.NDArray[Any]:
     """The shipped piper voice saying ``text`` (noise off: reproducible), at 16 kHz."""
     from piper.config import SynthesisConfig
 
@@ -84,12 +86,14 @@ def base_voice(text: str, length_scale: float = 1.0) -> np.ndarray:
     return resample(audio, chunks[0].sample_rate, RATE)
 
 
-def to_output_rate(samples: np.ndarray) -> np.ndarray:
+def to_output_rate(samples: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """16 kHz speech resampled to ``OUTPUT_RATE`` (polyphase, float32)."""
     return resample(samples, RATE, OUTPUT_RATE)
 
 
-def dtw_path(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dtw_path(
+    source: npt.NDArray[Any], target: npt.NDArray[Any]
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Frame pairs (source index, target index) of the cheapest monotonic alignment."""
     from librosa.sequence import dtw
 
@@ -98,13 +102,13 @@ def dtw_path(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.nda
     return path[:, 0], path[:, 1]
 
 
-def mel_cepstral_distortion(a: np.ndarray, b: np.ndarray) -> float:
+def mel_cepstral_distortion(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     """MCD in dB between two mel-cepstra (frames paired already), c0 excluded."""
     diff = a[:, 1:] - b[:, 1:]
     return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * np.sum(diff**2, axis=1))))
 
 
-def normalise_loudness(samples: np.ndarray, target_dbfs: float = -23.0) -> np.ndarray:
+def normalise_loudness(samples: npt.NDArray[Any], target_dbfs: float = -23.0) -> npt.NDArray[Any]:
     """Scale so the RMS of the louder (speech) half of 20 ms frames is ``target_dbfs``,
     with the peak kept below -1 dBFS."""
     hop = 320  # 20 ms at 16 kHz (14.5 ms at 22.05 kHz: the same speech/pause split)

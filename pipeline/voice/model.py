@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
+from ..profiles import lookup
 from .features import World, interpolate_lf0
 
 
@@ -63,10 +65,9 @@ PROFILES = {
 }  # fmt: skip
 
 
-def settings_for(profile: str) -> VoiceSettings:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown voice profile {profile!r}: one of {', '.join(PROFILES)}")
-    return PROFILES[profile]
+def settings_for(profile: str | VoiceSettings) -> VoiceSettings:
+    """The named voice profile (or the given settings)."""
+    return lookup("voice", PROFILES, profile)
 
 
 class Net(nn.Module):
@@ -84,24 +85,24 @@ class Net(nn.Module):
         return self.body(x)
 
 
-def source_frames(world: World) -> np.ndarray:
+def source_frames(world: World) -> npt.NDArray[Any]:
     """Per-frame input features (unnormalised): mel-cepstrum, log-F0, voicing."""
     return np.hstack([world.mcep, interpolate_lf0(world.f0)[:, None], world.voiced[:, None]])
 
 
-def target_frames(world: World) -> np.ndarray:
+def target_frames(world: World) -> npt.NDArray[Any]:
     """Per-frame regression targets (unnormalised): mel-cepstrum, log-F0."""
     return np.hstack([world.mcep, interpolate_lf0(world.f0)[:, None]])
 
 
-def _moving_average(frames: np.ndarray, half: int) -> np.ndarray:
+def _moving_average(frames: npt.NDArray[Any], half: int) -> npt.NDArray[Any]:
     """Mean over 2*half+1 neighbouring rows (edges repeated)."""
     padded = np.pad(frames, ((half, half), (0, 0)), mode="edge")
     kernel = np.cumsum(np.vstack([np.zeros((1, frames.shape[1])), padded]), axis=0)
     return (kernel[2 * half + 1 :] - kernel[: -2 * half - 1]) / (2 * half + 1)
 
 
-def stack(frames: np.ndarray, context: int) -> np.ndarray:
+def stack(frames: npt.NDArray[Any], context: int) -> npt.NDArray[Any]:
     """Each row followed by its neighbours ``context`` frames either side (edges repeated)."""
     padded = np.pad(frames, ((context, context), (0, 0)), mode="edge")
     n = len(frames)
@@ -114,13 +115,15 @@ class VoiceModel:
 
     settings: VoiceSettings
     net: Net
-    stats: dict[str, np.ndarray]  # src_mean, src_std, tgt_mean, tgt_std, gv, f0 moments
+    stats: dict[str, npt.NDArray[Any]]  # src_mean, src_std, tgt_mean, tgt_std, gv, f0 moments
     length_scale: float  # piper length_scale that matches the speaker's speaking rate
-    bank: np.ndarray | None = None  # (N, order) the speaker's real mel-cepstra, for ``knn``
-    bank_keys: np.ndarray | None = None  # (N, knn_dims) projected source frames paired with bank
-    bank_cap: np.ndarray | None = None  # (N, cap dims) the bank frames' real aperiodicity
+    bank: npt.NDArray[Any] | None = None  # (N, order) the speaker's real mel-cepstra, for ``knn``
+    bank_keys: npt.NDArray[Any] | None = (
+        None  # (N, knn_dims) projected source frames paired with bank
+    )
+    bank_cap: npt.NDArray[Any] | None = None  # (N, cap dims) the bank frames' real aperiodicity
 
-    def predict(self, world: World) -> np.ndarray:
+    def predict(self, world: World) -> npt.NDArray[Any]:
         """Speaker-domain targets (unnormalised mel-cepstrum + log-F0) for source frames."""
         s = self.stats
         x = (source_frames(world) - s["src_mean"]) / s["src_std"]
@@ -161,7 +164,7 @@ class VoiceModel:
         f0 = np.where(world.voiced, np.exp(lf0), 0.0)
         return World(f0, np.ascontiguousarray(mcep), np.ascontiguousarray(cap))
 
-    def _select(self, world: World, mcep: np.ndarray) -> np.ndarray:
+    def _select(self, world: World, mcep: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Indices (T, knn) of the bank frames chosen for each source frame."""
         s, st = self.settings, self.stats
         mode = s.knn_match if self.bank_keys is not None else "pred"

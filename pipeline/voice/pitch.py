@@ -16,6 +16,7 @@ import types
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 RATE = 16000  # CREPE's own rate
 HOP_S = 0.01
@@ -45,7 +46,7 @@ def _torchcrepe() -> Any:
     return torchcrepe
 
 
-def crepe_f0(samples: np.ndarray, model: str = "tiny") -> np.ndarray:
+def crepe_f0(samples: npt.NDArray[Any], model: str = "tiny") -> npt.NDArray[Any]:
     """F0 in Hz every 10 ms of 16 kHz speech, 0 where CREPE's periodicity < 0.5 (or silent)."""
     import torch
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .text import dictionary, known, phones
 
@@ -72,7 +73,9 @@ def greedy_order(candidates: dict[str, str], count: int) -> list[str]:
     return order
 
 
-def build(sources: Iterable[Path], exclude: Iterable[Path] = (), count: int = 100) -> dict:
+def build(
+    sources: Iterable[Path], exclude: Iterable[Path] = (), count: int = 100
+) -> dict[str, Any]:
     """The prompts file content from ``<id>.txt`` files, never using any text in ``exclude``."""
     banned = {p.read_text().strip() for d in exclude for p in Path(d).glob("*.txt")}
     candidates = {

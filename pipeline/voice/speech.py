@@ -1,8 +1,8 @@
-"""Speech analysis shared by validation and training: VAD, ASR and forced alignment.
+"""Speech analysis shared by validation and training: VAD and forced alignment.
 
 Everything runs at 16 kHz on float32 mono in [-1, 1]. Silero VAD runs its bundled ONNX
-model; pocketsphinx does recognition and (``Decoder(bestpath=False)``) phone alignment
-with 10 ms frames.
+model; pocketsphinx does forced phone alignment (``Decoder(bestpath=False)``) with 10 ms
+frames.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .text import pronounce, words
 
@@ -27,7 +28,7 @@ def _vad_model() -> Any:
     return load_silero_vad(onnx=True)
 
 
-def speech_segments(samples: np.ndarray) -> list[tuple[int, int]]:
+def speech_segments(samples: npt.NDArray[Any]) -> list[tuple[int, int]]:
     """Silero VAD speech regions as (start, end) sample indices."""
     import torch
     from silero_vad import get_speech_timestamps
@@ -42,29 +43,18 @@ def speech_segments(samples: np.ndarray) -> list[tuple[int, int]]:
     return [(int(s["start"]), int(s["end"])) for s in stamps]
 
 
-def _pcm(samples: np.ndarray) -> bytes:
+def _pcm(samples: npt.NDArray[Any]) -> bytes:
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
-_LOCK = threading.Lock()  # one decoder of each kind per process, used one call at a time
+_LOCK = threading.Lock()  # one decoder per process, used one call at a time
 
 
 @functools.cache
-def _decoder(bestpath: bool) -> Any:
+def _decoder() -> Any:
     from pocketsphinx import Decoder
 
-    return Decoder(loglevel="FATAL", bestpath=bestpath)
-
-
-def recognise(samples: np.ndarray) -> str:
-    """pocketsphinx's best word string for 16 kHz speech."""
-    with _LOCK:
-        decoder = _decoder(True)
-        decoder.start_utt()
-        decoder.process_raw(_pcm(samples), full_utt=True)
-        decoder.end_utt()
-        hyp = decoder.hyp()
-    return hyp.hypstr if hyp else ""
+    return Decoder(loglevel="FATAL", bestpath=False)
 
 
 @dataclass(frozen=True)
@@ -101,13 +91,13 @@ class Alignment:
         return sum(1 for p in self.phones if p[0] != "SIL")
 
 
-def align(samples: np.ndarray, text: str) -> Alignment | None:
+def align(samples: npt.NDArray[Any], text: str) -> Alignment | None:
     """Force-align ``text`` to 16 kHz speech; None when pocketsphinx finds no path."""
     with _LOCK:
-        return _align(_decoder(False), samples, text)
+        return _align(_decoder(), samples, text)
 
 
-def _align(decoder: Any, samples: np.ndarray, text: str) -> Alignment | None:
+def _align(decoder: Any, samples: npt.NDArray[Any], text: str) -> Alignment | None:
     spoken = []
     for w in words(text):
         pron = pronounce(w)

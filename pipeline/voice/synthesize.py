@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .features import (
     OUTPUT_RATE,
@@ -33,24 +35,26 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SPLIT.split(text.strip()) if s.strip()]
 
 
-def convert_sentence(model: VoiceModel, sentence: str) -> np.ndarray:
+def convert_sentence(model: VoiceModel, sentence: str) -> npt.NDArray[Any]:
     """One sentence in the cloned voice (float32, 16 kHz, not yet loudness-normalised)."""
     world = analyse(base_voice(sentence, model.length_scale), model.settings.order)
     return synthesise(model.convert(world))
 
 
-def render_sentence(model: VoiceModel, sentence: str) -> np.ndarray:
+def render_sentence(model: VoiceModel, sentence: str) -> npt.NDArray[Any]:
     """One sentence as the product delivers it: ``OUTPUT_RATE``, loudness-normalised."""
     return normalise_loudness(to_output_rate(convert_sentence(model, sentence)))
 
 
-def sentences(model: VoiceModel, text: str) -> Iterator[np.ndarray]:
+def sentences(model: VoiceModel, text: str) -> Iterator[npt.NDArray[Any]]:
     """Each sentence of ``text`` as loudness-normalised samples at ``OUTPUT_RATE``."""
     for sentence in split_sentences(text):
         yield render_sentence(model, sentence)
 
 
-def synthesize(model: VoiceModel | str | os.PathLike[str], text: str) -> tuple[np.ndarray, int]:
+def synthesize(
+    model: VoiceModel | str | os.PathLike[str], text: str
+) -> tuple[npt.NDArray[Any], int]:
     """``text`` in the cloned voice: (float32 samples, sample rate)."""
     if not isinstance(model, VoiceModel):
         model = VoiceModel.load(model)

@@ -20,15 +20,24 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from compliance.media import audio
+from compliance.progress import Progress
 
 from .features import RATE, World, analyse, base_voice, dtw_path
-from .model import Net, VoiceModel, VoiceSettings, source_frames, stack, target_frames
+from .model import (
+    Net,
+    VoiceModel,
+    VoiceSettings,
+    settings_for,
+    source_frames,
+    stack,
+    target_frames,
+)
 from .speech import Alignment, align
 
-Progress = Callable[[float, str], None]
 T = TypeVar("T")
 R = TypeVar("R")
 FRAME_S_WORLD = 0.005  # WORLD frame period in seconds
@@ -72,7 +81,7 @@ class Track:
     alignment: Alignment
 
 
-def _track(samples: np.ndarray, text: str, order: int) -> Track | None:
+def _track(samples: npt.NDArray[Any], text: str, order: int) -> Track | None:
     alignment = align(samples, text)
     if alignment is None or alignment.phone_count == 0:
         return None
@@ -87,13 +96,13 @@ def _real(args: tuple[Take, int]) -> Track | None:
     return _track(audio(take.wav, RATE), take.text, order)
 
 
-def _base(args: tuple[np.ndarray, str, int]) -> Track | None:
+def _base(args: tuple[npt.NDArray[Any], str, int]) -> Track | None:
     return _track(*args)
 
 
 def frame_pairs(
     src: Alignment, tgt: Alignment, n_src: int, n_tgt: int
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]] | None:
     """Pair 5 ms frames of two readings of the same text: phone by phone where a word has
     the same phones in both (linear inside each phone), else word by word. None when the
     word sequences differ."""
@@ -133,21 +142,21 @@ def speaking_rate(texts: Iterable[str], real_phone_s: float) -> float:
     return float(np.clip(real_phone_s / max(base, 1e-6), 0.6, 1.8))
 
 
-def _normaliser(frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _normaliser(frames: list[npt.NDArray[Any]]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     joined = np.vstack(frames)
     return joined.mean(axis=0), joined.std(axis=0) + 1e-5
 
 
-def _lf0_moments(worlds: list[World]) -> np.ndarray:
+def _lf0_moments(worlds: list[World]) -> npt.NDArray[Any]:
     lf0 = np.concatenate([np.log(w.f0[w.voiced]) for w in worlds])
     return np.array([lf0.mean(), lf0.std()])
 
 
-def _robust_std(x: np.ndarray) -> float:
+def _robust_std(x: npt.NDArray[Any]) -> float:
     return float(np.subtract(*np.percentile(x, [75, 25])) / 1.349)
 
 
-def _lf0_within(worlds: list[World]) -> np.ndarray:
+def _lf0_within(worlds: list[World]) -> npt.NDArray[Any]:
     """[0, mean per-sentence robust spread of voiced log-F0]: how much the speaker's
     intonation moves (interquartile range / 1.349: harvest's octave errors left out)."""
     per = [_robust_std(np.log(w.f0[w.voiced])) for w in worlds if w.voiced.sum() > 2]
@@ -156,11 +165,11 @@ def _lf0_within(worlds: list[World]) -> np.ndarray:
 
 def build_bank(
     s: VoiceSettings,
-    stats: dict[str, np.ndarray],
-    xs: list[np.ndarray],
+    stats: dict[str, npt.NDArray[Any]],
+    xs: list[npt.NDArray[Any]],
     real: list[World],
-    index: list[np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    index: list[npt.NDArray[Any]],
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]:
     """The speaker's real frames (mel-cepstrum, aperiodicity) paired in training, keyed by the
     base voice's stacked frames paired with them, projected on ``knn_dims`` principal axes
     (scaled so the keys weigh as much as the ``order - 1`` normalised envelope dims)."""
@@ -231,7 +240,7 @@ class Trainer:
         bank, keys, cap = build_bank(self.s, self.stats, self.xs, self.real, self.pair_index)
         return VoiceModel(self.s, self.net.cpu(), self.stats, self.rate, bank, keys, cap)
 
-    def pairs(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def pairs(self) -> tuple[list[npt.NDArray[Any]], list[npt.NDArray[Any]]]:
         """Paired (stacked input, target) frames per sentence: forced-alignment phones,
         DTW on mel-cepstra where the two readings' words do not line up."""
         st, xs, ys, index = self.stats, [], [], []
@@ -246,12 +255,15 @@ class Trainer:
         self.xs, self.pair_index = xs, index
         return xs, ys
 
-    def fit(self, xs: list[np.ndarray], ys: list[np.ndarray], start: float, span: float) -> None:
-        """One alignment pass of training; the last sentence in 20 is held out for val loss."""
+    def fit(
+        self, xs: list[npt.NDArray[Any]], ys: list[npt.NDArray[Any]], start: float, span: float
+    ) -> None:
+        """One alignment pass of training; the first sentence in every 20 (0, 20, 40, ...) is held
+        out for the validation loss."""
         s, dev = self.s, self.device
         val = set(range(0, len(xs), 20)) if len(xs) >= 5 else set()
 
-        def take(arr: list[np.ndarray], held: bool) -> torch.Tensor:
+        def take(arr: list[npt.NDArray[Any]], held: bool) -> torch.Tensor:
             return torch.from_numpy(np.vstack([a for k, a in enumerate(arr) if (k in val) == held]))
 
         x, y = take(xs, False).to(dev), take(ys, False).to(dev)
@@ -300,15 +312,18 @@ class Trainer:
 
 
 def train(
-    takes: Sequence[Take],
+    source_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
-    settings: VoiceSettings,
-    progress: Progress = log,
+    profile: str | VoiceSettings = "cpu",
+    progress: Progress | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Train on ``takes``; writes voice.pt, report.json and report.png into ``out_dir``."""
+    """Train on the takes in ``source_dir`` (see ``takes_in``); write voice.pt, report.json
+    and report.png into ``out_dir``; return the checkpoint and the report. ``progress``
+    defaults to a line on stderr per step."""
     began = time.perf_counter()
-    trainer = Trainer(settings, progress)
-    trainer.data(takes)
+    progress = progress or log
+    trainer = Trainer(settings_for(profile), progress)
+    trainer.data(takes_in(source_dir))
     progress(0.45, "pairing frames by forced alignment")
     xs, ys = trainer.pairs()
     trainer.fit(xs, ys, 0.45, 0.5)

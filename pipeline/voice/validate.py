@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from compliance.media import audio
 
@@ -70,11 +71,11 @@ def _fail(reason: str, info: dict[str, Any]) -> Verdict:
     return Verdict(False, reason, MESSAGES[reason], info)
 
 
-def _dbfs(x: np.ndarray) -> float:
+def _dbfs(x: npt.NDArray[Any]) -> float:
     return float(20 * np.log10(np.sqrt(np.mean(np.square(x))) + 1e-9)) if len(x) else -120.0
 
 
-def snr_db(samples: np.ndarray, segments: list[tuple[int, int]]) -> float:
+def snr_db(samples: npt.NDArray[Any], segments: list[tuple[int, int]]) -> float:
     """Speech energy over pause energy (20 ms frames): pauses are the VAD's gaps, else the
     quietest tenth of the frames."""
     hop = RATE // 50
@@ -88,7 +89,7 @@ def snr_db(samples: np.ndarray, segments: list[tuple[int, int]]) -> float:
     return float(10 * np.log10(np.median(loud) / np.median(pause)))
 
 
-def check_samples(samples: np.ndarray, text: str, limits: Limits = Limits()) -> Verdict:
+def check_samples(samples: npt.NDArray[Any], text: str, limits: Limits = Limits()) -> Verdict:
     """Validate 16 kHz float mono ``samples`` as a reading of ``text``."""
     n_words = max(len(words(text)), 1)
     info: dict[str, Any] = {"duration_s": round(len(samples) / RATE, 3)}

@@ -11,11 +11,11 @@ from rq import Queue, SimpleWorker
 
 from compliance import media
 from compliance.keys import init_keys
-from pipeline.queue import connect
 from pipeline.voice.validate import MESSAGES
 from webapp.billing.gateway import dev_event, gateway, sign_payload
 from webapp.extensions import db
 from webapp.models import Job, Order
+from webapp.queue import connect
 
 from .. import factories
 from ..conftest import SHARED_DATA

@@ -11,9 +11,9 @@ import pytest
 from rq import Queue, SimpleWorker
 from rq.job import Job as RqJob
 
-from pipeline.queue import JobSpec, connect, enqueue_after_commit
 from webapp.extensions import db
 from webapp.models import Job, Upload
+from webapp.queue import JobSpec, connect, enqueue_after_commit
 
 from .. import factories
 from ..conftest import REPO
@@ -98,7 +98,9 @@ def test_second_active_job_for_the_same_target_is_refused(app):
 
 def test_nothing_is_enqueued_when_the_transaction_rolls_back(app):
     conn = connect(app.config["REDIS_URL"])
-    spec = JobSpec("webapp.jobs.probe_upload", "cpu", timeout=60)
+    from webapp.uploads import probe_upload
+
+    spec = JobSpec(probe_upload, "cpu", timeout=60)
     with app.app_context():
         enqueue_after_commit(db.session(), conn, spec, "rolled-back", "rolled-back")
         db.session.rollback()
@@ -110,7 +112,7 @@ def test_nothing_is_enqueued_when_the_transaction_rolls_back(app):
 def test_a_missing_row_fails_the_job_without_touching_others(app):
     conn = connect(app.config["REDIS_URL"])
     Queue("cpu", connection=conn).enqueue(
-        "webapp.jobs.probe_upload", "nope", job_id="nope", retry=None
+        "webapp.uploads.probe_upload", "nope", job_id="nope", retry=None
     )
     with app.app_context():
         SimpleWorker([Queue("cpu", connection=conn)], connection=conn).work(burst=True)

@@ -8,10 +8,10 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from compliance import media
-from pipeline.queue import connect
 from pipeline.voice.validate import MESSAGES
 from webapp.extensions import db
 from webapp.models import Avatar, Upload
+from webapp.queue import connect
 from webapp.studio import service as studio
 
 from .. import factories

@@ -8,11 +8,11 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from compliance.vault import KeyDestroyed
-from pipeline.queue import connect
 from webapp import identity, jobs, likeness
 from webapp.errors import Forbidden
 from webapp.extensions import db
 from webapp.models import AuditEvent, Avatar, Job, Render, Upload
+from webapp.queue import connect
 from webapp.storage import store, vault
 
 from .. import factories

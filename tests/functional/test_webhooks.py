@@ -12,10 +12,10 @@ import pytest
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from pipeline.queue import connect
 from webapp import webhooks
 from webapp.extensions import db
 from webapp.models import User
+from webapp.queue import connect
 
 from .. import factories
 

@@ -19,9 +19,9 @@ import pytest
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from compliance import media
-from pipeline.queue import connect
 from webapp.extensions import db
 from webapp.models import AuditEvent, Avatar, Job, Order, Upload
+from webapp.queue import connect
 from webapp.storage import store
 from webapp.studio import service
 

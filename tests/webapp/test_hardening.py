@@ -82,7 +82,7 @@ def test_instance_secrets_and_database_are_private(tmp_path, monkeypatch, redis_
 
 
 def test_embedded_redis_dump_is_private(tmp_path):
-    from pipeline import queue
+    from webapp import queue
 
     path = tmp_path / "private" / "redis.db"
     url = queue.embedded_redis_url(path)

@@ -42,13 +42,10 @@ def jobs_cmd(limit: int, status: str | None, as_json: bool) -> None:
 
 def _run_inline(app: Flask, task: str, job_id: str, label: str) -> dict[str, object]:
     """Run a job function in this process (thread) with a progress bar from its row."""
-    from importlib import import_module
-
     from .. import jobs
     from ..models import Job
 
-    module, name = jobs.spec(task).func.rsplit(".", 1)
-    fn = getattr(import_module(module), name)
+    fn = jobs.kind(task).func
     outcome: dict[str, object] = {}
 
     def work() -> None:

@@ -23,9 +23,8 @@ def worker(queues: str, burst: bool) -> None:
     """Run an RQ worker for QUEUES (jobs run in a forked child, one at a time)."""
     from rq import Worker
 
-    from pipeline.queue import connect, queue
-
     from .. import jobs
+    from ..queue import connect, queue
 
     app = create_app()
     jobs.use_app(app)
@@ -111,7 +110,7 @@ def _web_server(app: Flask, host: str, port: int, threads: int):  # type: ignore
 @click.option("--threads", default=8, show_default=True, type=int, help="Web server threads.")
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the web app (waitress) and run worker processes for both queues."""
-    from pipeline.queue import stop_embedded
+    from ..queue import stop_embedded
 
     # SIGTERM (systemd, docker, kill) stops like Ctrl-C: workers finish, Redis shuts down.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -23,7 +23,7 @@ def avatar(tmp_path_factory: pytest.TempPathFactory) -> Avatar:
     root = tmp_path_factory.mktemp("face")
     synthetic.talking_video(root / "train.mp4", 16.0, seed=1)
     ingest.ingest([root / "train.mp4"], root / "work", "tiny")
-    train.train(root / "work", "tiny")
+    train.train(root / "work", root / "work" / "model", "tiny")
     return Avatar.load(root / "work")
 
 

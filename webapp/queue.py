@@ -1,10 +1,10 @@
-"""The one module that talks to the job queue: connections, queues, enqueue-after-commit.
+"""The one module that talks to Redis and RQ: connections, queues, enqueue-after-commit.
 
 Two queues: ``gpu`` (training, rendering) and ``cpu`` (light work such as probing an
 upload). Jobs are enqueued only once the database transaction that created their row
 has committed, so a worker never sees an id that does not exist yet, and a rolled-back
-request enqueues nothing. Job functions are named by dotted path, so this module imports
-none of them.
+request enqueues nothing. Which function runs where is declared once, next to the
+function, in the job registry (``webapp.jobs``); this module knows none of them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def connect(url: str) -> Redis:
 class JobSpec:
     """How one kind of job runs."""
 
-    func: str  # dotted path of the job function, e.g. "webapp.jobs.probe_upload"
+    func: Callable[..., Any]  # a module-level function: RQ stores its import path
     queue: str  # "gpu" or "cpu"
     timeout: int  # seconds before the worker kills an attempt
     retries: int = 2  # further attempts after a failure (the job must be retry-safe)
@@ -97,7 +98,7 @@ def enqueue_now(connection: Redis, spec: JobSpec, job_id: str, *args: Any) -> No
         result_ttl=24 * 3600,
         failure_ttl=7 * 24 * 3600,
     )
-    log.info("enqueued %s %s on %s", spec.func, job_id, spec.queue)
+    log.info("enqueued %s %s on %s", spec.func.__name__, job_id, spec.queue)
 
 
 def enqueue_after_commit(
