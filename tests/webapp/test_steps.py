@@ -109,7 +109,7 @@ def test_facts_come_from_the_database(make_app):
             db.session.commit()
 
         upload("voice_sample", "valid")
-        upload("voice_sample", "rejected")  # counted: the page shows uploads, the gate checks
+        upload("voice_sample", "invalid")  # counted: the page shows uploads, the gate checks
         upload("training_video", "valid")
         upload("training_video", "invalid")  # the newest decides
         db.session.add(Order(owner_id=owner.id, item="avatar_training", avatar_id=avatar.id,
