@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install -q --disable-pip-version-check
 PYTEST_ARGS ?=
+# The one torch pin (the CPU wheel) lives in constraints.txt; step 1 below installs it.
+TORCH_PIN := $(shell grep -m1 '^torch==' constraints.txt)
 
 .PHONY: run test install install-test browser lint doctor clean
 
@@ -17,7 +19,8 @@ $(BIN)/python:
 # Step 2: the pinned stack. Step 3: packages whose declared deps would build dlib from
 # source or pull CUDA torchaudio, installed without deps (../shared/STACK.md).
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) -c constraints.txt torch==2.13.0
+	@test -n "$(TORCH_PIN)" || { echo "constraints.txt pins no torch"; exit 1; }
+	$(PIP) -c constraints.txt "$(TORCH_PIN)"
 	$(PIP) -c constraints.txt -e .
 	$(PIP) -c constraints.txt --no-deps face-recognition torchcrepe
 	touch $@

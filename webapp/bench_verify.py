@@ -56,7 +56,7 @@ def _round(url: str, normal: Path, count: int, hostile: dict[str, Path]) -> dict
 
 
 def run(app: Any, clips: Sequence[Path], concurrent: int = 50) -> dict[str, Any]:
-    from .cli import _web_server
+    from .cli.serve import _web_server
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # a deep queue is the point
     with tempfile.TemporaryDirectory(prefix="dhf-bench-verify-") as tmp:

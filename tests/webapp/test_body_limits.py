@@ -6,7 +6,7 @@ import http.client
 import json
 import threading
 
-from webapp.cli import _web_server
+from webapp.cli.serve import _web_server
 
 
 def test_oversized_json_body_is_413_envelope(make_app):

@@ -127,8 +127,6 @@ def test_daily_render_quota(make_app):
 
 
 def test_render_options_match_what_the_renderer_offers():
-    from pipeline.face import composite
     from webapp.studio import service, tasks
 
-    assert set(service.TONES) == set(composite.TONES)
     assert set(tasks.STYLE) == set(service.STYLES)

@@ -35,7 +35,6 @@ from . import Started, decide, register
 from .self_hosted import MAX_BYTES, keep_template, read_image, scan_face
 
 FINAL = ("verified", "rejected")
-DOCUMENT = {"require_matching_selfie": True, "require_live_capture": True}  # the selfie is live
 EVENT_PREFIX = "identity.verification_session."
 
 

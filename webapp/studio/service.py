@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, BinaryIO
 
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 from compliance import media
 from compliance.audit import EventTag
 from compliance.moderation import moderate
+from pipeline.face.composite import TONES
 
 from .. import jobs, likeness
 from ..audit import record_event
@@ -28,7 +30,6 @@ from ..storage import store
 
 STYLES = ("real2d", "cartoon2d")  # 3D styles come with the 3D head model
 FRAMINGS = ("half", "full")
-TONES = ("natural", "warm", "cool", "vivid", "soft", "mono")  # pipeline.face.composite.TONES
 LANGUAGES = ("en",)  # Chinese comes with a Chinese base voice
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 WORDS_PER_SECOND = 2.5  # a calm presenter; used to reserve credits before rendering
@@ -214,61 +215,101 @@ def latest_job(target_id: str, kind: str | None = None) -> Job | None:
     return db.session.scalar(query.order_by(Job.created_at.desc()).limit(1))
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What an avatar's steps are decided from, read once per call of :func:`steps`."""
+
+    owner: User
+    consent: ConsentRecord | None  # the subject's newest consent record
+    samples: int  # voice sentences uploaded, whatever their check says
+    need: int  # DHF_VOICE_MIN_SAMPLES
+    video: Upload | None  # the newest training video
+    train: Job | None  # the newest training job
+    paid: bool  # the training is paid for
+    rendered: bool  # a finished render exists
+
+
+def _facts(avatar: Avatar) -> _Facts:
+    return _Facts(
+        owner=db.session.get(User, avatar.owner_id),
+        consent=likeness.latest_consent(avatar.subject_id),
+        samples=_count(Upload, Upload.avatar_id == avatar.id, Upload.kind == "voice_sample"),
+        need=int(current_app.config["VOICE_MIN_SAMPLES"]),
+        video=_latest_training_video(avatar.id),
+        train=latest_job(avatar.id, "train_avatar"),
+        paid=training_paid(avatar.id),
+        rendered=_count(Render, Render.avatar_id == avatar.id, Render.status == "ready") > 0,
+    )
+
+
+def _count(model: type[Upload] | type[Render], *where: Any) -> int:
+    return db.session.scalar(select(func.count(model.id)).where(*where)) or 0
+
+
+def _latest_training_video(avatar_id: str) -> Upload | None:
+    return db.session.scalar(
+        select(Upload)
+        .where(Upload.avatar_id == avatar_id, Upload.kind == "training_video")
+        .order_by(Upload.created_at.desc())
+        .limit(1)
+    )
+
+
+def _done(avatar: Avatar, facts: _Facts) -> dict[str, bool]:
+    """Which steps are complete."""
+    return {
+        "identity": facts.owner.kyc_status == "verified",
+        "consent": facts.consent is not None and facts.consent.status == "verified",
+        "voice": facts.samples >= facts.need,
+        "video": facts.video is not None and facts.video.status == "valid",
+        "payment": facts.paid,
+        "training": avatar.status == "ready",
+        "render": facts.rendered,
+    }
+
+
+def _details(avatar: Avatar, facts: _Facts) -> dict[str, str]:
+    """The short text the page shows beside each step."""
+    train = facts.train
+    return {
+        "identity": facts.owner.kyc_status,
+        "consent": facts.consent.status if facts.consent else "missing",
+        "voice": f"{facts.samples} / {facts.need}",
+        "video": facts.video.status if facts.video else "missing",
+        "payment": "paid" if facts.paid else "unpaid",
+        "training": f"{train.stage} {round(train.progress * 100)}%" if train else avatar.status,
+        "render": "",
+    }
+
+
+def _states(done: dict[str, bool]) -> dict[str, str]:
+    """``done`` steps, the first open one ``active``, the rest ``todo``."""
+    first_open = next((step for step in STEPS if not done[step]), None)
+    return {step: "done" if done[step] else ("active" if step == first_open else "todo")
+            for step in STEPS}  # fmt: skip
+
+
+def _job_summary(job: Job | None) -> dict[str, Any] | None:
+    if job is None:
+        return None
+    return {"id": job.id, "status": job.status, "progress": job.progress, "stage": job.stage,
+            "error": job.error}  # fmt: skip
+
+
 def steps(avatar: Avatar) -> dict[str, dict[str, Any]]:
     """Where an avatar stands on the self-service path: each step's state and detail.
 
     States: ``done``, ``active`` (the next thing to do or running now), ``todo``,
-    ``blocked`` (with a reason the page shows).
+    ``blocked`` (every step once consent is withdrawn, with ``reason`` the code
+    ``consent_revoked`` of :mod:`webapp.likeness`; the page explains it).
     """
-    owner = db.session.get(User, avatar.owner_id)
-    consent = db.session.scalar(
-        select(ConsentRecord).where(ConsentRecord.subject_id == avatar.subject_id)
-        .order_by(ConsentRecord.created_at.desc()).limit(1)
-    )  # fmt: skip
-    samples = db.session.scalar(
-        select(func.count(Upload.id)).where(Upload.avatar_id == avatar.id,
-                                            Upload.kind == "voice_sample")
-    ) or 0  # fmt: skip
-    video = db.session.scalar(
-        select(Upload).where(Upload.avatar_id == avatar.id, Upload.kind == "training_video")
-        .order_by(Upload.created_at.desc()).limit(1)
-    )  # fmt: skip
-    train = latest_job(avatar.id, "train_avatar")
-    need = int(current_app.config["VOICE_MIN_SAMPLES"])
-    done = {
-        "identity": owner.kyc_status == "verified",
-        "consent": consent is not None and consent.status == "verified",
-        "voice": samples >= need,
-        "video": video is not None and video.status == "valid",
-        "payment": training_paid(avatar.id),
-        "training": avatar.status == "ready",
-        "render": db.session.scalar(
-            select(func.count(Render.id)).where(
-                Render.avatar_id == avatar.id, Render.status == "ready"
-            )
-        )
-        > 0,  # fmt: skip
-    }
-    detail = {
-        "identity": owner.kyc_status,
-        "consent": consent.status if consent else "missing",
-        "voice": f"{samples} / {need}",
-        "video": (video.status if video else "missing"),
-        "payment": "paid" if done["payment"] else "unpaid",
-        "training": (f"{train.stage} {round(train.progress * 100)}%" if train else avatar.status),
-        "render": "",
-    }
-    out: dict[str, dict[str, Any]] = {}
-    first_open = next((s for s in STEPS if not done[s]), None)
-    for step in STEPS:
-        state = "done" if done[step] else ("active" if step == first_open else "todo")
-        out[step] = {"state": state, "detail": detail[step]}
+    facts = _facts(avatar)
+    detail = _details(avatar, facts)
+    states = _states(_done(avatar, facts))
+    out: dict[str, dict[str, Any]] = {s: {"state": states[s], "detail": detail[s]} for s in STEPS}
     if avatar.status == "revoked":
-        for step in STEPS:
-            out[step]["state"] = "blocked"
-    out["video"]["reasons"] = list(video.reasons) if video else []
-    out["training"]["job"] = (
-        {"id": train.id, "status": train.status, "progress": train.progress,
-         "stage": train.stage, "error": train.error} if train else None
-    )  # fmt: skip
+        for step in out.values():
+            step.update(state="blocked", reason="consent_revoked")
+    out["video"]["reasons"] = list(facts.video.reasons) if facts.video else []
+    out["training"]["job"] = _job_summary(facts.train)
     return out

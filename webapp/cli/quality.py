@@ -1,0 +1,194 @@
+"""``dhf eval`` and ``dhf bench``: the quality protocol of DESIGN.md and the benchmarks.
+
+Each prints a readable summary, or with ``--json`` the result as JSON; ``--out`` also
+writes the JSON to a file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from .. import create_app
+from . import _app_context, main
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks; a summary, or JSON with --json."""
+
+
+@main.group("eval")
+def eval_group() -> None:
+    """Quality evaluation (DESIGN.md protocol): train on train/, score on heldout/."""
+
+
+def _shared_data(*parts: str) -> Path:
+    """A folder of ../shared/data beside the project (the default for eval and bench)."""
+    return Path.cwd().parent.joinpath("shared", "data", *parts)
+
+
+def _shown(value: object) -> str:
+    """One leaf of a result as the summary shows it."""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.1f}"
+    if isinstance(value, list):
+        return ", ".join(_shown(item) for item in value)
+    return str(value)
+
+
+def _rows(value: object, path: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key, shown value) for every leaf of a JSON-like result."""
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from _rows(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+        for index, item in enumerate(value):
+            yield from _rows(item, f"{path}[{index}]")
+    else:
+        yield path, _shown(value)
+
+
+def _emit(result: dict[str, object], out: str | None, as_json: bool) -> None:
+    """Print a result (JSON with --json, else one aligned line per figure); --out: JSON file."""
+    text = json.dumps(result, indent=2)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+    if as_json:
+        click.echo(text)
+        return
+    rows = list(_rows(result))
+    width = max((len(key) for key, _ in rows), default=0)
+    for key, shown in rows:
+        click.echo(f"{key:<{width}}  {shown}")
+
+
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON instead of a summary."
+)
+_out_option = click.option("--out", default=None, help="Also write the JSON to this file.")
+
+
+def _eval_options(data: str):  # type: ignore[no-untyped-def]
+    """--train/--heldout/--profile/--json/--out shared by every ``dhf eval`` command."""
+
+    def wrap(f):  # type: ignore[no-untyped-def]
+        for option in reversed(
+            [
+                click.option("--train", default=None, help=f"Default: ../shared/data/{data}/train"),
+                click.option(
+                    "--heldout", default=None, help=f"Default: ../shared/data/{data}/heldout"
+                ),
+                click.option(
+                    "--profile",
+                    type=click.Choice(["tiny", "cpu", "gpu"]),
+                    default="cpu",
+                    show_default=True,
+                ),
+                _json_option,
+                _out_option,
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return wrap
+
+
+@eval_group.command("voice")
+@_eval_options("voice_slt")
+def eval_voice(
+    train: str | None, heldout: str | None, profile: str, as_json: bool, out: str | None
+) -> None:
+    """Train a cloned voice on train/, synthesise every heldout/ sentence, score it."""
+    from pipeline.voice.evaluate import evaluate
+
+    train_dir = Path(train) if train else _shared_data("voice_slt", "train")
+    heldout_dir = Path(heldout) if heldout else _shared_data("voice_slt", "heldout")
+    _emit(evaluate(train_dir, heldout_dir, profile=profile), out, as_json)
+
+
+@eval_group.command("face")
+@_eval_options("grid_s1")
+def eval_face(
+    train: str | None, heldout: str | None, profile: str, as_json: bool, out: str | None
+) -> None:
+    """Train a face model on train/ clips, render each heldout/ clip from its real audio, score."""
+    from pipeline.face.evaluate import evaluate
+
+    train_dir = Path(train) if train else _shared_data("grid_s1", "train")
+    heldout_dir = Path(heldout) if heldout else _shared_data("grid_s1", "heldout")
+    _emit(evaluate(train_dir, heldout_dir, profile=profile), out, as_json)
+
+
+@bench.command("voice")
+@_json_option
+@click.option("--profiles", default="tiny,cpu", show_default=True)
+@_out_option
+def bench_voice(as_json: bool, profiles: str, out: str | None) -> None:
+    """Voice training time per profile and synthesis speed (real-time factor)."""
+    from pipeline.voice.bench import bench as run_bench
+
+    _emit(run_bench(_shared_data("voice_slt"), profiles=profiles.split(",")), out, as_json)
+
+
+@bench.command("render")
+@_json_option
+@click.option("--seconds", default=10.0, show_default=True, help="Length of the script audio.")
+@click.option("--size", default=512, show_default=True, help="Output frame size (square).")
+@click.option("--profile", type=click.Choice(["tiny", "cpu", "gpu"]), default="cpu")
+@_out_option
+def bench_render(as_json: bool, seconds: float, size: int, profile: str, out: str | None) -> None:
+    """Render frames per second, per stage (face model, blend, composite, watermark, encode)."""
+    from pipeline.face.bench import bench as run_bench
+
+    result = run_bench(_shared_data("grid_s1"), seconds=seconds, size=size, profile=profile)
+    _emit(result, out, as_json)
+
+
+@bench.command("watermark")
+@_json_option
+@click.option(
+    "--clips", default=6, show_default=True, help="GRID clips joined into the test video."
+)
+@click.option(
+    "--data", default=None, help="Folder of .mpg clips (default: ../shared/data/grid_s1/train)."
+)
+@_out_option
+def bench_watermark(as_json: bool, clips: int, data: str | None, out: str | None) -> None:
+    """Robustness matrix of the video and audio watermark on a real clip."""
+    from compliance.bench import watermark_matrix
+    from compliance.keys import init_keys
+
+    from ..registry import compliance_settings
+
+    folder = Path(data) if data else _shared_data("grid_s1", "train")
+    sources = sorted(folder.glob("*.mpg"))[:clips]
+    if not sources:
+        raise click.UsageError(f"no .mpg clips in {folder}: pass --data")
+    with _app_context() as app:
+        init_keys(app.config["SIGNING_DIR"])
+        result = watermark_matrix(sources, compliance_settings())
+    _emit(result, out, as_json)
+
+
+@bench.command("verify")
+@_json_option
+@click.option("--concurrent", default=50, show_default=True, help="Normal verifications at once.")
+@click.option("--clips", default=4, show_default=True, help="GRID clips joined (cut to 10 s).")
+@_out_option
+def bench_verify(as_json: bool, concurrent: int, clips: int, out: str | None) -> None:
+    """p50/p95 of concurrent public verifications, alone and with hostile files in flight."""
+    from ..bench_verify import run
+
+    sources = sorted(_shared_data("grid_s1", "train").glob("*.mpg"))[:clips]
+    if not sources:
+        raise click.UsageError("no GRID clips in ../shared/data/grid_s1/train")
+    app = create_app({"RATELIMIT_ENABLED": False})
+    with app.app_context():
+        result = run(app, sources, concurrent)
+    _emit(result, out, as_json)
