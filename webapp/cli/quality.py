@@ -112,6 +112,18 @@ def eval_voice(
     _emit(evaluate(train_dir, heldout_dir, profile=profile), out, as_json)
 
 
+@eval_group.command("qa")
+@_json_option
+@_out_option
+def eval_qa(as_json: bool, out: str | None) -> None:
+    """Question matching (en, zh, across languages) on the bundled Q&A test set:
+    top-1 on paraphrases, fallback on out-of-scope questions, the chosen threshold."""
+    from pipeline.qa.evaluate import run, summary
+
+    result = run(Path(out) if out else None)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else summary(result))
+
+
 @eval_group.command("face")
 @_eval_options("grid_s1")
 def eval_face(
