@@ -29,7 +29,7 @@ The embedding is unchanged, so files issued before the search verify as they did
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -314,20 +314,52 @@ def decode_video(
     frames = list(frames)
     n_bits = codec.n_bits
     if not frames:
-        empty = codec.decode(np.zeros(n_bits))
-        return VideoDetection(empty, np.zeros(n_bits), None, 0, 0.0)
+        return _nothing(codec, 0)
     height, width = frames[0].shape[:2]
     sizes = search_sizes(width, height, opt)
     candidates = len(sizes) * GRID * GRID * len(opt.sharpen) * n_bits * n_bits
-    # the file as issued (same size, grid at the origin): one decode, no search needed
+    found = _as_issued(frames, codec, opt, candidates)
+    if found is not None:
+        return found
+    best: VideoDetection | None = None
+    for sync, size, offset in _ranked_geometries(frames, sizes, n_bits, opt):
+        for detection in _payload_candidates(frames, size, offset, sync, codec, opt, candidates):
+            if detection.decision.found:
+                return detection
+            best = best or detection
+    return best or _nothing(codec, candidates)  # no best: frames too small for a payload
+
+
+def _nothing(codec: PayloadCodec, candidates: int) -> VideoDetection:
+    n_bits = codec.n_bits
+    return VideoDetection(codec.decode(np.zeros(n_bits)), np.zeros(n_bits), None, candidates, 0.0)
+
+
+def _as_issued(
+    frames: list[npt.NDArray[Any]], codec: PayloadCodec, opt: VideoWatermarkOptions, candidates: int
+) -> VideoDetection | None:
+    """Step 0: the file as issued (same size, grid at the origin): one decode, no search."""
+    n_bits = codec.n_bits
     grid = np.mean([_soft(_s0_at(_uplane(f, opt.channel), 0, 0), opt.scale) for f in frames], 0)
-    if grid.size >= n_bits:
-        soft = _fold(grid, grid.shape[1], n_bits)
-        decision = codec.decode(soft, attempts=candidates)
-        if decision.found:
-            geometry = Geometry((width, height), (0, 0), grid.shape[1] % n_bits, 0)
-            sync = float(_clarity(grid, n_bits)[geometry.columns])
-            return VideoDetection(decision, soft, geometry, candidates, sync)
+    if grid.size < n_bits:
+        return None
+    soft = _fold(grid, grid.shape[1], n_bits)
+    decision = codec.decode(soft, attempts=candidates)
+    if not decision.found:
+        return None
+    height, width = frames[0].shape[:2]
+    geometry = Geometry((width, height), (0, 0), grid.shape[1] % n_bits, 0)
+    sync = float(_clarity(grid, n_bits)[geometry.columns])
+    return VideoDetection(decision, soft, geometry, candidates, sync)
+
+
+def _ranked_geometries(
+    frames: list[npt.NDArray[Any]],
+    sizes: list[tuple[int, int]],
+    n_bits: int,
+    opt: VideoWatermarkOptions,
+) -> list[tuple[float, tuple[int, int], tuple[int, int]]]:
+    """Step 1, without the key: the best ``search_geometries`` (clarity, size, offset)."""
     probe = _probe(frames, opt.search_frames)
     ranked: list[tuple[float, tuple[int, int], tuple[int, int]]] = []
     for size in sizes:
@@ -344,23 +376,29 @@ def decode_video(
                     z = float(np.max(_clarity(grids[dy][dx], n_bits)))
                     ranked.append((z, size, (dx, dy)))
     ranked.sort(key=lambda item: -item[0])
-    best: VideoDetection | None = None
-    for sync, size, (dx, dy) in ranked[: opt.search_geometries]:
-        s0s = [_s0_at(_uplane(_resized(f, size), opt.channel), dx, dy) for f in frames]
-        for amount in opt.sharpen:
-            grid = np.mean([_soft(_sharpen(s0, amount), opt.scale) for s0 in s0s], axis=0)
-            trials = [(grid.shape[1] % n_bits, 0)]
-            for columns in np.argsort(_clarity(grid, n_bits))[::-1][: opt.search_columns]:
-                trials += [(int(columns), phase) for phase in range(n_bits)]
-            for columns, phase in trials:
-                soft = np.roll(_fold(grid, columns, n_bits), phase)
-                decision = codec.decode(soft, attempts=candidates)
-                geometry = Geometry(size, (dx, dy), columns, phase, amount)
-                if decision.found:
-                    return VideoDetection(decision, soft, geometry, candidates, sync)
-                if best is None:
-                    best = VideoDetection(decision, soft, geometry, candidates, sync)
-    if best is None:  # frames too small to hold one payload
-        empty = codec.decode(np.zeros(n_bits))
-        return VideoDetection(empty, np.zeros(n_bits), None, candidates, 0.0)
-    return best
+    return ranked[: opt.search_geometries]
+
+
+def _payload_candidates(
+    frames: list[npt.NDArray[Any]],
+    size: tuple[int, int],
+    offset: tuple[int, int],
+    sync: float,
+    codec: PayloadCodec,
+    opt: VideoWatermarkOptions,
+    candidates: int,
+) -> Iterator[VideoDetection]:
+    """Step 2 at one geometry: the block values averaged over all frames, then each
+    (grid width, phase) decoded: the grid as issued first, then the clearest widths."""
+    n_bits, (dx, dy) = codec.n_bits, offset
+    s0s = [_s0_at(_uplane(_resized(f, size), opt.channel), dx, dy) for f in frames]
+    for amount in opt.sharpen:
+        grid = np.mean([_soft(_sharpen(s0, amount), opt.scale) for s0 in s0s], axis=0)
+        trials = [(grid.shape[1] % n_bits, 0)]
+        for columns in np.argsort(_clarity(grid, n_bits))[::-1][: opt.search_columns]:
+            trials += [(int(columns), phase) for phase in range(n_bits)]
+        for columns, phase in trials:
+            soft = np.roll(_fold(grid, columns, n_bits), phase)
+            decision = codec.decode(soft, attempts=candidates)
+            geometry = Geometry(size, offset, columns, phase, amount)
+            yield VideoDetection(decision, soft, geometry, candidates, sync)
