@@ -327,7 +327,7 @@ def deployment_json(dep: QADeployment, *, clips: bool = True) -> dict[str, Any]:
         "slug": dep.slug,
         "status": dep.status,
         "origins": list(dep.origins),
-        "talk_url": url_for("qa.talk", slug=dep.slug, _external=True),
+        "talk_url": url_for("qa.talk_page", slug=dep.slug, _external=True),
     }
     if clips:
         rows = clip_status(dep, qaset)
