@@ -121,7 +121,8 @@ def _operation(endpoint: str, method: str, params: list[str]) -> S:
     ok = "201" if endpoint in ("api.signup", "api.create_token", "api.create_avatar",
                                "api.create_subject", "api.checkout",
                                "api.upload_voice_sample", "api.create_qa_set",
-                               "api.create_qa_item", "api.start_conversation") else "200"  # fmt: skip
+                               "api.create_qa_item",
+                               "api.start_conversation") else "200"  # fmt: skip
     media = info.get("media", "application/json")
     op: S = {
         "operationId": endpoint.split(".", 1)[1],
