@@ -26,6 +26,7 @@ from webapp.models import (
     Order,
     QAClip,
     QADeployment,
+    QALog,
     Render,
     utcnow,
 )
@@ -518,3 +519,28 @@ def test_spoken_questions_are_limited_before_decoding(make_app, stamped_media, t
         url, headers={"X-Conversation": "forged"}, **factories.multipart("audio", quiet)
     )
     assert res.status_code == 403 and res.json["error"] == "bad_conversation"
+
+
+def test_the_editor_page_shows_clips_unanswered_questions_and_the_chinese_notice(
+    app, client, stamped_media
+):
+    from ..conftest import TEST_PASSWORD
+
+    _, set_id, dep, _ = _live(app, client, stamped_media)
+    conv = _conversation(client, dep["slug"])
+    client.post(f"/api/v1/talk/{dep['slug']}/ask", headers=conv, json={"question": "Parking?"})
+    with app.app_context():
+        email = db.session.get(Avatar, dep["avatar_id"]).owner.email
+    assert (
+        client.post("/login", data={"email": email, "password": TEST_PASSWORD}).status_code == 302
+    )
+    page = client.get(f"/qa/{set_id}")
+    assert page.status_code == 200
+    html = page.text
+    assert "it will be spoken once the avatar has a Chinese voice" in html.replace("\n", " ")
+    assert dep["talk_url"] in html and "parking?" in html and "3 / 3" in html
+    status = client.get(f"/qa/{set_id}/status.json").json
+    assert status["status"] == "live" and status["deployments"][0]["progress"]["ready"] == 3
+    assert client.get(f"/qa/{set_id}/export.csv").text.startswith("lang,answer,questions")
+    with app.app_context():
+        assert db.session.scalar(select(func.count(QALog.id))) == 1
