@@ -43,6 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .consent.views import bp as consent_bp
     from .dashboard import bp as dashboard_bp
     from .public import bp as public_bp
+    from .qa import bp as qa_bp
     from .studio.views import bp as studio_bp
     from .voice import bp as voice_bp
 
@@ -56,6 +57,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(studio_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(voice_bp)
+    app.register_blueprint(qa_bp)
     _register_job_kinds()
     _sqlite_pragmas(app)
     return app

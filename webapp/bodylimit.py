@@ -14,6 +14,8 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 
 VERIFY_ENDPOINTS = ("api.verify_file", "public.verify_page")
+SPOKEN_QUESTION_ENDPOINTS = ("api.ask_audio",)  # a visitor's recording: QA_AUDIO_MAX_BYTES
+MULTIPART_OVERHEAD = 16 * 1024  # boundaries, part headers and small fields
 
 
 def body_limit() -> int:
@@ -23,6 +25,9 @@ def body_limit() -> int:
         return int(cfg["JSON_MAX_BYTES"])
     if request.endpoint in VERIFY_ENDPOINTS:
         return min(int(cfg["VERIFY_MAX_BYTES"]), int(cfg["MAX_CONTENT_LENGTH"]))
+    if request.endpoint in SPOKEN_QUESTION_ENDPOINTS:
+        limit = int(cfg["QA_AUDIO_MAX_BYTES"]) + MULTIPART_OVERHEAD
+        return min(limit, int(cfg["MAX_CONTENT_LENGTH"]))
     return int(cfg["MAX_CONTENT_LENGTH"])
 
 

@@ -93,6 +93,20 @@ DEFAULTS: dict[str, Any] = {
     "RENDERS_PER_DAY": 50,  # renders per account per day (R23)
     "DOWNLOAD_LINK_TTL": 3600,  # seconds a signed download link stays valid
     "RENDER_MAX_WER": 0.6,  # speech gate, Whisper WER of the script: right 0-0.5, wrong 0.75+
+    # Q&A avatars (issue 18)
+    "QA_MAX_SETS": 20,  # Q&A sets per account
+    "QA_MAX_ITEMS": 100,  # answers per set (each English one is rendered as a clip)
+    "QA_MAX_ANSWER_CHARS": 600,  # one answer (about 40 s of speech)
+    "QA_MAX_PHRASINGS": 20,  # question phrasings per answer
+    "QA_MAX_QUESTION_CHARS": 300,  # one phrasing, and one visitor question
+    "QA_MAX_ORIGINS": 10,  # sites allowed to embed one deployment
+    "QA_MATCH_THRESHOLD": 0.51,  # below: the fallback answers (pipeline/README.md, pipeline/qa)
+    "QA_CLIP_URL_TTL": 300,  # seconds a visitor's signed clip link stays valid
+    "QA_RATELIMIT_IP": "30 per minute",  # visitor questions and conversations, per client IP
+    "QA_RATELIMIT_CONVERSATION": "12 per minute",  # visitor questions, per conversation
+    "QA_AUDIO_MAX_BYTES": 1024 * 1024,  # a spoken question's upload
+    "QA_AUDIO_MAX_SECONDS": 15.0,  # a spoken question's running time, checked before decoding
+    "QA_LOG_RETENTION_DAYS": 90,  # conversation logs are deleted after this many days
     "WORK_DIR": None,  # default: <instance>/work (training intermediates, unpacked models)
     "SESSION_COOKIE_SECURE": None,  # default: True in production (HTTPS only)
     "REMEMBER_COOKIE_SECURE": None,  # default: True in production

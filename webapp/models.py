@@ -521,3 +521,101 @@ class AuditEvent(db.Model):  # type: ignore[name-defined,misc]
     # unique: two rows can never claim the same predecessor, so the chain cannot fork
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+
+
+# -- Q&A avatars (issue 18): a set of approved answers, deployed on avatars --------------
+
+
+class QASetStatus(StrEnum):
+    DRAFT = "draft"  # on no avatar yet
+    RENDERING = "rendering"  # a deployment is rendering its first clips
+    LIVE = "live"  # at least one deployment answers visitors
+
+
+class DeploymentStatus(StrEnum):
+    RENDERING = "rendering"  # waiting for its clips: visitors are told to come back
+    LIVE = "live"  # every clip was ready once; answers visitors
+    STOPPED = "stopped"  # detached by its owner
+
+
+class QASet(db.Model):  # type: ignore[name-defined,misc]
+    """An owner's approved answers. The avatar says nothing else (issue 18)."""
+
+    __tablename__ = "qa_sets"
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = _owner()
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    # {"en": "...", "zh": "..."}: what plays below the match threshold, per language
+    fallback: Mapped[dict[str, str]] = _json()
+    status: Mapped[QASetStatus] = _state(QASetStatus, "ck_qa_sets_status", QASetStatus.DRAFT)
+    version: Mapped[int] = mapped_column(Integer, default=0, nullable=False)  # bumped per edit
+    created_at: Mapped[datetime] = _created()
+
+
+class QAItem(db.Model):  # type: ignore[name-defined,misc]
+    """One approved answer and the question phrasings that lead to it."""
+
+    __tablename__ = "qa_items"
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = _owner()
+    set_id: Mapped[str] = mapped_column(
+        ForeignKey("qa_sets.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    answer: Mapped[str] = mapped_column(Text, nullable=False)
+    lang: Mapped[str] = mapped_column(String(2), nullable=False)  # en | zh
+    questions: Mapped[list[str]] = _json(list)
+    created_at: Mapped[datetime] = _created()
+
+
+class QADeployment(db.Model):  # type: ignore[name-defined,misc]
+    """A set attached to one avatar, reachable at ``/talk/<slug>``."""
+
+    __tablename__ = "qa_deployments"
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = _owner()
+    set_id: Mapped[str] = mapped_column(
+        ForeignKey("qa_sets.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    avatar_id: Mapped[str] = mapped_column(
+        ForeignKey("avatars.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    slug: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    origins: Mapped[list[str]] = _json(list)  # sites allowed to embed the talk page
+    status: Mapped[DeploymentStatus] = _state(
+        DeploymentStatus, "ck_qa_deployments_status", DeploymentStatus.RENDERING
+    )
+    created_at: Mapped[datetime] = _created()
+    live_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (UniqueConstraint("set_id", "avatar_id", name="uq_qa_deployments_set_avatar"),)
+
+
+class QAClip(db.Model):  # type: ignore[name-defined,misc]
+    """The render that speaks one answer (an item, or ``fallback:<lang>``) on a deployment."""
+
+    __tablename__ = "qa_clips"
+    id: Mapped[str] = _id()
+    deployment_id: Mapped[str] = mapped_column(
+        ForeignKey("qa_deployments.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    key: Mapped[str] = mapped_column(String(40), nullable=False)  # item id | fallback:en
+    render_id: Mapped[str | None] = mapped_column(ForeignKey("renders.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text, nullable=False)  # the answer as it was rendered
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("deployment_id", "key", name="uq_qa_clips_key"),)
+
+
+class QALog(db.Model):  # type: ignore[name-defined,misc]
+    """One visitor question and what answered it (kept ``QA_LOG_RETENTION_DAYS``)."""
+
+    __tablename__ = "qa_logs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[str] = mapped_column(
+        ForeignKey("qa_deployments.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    conversation: Mapped[str] = mapped_column(String(32), index=True, nullable=False)
+    question: Mapped[str] = mapped_column(Text, nullable=False)
+    item_id: Mapped[str | None] = mapped_column(String(32))  # NULL: the fallback answered
+    score: Mapped[float | None] = mapped_column(Float)
+    lang: Mapped[str] = mapped_column(String(2), nullable=False)
+    spoken: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    created_at: Mapped[datetime] = _created()

@@ -8,7 +8,10 @@ proxies (``DHF_TRUSTED_PROXIES``, see ``webapp/security.py``).
 
 from __future__ import annotations
 
-from flask import current_app
+import hashlib
+
+from flask import current_app, request
+from flask_limiter.util import get_remote_address
 
 from .extensions import limiter
 
@@ -26,3 +29,26 @@ signup = limiter.shared_limit(_auth, scope="signup", methods=["POST"])
 password_change = limiter.shared_limit(_auth, scope="password-change", methods=["POST"])
 reset_request = limiter.shared_limit(_reset, scope="password-reset", methods=["POST"])
 reset_confirm = limiter.shared_limit(_auth, scope="password-reset-confirm", methods=["POST"])
+
+
+def _qa_ip() -> str:
+    return str(current_app.config["QA_RATELIMIT_IP"])
+
+
+def _qa_conversation() -> str:
+    return str(current_app.config["QA_RATELIMIT_CONVERSATION"])
+
+
+def _conversation_key() -> str:
+    """A Q&A conversation's bucket: its token (``X-Conversation``), else the client IP."""
+    token = request.headers.get("X-Conversation", "")
+    if not token:
+        return get_remote_address()
+    return "conversation:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+# Q&A visitors (issue 18): conversations and questions per IP, questions per conversation
+qa_visitor = limiter.shared_limit(_qa_ip, scope="qa-visitor", methods=["POST"])
+qa_conversation = limiter.shared_limit(
+    _qa_conversation, scope="qa-conversation", key_func=_conversation_key, methods=["POST"]
+)

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from . import account, billing, consent, openapi, routes, studio, verify, voice  # noqa: E402,F401
+from . import account, billing, consent, openapi, qa, routes, studio, verify, voice  # noqa: E402,F401

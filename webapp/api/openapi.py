@@ -111,7 +111,7 @@ PUBLIC = {"api.signup", "api.create_token", "api.request_password_reset",
           "api.confirm_password_reset", "api.get_consent", "api.post_recording",
           "api.revoke", "api.stripe_webhook", "api.verify_file", "api.supported_algorithms",
           "api.matches_by_binding", "api.get_manifest", "api.openapi", "api.create_report",
-          "api.download_render"}  # fmt: skip
+          "api.download_render", "api.start_conversation", "api.ask", "api.ask_audio"}  # fmt: skip
 
 
 def _operation(endpoint: str, method: str, params: list[str]) -> S:
@@ -120,7 +120,9 @@ def _operation(endpoint: str, method: str, params: list[str]) -> S:
     info = SCHEMAS.get(endpoint, {})
     ok = "201" if endpoint in ("api.signup", "api.create_token", "api.create_avatar",
                                "api.create_subject", "api.checkout",
-                               "api.upload_voice_sample") else "200"  # fmt: skip
+                               "api.upload_voice_sample", "api.create_qa_set",
+                               "api.create_qa_item",
+                               "api.start_conversation") else "200"  # fmt: skip
     media = info.get("media", "application/json")
     op: S = {
         "operationId": endpoint.split(".", 1)[1],

@@ -1,0 +1,127 @@
+// The Q&A conversation page: start a conversation (AI notice, idle clip), ask by text or
+// voice, play the approved answer clip (or show its subtitle), then back to idle.
+(function () {
+  "use strict";
+  var root = document.getElementById("talk");
+  if (!root) { return; }
+  var video = document.getElementById("avatar");
+  var subtitle = document.getElementById("subtitle");
+  var status = document.getElementById("status");
+  var form = document.getElementById("ask-form");
+  var input = document.getElementById("question");
+  var speak = document.getElementById("speak");
+  var speakLang = document.getElementById("speak-lang");
+  var conversation = null;
+  var idleUrl = null;
+
+  function say(text) { status.textContent = text || ""; }
+
+  function idle() {
+    // The idle avatar: the fallback clip held on its first frame (stamped like every clip).
+    if (!idleUrl) { return; }
+    if (video.getAttribute("src") !== idleUrl) {
+      video.setAttribute("src", idleUrl);
+      video.load();
+    } else {
+      video.pause();
+      video.currentTime = 0;
+    }
+  }
+
+  function showSubtitle(text) {
+    subtitle.textContent = text;
+    subtitle.hidden = false;
+  }
+
+  function play(answer) {
+    subtitle.hidden = true;
+    if (answer.kind === "clip" && answer.url) {
+      video.setAttribute("src", answer.url);
+      video.load();
+      var started = video.play();
+      if (started && started.catch) {
+        started.catch(function () { say("Press play to hear the answer."); video.controls = true; });
+      }
+    } else {
+      idle();
+      showSubtitle(answer.text);
+    }
+  }
+
+  video.addEventListener("ended", function () { idle(); });
+
+  function handle(response) {
+    return response.json().then(function (body) {
+      if (!response.ok) {
+        say(body.message || "Something went wrong.");
+        if (response.status === 403) { form.querySelectorAll("input, button, select").forEach(function (el) { el.disabled = true; }); }
+        return;
+      }
+      say("");
+      play(body.answer);
+      root.dataset.lastKind = body.answer.kind;
+    });
+  }
+
+  function start() {
+    return fetch(root.dataset.start, { method: "POST", credentials: "same-origin" })
+      .then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) { say(body.message); return; }
+          conversation = body.conversation;
+          idleUrl = body.idle_url;
+          document.getElementById("ai-notice").textContent = body.notice;
+          idle();
+        });
+      });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var question = input.value.trim();
+    if (!question || !conversation) { return; }
+    say("…");
+    fetch(root.dataset.ask, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Conversation": conversation },
+      body: JSON.stringify({ question: question }),
+    }).then(handle).catch(function () { say("The connection failed: try again."); });
+  });
+
+  // Hold to speak: MediaRecorder while the button is held, then send the recording.
+  var recorder = null;
+  var chunks = [];
+  function startRecording() {
+    if (recorder || !navigator.mediaDevices) { return; }
+    navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
+      chunks = [];
+      recorder = new MediaRecorder(stream);
+      recorder.ondataavailable = function (e) { if (e.data.size) { chunks.push(e.data); } };
+      recorder.onstop = function () {
+        stream.getTracks().forEach(function (t) { t.stop(); });
+        var blob = new Blob(chunks, { type: recorder.mimeType || "audio/webm" });
+        recorder = null;
+        speak.classList.remove("recording");
+        var data = new FormData();
+        data.append("audio", blob, "question.webm");
+        data.append("lang", speakLang.value);
+        say("Listening…");
+        fetch(root.dataset.askAudio, {
+          method: "POST", headers: { "X-Conversation": conversation }, body: data,
+        }).then(function (response) {
+          return handle(response);
+        }).catch(function () { say("The connection failed: try again."); });
+      };
+      recorder.start();
+      speak.classList.add("recording");
+    }).catch(function () { say("No microphone: type your question instead."); });
+  }
+  function stopRecording() { if (recorder && recorder.state === "recording") { recorder.stop(); } }
+  speak.addEventListener("mousedown", startRecording);
+  speak.addEventListener("touchstart", startRecording);
+  speak.addEventListener("mouseup", stopRecording);
+  speak.addEventListener("mouseleave", stopRecording);
+  speak.addEventListener("touchend", stopRecording);
+
+  start();
+})();
