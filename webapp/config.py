@@ -100,7 +100,10 @@ DEFAULTS: dict[str, Any] = {
     "QA_MAX_PHRASINGS": 20,  # question phrasings per answer
     "QA_MAX_QUESTION_CHARS": 300,  # one phrasing, and one visitor question
     "QA_MAX_ORIGINS": 10,  # sites allowed to embed one deployment
-    "QA_MATCH_THRESHOLD": 0.51,  # below: the fallback answers (pipeline/README.md, pipeline/qa)
+    # the matcher's rule: answer when the best item scores >= threshold and leads the
+    # runner-up by >= margin, else the fallback; None: the measured defaults of pipeline/qa
+    "QA_MATCH_THRESHOLD": None,
+    "QA_MATCH_MARGIN": None,
     "QA_CLIP_URL_TTL": 300,  # seconds a visitor's signed clip link stays valid
     "QA_RATELIMIT_IP": "30 per minute",  # visitor questions and conversations, per client IP
     "QA_RATELIMIT_CONVERSATION": "12 per minute",  # visitor questions, per conversation

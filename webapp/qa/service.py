@@ -338,16 +338,20 @@ _matchers_lock = threading.Lock()
 
 def matcher_for(qaset: QASet) -> Any:
     """The set's ``pipeline.qa.match.Matcher``, built once per set version."""
-    from pipeline.qa.match import Matcher
+    from pipeline.qa.match import DEFAULT_MARGIN, DEFAULT_THRESHOLD, Matcher
 
-    threshold = float(current_app.config["QA_MATCH_THRESHOLD"])
-    key = f"{qaset.id}@{threshold}"
+    cfg = current_app.config
+    threshold = (
+        DEFAULT_THRESHOLD if cfg["QA_MATCH_THRESHOLD"] is None else float(cfg["QA_MATCH_THRESHOLD"])
+    )
+    margin = DEFAULT_MARGIN if cfg["QA_MATCH_MARGIN"] is None else float(cfg["QA_MATCH_MARGIN"])
+    key = f"{qaset.id}@{threshold}/{margin}"
     with _matchers_lock:
         cached = _matchers.get(key)
         if cached is not None and cached[0] == qaset.version:
             return cached[1]
     items = [(i.id, list(i.questions), i.lang) for i in items_of(qaset)]
-    matcher = Matcher(items, threshold=threshold)
+    matcher = Matcher(items, threshold=threshold, margin=margin)
     with _matchers_lock:
         _matchers[key] = (qaset.version, matcher)
     return matcher
@@ -374,6 +378,7 @@ def test_match(qaset: QASet, question: Any) -> dict[str, Any]:
         "question": question,
         "question_lang": detect_lang(question),
         "threshold": matcher.threshold,
+        "margin": matcher.margin,
         "answer_item_id": best.item_id if best else None,
         "fallback": best is None,
         "ranked": ranked,

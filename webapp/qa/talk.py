@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import CursorResult
 
 from compliance import media
 
@@ -364,6 +365,6 @@ def prune_logs(now: Any = None) -> int:
     """Delete conversation logs older than ``QA_LOG_RETENTION_DAYS``; returns how many."""
     days = int(current_app.config["QA_LOG_RETENTION_DAYS"])
     cutoff = (now or utcnow()) - timedelta(days=days)
-    result = db.session.execute(delete(QALog).where(QALog.created_at < cutoff))
+    result: CursorResult[Any] = db.session.execute(delete(QALog).where(QALog.created_at < cutoff))  # type: ignore[assignment]
     db.session.commit()
     return int(result.rowcount or 0)
