@@ -21,8 +21,13 @@ def _reset() -> str:
     return str(current_app.config["RATELIMIT_PASSWORD_RESET"])
 
 
+def _report() -> str:
+    return str(current_app.config["RATELIMIT_REPORT"])
+
+
 login = limiter.shared_limit(_auth, scope="login", methods=["POST"])
 signup = limiter.shared_limit(_auth, scope="signup", methods=["POST"])
 password_change = limiter.shared_limit(_auth, scope="password-change", methods=["POST"])
 reset_request = limiter.shared_limit(_reset, scope="password-reset", methods=["POST"])
 reset_confirm = limiter.shared_limit(_auth, scope="password-reset-confirm", methods=["POST"])
+report = limiter.shared_limit(_report, scope="report", methods=["POST"])  # reports, appeals

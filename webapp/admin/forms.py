@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import StringField, SubmitField, TextAreaField
+from wtforms import BooleanField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 
@@ -25,3 +25,32 @@ class ProtectedPersonForm(FlaskForm):
 
 class DeleteForm(FlaskForm):
     pass
+
+
+class ReportActionForm(FlaskForm):
+    action = SelectField(
+        "Action",
+        choices=[
+            ("dismiss", "Dismiss (no action; lifts this report's own freeze)"),
+            ("take_down", "Take down the render"),
+            ("freeze", "Freeze the avatar"),
+            ("unfreeze", "Unfreeze the avatar"),
+            ("sanction", "Sanction the account"),
+        ],
+    )
+    step = SelectField(
+        "Sanction step",
+        choices=[
+            ("", "one step up the ladder"),
+            ("warning", "warning"),
+            ("restricted", "restricted"),
+            ("suspended", "suspended"),
+            ("closed", "closed"),
+            ("none", "none (lift)"),
+        ],
+    )
+    reason = TextAreaField(
+        "Reason (kept in the audit log)",
+        validators=[DataRequired("Give the reason for your decision."), Length(max=2000)],
+    )
+    close = BooleanField("Close the report with this decision", default=True)

@@ -4,4 +4,14 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from . import account, billing, consent, openapi, routes, studio, verify, voice  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    account,
+    billing,
+    consent,
+    openapi,
+    reports,
+    routes,
+    studio,
+    verify,
+    voice,
+)

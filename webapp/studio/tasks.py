@@ -263,7 +263,23 @@ class _Rendered:
     timings: dict[str, float]
 
 
-@jobs.job("render", queue="gpu", target=Render, likeness=True, on_failure=_render_failed)
+def _render_canceled(job: Job) -> None:
+    """Stopped before it was published (a freeze, a suspension, a withdrawal): the render
+    ends canceled and its credits come back."""
+    row = db.session.get(Render, job.target_id)
+    if row is not None and row.status in (RenderStatus.QUEUED, RenderStatus.RENDERING):
+        row.status = RenderStatus.CANCELED
+        ledger.release(row)
+
+
+@jobs.job(
+    "render",
+    queue="gpu",
+    target=Render,
+    likeness=True,
+    on_failure=_render_failed,
+    on_cancel=_render_canceled,
+)
 def render(job: Job, report: Progress) -> dict[str, Any]:
     row = db.session.get(Render, job.target_id)
     row.status = RenderStatus.RENDERING
