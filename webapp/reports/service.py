@@ -14,7 +14,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 from flask import current_app, url_for
@@ -82,6 +82,15 @@ class Opened:
     report: Report
     token: str  # the secret of the status link; shown once, only its SHA-256 is kept
     frozen: bool  # a not_me report froze the avatar
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands timestamps back naive; every one we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return _utc(moment).isoformat() if moment else None
 
 
 def _digest(token: str) -> str:
@@ -216,7 +225,7 @@ def open_report(
     frozen = kind == ReportCategory.NOT_ME and _freeze_for(report)
     record_event(EventTag.REPORT_OPENED, data=_audit_data(report, frozen))
     if report.owner_id:
-        _tell_owner(report, "report.opened", frozen=frozen)
+        _tell_owner(report, "report.opened", avatar_frozen=frozen)
     db.session.commit()
     return Opened(report, token, frozen)
 
@@ -266,7 +275,7 @@ def _tell_owner(report: Report, event: str, **extra: Any) -> None:
         "content_id": report.content_id,
         "render_id": report.render_id,
         "avatar_id": report.avatar_id,
-        "due_by": report.due_by.isoformat(),
+        "due_by": iso(report.due_by),
         "outcome": report.outcome,
         **extra,
     }
@@ -275,14 +284,18 @@ def _tell_owner(report: Report, event: str, **extra: Any) -> None:
 
 
 def _owner_mail(report: Report, event: str, extra: dict[str, Any]) -> tuple[str, str]:
-    what = CATEGORY_LABELS[report.category].lower()
+    what = CATEGORY_LABELS[report.category]
     target = f"content {report.content_id}" if report.content_id else "your account"
     if event == "report.opened":
-        frozen = "\nThe avatar is frozen until a moderator decides." if extra.get("frozen") else ""
+        frozen = (
+            "\nThe avatar is frozen until a moderator decides."
+            if extra.get("avatar_frozen")
+            else ""
+        )
         return (
             f"A report about {target} (ticket {report.id})",
             f"Someone reported {target} ({what}). Our trust & safety team will review it "
-            f"by {report.due_by:%Y-%m-%d %H:%M} UTC.{frozen}\n",
+            f"by {_utc(report.due_by):%Y-%m-%d %H:%M} UTC.{frozen}\n",
         )
     outcome = report.outcome or "decided"
     note = report.decision_note or ""
@@ -312,13 +325,13 @@ def status_json(report: Report) -> dict[str, Any]:
         "ticket_id": report.id,
         "category": report.category.value,
         "status": report.status.value,
-        "created_at": report.created_at.isoformat(),
-        "due_by": report.due_by.isoformat(),
+        "created_at": iso(report.created_at),
+        "due_by": iso(report.due_by),
         "resolved": report.content_id is not None or report.category == ReportCategory.APPEAL,
         "content_id": report.content_id,
         "outcome": report.outcome if decided else None,
         "outcome_text": outcome_text(report.outcome) if decided else None,
-        "decided_at": report.decided_at.isoformat() if report.decided_at else None,
+        "decided_at": iso(report.decided_at),
     }
 
 
@@ -336,7 +349,7 @@ def opened_json(opened: Opened) -> dict[str, Any]:
 
 def opened_message(opened: Opened) -> str:
     report = opened.report
-    due = f"{report.due_by:%Y-%m-%d %H:%M} UTC"
+    due = f"{_utc(report.due_by):%Y-%m-%d %H:%M} UTC"
     if report.category == ReportCategory.APPEAL:
         return f"Your appeal is ticket {report.id}. A moderator will answer by {due}."
     if report.content_id is None:
