@@ -3,6 +3,7 @@ subject whose file is the session's stamped clip (stamping it again would be slo
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from webapp.billing import ledger
@@ -77,8 +78,9 @@ def grant_minutes(owner: User, minutes: int) -> None:
     db.session.commit()
 
 
-def admin() -> User:
+def admin() -> SimpleNamespace:
+    """A moderator; its id and email stay usable outside the app context."""
     user = factories.user()
     user.is_admin = True
     db.session.commit()
-    return user
+    return SimpleNamespace(id=user.id, email=user.email)

@@ -11,7 +11,14 @@ from ..extensions import db, login_manager
 from ..models import ProtectedPerson
 from ..reports import moderation
 from . import bp, service
-from .forms import DeleteForm, ProtectedPersonForm, ReportActionForm, ReviewForm
+from .forms import (
+    REPORT_ACTIONS,
+    SANCTION_STEPS,
+    DeleteForm,
+    ProtectedPersonForm,
+    ReportActionForm,
+    ReviewForm,
+)
 
 
 @bp.before_request
@@ -106,7 +113,9 @@ def protected_delete(person_id: str):  # type: ignore[no-untyped-def]
 
 
 def _reports_page(form: ReportActionForm, status: int = 200):  # type: ignore[no-untyped-def]
-    return render_template("admin/reports.html", items=moderation.queue(), form=form), status
+    page = render_template("admin/reports.html", items=moderation.queue(), form=form,
+                           actions=REPORT_ACTIONS, steps=SANCTION_STEPS)  # fmt: skip
+    return page, status
 
 
 @bp.get("/reports")
