@@ -52,6 +52,12 @@ class EventTag(StrEnum):
     PAYMENT_REFUNDED = "payment:refunded"
     KEY_DESTROYED = "key:destroyed"
     ADMIN_ACTION = "admin:action"
+    REPORT_OPENED = "report:opened"  # a public report, a depicted person's flag or an appeal
+    REPORT_DECIDED = "report:decided"  # a moderator's outcome, with the stated reason
+    RENDER_TAKEN_DOWN = "render:taken-down"  # file deleted, registry row kept
+    AVATAR_FROZEN = "avatar:frozen"
+    AVATAR_UNFROZEN = "avatar:unfrozen"
+    SANCTION = "account:sanction"  # a step on the sanctions ladder (R20), with the reason
 
 
 class AuditRow(Protocol):

@@ -44,6 +44,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .dashboard import bp as dashboard_bp
     from .public import bp as public_bp
     from .qa import bp as qa_bp
+    from .reports import bp as reports_bp
     from .studio.views import bp as studio_bp
     from .voice import bp as voice_bp
 
@@ -52,6 +53,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(public_bp)
+    app.register_blueprint(reports_bp)
     app.register_blueprint(billing_bp)
     app.register_blueprint(consent_bp)
     app.register_blueprint(studio_bp)

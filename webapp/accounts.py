@@ -25,7 +25,7 @@ from . import mail, sessions
 from .audit import record_event
 from .errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
 from .extensions import db
-from .models import ApiToken, PasswordResetToken, User, new_id, utcnow
+from .models import ApiToken, PasswordResetToken, Sanction, User, new_id, utcnow
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so both paths cost one argon2 check.
@@ -119,6 +119,12 @@ Forgot your password? Ask for a reset link at {forgot}
 """
 
 
+CLOSED_MESSAGE = (
+    "This account is closed by our trust & safety team. To appeal, use the form at "
+    "/account/appeal with your email and password."
+)
+
+
 def _find(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == email))  # type: ignore[no-any-return]
 
@@ -132,7 +138,22 @@ def _link(endpoint: str, **values: str) -> str:
 
 
 def authenticate(email: str, password: str) -> User:
-    """The user for these credentials, or Unauthorized (same message either way)."""
+    """The user for these credentials, or Unauthorized (same message either way); a
+    closed account gets 403 ``account_closed`` instead (R20)."""
+    user = credentials(email, password)
+    if user.sanction == Sanction.CLOSED:  # the right password, but no way in
+        record_event(EventTag.AUTH_LOGIN_FAILED, actor_id=user.id, data={"closed": True})
+        db.session.commit()
+        raise Forbidden(CLOSED_MESSAGE, code="account_closed")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    record_event(EventTag.AUTH_LOGIN, actor_id=user.id)
+    db.session.commit()
+    return user
+
+
+def credentials(email: str, password: str) -> User:
+    """The user whose password this is, closed or not, or Unauthorized."""
     user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
@@ -142,10 +163,6 @@ def authenticate(email: str, password: str) -> User:
         record_event(EventTag.AUTH_LOGIN_FAILED, data={"user_known": user is not None})
         db.session.commit()
         raise Unauthorized("Wrong email or password.", code="bad_credentials") from None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
-    record_event(EventTag.AUTH_LOGIN, actor_id=user.id)
-    db.session.commit()
     return user
 
 
@@ -170,7 +187,12 @@ def token_row(token: str, *, now: datetime | None = None) -> ApiToken:
     """The live token row for this bearer token, or Unauthorized."""
     now = now or utcnow()
     row = db.session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
-    if row is None or row.revoked_at is not None or _aware(row.expires_at, now) <= now:
+    if (
+        row is None
+        or row.revoked_at is not None
+        or _aware(row.expires_at, now) <= now
+        or row.user.sanction == Sanction.CLOSED
+    ):
         raise Unauthorized(
             "This token is invalid or expired: create a new one at POST /api/v1/auth/tokens.",
             code="invalid_token",

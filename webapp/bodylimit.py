@@ -1,7 +1,8 @@
 """Request bodies are refused by their size before anything buffers them.
 
-Uploads (``multipart/form-data``) may be up to ``MAX_CONTENT_LENGTH`` (the public verifier:
-``VERIFY_MAX_BYTES``); every other body (JSON, forms, webhooks) up to ``JSON_MAX_BYTES``.
+Uploads (``multipart/form-data``) may be up to ``MAX_CONTENT_LENGTH`` (the public verifier
+and report channel: ``VERIFY_MAX_BYTES``); every other body (JSON, forms, webhooks) up to
+``JSON_MAX_BYTES``.
 The limit is set on the request as it arrives; werkzeug refuses (413) a declared
 Content-Length over it before reading a byte, and a streamed body once it passes it, so
 CSRF, JSON and form parsing never hold more (rate limits still count the request).
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-VERIFY_ENDPOINTS = ("api.verify_file", "public.verify_page")
+# the public verifier and the public report channel, which runs it on the attached file
+VERIFY_ENDPOINTS = ("api.verify_file", "public.verify_page", "api.create_report",
+                    "reports.report_page")  # fmt: skip
 SPOKEN_QUESTION_ENDPOINTS = ("api.ask_audio",)  # a visitor's recording: QA_AUDIO_MAX_BYTES
 MULTIPART_OVERHEAD = 16 * 1024  # boundaries, part headers and small fields
 

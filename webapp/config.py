@@ -52,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_PASSCODE": "10 per hour",  # passcode issuance and consent attempts, per client IP
     "RATELIMIT_KYC": "10 per hour",  # identity checks started and submitted, per client IP
     "VERIFY_MAX_BYTES": 512 * 1024 * 1024,  # largest file the public verifier accepts
+    "RATELIMIT_REPORT": "10 per hour",  # public reports and appeals filed, per client IP
+    "REPORT_DUE_HOURS_NOT_ME": 24,  # a moderator answers "it's me, no consent" within this
+    "REPORT_DUE_HOURS": 72,  # ... and every other report and appeal within this
+    "REPORT_MAX_CHARS": 4000,  # longest description of a report or an appeal
     "RATELIMIT_STRIPE_WEBHOOK": "600 per minute",  # Stripe's webhook deliveries, per client IP
     "WEBHOOK_ALLOW_LOOPBACK": False,  # tests only: customer webhooks may target 127.0.0.1/::1
     "VERIFY_CONCURRENCY": 2,  # verifications running at once per web process (one per core)

@@ -71,6 +71,7 @@ class JobKind:
     on_failure: Callable[[Job], None] | None = None  # after the last attempt failed
     timeout: int | None = None
     retries: int | None = None
+    on_cancel: Callable[[Job], None] | None = None  # after it was stopped (gate, user)
 
     def spec(self) -> q.JobSpec:
         cfg = current_app.config
@@ -91,6 +92,7 @@ def job(
     on_failure: Callable[[Job], None] | None = None,
     timeout: int | None = None,
     retries: int | None = None,
+    on_cancel: Callable[[Job], None] | None = None,
 ) -> Callable[[JobBody], Callable[[str], dict[str, Any]]]:
     """Register ``body(job, report)`` as the job kind ``name``; returns its RQ entry point
     ``f(job_id)``, which runs the body under :func:`running` and returns its result (or
@@ -107,7 +109,9 @@ def job(
 
         if name in KINDS and KINDS[name].func.__qualname__ != run.__qualname__:
             raise ValueError(f"job kind {name!r} is registered twice")
-        KINDS[name] = JobKind(name, run, queue, target, likeness, on_failure, timeout, retries)
+        KINDS[name] = JobKind(
+            name, run, queue, target, likeness, on_failure, timeout, retries, on_cancel
+        )
         return run
 
     return register
@@ -231,6 +235,8 @@ def _end_canceled(row: Job, reason: str) -> None:
     if row.status != JobStatus.CANCELED:
         _end(row, JobStatus.CANCELED, f"canceled: {reason}")
     record_event(EventTag.JOB_CANCELED, data={"job": row.id, "reason": reason})
+    if (undo := kind(row.kind).on_cancel) is not None:
+        undo(row)
     db.session.commit()
 
 

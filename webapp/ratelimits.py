@@ -24,6 +24,10 @@ def _reset() -> str:
     return str(current_app.config["RATELIMIT_PASSWORD_RESET"])
 
 
+def _report() -> str:
+    return str(current_app.config["RATELIMIT_REPORT"])
+
+
 login = limiter.shared_limit(_auth, scope="login", methods=["POST"])
 signup = limiter.shared_limit(_auth, scope="signup", methods=["POST"])
 password_change = limiter.shared_limit(_auth, scope="password-change", methods=["POST"])
@@ -52,3 +56,4 @@ qa_visitor = limiter.shared_limit(_qa_ip, scope="qa-visitor", methods=["POST"])
 qa_conversation = limiter.shared_limit(
     _qa_conversation, scope="qa-conversation", key_func=_conversation_key, methods=["POST"]
 )
+report = limiter.shared_limit(_report, scope="report", methods=["POST"])  # reports, appeals

@@ -6,6 +6,7 @@ import os
 import re
 import tempfile
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -20,7 +21,7 @@ from compliance.verification import Budget, Verification, verify, verify_within
 from .audit import record_event
 from .errors import DomainError, InvalidInput
 from .extensions import db
-from .models import ConsentRecord, ContentRecord, Subject
+from .models import ConsentRecord, ContentRecord, Render, RenderStatus, Subject
 
 
 def compliance_settings() -> stamping.ComplianceSettings:
@@ -109,14 +110,25 @@ def consent_status(row: ContentRecord) -> str:
     return "active"
 
 
+def taken_down_at(row: ContentRecord) -> datetime | None:
+    """When trust & safety took this content's render down (the registry row stays)."""
+    render = db.session.get(Render, row.render_id) if row.render_id else None
+    if render is None or render.status != RenderStatus.TAKEN_DOWN:
+        return None
+    return render.taken_down_at or render.created_at
+
+
 def _content_json(row: ContentRecord | None) -> dict[str, Any] | None:
     if row is None:
         return None
+    removed = taken_down_at(row)
     return {
         "content_id": row.content_id,
         "created_at": row.created_at.isoformat(),
         "producer": current_app.config["AIGC_PRODUCER"],
         "consent_status": consent_status(row),
+        "taken_down": removed is not None,
+        "taken_down_at": removed.isoformat() if removed else None,
     }
 
 

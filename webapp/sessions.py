@@ -39,6 +39,8 @@ def live_user(user_id: str) -> User | None:
     row = db.session.get(UserSession, sid) if sid else None
     if row is None or row.user_id != user_id or row.ended_at is not None:
         return None
+    if row.user.sanction == "closed":  # closing ends every session; this keeps it so
+        return None
     now = utcnow()
     created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=now.tzinfo)
     if now - created > timedelta(days=int(current_app.config["SESSION_TTL_DAYS"])):

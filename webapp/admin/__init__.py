@@ -1,4 +1,5 @@
-"""The admin area: the self-hosted KYC review queue and the protected-person gallery.
+"""The admin area: the self-hosted KYC review queue, the consent review queue, the report
+and appeal queue (trust & safety) and the protected-person gallery.
 
 Only accounts with ``User.is_admin`` (``dhf admin grant EMAIL``) get in; everyone else
 gets 403, and every decision is written to the audit log (R22).

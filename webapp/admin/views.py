@@ -9,8 +9,16 @@ from sqlalchemy import select
 from ..errors import DomainError, Forbidden
 from ..extensions import db, login_manager
 from ..models import ProtectedPerson
+from ..reports import moderation
 from . import bp, service
-from .forms import DeleteForm, ProtectedPersonForm, ReviewForm
+from .forms import (
+    REPORT_ACTIONS,
+    SANCTION_STEPS,
+    DeleteForm,
+    ProtectedPersonForm,
+    ReportActionForm,
+    ReviewForm,
+)
 
 
 @bp.before_request
@@ -102,3 +110,31 @@ def protected_delete(person_id: str):  # type: ignore[no-untyped-def]
         service.remove_protected(person_id, current_user)
         flash("Removed from the protected gallery.", "ok")
     return redirect(url_for(".protected"))
+
+
+def _reports_page(form: ReportActionForm, status: int = 200):  # type: ignore[no-untyped-def]
+    page = render_template("admin/reports.html", items=moderation.queue(), form=form,
+                           actions=REPORT_ACTIONS, steps=SANCTION_STEPS)  # fmt: skip
+    return page, status
+
+
+@bp.get("/reports")
+def reports_queue():  # type: ignore[no-untyped-def]
+    return _reports_page(ReportActionForm())
+
+
+@bp.post("/reports/<report_id>")
+def report_act(report_id: str):  # type: ignore[no-untyped-def]
+    form = ReportActionForm()
+    if not form.validate_on_submit():
+        flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
+        return _reports_page(form, 422)
+    try:
+        report = moderation.act(report_id, current_user, form.action.data or "",
+                                form.reason.data or "", step=form.step.data or None,
+                                close=bool(form.close.data))  # fmt: skip
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return _reports_page(form, exc.status)
+    flash(f"Report {report.id[:8]}: {form.action.data} done ({report.status}).", "ok")
+    return redirect(url_for(".reports_queue"))

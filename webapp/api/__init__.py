@@ -4,4 +4,15 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from . import account, billing, consent, openapi, qa, routes, studio, verify, voice  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    account,
+    billing,
+    consent,
+    openapi,
+    qa,
+    reports,
+    routes,
+    studio,
+    verify,
+    voice,
+)

@@ -34,6 +34,16 @@ VERIFY = _obj(("verdict",), verdict={"enum": ["ai_generated_by_us", "tampered", 
               c2pa={"type": ["object", "null"]}, aigc={"type": ["object", "null"]},
               watermark={"type": "object"}, content={"type": ["object", "null"]})  # fmt: skip
 FILE = {"type": "string", "format": "binary"}
+NULLSTR = {"type": ["string", "null"]}
+REPORT = _obj(("ticket_id", "status", "due_by"), ticket_id=STR, category=STR,
+              status={"enum": ["open", "decided"]}, created_at=STR, due_by=STR, resolved=BOOL,
+              content_id=NULLSTR, outcome=NULLSTR, outcome_text=NULLSTR,
+              decided_at=NULLSTR)  # fmt: skip
+OPENED = {**REPORT, "properties": {**REPORT["properties"], "status_token": STR,
+                                   "status_url": STR, "attachment_kept": BOOL,
+                                   "avatar_frozen": BOOL, "message": STR}}  # fmt: skip
+REPORT_BODY = dict(category={"enum": ["not_me", "fraud", "harmful", "other"]}, reason=STR,
+                   contact=STR, link=STR, content_id=STR)  # fmt: skip
 
 
 def _multipart(**fields: S) -> S:
@@ -60,7 +70,15 @@ SCHEMAS: dict[str, S] = {
                                    "response": _obj(("status",), status=STR, message=STR)},
     "api.confirm_password_reset": {"body": _obj(("token", "password"), token=STR, password=STR),
                                    "response": _obj(("status",), status=STR)},
-    "api.me": {"response": _obj(("id",), id=STR, email=STR, kyc_status=STR, credits=INT)},
+    "api.me": {"response": _obj(("id",), id=STR, email=STR, kyc_status=STR, credits=INT,
+                                sanction=_obj(("step",), step={"enum": [
+                                    "none", "warning", "restricted", "suspended", "closed"]},
+                                    reason=NULLSTR, since=NULLSTR, message=NULLSTR,
+                                    appeal_url=NULLSTR))},
+    "api.create_report": {"body": _obj(("category", "reason"), **REPORT_BODY),
+                          "form": {"file": FILE, **REPORT_BODY}, "response": OPENED},
+    "api.report_status": {"response": REPORT},
+    "api.create_appeal": {"body": _obj(("reason",), reason=STR), "response": OPENED},
     "api.get_job": {"response": JOB},
     "api.start_identity": {"body": _obj(provider=STR),
                            "response": _obj(("id", "status"), id=STR, status=STR, url=STR)},
@@ -111,7 +129,8 @@ PUBLIC = {"api.signup", "api.create_token", "api.request_password_reset",
           "api.confirm_password_reset", "api.get_consent", "api.post_recording",
           "api.revoke", "api.stripe_webhook", "api.verify_file", "api.supported_algorithms",
           "api.matches_by_binding", "api.get_manifest", "api.openapi", "api.create_report",
-          "api.download_render", "api.start_conversation", "api.ask", "api.ask_audio"}  # fmt: skip
+          "api.download_render", "api.start_conversation", "api.ask", "api.ask_audio",
+          "api.report_status"}  # fmt: skip
 
 
 def _operation(endpoint: str, method: str, params: list[str]) -> S:
@@ -122,7 +141,8 @@ def _operation(endpoint: str, method: str, params: list[str]) -> S:
                                "api.create_subject", "api.checkout",
                                "api.upload_voice_sample", "api.create_qa_set",
                                "api.create_qa_item",
-                               "api.start_conversation") else "200"  # fmt: skip
+                               "api.start_conversation", "api.create_report",
+                               "api.create_appeal") else "200"  # fmt: skip
     media = info.get("media", "application/json")
     op: S = {
         "operationId": endpoint.split(".", 1)[1],
@@ -134,13 +154,13 @@ def _operation(endpoint: str, method: str, params: list[str]) -> S:
                 "schema": _obj(("error", "message"), error=STR, message=STR)}}},
         },
     }  # fmt: skip
-    if "body" in info:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": info["body"]}},
-        }
-    elif "form" in info:
-        op["requestBody"] = {"required": True, "content": _multipart(**info["form"])}
+    content: S = {}
+    if "body" in info:  # JSON; some routes take either (POST /reports)
+        content["application/json"] = {"schema": info["body"]}
+    if "form" in info:
+        content.update(_multipart(**info["form"]))
+    if content:
+        op["requestBody"] = {"required": True, "content": content}
     if endpoint not in PUBLIC:
         op["security"] = [{"bearer": []}]
     return op

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import jsonify, request
 
-from .. import accounts, ratelimits, webhooks
+from .. import accounts, ratelimits, sanctions, webhooks
 from ..billing import ledger
 from ..errors import InvalidInput
 from ..models import Avatar, Job
@@ -62,7 +62,8 @@ def create_token():  # type: ignore[no-untyped-def]
 def me():  # type: ignore[no-untyped-def]
     user = api_user()
     credits = ledger.balance(user.id)
-    return jsonify(id=user.id, email=user.email, kyc_status=user.kyc_status, credits=credits)
+    return jsonify(id=user.id, email=user.email, kyc_status=user.kyc_status, credits=credits,
+                   sanction=sanctions.status(user))  # fmt: skip
 
 
 def _job_json(job: Job) -> dict[str, Any]:

@@ -59,13 +59,8 @@ def talk_page(slug: str):  # type: ignore[no-untyped-def]
     return response
 
 
-def _report_url() -> str | None:
-    from flask import current_app
-
-    for endpoint in ("public.report_page", "reports.report_page", "reports.new"):
-        if endpoint in current_app.view_functions:
-            return url_for(endpoint)
-    return None
+def _report_url() -> str:
+    return url_for("reports.report_page")
 
 
 @bp.get("/talk/<slug>/clips/<render_id>")

@@ -12,12 +12,22 @@ from compliance.audit import EventTag
 
 from .. import likeness
 from ..audit import record_event
-from ..errors import Forbidden, NotFound
+from ..errors import DomainError, Forbidden, NotFound
 from ..extensions import db
-from ..models import Avatar, Render, Subject
+from ..models import Avatar, Render, RenderStatus, Subject
 from ..storage import vault
 
 _SALT = "dhf-render-download"
+
+
+class TakenDown(DomainError):
+    status, code = 410, "taken_down"
+
+
+def refuse_taken_down(render: Render) -> None:
+    """410 ``taken_down``: a link that was valid a second ago stops with the takedown."""
+    if render.status == RenderStatus.TAKEN_DOWN:
+        raise TakenDown("This video was taken down by our trust & safety team.")
 
 
 def _signer() -> URLSafeTimedSerializer:
@@ -39,11 +49,13 @@ def render_for_link(render_id: str, token: str) -> Render:
     render = db.session.get(Render, render_id)
     if render is None or data.get("render") != render.id:
         raise NotFound("No such render.", code="not_found")
+    refuse_taken_down(render)
     return render
 
 
 def stream_output(render: Render, actor_id: str | None) -> Iterator[bytes]:
     """The stamped MP4, decrypted chunk by chunk; only ready renders of a consenting subject."""
+    refuse_taken_down(render)
     if render.status != "ready" or not render.output_blob_id:
         raise NotFound("This render has no file yet.", code="not_ready")
     avatar = db.session.get(Avatar, render.avatar_id)

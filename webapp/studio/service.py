@@ -16,7 +16,7 @@ from compliance.audit import EventTag
 from compliance.moderation import moderate
 from pipeline.face.composite import TONES
 
-from .. import jobs, likeness
+from .. import jobs, likeness, sanctions
 from ..audit import record_event
 from ..billing import ledger
 from ..billing.service import training_paid
@@ -43,6 +43,7 @@ class QuotaExceeded(DomainError):
 def create_avatar(owner: User, subject_id: str, name: str, style: str = "real2d",
                   framing: str = "half") -> Avatar:  # fmt: skip
     subject = get_owned_or_404(Subject, subject_id, owner.id)
+    sanctions.require_may_create(owner)
     if not name.strip():
         raise InvalidInput("Give the avatar a name.", code="missing_fields")
     _choice("style", style, STYLES)
@@ -160,6 +161,7 @@ def create_render(owner: User, avatar_id: str, script: str, raw: dict[str, Any],
                   *, enqueue: bool = True) -> Render:  # fmt: skip
     """Moderate the script, check the likeness rights, hold credits, queue ``render``."""
     avatar = get_owned_or_404(Avatar, avatar_id, owner.id)
+    sanctions.require_may_create(owner)
     script = " ".join(script.split())
     limit = int(current_app.config["RENDER_MAX_CHARS"])
     if not script:

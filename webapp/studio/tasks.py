@@ -56,7 +56,22 @@ def _training_failed(job: Job) -> None:
     webhooks.notify(avatar.owner_id, "avatar.training.failed", {"avatar_id": avatar.id})
 
 
-@jobs.job("train_avatar", queue="gpu", target=Avatar, likeness=True, on_failure=_training_failed)
+def _training_stopped(job: Job) -> None:
+    """Stopped by the gate (a freeze, a suspension, the user): the avatar can be trained
+    again later; a withdrawal has already marked it revoked."""
+    avatar = db.session.get(Avatar, job.target_id)
+    if avatar is not None and avatar.status == AvatarStatus.TRAINING:
+        avatar.status = AvatarStatus.DRAFT
+
+
+@jobs.job(
+    "train_avatar",
+    queue="gpu",
+    target=Avatar,
+    likeness=True,
+    on_failure=_training_failed,
+    on_cancel=_training_stopped,
+)
 def train_avatar(job: Job, report: Progress) -> dict[str, Any]:
     avatar = db.session.get(Avatar, job.target_id)
     video, samples = service.training_inputs(avatar)
@@ -262,7 +277,23 @@ class _Rendered:
     timings: dict[str, float]
 
 
-@jobs.job("render", queue="gpu", target=Render, likeness=True, on_failure=_render_failed)
+def _render_canceled(job: Job) -> None:
+    """Stopped before it was published (a freeze, a suspension, a withdrawal): the render
+    ends canceled and its credits come back."""
+    row = db.session.get(Render, job.target_id)
+    if row is not None and row.status in (RenderStatus.QUEUED, RenderStatus.RENDERING):
+        row.status = RenderStatus.CANCELED
+        ledger.release(row)
+
+
+@jobs.job(
+    "render",
+    queue="gpu",
+    target=Render,
+    likeness=True,
+    on_failure=_render_failed,
+    on_cancel=_render_canceled,
+)
 def render(job: Job, report: Progress) -> dict[str, Any]:
     row = db.session.get(Render, job.target_id)
     row.status = RenderStatus.RENDERING
