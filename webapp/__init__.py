@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .billing import bp as billing_bp
     from .consent.views import bp as consent_bp
     from .dashboard import bp as dashboard_bp
+    from .portal.views import bp as portal_bp
     from .public import bp as public_bp
     from .studio.views import bp as studio_bp
     from .voice import bp as voice_bp
@@ -53,6 +54,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(public_bp)
     app.register_blueprint(billing_bp)
     app.register_blueprint(consent_bp)
+    app.register_blueprint(portal_bp)
     app.register_blueprint(studio_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(voice_bp)
