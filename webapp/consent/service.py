@@ -96,8 +96,8 @@ def contact_address(email: str | None) -> str | None:
 def set_contact(subject: Subject, email: str | None) -> Subject:
     """The account holder adds (or removes) the person's own address; audited."""
     subject.contact_email = contact_address(email)
-    record_event(EventTag.SUBJECT_CONTACT, actor_id=subject.owner_id,
-                 data={"subject": subject.id, "contact_set": subject.contact_email is not None})  # fmt: skip
+    data = {"subject": subject.id, "contact_set": subject.contact_email is not None}
+    record_event(EventTag.SUBJECT_CONTACT, actor_id=subject.owner_id, data=data)
     db.session.commit()
     return subject
 

@@ -111,8 +111,9 @@ def send_code(record: ConsentRecord, now: datetime | None = None) -> PortalCode:
         raise Conflict("No e-mail address is on file for you, so we cannot send a code: ask the "
                        "account holder to add your address, then try again.",
                        code="no_contact")  # fmt: skip
-    recent = select(func.count()).where(PortalCode.consent_record_id == record.id,
-                                        PortalCode.created_at > now - timedelta(hours=1))  # fmt: skip
+    recent = select(func.count()).where(
+        PortalCode.consent_record_id == record.id, PortalCode.created_at > now - timedelta(hours=1)
+    )
     if (db.session.scalar(recent) or 0) >= _setting("PORTAL_CODES_PER_HOUR"):
         raise TooManyCodes("Too many codes were sent for this link in the last hour: use the "
                            "latest one, or try again later.")  # fmt: skip
@@ -237,7 +238,8 @@ def _open_reports(render_ids: list[str]) -> set[str]:
 def uses(subject: Subject) -> list[Use]:
     """Every render made with this subject's likeness, across all of their avatars."""
     query = (select(Render, Avatar.name).join(Avatar, Render.avatar_id == Avatar.id)
-             .where(Avatar.subject_id == subject.id).order_by(Render.created_at.desc()))  # fmt: skip
+             .where(Avatar.subject_id == subject.id)
+             .order_by(Render.created_at.desc()))  # fmt: skip
     rows = list(db.session.execute(query))
     ids = [r.id for r, _ in rows]
     durations, reported = _durations(ids), _open_reports(ids)
@@ -287,7 +289,7 @@ def check_download(token: str, render_id: str, subject_id: str) -> None:
 
 
 def open_flag(render: Render, reason: str, *, source: str = FLAG_SOURCE) -> Report:
-    """"I did not say this": a high-priority ``not_me`` report on one render (R21).
+    """ "I did not say this": a high-priority ``not_me`` report on one render (R21).
 
     While open it is a legal hold on the render, its avatar and subject (retention)."""
     reason = (reason or "").strip() or "I did not say this."
@@ -299,10 +301,11 @@ def open_flag(render: Render, reason: str, *, source: str = FLAG_SOURCE) -> Repo
         raise Conflict("You already flagged this video: our team is looking at it.",
                        code="already_flagged")  # fmt: skip
     avatar = db.session.get(Avatar, render.avatar_id)
+    due = utcnow() + timedelta(hours=_setting("PORTAL_FLAG_DUE_HOURS"))
     report = Report(category=ReportCategory.NOT_ME, source=source, priority=FLAG_PRIORITY,
                     reason=reason, content_id=render.content_id, render_id=render.id,
                     avatar_id=avatar.id, subject_id=avatar.subject_id, owner_id=render.owner_id,
-                    due_by=utcnow() + timedelta(hours=_setting("PORTAL_FLAG_DUE_HOURS")))  # fmt: skip
+                    due_by=due)  # fmt: skip
     db.session.add(report)
     db.session.flush()
     record_event(EventTag.REPORT_OPENED, data={"report": report.id, "category": "not_me",
