@@ -104,7 +104,7 @@ def masked(address: str) -> str:
 
 def send_code(record: ConsentRecord, now: datetime | None = None) -> PortalCode:
     """Mail a fresh one-time code for this link's subject (older codes stop working)."""
-    now = now or utcnow()
+    now = _aware(now or utcnow())
     subject = db.session.get(Subject, record.subject_id)
     to = contact_for(subject)
     if to is None:
@@ -134,7 +134,7 @@ def send_code(record: ConsentRecord, now: datetime | None = None) -> PortalCode:
 
 def enter(record: ConsentRecord, code: str, now: datetime | None = None) -> str:
     """Check the code; on success a portal session token (for the browser's cookie)."""
-    now = now or utcnow()
+    now = _aware(now or utcnow())
     latest = db.session.scalar(select(PortalCode).where(PortalCode.consent_record_id == record.id)
                                .order_by(PortalCode.created_at.desc()).limit(1))  # fmt: skip
     if latest is None or latest.used_at is not None or _aware(latest.expires_at) <= now:
@@ -143,10 +143,10 @@ def enter(record: ConsentRecord, code: str, now: datetime | None = None) -> str:
     if latest.attempts >= limit:
         raise Forbidden("Too many wrong codes: ask for a new one.", code="code_locked")
     if not hmac.compare_digest(_code_mac(code.strip()), latest.code_mac):
+        left = max(limit - latest.attempts - 1, 0)
         db.session.execute(update(PortalCode).where(PortalCode.id == latest.id)
                            .values(attempts=PortalCode.attempts + 1))  # fmt: skip
         db.session.commit()
-        left = max(limit - latest.attempts - 1, 0)
         raise Forbidden(f"This code is not right: {left} tries left.", code="bad_code")
     used = db.session.execute(update(PortalCode)
                               .where(PortalCode.id == latest.id, PortalCode.used_at.is_(None))
@@ -166,7 +166,7 @@ def enter(record: ConsentRecord, code: str, now: datetime | None = None) -> str:
 
 def grant(record: ConsentRecord, token: str | None, now: datetime | None = None) -> PortalSession:
     """The live portal session of this link's subject, else 401 ``portal_code_required``."""
-    now = now or utcnow()
+    now = _aware(now or utcnow())
     row = (
         db.session.scalar(select(PortalSession).where(PortalSession.token_sha256 == _digest(token)))
         if token
