@@ -71,11 +71,9 @@ def people(app):  # type: ignore[no-untyped-def]
             "bob_old": stored(bob, "voice_sample", b"bob's old take", OLD),
         }
         report = open_report(bob.id)  # a legal hold on everything of Bob's
-        yield (
-            app,
-            {k: (u.id, u.subject_id, u.blob_id, u.sha256) for k, u in files.items()},
-            report.id,
-        )
+        rows = {k: (u.id, u.subject_id, u.blob_id, u.sha256) for k, u in files.items()}
+        report_id = report.id
+    return app, rows, report_id
 
 
 def test_an_expired_voice_take_is_deleted_one_under_a_legal_hold_is_kept(people):
