@@ -355,6 +355,10 @@ def worker(queues: str, burst: bool) -> None:
     names = [n.strip() for n in queues.split(",") if n.strip()]
     qs = [queue(n, connection) for n in names]
     click.echo(f"worker on {', '.join(names)} at {app.config['REDIS_URL']}")
+    with app.app_context():
+        from .retention import on_worker_start
+
+        on_worker_start(connection, names)  # the daily retention run (R24)
     Worker(qs, connection=connection).work(burst=burst, with_scheduler=True)
 
 
@@ -604,6 +608,14 @@ def render_cmd(avatar_id: str, text: str, out: str, background: str, tone: str) 
         vault().export(row.subject_id, render.output_blob_id, out)
     click.echo(json.dumps({**result, "out": out}, indent=2))
 
+
+def _register_groups() -> None:
+    from .retention_cli import retention
+
+    main.add_command(retention)
+
+
+_register_groups()
 
 if __name__ == "__main__":  # last: every command above is defined (`dhf serve` runs workers so)
     main()

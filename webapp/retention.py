@@ -332,6 +332,11 @@ def schedule(connection: Any, now: datetime | None = None) -> str | None:
     return job_id(at)
 
 
+def on_worker_start(connection: Any, queue_names: list[str]) -> str | None:
+    """A worker that serves the ``cpu`` queue arms the daily run (once per day overall)."""
+    return schedule(connection) if "cpu" in queue_names else None
+
+
 def daily() -> dict[str, Any]:
     """The RQ entry point: schedule tomorrow's run first (a failure today must not end
     the schedule), then run."""

@@ -162,6 +162,9 @@ def test_the_daily_run_is_scheduled_once_per_day_and_schedules_the_next(app):
         at = registry.get_scheduled_time("dhf-retention-20261203")
         assert at.replace(tzinfo=UTC) == datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
         assert retention.next_run(datetime(2026, 12, 2, 2, 0, tzinfo=UTC)).day == 2
+        assert retention.on_worker_start(connection, ["gpu"]) is None  # only cpu workers
+        armed = retention.on_worker_start(connection, ["gpu", "cpu"])
+        assert armed == retention.job_id(retention.next_run(utcnow()))
         result = retention.daily()  # what the worker runs at 03:00
         assert result["dry_run"] is False
         tomorrow = retention.job_id(retention.next_run(utcnow()))
