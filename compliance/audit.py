@@ -34,6 +34,7 @@ class EventTag(StrEnum):
     CONSENT_REVOKE = "consent:revoke"
     CONSENT_RETRY = "consent:retry"  # a new attempt after a rejected one
     CONSENT_BINDING = "consent:binding"  # an input compared with the person's other inputs
+    SUBJECT_CONTACT = "subject:contact"  # the person's contact address set or removed
     UPLOAD_REFUSED = "upload:refused"
     UPLOAD_STORED = "upload:stored"
     UPLOAD_VALIDATED = "upload:validated"
@@ -51,6 +52,9 @@ class EventTag(StrEnum):
     PAYMENT_FULFILLED = "payment:fulfilled"
     PAYMENT_REFUNDED = "payment:refunded"
     KEY_DESTROYED = "key:destroyed"
+    RETENTION_DELETED = "retention:deleted"  # one deletion receipt per file kind and subject
+    PORTAL_CODE_SENT = "portal:code-sent"  # a one-time code mailed to the depicted person
+    PORTAL_OPENED = "portal:opened"  # the depicted person entered their portal
     ADMIN_ACTION = "admin:action"
     REPORT_OPENED = "report:opened"  # a public report, a depicted person's flag or an appeal
     REPORT_DECIDED = "report:decided"  # a moderator's outcome, with the stated reason

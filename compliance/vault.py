@@ -221,8 +221,13 @@ class Vault:
         _atomic_write(dest, self.open(subject, blob_id))
         return dest
 
-    def delete(self, subject: str, blob_id: str) -> None:
-        self._blob_path(subject, blob_id).unlink(missing_ok=True)
+    def delete(self, subject: str, blob_id: str) -> bool:
+        """Delete one blob; False when there was none (already deleted, or never stored)."""
+        path = self._blob_path(subject, blob_id)
+        if not path.exists():
+            return False
+        path.unlink(missing_ok=True)
+        return True
 
     def shred(self, subject: str) -> dict[str, int | bool]:
         """Destroy the subject's key, then delete every blob of theirs (R5, R24).

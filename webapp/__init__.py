@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .billing import bp as billing_bp
     from .consent.views import bp as consent_bp
     from .dashboard import bp as dashboard_bp
+    from .portal.views import bp as portal_bp
     from .public import bp as public_bp
     from .qa import bp as qa_bp
     from .reports import bp as reports_bp
@@ -56,6 +57,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(reports_bp)
     app.register_blueprint(billing_bp)
     app.register_blueprint(consent_bp)
+    app.register_blueprint(portal_bp)
     app.register_blueprint(studio_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(voice_bp)

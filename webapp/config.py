@@ -96,6 +96,25 @@ DEFAULTS: dict[str, Any] = {
     "RENDER_MAX_CHARS": 5000,  # longest script one render takes
     "RENDERS_PER_DAY": 50,  # renders per account per day (R23)
     "DOWNLOAD_LINK_TTL": 3600,  # seconds a signed download link stays valid
+    "PORTAL_CODE_TTL_MINUTES": 10,  # a depicted person's one-time portal code works this long
+    "PORTAL_CODE_ATTEMPTS": 5,  # wrong guesses one portal code takes before it is void
+    "PORTAL_CODES_PER_HOUR": 5,  # portal codes mailed per consent link per hour
+    "PORTAL_SESSION_MINUTES": 30,  # a portal visit ends this long after the code was entered
+    "PORTAL_DOWNLOAD_TTL": 300,  # seconds a portal download link stays valid
+    "RATELIMIT_PORTAL": "20 per hour",  # portal codes asked for and entered, per client IP
+    "PORTAL_FLAG_DUE_HOURS": 24,  # a depicted person's flag is answered within this
+    # retention (R24), days after which a kind of file is deleted (README "Retention
+    # schedule" says from when each counts); files an open report names are never deleted
+    "RETENTION_CONSENT_RECORDING_DAYS": 90,  # consent videos no longer proving a consent
+    "RETENTION_KYC_IMAGE_DAYS": 30,  # images of an approved identity check
+    "RETENTION_KYC_REJECTED_DAYS": 90,  # images of a rejected identity check
+    "RETENTION_VOICE_TAKE_DAYS": 180,  # voice samples
+    "RETENTION_TRAINING_VIDEO_DAYS": 180,  # training footage
+    "RETENTION_TRAINED_MODEL_DAYS": 365,  # a trained model after its avatar's last use
+    "RETENTION_QUARANTINED_RENDER_DAYS": 30,  # outputs held back by the speech check
+    "RETENTION_RENDER_DAYS": 365,  # rendered outputs
+    "RETENTION_REPORT_ATTACHMENT_DAYS": 180,  # a decided report's attached file
+    "RETENTION_RUN_HOUR": 3,  # UTC hour of the daily retention run (cpu worker's scheduler)
     "RENDER_MAX_WER": 0.6,  # speech gate, Whisper WER of the script: right 0-0.5, wrong 0.75+
     # Q&A avatars (issue 18)
     "QA_MAX_SETS": 20,  # Q&A sets per account

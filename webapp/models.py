@@ -248,6 +248,9 @@ class Subject(db.Model):  # type: ignore[name-defined,misc]
     )
     created_at: Mapped[datetime] = _created()
     key_destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # where the depicted person's portal codes go (optional; a "self" subject uses the
+    # account's own address): set by the account holder with the consent link
+    contact_email: Mapped[str | None] = mapped_column(String(254))
 
 
 class IdentityCheck(db.Model):  # type: ignore[name-defined,misc]
@@ -326,6 +329,7 @@ class Avatar(db.Model):  # type: ignore[name-defined,misc]
     quality: Mapped[dict[str, Any]] = _json()
     model_blob_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
+    model_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # R24
 
     owner: Mapped[User] = relationship(back_populates="avatars")
     subject: Mapped[Subject] = relationship()
@@ -358,6 +362,8 @@ class Upload(db.Model):  # type: ignore[name-defined,misc]
     # the identity template (faces / voice) of this file, encrypted in the vault (R7)
     template_blob_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
+    # retention deleted the file (and its template); the row stays as the record (R24)
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Job(db.Model):  # type: ignore[name-defined,misc]
@@ -397,6 +403,7 @@ class Render(db.Model):  # type: ignore[name-defined,misc]
     credits_reserved: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     created_at: Mapped[datetime] = _created()
     taken_down_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # R24: file gone
 
 
 class ContentRecord(db.Model):  # type: ignore[name-defined,misc]
@@ -495,6 +502,41 @@ class Report(db.Model):  # type: ignore[name-defined,misc]
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     due_by: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_at: Mapped[datetime] = _created()
+    attachment_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PortalCode(db.Model):  # type: ignore[name-defined,misc]
+    """A one-time code that opens the depicted person's portal: mailed to the subject's
+    contact address, single use, expiring; only its HMAC is stored, guesses are counted."""
+
+    __tablename__ = "portal_codes"
+    id: Mapped[str] = _id()
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    consent_record_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    code_mac: Mapped[str] = mapped_column(String(64), nullable=False)
+    sent_to: Mapped[str] = mapped_column(String(254), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PortalSession(db.Model):  # type: ignore[name-defined,misc]
+    """The grant a correct code buys: the cookie holds a random token, this row (by its
+    SHA-256) says which subject it opens and until when."""
+
+    __tablename__ = "portal_sessions"
+    id: Mapped[str] = _id()
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    consent_record_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ProtectedPerson(db.Model):  # type: ignore[name-defined,misc]

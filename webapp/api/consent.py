@@ -11,6 +11,8 @@ from ..errors import InvalidInput, NotFound
 from ..extensions import db, limiter
 from ..models import IdentityCheck, Subject
 from ..ownership import get_owned_or_404
+from ..portal import service as portal
+from ..studio import delivery
 from . import bp
 from .auth import api_user, token_required
 from .routes import _json_body
@@ -42,8 +44,9 @@ def get_identity(check_id: str):  # type: ignore[no-untyped-def]
 @bp.post("/subjects")
 @token_required
 def create_subject():  # type: ignore[no-untyped-def]
-    body = _json_body("display_name", "relation")
-    subject, token = service.create_subject(api_user(), body["display_name"], body["relation"])
+    body = _json_body("display_name", "relation", contact_email=str)
+    subject, token = service.create_subject(api_user(), body["display_name"], body["relation"],
+                                            body.get("contact_email"))  # fmt: skip
     url = url_for("consent.consent_page", token=token, _external=True)
     return jsonify(id=subject.id, consent_url=url, consent_token=token), 201
 
@@ -85,4 +88,34 @@ def revoke(token: str):  # type: ignore[no-untyped-def]
 @token_required
 def get_subject(subject_id: str):  # type: ignore[no-untyped-def]
     subject = get_owned_or_404(Subject, subject_id, api_user().id)
-    return jsonify(id=subject.id, display_name=subject.display_name, status=subject.status)
+    return jsonify(id=subject.id, display_name=subject.display_name, status=subject.status,
+                   contact_email=subject.contact_email)  # fmt: skip
+
+
+@bp.patch("/subjects/<subject_id>")
+@token_required
+def update_subject(subject_id: str):  # type: ignore[no-untyped-def]
+    """Set (or with null remove) the person's own address, where their portal codes go."""
+    body = _json_body(contact_email=str)
+    if "contact_email" not in body:
+        raise InvalidInput("Send contact_email (an address, or null).", code="missing_fields")
+    subject = service.set_contact(get_owned_or_404(Subject, subject_id, api_user().id),
+                                  body["contact_email"])  # fmt: skip
+    return jsonify(id=subject.id, contact_email=subject.contact_email)
+
+
+@bp.get("/subjects/<subject_id>/renders")
+@token_required
+def subject_renders(subject_id: str):  # type: ignore[no-untyped-def]
+    """Every render made with this person's likeness, across all of their avatars: what
+    the person sees in their portal, with a signed download link for ready ones."""
+    subject = get_owned_or_404(Subject, subject_id, api_user().id)
+    renders = []
+    for use in portal.uses(subject):
+        item = use.as_json()
+        if use.downloadable:
+            item["download_url"] = url_for("api.download_render", render_id=use.id,
+                                           t=delivery.link_token_for(use.id, use.content_id),
+                                           _external=True)  # fmt: skip
+        renders.append(item)
+    return jsonify(subject_id=subject.id, renders=renders)

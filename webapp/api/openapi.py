@@ -44,6 +44,11 @@ OPENED = {**REPORT, "properties": {**REPORT["properties"], "status_token": STR,
                                    "avatar_frozen": BOOL, "message": STR}}  # fmt: skip
 REPORT_BODY = dict(category={"enum": ["not_me", "fraud", "harmful", "other"]}, reason=STR,
                    contact=STR, link=STR, content_id=STR)  # fmt: skip
+NULLABLE_NUM, NULLABLE_STR = {"type": ["number", "null"]}, {"type": ["string", "null"]}
+USE = _obj(("id", "status"), id=STR, avatar_id=STR, avatar_name=STR, created_at=STR,
+           duration_s=NULLABLE_NUM, script=STR, status=STR, content_id=NULLABLE_STR,
+           verify_lookups=INT, report_open=BOOL, file_deleted=BOOL, downloadable=BOOL,
+           download_url=STR)  # fmt: skip
 
 
 def _multipart(**fields: S) -> S:
@@ -85,9 +90,16 @@ SCHEMAS: dict[str, S] = {
     "api.get_identity": {"response": _obj(("id", "status"), id=STR, status=STR, reasons=STRS)},
     "api.create_subject": {
         "body": _obj(("display_name", "relation"), display_name=STR,
-                     relation={"enum": ["self", "other"]}),
+                     relation={"enum": ["self", "other"]}, contact_email=STR),
         "response": _obj(("id",), id=STR, consent_url=STR, consent_token=STR)},
-    "api.get_subject": {"response": _obj(("id",), id=STR, display_name=STR, status=STR)},
+    "api.get_subject": {"response": _obj(("id",), id=STR, display_name=STR, status=STR,
+                                         contact_email={"type": ["string", "null"]})},
+    "api.update_subject": {"body": _obj(("contact_email",),
+                                        contact_email={"type": ["string", "null"]}),
+                           "response": _obj(("id",), id=STR,
+                                            contact_email={"type": ["string", "null"]})},
+    "api.subject_renders": {"response": _obj(("subject_id", "renders"), subject_id=STR,
+                                             renders={"type": "array", "items": USE})},
     "api.get_consent": {"response": _obj(("statement",), notice={"type": "object"},
                                          notice_version=STR, notice_sha256=STR, statement=STR,
                                          passcode=STR, expires_at=STR)},

@@ -40,4 +40,15 @@ def main(verbose: bool) -> None:
 
 
 # Last: each module adds its commands to ``main`` (module names must not shadow ``db``).
-from . import admin, audit, database, doctor, jobs, keys, quality, serve, verify  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    admin,
+    audit,
+    database,
+    doctor,
+    jobs,
+    keys,
+    quality,
+    retention,
+    serve,
+    verify,
+)

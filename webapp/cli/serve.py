@@ -32,6 +32,10 @@ def worker(queues: str, burst: bool) -> None:
     names = [n.strip() for n in queues.split(",") if n.strip()]
     qs = [queue(n, connection) for n in names]
     click.echo(f"worker on {', '.join(names)} at {app.config['REDIS_URL']}")
+    with app.app_context():
+        from ..retention import on_worker_start
+
+        on_worker_start(connection, names)  # the daily retention run (R24)
     Worker(qs, connection=connection).work(burst=burst, with_scheduler=True)
 
 

@@ -35,6 +35,7 @@ from compliance.media import MediaError
 from pipeline.consent_media import analyse
 
 from .. import jobs
+from ..accounts import normalise_email
 from ..audit import record_event
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
@@ -60,13 +61,18 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
-def create_subject(owner: User, display_name: str, relation: str) -> tuple[Subject, str]:
-    """A person to depict and their single consent link token (shown once)."""
+def create_subject(
+    owner: User, display_name: str, relation: str, contact_email: str | None = None
+) -> tuple[Subject, str]:
+    """A person to depict and their single consent link token (shown once).
+
+    ``contact_email``: where the person's portal codes go (webapp.portal), optional."""
     if relation not in ("self", "other"):
         raise InvalidInput("relation must be 'self' or 'other'.", code="bad_relation")
     if not display_name.strip():
         raise InvalidInput("Give the person's display name.", code="missing_fields")
-    subject = Subject(owner_id=owner.id, display_name=display_name.strip()[:120], relation=relation)
+    subject = Subject(owner_id=owner.id, display_name=display_name.strip()[:120], relation=relation,
+                      contact_email=contact_address(contact_email))  # fmt: skip
     db.session.add(subject)
     db.session.flush()
     token = secrets.token_urlsafe(32)
@@ -75,6 +81,25 @@ def create_subject(owner: User, display_name: str, relation: str) -> tuple[Subje
                                  scope=list(notice.USES)))  # fmt: skip
     db.session.commit()
     return subject, token
+
+
+def contact_address(email: str | None) -> str | None:
+    """A checked contact address for the person, or None when none is given."""
+    if email is None or not email.strip():
+        return None
+    try:
+        return normalise_email(email)
+    except InvalidInput:
+        raise InvalidInput("contact_email is not an e-mail address.", code="bad_contact") from None
+
+
+def set_contact(subject: Subject, email: str | None) -> Subject:
+    """The account holder adds (or removes) the person's own address; audited."""
+    subject.contact_email = contact_address(email)
+    data = {"subject": subject.id, "contact_set": subject.contact_email is not None}
+    record_event(EventTag.SUBJECT_CONTACT, actor_id=subject.owner_id, data=data)
+    db.session.commit()
+    return subject
 
 
 def record_for(token: str) -> ConsentRecord:

@@ -35,7 +35,11 @@ def _signer() -> URLSafeTimedSerializer:
 
 
 def link_token(render: Render) -> str:
-    return _signer().dumps({"render": render.id, "content": render.content_id})
+    return link_token_for(render.id, render.content_id)
+
+
+def link_token_for(render_id: str, content_id: str | None) -> str:
+    return _signer().dumps({"render": render_id, "content": content_id})
 
 
 def render_for_link(render_id: str, token: str) -> Render:
@@ -56,6 +60,9 @@ def render_for_link(render_id: str, token: str) -> Render:
 def stream_output(render: Render, actor_id: str | None) -> Iterator[bytes]:
     """The stamped MP4, decrypted chunk by chunk; only ready renders of a consenting subject."""
     refuse_taken_down(render)
+    if render.purged_at is not None:
+        raise NotFound("This render's file was deleted under our retention schedule.",
+                       code="file_deleted")  # fmt: skip
     if render.status != "ready" or not render.output_blob_id:
         raise NotFound("This render has no file yet.", code="not_ready")
     avatar = db.session.get(Avatar, render.avatar_id)
@@ -90,7 +97,8 @@ def render_status(render: Render) -> dict[str, Any]:
         "options": render.options,
         "error": job.error if job and render.status in ("failed", "quarantined") else None,
     }
-    if render.status == "ready":
+    out["file_deleted"] = render.purged_at is not None
+    if render.status == "ready" and render.purged_at is None:
         out["download_url"] = url_for("api.download_render", render_id=render.id,
                                       t=link_token(render), _external=True)  # fmt: skip
     return out

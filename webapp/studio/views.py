@@ -27,6 +27,7 @@ from ..errors import DomainError
 from ..extensions import db
 from ..models import Avatar, Render
 from ..ownership import get_owned_or_404
+from ..portal import service as portal
 from . import delivery, service
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
@@ -49,7 +50,8 @@ def new():  # type: ignore[no-untyped-def]
         form = request.form
         try:
             subject, token = consent.create_subject(current_user, form.get("person", ""),
-                                                    form.get("relation", "self"))  # fmt: skip
+                                                    form.get("relation", "self"),
+                                                    form.get("contact_email"))  # fmt: skip
             avatar = service.create_avatar(current_user, subject.id, form.get("name", ""),
                                            form.get("style", "real2d"),
                                            form.get("framing", "half"))  # fmt: skip
@@ -77,6 +79,7 @@ def avatar(avatar_id: str):  # type: ignore[no-untyped-def]
     return render_template(
         "studio/avatar.html", avatar=avatar, steps=service.steps(avatar),
         renders=_renders(avatar), consent_link=session.get("consent_links", {}).get(avatar.id),
+        uses=portal.uses(avatar.subject),
         tones=service.TONES, styles=service.STYLES, framings=service.FRAMINGS,
     )  # fmt: skip
 
