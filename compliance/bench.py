@@ -47,9 +47,19 @@ CASES_720P: dict[str, list[str]] = {
     "crop_9x16_centre_720x1280": ["-vf", "crop=ih*9/16:ih,scale=720:1280", "-c:a", "copy"],
     "crop_9x16_centre_360x640": ["-vf", "crop=ih*9/16:ih,scale=360:640", "-c:a", "copy"],
     # a screen recording: rescaled, slightly blurred, re-encoded at a low bitrate
-    "screen_recording": ["-vf", "scale=960:540,gblur=sigma=0.6", "-c:v", "libx264",
-                         "-b:v", "600k", "-c:a", "aac", "-b:a", "96k"],
-}  # fmt: skip
+    "screen_recording": [
+        "-vf",
+        "scale=960:540,gblur=sigma=0.6",
+        "-c:v",
+        "libx264",
+        "-b:v",
+        "600k",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "96k",
+    ],
+}
 
 
 def _read(
@@ -172,27 +182,67 @@ def watermark_matrix(clips: Sequence[Path], settings: ComplianceSettings) -> dic
 
 def no_duration_webm(out: Path, size: str = "640x360", seconds: int = 20) -> Path:
     """A WebM written to a pipe, as a browser recorder does: no duration in its header."""
-    cmd = [media.executable(), "-hide_banner", "-loglevel", "error",
-           "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
-           "-c:v", "libvpx", "-b:v", "50k", "-deadline", "realtime", "-cpu-used", "8",
-           "-f", "webm", "pipe:1"]  # fmt: skip
+    cmd = [
+        media.executable(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate=25:duration={seconds}",
+        "-c:v",
+        "libvpx",
+        "-b:v",
+        "50k",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-f",
+        "webm",
+        "pipe:1",
+    ]
     out.write_bytes(subprocess.run(cmd, capture_output=True, check=True).stdout)
     return out
 
 
 def huge_picture(out: Path, side: int = 8192) -> Path:
     """One black frame of ``side`` x ``side`` pixels: a few KB that decode to 100 MB."""
-    media.ffmpeg(["-f", "lavfi", "-i", f"color=c=black:s={side}x{side}:d=0.04:r=25",
-                  "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-                  str(out)])  # fmt: skip
+    media.ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c=black:s={side}x{side}:d=0.04:r=25",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(out),
+        ]
+    )
     return out
 
 
 def ten_hour_header(out: Path, claimed_s: float = 36_000.0) -> Path:
     """A 1 s Matroska file whose header claims ``claimed_s`` seconds."""
     real = out.with_name("real-" + out.name)
-    media.ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
-                  "-c:v", "mpeg4", "-f", "matroska", str(real)])  # fmt: skip
+    media.ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=1",
+            "-c:v",
+            "mpeg4",
+            "-f",
+            "matroska",
+            str(real),
+        ]
+    )
     raw = bytearray(real.read_bytes())
     at = raw.find(b"\x44\x89\x88")  # Segment Info > Duration, an 8-byte float in ms
     assert at > 0, "no Matroska duration element"

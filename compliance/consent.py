@@ -104,8 +104,9 @@ class Challenge:
     def with_digits(self, passcode: str) -> list[dict[str, Any]]:
         """The cues as the page and API clients get them: each digit cue names its digit."""
         digits = iter(passcode)
-        return [{**c, "digit": next(digits)} if c["cue"] == SAY_DIGIT else c
-                for c in self.as_json()]  # fmt: skip
+        return [
+            {**c, "digit": next(digits)} if c["cue"] == SAY_DIGIT else c for c in self.as_json()
+        ]
 
     @property
     def ends_at(self) -> float:
@@ -164,8 +165,9 @@ def challenge_reasons(
     said = [run for run in runs if is_passcode("".join(d for d, _ in run))]
     if not said:
         reasons.append(Reason.PASSCODE_NOT_HEARD)
-    elif not any(all(_near(at, c, t) for (_, at), c in zip(run, cues, strict=True))
-                 for run in said):  # fmt: skip
+    elif not any(
+        all(_near(at, c, t) for (_, at), c in zip(run, cues, strict=True)) for run in said
+    ):
         reasons.append(Reason.CHALLENGE_TIMING)
     for cue in (c for c in challenge.cues if c.kind != SAY_DIGIT):
         side = cue.kind.removeprefix("turn_")
@@ -330,8 +332,9 @@ def decide(
         reasons.append(Reason.NO_FACE)
     if evidence.voice is None and _present(others.take_voices):
         reasons.append(Reason.NO_VOICE)
-    mine = Likeness(**{**others.__dict__, "consent_faces": evidence.faces,
-                       "consent_voice": evidence.voice})  # fmt: skip
+    mine = Likeness(
+        **{**others.__dict__, "consent_faces": evidence.faces, "consent_voice": evidence.voice}
+    )
     binding = bind(mine, t)
     reasons += binding.reasons
     matches = [p.person_id for p in protected if _resembles(evidence, p, t)]

@@ -47,10 +47,24 @@ def selftest() -> str:
     with tempfile.TemporaryDirectory(prefix="dhf-ffmpeg-") as tmp:
         out = Path(tmp) / "t.mp4"
         ffmpeg(
-            ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=1",
-             "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
-             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", os.fspath(out)]
-        )  # fmt: skip
+            [
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=160x120:rate=25:duration=1",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=1",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                os.fspath(out),
+            ]
+        )
         size = out.stat().st_size
     if size < 1000:
         raise FFmpegFailed(f"encoded test file is only {size} bytes")
@@ -106,9 +120,9 @@ class MediaLimits:
 
 def _refuse(limit: str, what: str, allowed: str) -> MediaLimitExceeded:
     return MediaLimitExceeded(
-        limit, f"{what}; at most {allowed} can be processed (limit {limit}, "
-        f"DHF_MEDIA_{limit.upper()})."
-    )  # fmt: skip
+        limit,
+        f"{what}; at most {allowed} can be processed (limit {limit}, DHF_MEDIA_{limit.upper()}).",
+    )
 
 
 def _picture_bytes(width: int, height: int) -> int:
@@ -119,18 +133,26 @@ def check_limits(info: MediaInfo, limits: MediaLimits) -> MediaInfo:
     """Raise MediaLimitExceeded if ``info`` is over any limit; return it otherwise."""
     pixels = (info.width or 0) * (info.height or 0)
     if pixels > limits.max_pixels:
-        raise _refuse("max_pixels", f"The video is {info.width}x{info.height} pixels",
-                      f"{limits.max_pixels} pixels a picture")  # fmt: skip
+        raise _refuse(
+            "max_pixels",
+            f"The video is {info.width}x{info.height} pixels",
+            f"{limits.max_pixels} pixels a picture",
+        )
     if info.duration_s > limits.max_seconds:
-        raise _refuse("max_seconds", f"The file runs {info.duration_s:.0f} s",
-                      f"{limits.max_seconds:.0f} s")  # fmt: skip
+        raise _refuse(
+            "max_seconds", f"The file runs {info.duration_s:.0f} s", f"{limits.max_seconds:.0f} s"
+        )
     if info.frames > limits.max_frames:
-        raise _refuse("max_frames", f"The video has {info.frames} frames",
-                      f"{limits.max_frames} frames")  # fmt: skip
+        raise _refuse(
+            "max_frames", f"The video has {info.frames} frames", f"{limits.max_frames} frames"
+        )
     decoded = info.frames * _picture_bytes(info.width or 0, info.height or 0)
     if decoded > limits.max_decoded_bytes:
-        raise _refuse("max_decoded_bytes", f"The video decodes to {decoded / 2**30:.1f} GiB",
-                      f"{limits.max_decoded_bytes / 2**30:.1f} GiB")  # fmt: skip
+        raise _refuse(
+            "max_decoded_bytes",
+            f"The video decodes to {decoded / 2**30:.1f} GiB",
+            f"{limits.max_decoded_bytes / 2**30:.1f} GiB",
+        )
     return info
 
 
@@ -156,11 +178,17 @@ def stream_seconds(container: Any, limits: MediaLimits) -> float:
         if packet.pts is not None and packet.time_base is not None:
             end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
         if end > limits.max_seconds:
-            raise _refuse("max_seconds", f"The file runs over {limits.max_seconds:.0f} s",
-                          f"{limits.max_seconds:.0f} s")  # fmt: skip
+            raise _refuse(
+                "max_seconds",
+                f"The file runs over {limits.max_seconds:.0f} s",
+                f"{limits.max_seconds:.0f} s",
+            )
         if stream.type == "video" and count > limits.max_frames:
-            raise _refuse("max_frames", f"The video has over {limits.max_frames} frames",
-                          f"{limits.max_frames} frames")  # fmt: skip
+            raise _refuse(
+                "max_frames",
+                f"The video has over {limits.max_frames} frames",
+                f"{limits.max_frames} frames",
+            )
     return end
 
 
@@ -219,8 +247,9 @@ def probe(source: Source, limits: MediaLimits | None = None) -> MediaInfo:
             if info.duration_s <= 0 and (info.has_video or info.has_audio):
                 seconds = stream_seconds(container, lim)
                 frames = int(round(seconds * info.fps)) if info.fps else info.frames
-                info = replace(info, duration_s=round(seconds, 3), frames=frames,
-                               duration_from="packets")  # fmt: skip
+                info = replace(
+                    info, duration_s=round(seconds, 3), frames=frames, duration_from="packets"
+                )
             return check_limits(info, lim)
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
         raise MediaError(f"not a readable audio/video file ({exc})") from exc
@@ -252,8 +281,10 @@ def frames(
 def _scaled(frame: Any, max_side: int | None, fmt: str) -> npt.NDArray[Any]:
     if max_side and max(frame.width, frame.height) > max_side:
         scale = max_side / max(frame.width, frame.height)
-        frame = frame.reformat(width=max(2, int(frame.width * scale) // 2 * 2),
-                               height=max(2, int(frame.height * scale) // 2 * 2))  # fmt: skip
+        frame = frame.reformat(
+            width=max(2, int(frame.width * scale) // 2 * 2),
+            height=max(2, int(frame.height * scale) // 2 * 2),
+        )
     return frame.to_ndarray(format=fmt)
 
 
@@ -282,11 +313,17 @@ def sample_frames(
         for frame in container.decode(video=0):
             decoded += _picture_bytes(frame.width, frame.height)
             if frame.width * frame.height > lim.max_pixels:
-                raise _refuse("max_pixels", f"A picture is {frame.width}x{frame.height} pixels",
-                              f"{lim.max_pixels} pixels")  # fmt: skip
+                raise _refuse(
+                    "max_pixels",
+                    f"A picture is {frame.width}x{frame.height} pixels",
+                    f"{lim.max_pixels} pixels",
+                )
             if decoded > lim.max_decoded_bytes:
-                raise _refuse("max_decoded_bytes", "The video decodes to more data than allowed",
-                              f"{lim.max_decoded_bytes / 2**30:.1f} GiB")  # fmt: skip
+                raise _refuse(
+                    "max_decoded_bytes",
+                    "The video decodes to more data than allowed",
+                    f"{lim.max_decoded_bytes / 2**30:.1f} GiB",
+                )
             moment = float(frame.time or 0.0)
             if not wanted or moment > seconds + 1.0:
                 break
@@ -356,13 +393,45 @@ class FrameWriter:
         width, height = size
         meta = [a for k, v in metadata.items() for a in ("-metadata", f"{k}={v}")]
         cmd = [
-            executable(), "-y", "-hide_banner", "-loglevel", "error",
-            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", f"{fps}",
-            "-i", "-", "-i", os.fspath(wav),
-            "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", preset, "-crf", str(crf),
-            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "160k", "-shortest",
-            *meta, "-movflags", movflags, os.fspath(path),
-        ]  # fmt: skip
+            executable(),
+            "-y",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            f"{fps}",
+            "-i",
+            "-",
+            "-i",
+            os.fspath(wav),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            preset,
+            "-crf",
+            str(crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "160k",
+            "-shortest",
+            *meta,
+            "-movflags",
+            movflags,
+            os.fspath(path),
+        ]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def write(self, bgr: npt.NDArray[Any]) -> None:

@@ -65,8 +65,9 @@ POLICY: dict[str, tuple[str, ...]] = {
     ),
 }
 
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
-                       "$": "s"})  # fmt: skip
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+)
 _COMPILED = {
     category: [re.compile(rf"\b{pattern}\b") for pattern in patterns]
     for category, patterns in POLICY.items()

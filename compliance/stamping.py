@@ -92,8 +92,17 @@ def stamp(
             settings.producer, content.content_id, content.watermark_id, settings.keys
         )
         encoded = work / "encoded.mp4"
-        _video_track(source, encoded, work / "audio.wav", bits, lead_frames, facts, settings,
-                     {aigc.KEY: aigc_value}, report)  # fmt: skip
+        _video_track(
+            source,
+            encoded,
+            work / "audio.wav",
+            bits,
+            lead_frames,
+            facts,
+            settings,
+            {aigc.KEY: aigc_value},
+            report,
+        )
         label = aigc.read(encoded, settings.keys)
         if label is None or not (label.schema_ok and label.signature_ok):
             raise RuntimeError("the AIGC tag did not survive encoding (is use_metadata_tags set?)")

@@ -55,9 +55,13 @@ def _video_decision(
     if not info.has_video:
         return None
     frames = media.sample_frames(
-        path, info, settings.video.decode_frames, settings.limits,
-        fmt="bgr24", max_side=max(settings.video.sides),
-    )  # fmt: skip
+        path,
+        info,
+        settings.video.decode_frames,
+        settings.limits,
+        fmt="bgr24",
+        max_side=max(settings.video.sides),
+    )
     return decode_video(frames, settings.codec(), settings.video).decision
 
 
@@ -150,12 +154,18 @@ class BudgetExceeded(media.MediaLimitExceeded):
 
 def _budget_error(budget: Budget, what: str) -> BudgetExceeded:
     if what == "memory":
-        return BudgetExceeded("verify_memory_bytes", "Checking this file needs more than "
-                              f"{budget.memory_bytes // 2**20} MiB of memory (limit "
-                              "verify_memory_bytes, DHF_VERIFY_MEMORY_BYTES).")  # fmt: skip
-    return BudgetExceeded("verify_budget_s", f"Checking this file takes longer than "
-                          f"{budget.seconds:g} s (limit verify_budget_s, "
-                          "DHF_VERIFY_BUDGET_S).")  # fmt: skip
+        return BudgetExceeded(
+            "verify_memory_bytes",
+            "Checking this file needs more than "
+            f"{budget.memory_bytes // 2**20} MiB of memory (limit "
+            "verify_memory_bytes, DHF_VERIFY_MEMORY_BYTES).",
+        )
+    return BudgetExceeded(
+        "verify_budget_s",
+        f"Checking this file takes longer than "
+        f"{budget.seconds:g} s (limit verify_budget_s, "
+        "DHF_VERIFY_BUDGET_S).",
+    )
 
 
 def _child(conn: object, path: str, settings: ComplianceSettings, budget: Budget) -> None:

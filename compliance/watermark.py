@@ -56,8 +56,21 @@ class VideoWatermarkOptions:
     max_zoom: float = 4.0  # largest rescale factor searched, either way
     # standard frame sides (either way round): a received side may span one of them
     sides: tuple[int, ...] = (
-        240, 288, 360, 480, 512, 540, 576, 640, 720, 854, 960, 1080, 1280, 1920,
-    )  # fmt: skip
+        240,
+        288,
+        360,
+        480,
+        512,
+        540,
+        576,
+        640,
+        720,
+        854,
+        960,
+        1080,
+        1280,
+        1920,
+    )
 
 
 def _dct_matrix(n: int = BLOCK) -> npt.NDArray[Any]:

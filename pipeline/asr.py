@@ -42,9 +42,18 @@ RATE = 16000
 ZH_PROMPT = "以下是普通话的句子。"  # "What follows are sentences in Mandarin." (simplified)
 
 DIGIT_NAMES = {
-    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
-}  # fmt: skip
+    "zero": "0",
+    "oh": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _EDGE = re.compile(r"^[\W_]+|[\W_]+$")  # whitespace and punctuation around a word
 _TOKEN = re.compile(r"[0-9]|[^\W\d_]+")  # one numeral, or a run of letters

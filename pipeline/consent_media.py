@@ -80,8 +80,9 @@ def sample_frames(
 def _small(frame: av.VideoFrame) -> npt.NDArray[Any]:
     scale = min(1.0, MAX_SIDE / max(frame.width, frame.height))
     if scale < 1.0:
-        frame = frame.reformat(width=int(frame.width * scale) // 2 * 2,
-                               height=int(frame.height * scale) // 2 * 2)  # fmt: skip
+        frame = frame.reformat(
+            width=int(frame.width * scale) // 2 * 2, height=int(frame.height * scale) // 2 * 2
+        )
     return frame.to_ndarray(format="rgb24")
 
 

@@ -209,8 +209,21 @@ def stamped_media(tmp_path_factory: pytest.TempPathFactory) -> StampedMedia:
     stamped = work / "stamped.mp4"
     record = stamp(source, stamped, ContentSpec(uuid.uuid4().hex, new_watermark_id()), settings)
     stripped = work / "stripped.mkv"
-    media.ffmpeg(["-i", str(stamped), "-map_metadata", "-1", "-c:v", "libx264", "-crf", "23",
-                  "-c:a", "aac", str(stripped)])  # fmt: skip
+    media.ffmpeg(
+        [
+            "-i",
+            str(stamped),
+            "-map_metadata",
+            "-1",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "23",
+            "-c:a",
+            "aac",
+            str(stripped),
+        ]
+    )
     raw = bytearray(stamped.read_bytes())
     raw[raw.find(b"mdat") + 20_000] ^= 0x01
     tampered = work / "tampered.mp4"

@@ -62,9 +62,11 @@ def multipart(field: str, path, filename: str | None = None, **fields: str) -> d
 
     with open(path, "rb") as fh:
         files = MultiDict(
-            [(field, FileStorage(io.BytesIO(fh.read()), filename or Path(path).name)),
-             *fields.items()]
-        )  # fmt: skip
+            [
+                (field, FileStorage(io.BytesIO(fh.read()), filename or Path(path).name)),
+                *fields.items(),
+            ]
+        )
     boundary, body = encode_multipart(files)
     return {"data": body, "content_type": f"multipart/form-data; boundary={boundary}"}
 
@@ -94,8 +96,15 @@ FIXED_PASSCODE = "4719"
 def fixed_challenge():  # type: ignore[no-untyped-def]
     from compliance.consent import SAY_DIGIT, TURN_LEFT, Challenge, Cue
 
-    return Challenge((Cue(SAY_DIGIT, 2.0), Cue(SAY_DIGIT, 4.8), Cue(TURN_LEFT, 7.6),
-                      Cue(SAY_DIGIT, 10.4), Cue(SAY_DIGIT, 13.2)))  # fmt: skip
+    return Challenge(
+        (
+            Cue(SAY_DIGIT, 2.0),
+            Cue(SAY_DIGIT, 4.8),
+            Cue(TURN_LEFT, 7.6),
+            Cue(SAY_DIGIT, 10.4),
+            Cue(SAY_DIGIT, 13.2),
+        )
+    )
 
 
 def fix_challenge(monkeypatch, challenge=None, passcode: str = FIXED_PASSCODE) -> None:  # type: ignore[no-untyped-def]
@@ -113,12 +122,27 @@ def _turns(
     cues: list[dict[str, object]], delay: float, shift: float
 ) -> list[tuple[float, float, float]]:
     sides = {"turn_left": TURN_DEGREES, "turn_right": -TURN_DEGREES}
-    return [(float(c["at_s"]) + delay + shift, float(c["at_s"]) + delay + shift + 2.0,
-             sides[str(c["cue"])]) for c in cues if c["cue"] in sides]  # fmt: skip
+    return [
+        (
+            float(c["at_s"]) + delay + shift,
+            float(c["at_s"]) + delay + shift + 2.0,
+            sides[str(c["cue"])],
+        )
+        for c in cues
+        if c["cue"] in sides
+    ]
 
 
-def consent_recording(face_video, tmp_path, attempt: dict[str, object], *, still: bool = False,  # type: ignore[no-untyped-def]
-                      turn: bool = True, shift: float = 0.0, delay: float = 0.4):  # fmt: skip
+def consent_recording(
+    face_video,
+    tmp_path,
+    attempt: dict[str, object],
+    *,
+    still: bool = False,  # type: ignore[no-untyped-def]
+    turn: bool = True,
+    shift: float = 0.0,
+    delay: float = 0.4,
+):
     """A recording that follows ``attempt`` (GET /api/v1/consent/<token>): the GRID
     speaker's face, its head turned at the turn cue (SYNTHETIC: tests/headturn.py warps
     the real frames), and the shipped voice saying each digit ``delay`` s after its cue,
@@ -157,8 +181,25 @@ def consent_recording(face_video, tmp_path, attempt: dict[str, object], *, still
         face = tmp_path / "turned.mp4"
         head_turn_clip(face_video, face, _turns(cues, delay + 0.1, shift))
     video = ["-loop", "1", "-i", str(tmp_path / "still.png")] if still else ["-i", str(face)]
-    media.ffmpeg([*video, "-i", str(wav), "-map", "0:v", "-map", "1:a", "-shortest",
-                  "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)])  # fmt: skip
+    media.ffmpeg(
+        [
+            *video,
+            "-i",
+            str(wav),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(out),
+        ]
+    )
     return out
 
 
@@ -215,11 +256,23 @@ def worker_process(app, queues: str = "gpu", **config: str):  # type: ignore[no-
     from .conftest import REPO
 
     cfg = app.config
-    env = dict(os.environ, DATABASE_URL=cfg["DATABASE_URL"], REDIS_URL=cfg["REDIS_URL"],
-               DHF_SECRET_KEY=cfg["SECRET_KEY"], DHF_MASTER_KEYS=cfg["MASTER_KEYS"],
-               DHF_WATERMARK_KEYS=cfg["WATERMARK_KEYS"], DHF_STORAGE_DIR=cfg["STORAGE_DIR"],
-               DHF_WORK_DIR=cfg["WORK_DIR"], DHF_SIGNING_DIR=cfg["SIGNING_DIR"],
-               **{f"DHF_{k}": v for k, v in config.items()})  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", "webapp.cli", "worker", "--queues", queues],
-                            env=env, cwd=REPO, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    env = dict(
+        os.environ,
+        DATABASE_URL=cfg["DATABASE_URL"],
+        REDIS_URL=cfg["REDIS_URL"],
+        DHF_SECRET_KEY=cfg["SECRET_KEY"],
+        DHF_MASTER_KEYS=cfg["MASTER_KEYS"],
+        DHF_WATERMARK_KEYS=cfg["WATERMARK_KEYS"],
+        DHF_STORAGE_DIR=cfg["STORAGE_DIR"],
+        DHF_WORK_DIR=cfg["WORK_DIR"],
+        DHF_SIGNING_DIR=cfg["SIGNING_DIR"],
+        **{f"DHF_{k}": v for k, v in config.items()},
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "webapp.cli", "worker", "--queues", queues],
+        env=env,
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

@@ -45,10 +45,12 @@ class FakeStripe:
         selfie, document = f"file_selfie_{n:04d}", f"file_document_{n:04d}"
         self.files[selfie], self.files[document] = image, image
         self.verification_sessions[session_id]["last_verification_report"] = {
-            "id": f"vr_test_{n:04d}", "object": "identity.verification_report",
-            "type": "document", "document": {"status": "verified", "files": [document]},
+            "id": f"vr_test_{n:04d}",
+            "object": "identity.verification_report",
+            "type": "document",
+            "document": {"status": "verified", "files": [document]},
             "selfie": {"status": "verified", "document": document, "selfie": selfie},
-        }  # fmt: skip
+        }
         return selfie
 
     def finish(self, session_id: str, status: str, **fields: Any) -> dict[str, Any]:
@@ -138,18 +140,28 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
                 return
             expand = set(query.values())
             report = session.get("last_verification_report")
-            shown = {**session,
-                     "verified_outputs": session["verified_outputs"]
-                     if "verified_outputs" in expand else None,
-                     "last_verification_report": report if "last_verification_report" in expand
-                     else (report or {}).get("id")}  # fmt: skip
+            shown = {
+                **session,
+                "verified_outputs": session["verified_outputs"]
+                if "verified_outputs" in expand
+                else None,
+                "last_verification_report": report
+                if "last_verification_report" in expand
+                else (report or {}).get("id"),
+            }
             self._send(200, shown)
 
         def _log(self, method: str, path: str, form: dict[str, str]) -> str | None:
             key = self.headers.get("Idempotency-Key")
-            state.requests.append({"method": method, "path": path, "form": form,
-                                   "idempotency_key": key,
-                                   "auth": self.headers.get("Authorization")})  # fmt: skip
+            state.requests.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "form": form,
+                    "idempotency_key": key,
+                    "auth": self.headers.get("Authorization"),
+                }
+            )
             return key
 
         def _post(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -165,15 +177,24 @@ def _handler(state: FakeStripe) -> type[BaseHTTPRequestHandler]:
             if session is None:
                 return self._missing()
             if session["status"] not in REDACTABLE:
-                return 400, {"error": {"type": "invalid_request_error",
-                                       "code": "session_invalid_status",
-                                       "message": "This session cannot be redacted."}}  # fmt: skip
+                return 400, {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "session_invalid_status",
+                        "message": "This session cannot be redacted.",
+                    }
+                }
             session["redaction"] = {"status": "processing"}
             return 200, dict(session)
 
         def _missing(self) -> tuple[int, dict[str, Any]]:
-            return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
-                                   "message": f"No such object: {self.path}"}}  # fmt: skip
+            return 404, {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "message": f"No such object: {self.path}",
+                }
+            }
 
         def _send_bytes(self, data: bytes) -> None:
             self.send_response(200)
@@ -220,19 +241,23 @@ def stripe_app(make_app, fake_stripe):  # type: ignore[no-untyped-def]
 
 
 def event(event_type: str, obj: dict[str, Any], event_id: str | None = None) -> bytes:
-    return json.dumps({
-        "id": event_id or f"evt_{time.time_ns()}",
-        "object": "event",
-        "type": event_type,
-        "created": int(time.time()),
-        "data": {"object": obj},
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "id": event_id or f"evt_{time.time_ns()}",
+            "object": "event",
+            "type": event_type,
+            "created": int(time.time()),
+            "data": {"object": obj},
+        }
+    ).encode()
 
 
 def deliver(client, payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None):  # type: ignore[no-untyped-def]
     return client.post(
         "/api/v1/stripe/webhook",
         data=payload,
-        headers={"Stripe-Signature": sign_payload(payload, secret, timestamp),
-                 "Content-Type": "application/json"},
-    )  # fmt: skip
+        headers={
+            "Stripe-Signature": sign_payload(payload, secret, timestamp),
+            "Content-Type": "application/json",
+        },
+    )

@@ -42,9 +42,44 @@ from compliance import media
 from pipeline.face import landmarks
 
 # FaceMesh's face outline (mediapipe FACEMESH_FACE_OVAL), in order around the face
-OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148,
-        152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356, 389, 251, 284, 332, 297,
-        338)  # fmt: skip
+OVAL = (
+    10,
+    109,
+    67,
+    103,
+    54,
+    21,
+    162,
+    127,
+    234,
+    93,
+    132,
+    58,
+    172,
+    136,
+    150,
+    149,
+    176,
+    148,
+    152,
+    377,
+    400,
+    378,
+    379,
+    365,
+    397,
+    288,
+    361,
+    323,
+    454,
+    356,
+    389,
+    251,
+    284,
+    332,
+    297,
+    338,
+)
 MESH = 478  # FaceMesh points (468 on the surface, then 10 on the irises)
 BAND_SCALE = 1.25  # the band that turns with the face: the outline scaled from its centre
 RING = 24  # fixed anchor points on an ellipse around the face

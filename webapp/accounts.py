@@ -95,12 +95,16 @@ def register(email: str, password: str) -> tuple[User | None, str]:
     existing = _find(email)
     if existing is None:
         user = signup(email, password)
-        mail.send(email, "Your Digital Human Factory account", _WELCOME.format(
-            login=_link("auth.login")))  # fmt: skip
+        mail.send(
+            email, "Your Digital Human Factory account", _WELCOME.format(login=_link("auth.login"))
+        )
         return user, user.id
     _hasher.hash(password)  # the same work as a real signup
-    mail.send(email, "Someone tried to sign up with your email", _ALREADY.format(
-        login=_link("auth.login"), forgot=_link("auth.forgot")))  # fmt: skip
+    mail.send(
+        email,
+        "Someone tried to sign up with your email",
+        _ALREADY.format(login=_link("auth.login"), forgot=_link("auth.forgot")),
+    )
     return None, new_id()
 
 
@@ -267,8 +271,11 @@ def _set_password(user: User, password: str, reason: str, **keep: str | None) ->
     user.password_hash = _hasher.hash(password)
     ended = sessions.end_all(user.id, keep=keep.get("keep_session"))
     revoked = revoke_all_tokens(user.id, keep=keep.get("keep_token"))
-    record_event(EventTag.AUTH_LOGOUT, actor_id=user.id,
-                 data={"reason": reason, "sessions": ended, "tokens": revoked})  # fmt: skip
+    record_event(
+        EventTag.AUTH_LOGOUT,
+        actor_id=user.id,
+        data={"reason": reason, "sessions": ended, "tokens": revoked},
+    )
     db.session.commit()
 
 
@@ -286,11 +293,17 @@ def request_password_reset(email: str) -> None:
     )
     token = secrets.token_urlsafe(32)
     ttl = int(current_app.config["PASSWORD_RESET_TTL_MINUTES"])
-    db.session.add(PasswordResetToken(user_id=user.id, token_sha256=_digest(token),
-                                      expires_at=now + timedelta(minutes=ttl)))  # fmt: skip
+    db.session.add(
+        PasswordResetToken(
+            user_id=user.id, token_sha256=_digest(token), expires_at=now + timedelta(minutes=ttl)
+        )
+    )
     db.session.commit()
-    mail.send(user.email, "Reset your Digital Human Factory password", _RESET.format(
-        link=_link("auth.reset", token=token), minutes=ttl))  # fmt: skip
+    mail.send(
+        user.email,
+        "Reset your Digital Human Factory password",
+        _RESET.format(link=_link("auth.reset", token=token), minutes=ttl),
+    )
 
 
 _RESET = """Someone (we hope you) asked to reset the password of this account.

@@ -96,7 +96,7 @@ def run(app: Any, clips: Sequence[Path], concurrent: int = 50) -> dict[str, Any]
                 "VERIFY_BUDGET_S",
                 "VERIFY_MEMORY_BYTES",
             )
-        },  # fmt: skip
+        },
         "one_verification_s": round(single[0], 2),
         "concurrent": concurrent,
         "normal_alone": alone,

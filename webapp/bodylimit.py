@@ -15,8 +15,12 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 
 # the public verifier and the public report channel, which runs it on the attached file
-VERIFY_ENDPOINTS = ("api.verify_file", "public.verify_page", "api.create_report",
-                    "reports.report_page")  # fmt: skip
+VERIFY_ENDPOINTS = (
+    "api.verify_file",
+    "public.verify_page",
+    "api.create_report",
+    "reports.report_page",
+)
 SPOKEN_QUESTION_ENDPOINTS = ("api.ask_audio",)  # a visitor's recording: QA_AUDIO_MAX_BYTES
 MULTIPART_OVERHEAD = 16 * 1024  # boundaries, part headers and small fields
 

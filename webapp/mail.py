@@ -95,8 +95,11 @@ class DevMailer:
         path.chmod(0o600)  # reset links inside
         current_app.logger.warning(
             "To: %s\nSubject: %s\n\n%s(saved as %s)",
-            message["To"], message["Subject"], message.get_content(), path,
-        )  # fmt: skip
+            message["To"],
+            message["Subject"],
+            message.get_content(),
+            path,
+        )
 
 
 def mailer() -> Mailer:
@@ -106,8 +109,14 @@ def mailer() -> Mailer:
         if cfg["SMTP_URL"]:
             ext["dhf_mailer"] = SMTPMailer(SMTPSettings.from_url(cfg["SMTP_URL"], timeout))
         elif cfg["SMTP_HOST"]:
-            settings = SMTPSettings(cfg["SMTP_HOST"], int(cfg["SMTP_PORT"]), cfg["SMTP_USER"],
-                                    cfg["SMTP_PASSWORD"], cfg["SMTP_TLS"], timeout)  # fmt: skip
+            settings = SMTPSettings(
+                cfg["SMTP_HOST"],
+                int(cfg["SMTP_PORT"]),
+                cfg["SMTP_USER"],
+                cfg["SMTP_PASSWORD"],
+                cfg["SMTP_TLS"],
+                timeout,
+            )
             ext["dhf_mailer"] = SMTPMailer(settings)
         else:
             ext["dhf_mailer"] = DevMailer(Path(current_app.instance_path) / "mail")

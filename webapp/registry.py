@@ -21,7 +21,15 @@ from compliance.verification import Budget, Verification, verify, verify_within
 from .audit import record_event
 from .errors import DomainError, InvalidInput
 from .extensions import db
-from .models import ConsentRecord, ContentRecord, Render, RenderStatus, Subject
+from .models import (
+    ConsentRecord,
+    ConsentStatus,
+    ContentRecord,
+    Render,
+    RenderStatus,
+    Subject,
+    SubjectStatus,
+)
 
 
 def compliance_settings() -> stamping.ComplianceSettings:
@@ -103,7 +111,9 @@ def consent_status(row: ContentRecord) -> str:
     consent = (
         db.session.get(ConsentRecord, row.consent_record_id) if row.consent_record_id else None
     )
-    if (subject and subject.status == "revoked") or (consent and consent.status == "revoked"):
+    if (subject and subject.status == SubjectStatus.REVOKED) or (
+        consent and consent.status == ConsentStatus.REVOKED
+    ):
         return "consent_withdrawn"
     if subject is None and consent is None:
         return "unknown"
@@ -136,14 +146,18 @@ def verification_json(result: Verification, row: ContentRecord | None) -> dict[s
     c2pa, label, mark = result.c2pa, result.aigc, result.watermark
     return {
         "verdict": result.verdict,
-        "c2pa": None if c2pa is None else {
+        "c2pa": None
+        if c2pa is None
+        else {
             "state": c2pa.state,
             "signer": c2pa.signer,
             "manifest_id": c2pa.manifest_id,
             "assertions": c2pa.assertions,
             "problems": c2pa.problems,
         },
-        "aigc": None if label is None else {
+        "aigc": None
+        if label is None
+        else {
             "present": True,
             "schema_ok": label.schema_ok,
             "signature_ok": label.signature_ok,
@@ -157,7 +171,7 @@ def verification_json(result: Verification, row: ContentRecord | None) -> dict[s
             "p_value": mark.p_value,
         },
         "content": _content_json(row),
-    }  # fmt: skip
+    }
 
 
 def _slots() -> threading.BoundedSemaphore:

@@ -80,8 +80,13 @@ class Summary:
     receipts: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"ran_at": self.ran_at.isoformat(timespec="seconds"), "dry_run": self.dry_run,
-                "deleted": self.deleted, "held": self.held, "receipts": self.receipts}  # fmt: skip
+        return {
+            "ran_at": self.ran_at.isoformat(timespec="seconds"),
+            "dry_run": self.dry_run,
+            "deleted": self.deleted,
+            "held": self.held,
+            "receipts": self.receipts,
+        }
 
 
 def _days(name: str) -> timedelta:
@@ -95,15 +100,23 @@ def _live_subject(query: Select[Any], subject_column: Any) -> Select[Any]:
 
 
 def _uploads(kind: str, before: datetime) -> Select[Any]:
-    query = select(Upload).where(Upload.kind == kind, Upload.purged_at.is_(None),
-                                 Upload.created_at < before)  # fmt: skip
+    query = select(Upload).where(
+        Upload.kind == kind, Upload.purged_at.is_(None), Upload.created_at < before
+    )
     return _live_subject(query, Upload.subject_id)
 
 
 def _upload(upload: Upload, kind: str) -> Expired:
     blobs = (upload.blob_id, *([upload.template_blob_id] if upload.template_blob_id else []))
-    return Expired(upload, kind, upload.subject_id, upload.subject_id or upload.owner_id, blobs,
-                   {"id": upload.id, "sha256": upload.sha256}, upload.owner_id)  # fmt: skip
+    return Expired(
+        upload,
+        kind,
+        upload.subject_id,
+        upload.subject_id or upload.owner_id,
+        blobs,
+        {"id": upload.id, "sha256": upload.sha256},
+        upload.owner_id,
+    )
 
 
 def consent_recordings(now: datetime) -> Iterable[Expired]:
@@ -124,8 +137,11 @@ def _kyc_images(now: datetime, status: KycStatus, setting: str, kind: str) -> It
     decided = select(IdentityCheck.id).where(
         IdentityCheck.status == status, IdentityCheck.decided_at < now - _days(setting)
     )
-    query = select(Upload).where(Upload.kind == "kyc_image", Upload.purged_at.is_(None),
-                                 Upload.identity_check_id.in_(decided))  # fmt: skip
+    query = select(Upload).where(
+        Upload.kind == "kyc_image",
+        Upload.purged_at.is_(None),
+        Upload.identity_check_id.in_(decided),
+    )
     query = _live_subject(query, Upload.subject_id)
     return (_upload(u, kind) for u in db.session.scalars(query))
 
@@ -157,33 +173,54 @@ def training_videos(now: datetime) -> Iterable[Expired]:
 
 def trained_models(now: datetime) -> Iterable[Expired]:
     """A model whose avatar made nothing (and was not trained) within the retention."""
-    last_render = (select(func.max(Render.created_at)).where(Render.avatar_id == Avatar.id)
-                   .scalar_subquery())  # fmt: skip
+    last_render = (
+        select(func.max(Render.created_at)).where(Render.avatar_id == Avatar.id).scalar_subquery()
+    )
     last_use = func.coalesce(last_render, Avatar.created_at)
-    query = select(Avatar).where(Avatar.model_blob_id.is_not(None),
-                                 Avatar.model_purged_at.is_(None),
-                                 Avatar.status != AvatarStatus.TRAINING,
-                                 last_use < now - _days("TRAINED_MODEL"))  # fmt: skip
+    query = select(Avatar).where(
+        Avatar.model_blob_id.is_not(None),
+        Avatar.model_purged_at.is_(None),
+        Avatar.status != AvatarStatus.TRAINING,
+        last_use < now - _days("TRAINED_MODEL"),
+    )
     query = _live_subject(query, Avatar.subject_id)
     for avatar in db.session.scalars(query):
         blobs = (avatar.model_blob_id, *(avatar.quality.get("plot_blobs") or {}).values())
-        yield Expired(avatar, "trained_model", avatar.subject_id, avatar.subject_id,
-                      tuple(blobs), {"id": avatar.id, "blob": avatar.model_blob_id or ""},
-                      avatar.owner_id)  # fmt: skip
+        yield Expired(
+            avatar,
+            "trained_model",
+            avatar.subject_id,
+            avatar.subject_id,
+            tuple(blobs),
+            {"id": avatar.id, "blob": avatar.model_blob_id or ""},
+            avatar.owner_id,
+        )
 
 
 def _renders(now: datetime, status: RenderStatus, setting: str, kind: str) -> Iterable[Expired]:
-    query = (select(Render, Avatar.subject_id).join(Avatar, Render.avatar_id == Avatar.id)
-             .where(Render.status == status, Render.output_blob_id.is_not(None),
-                    Render.purged_at.is_(None),
-                    Render.created_at < now - _days(setting)))  # fmt: skip
+    query = (
+        select(Render, Avatar.subject_id)
+        .join(Avatar, Render.avatar_id == Avatar.id)
+        .where(
+            Render.status == status,
+            Render.output_blob_id.is_not(None),
+            Render.purged_at.is_(None),
+            Render.created_at < now - _days(setting),
+        )
+    )
     query = _live_subject(query, Avatar.subject_id)
     render: Render
     subject_id: str
     for render, subject_id in db.session.execute(query):
-        yield Expired(render, kind, subject_id, subject_id, (render.output_blob_id,),
-                      {"id": render.id, "content_id": render.content_id or ""},
-                      render.owner_id)  # fmt: skip
+        yield Expired(
+            render,
+            kind,
+            subject_id,
+            subject_id,
+            (render.output_blob_id,),
+            {"id": render.id, "content_id": render.content_id or ""},
+            render.owner_id,
+        )
 
 
 def quarantined_renders(now: datetime) -> Iterable[Expired]:
@@ -196,14 +233,21 @@ def rendered_outputs(now: datetime) -> Iterable[Expired]:
 
 def report_attachments(now: datetime) -> Iterable[Expired]:
     """The file a reporter attached (encrypted under the report's own key), once decided."""
-    query = select(Report).where(Report.status == ReportStatus.DECIDED,
-                                 Report.attachment_blob_id.is_not(None),
-                                 Report.attachment_purged_at.is_(None),
-                                 Report.decided_at < now - _days("REPORT_ATTACHMENT"))  # fmt: skip
+    query = select(Report).where(
+        Report.status == ReportStatus.DECIDED,
+        Report.attachment_blob_id.is_not(None),
+        Report.attachment_purged_at.is_(None),
+        Report.decided_at < now - _days("REPORT_ATTACHMENT"),
+    )
     for report in db.session.scalars(query):
-        yield Expired(report, "report_attachment", None, attachment_owner(report),
-                      (report.attachment_blob_id or "",),
-                      {"id": report.id, "blob": report.attachment_blob_id or ""})  # fmt: skip
+        yield Expired(
+            report,
+            "report_attachment",
+            None,
+            attachment_owner(report),
+            (report.attachment_blob_id or "",),
+            {"id": report.id, "blob": report.attachment_blob_id or ""},
+        )
 
 
 # kind -> the query of its expired files (the README's "Retention schedule" in code)
@@ -230,18 +274,21 @@ class Holds:
     @classmethod
     def current(cls) -> Holds:
         reports = db.session.execute(
-            select(Report.subject_id, Report.avatar_id, Report.render_id, Report.owner_id)
-            .where(Report.status == ReportStatus.OPEN)
-        ).all()  # fmt: skip
+            select(Report.subject_id, Report.avatar_id, Report.render_id, Report.owner_id).where(
+                Report.status == ReportStatus.OPEN
+            )
+        ).all()
         subjects = {r.subject_id for r in reports if r.subject_id}
         renders = {r.render_id for r in reports if r.render_id}
         avatars = {r.avatar_id for r in reports if r.avatar_id}
         if renders:
-            avatars |= set(db.session.scalars(select(Render.avatar_id)
-                                              .where(Render.id.in_(renders))))  # fmt: skip
+            avatars |= set(
+                db.session.scalars(select(Render.avatar_id).where(Render.id.in_(renders)))
+            )
         if avatars:
-            subjects |= set(db.session.scalars(select(Avatar.subject_id)
-                                               .where(Avatar.id.in_(avatars))))  # fmt: skip
+            subjects |= set(
+                db.session.scalars(select(Avatar.subject_id).where(Avatar.id.in_(avatars)))
+            )
         return cls(frozenset(subjects), frozenset(r.owner_id for r in reports if r.owner_id))
 
     def hold(self, item: Expired) -> bool:
@@ -290,9 +337,13 @@ def run(now: datetime | None = None, dry_run: bool = False) -> Summary:
 def _receipt(
     kind: str, subject_id: str | None, items: list[Expired], now: datetime, dry_run: bool
 ) -> dict[str, Any]:
-    receipt: dict[str, Any] = {"kind": kind, "subject": subject_id, "count": len(items),
-                               "files": [item.receipt for item in items],
-                               "deleted_at": now.isoformat(timespec="seconds")}  # fmt: skip
+    receipt: dict[str, Any] = {
+        "kind": kind,
+        "subject": subject_id,
+        "count": len(items),
+        "files": [item.receipt for item in items],
+        "deleted_at": now.isoformat(timespec="seconds"),
+    }
     if subject_id is None:
         receipt["owners"] = sorted({item.owner_id for item in items if item.owner_id})
     if dry_run:
@@ -311,8 +362,9 @@ def _receipt(
 def next_run(now: datetime) -> datetime:
     """The next ``RETENTION_RUN_HOUR`` o'clock UTC after ``now``."""
     now = now.astimezone(UTC)
-    at = now.replace(hour=int(current_app.config["RETENTION_RUN_HOUR"]), minute=0, second=0,
-                     microsecond=0)  # fmt: skip
+    at = now.replace(
+        hour=int(current_app.config["RETENTION_RUN_HOUR"]), minute=0, second=0, microsecond=0
+    )
     return at if at > now else at + timedelta(days=1)
 
 
@@ -326,10 +378,14 @@ def schedule(connection: Any, now: datetime | None = None) -> str | None:
     at = next_run(now or utcnow())
     try:
         q.queue("cpu", connection).enqueue_at(
-            at, daily, job_id=job_id(at), unique=True,
+            at,
+            daily,
+            job_id=job_id(at),
+            unique=True,
             job_timeout=int(current_app.config["JOB_TIMEOUT_CPU"]),
-            result_ttl=8 * 24 * 3600, failure_ttl=30 * 24 * 3600,
-        )  # fmt: skip
+            result_ttl=8 * 24 * 3600,
+            failure_ttl=30 * 24 * 3600,
+        )
     except DuplicateJobError:
         return None
     return job_id(at)

@@ -33,10 +33,20 @@ IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 # assignments, local-use NAT64, 6to4 relays, discard-only and the ORCHID ranges.
 _BLOCKED = tuple(
     ipaddress.ip_network(n)
-    for n in ("0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.88.99.0/24", "198.18.0.0/15",
-              "240.0.0.0/4", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
-              "fec0::/10")
-)  # fmt: skip
+    for n in (
+        "0.0.0.0/8",
+        "100.64.0.0/10",
+        "192.0.0.0/24",
+        "192.88.99.0/24",
+        "198.18.0.0/15",
+        "240.0.0.0/4",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "fec0::/10",
+    )
+)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
@@ -104,11 +114,14 @@ def check_url(url: str, *, require_https: bool, allow_loopback: bool = False) ->
     except (OSError, UnicodeError):
         raise UnsafeURL(f"The webhook host {host} does not resolve: check the name.") from None
     for address in addresses or ["0.0.0.0"]:
-        why = forbidden(ipaddress.ip_address(address.split("%", 1)[0]),
-                        allow_loopback=allow_loopback)  # fmt: skip
+        why = forbidden(
+            ipaddress.ip_address(address.split("%", 1)[0]), allow_loopback=allow_loopback
+        )
         if why:
-            raise UnsafeURL(f"The webhook host {host} resolves to a non-public address "
-                            f"({why}: {address}): use a public internet address.")  # fmt: skip
+            raise UnsafeURL(
+                f"The webhook host {host} resolves to a non-public address "
+                f"({why}: {address}): use a public internet address."
+            )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(parts.scheme, host, port, path, tuple(addresses))
 
@@ -141,8 +154,9 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
     """An HTTPS connection to a checked address; SNI and the certificate name the host."""
 
     def __init__(self, target: Target, address: str, timeout: float):
-        super().__init__(target.host, target.port, timeout=timeout,
-                         context=ssl.create_default_context())  # fmt: skip
+        super().__init__(
+            target.host, target.port, timeout=timeout, context=ssl.create_default_context()
+        )
         self._address = address
 
     def connect(self) -> None:

@@ -55,8 +55,10 @@ def bench(
     avatar = FaceRig.load(work)
     samples = script_audio(Path(data_dir) / "heldout", seconds)
     timer = Timer()
-    compositor = Compositor(avatar, CompositeOptions(size=(size, size), framing="half",
-                                            background=(32, 96, 160), tone="warm"))  # fmt: skip
+    compositor = Compositor(
+        avatar,
+        CompositeOptions(size=(size, size), framing="half", background=(32, 96, 160), tone="warm"),
+    )
     labeler = Labeler(size, size)
     bits = PayloadCodec([BENCH_KEY]).encode("0123456789abcdef")
     frames = []
@@ -85,8 +87,14 @@ def _encode(
             writer.close()
 
 
-def _result(stages: dict[str, float], frames: int, seconds: float, size: int, profile: str,
-            trained_now: bool) -> dict[str, Any]:  # fmt: skip
+def _result(
+    stages: dict[str, float],
+    frames: int,
+    seconds: float,
+    size: int,
+    profile: str,
+    trained_now: bool,
+) -> dict[str, Any]:
     fps = {name: round(frames / max(s, 1e-9), 1) for name, s in stages.items()}
     before_encoding = sum(stages[k] for k in ("face_model", "blend", "composite"))
     everything = sum(stages.values())

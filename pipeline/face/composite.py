@@ -142,8 +142,9 @@ def full_body_visible(rgb: npt.NDArray[Any]) -> bool:
     return all(a.visibility > 0.5 and 0 <= a.y <= 1 for a in ankles)
 
 
-def framing_box(points: npt.NDArray[Any], frame: tuple[int, int], framing: str, aspect: float,
-                full_ok: bool) -> tuple[int, int, int, int]:  # fmt: skip
+def framing_box(
+    points: npt.NDArray[Any], frame: tuple[int, int], framing: str, aspect: float, full_ok: bool
+) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) crop of the source frame for a framing, from the median face."""
     width, height = frame
     face = np.median(points, axis=0)
@@ -175,8 +176,9 @@ class Compositor:
         out = options.size or (w, h)
         full_ok = options.framing == "full" and full_body_visible(avatar.template_frame(0))
         self.framing_used = "full" if full_ok else options.framing
-        self.box = framing_box(avatar.arrays["points"], (w, h), options.framing,
-                               out[0] / out[1], full_ok)  # fmt: skip
+        self.box = framing_box(
+            avatar.arrays["points"], (w, h), options.framing, out[0] / out[1], full_ok
+        )
         self.size = options.size or (self.box[2] - self.box[0], self.box[3] - self.box[1])
         if options.lut:
             load_cube(options.lut)  # refuse a bad file before rendering starts

@@ -112,8 +112,12 @@ def _corr(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def score(real: list[npt.NDArray[Any]], fake: list[npt.NDArray[Any]], real_pts: npt.NDArray[Any],
-          reference: npt.NDArray[Any]) -> dict[str, Any]:  # fmt: skip
+def score(
+    real: list[npt.NDArray[Any]],
+    fake: list[npt.NDArray[Any]],
+    real_pts: npt.NDArray[Any],
+    reference: npt.NDArray[Any],
+) -> dict[str, Any]:
     """All per-clip figures of ``fake`` frames against the real ones."""
     pts = track(fake)
     lmd = np.linalg.norm(lm.normalised_lips(pts) - lm.normalised_lips(real_pts), axis=-1).mean()
@@ -133,10 +137,16 @@ def score(real: list[npt.NDArray[Any]], fake: list[npt.NDArray[Any]], real_pts: 
             for a, b in zip(crops_r, crops_f, strict=True)
         ]
     )
-    return {"lmd": float(lmd), "opening_corr": _corr(o_real, o_fake), "lag": lag,
-            "lag_scores": lags, "psnr": float(psnr), "ssim": float(ssim),
-            "opening_fake_mean": float(o_fake.mean()),
-            "opening_real_mean": float(o_real.mean())}  # fmt: skip
+    return {
+        "lmd": float(lmd),
+        "opening_corr": _corr(o_real, o_fake),
+        "lag": lag,
+        "lag_scores": lags,
+        "psnr": float(psnr),
+        "ssim": float(ssim),
+        "opening_fake_mean": float(o_fake.mean()),
+        "opening_real_mean": float(o_real.mean()),
+    }
 
 
 def evaluate(
@@ -164,11 +174,17 @@ def evaluate(
         per_clip["model"].append(score(real, fake, real_pts, reference))
         per_clip["template"].append(score(real, floor, real_pts, reference))
         m, f = per_clip["model"][-1], per_clip["template"][-1]
-        log(f"{n + 1}/{len(heldout)} {clip.name}: LMD {m['lmd']:.4f} (floor {f['lmd']:.4f}) "
-            f"corr {m['opening_corr']:.2f} lag {m['lag']} PSNR {m['psnr']:.1f}")  # fmt: skip
-    result = {"profile": profile, "train_clips": len(clips_in(Path(train_dir))),
-              "heldout_clips": len(heldout), "model": summarise(per_clip["model"]),
-              "template_floor": summarise(per_clip["template"])}  # fmt: skip
+        log(
+            f"{n + 1}/{len(heldout)} {clip.name}: LMD {m['lmd']:.4f} (floor {f['lmd']:.4f}) "
+            f"corr {m['opening_corr']:.2f} lag {m['lag']} PSNR {m['psnr']:.1f}"
+        )
+    result = {
+        "profile": profile,
+        "train_clips": len(clips_in(Path(train_dir))),
+        "heldout_clips": len(heldout),
+        "model": summarise(per_clip["model"]),
+        "template_floor": summarise(per_clip["template"]),
+    }
     result["lmd_ratio"] = result["model"]["lmd"] / result["template_floor"]["lmd"]
     result["timing"] = {
         **{k: round(v, 1) for k, v in timings.items()},

@@ -187,8 +187,13 @@ def _write_crops(work: Path, scale: float, transforms: npt.NDArray[Any]) -> tupl
     )
     for i, affine in enumerate(transforms):
         bgr = cv2.imread(os.fspath(work / "frames" / f"{i:06d}.jpg"))
-        crop = cv2.warpAffine(bgr, crop_affine(affine, scale), (width, height),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        crop = cv2.warpAffine(
+            bgr,
+            crop_affine(affine, scale),
+            (width, height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         out[i] = crop[..., ::-1]
     out.flush()
     return width, height

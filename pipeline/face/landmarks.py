@@ -17,9 +17,48 @@ import numpy.typing as npt
 from pipeline.bundled import load_face_mesh
 
 # the union of mediapipe's FACEMESH_LIPS (40 points), as DESIGN.md defines LMD on them
-LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181,
-        185, 191, 267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402,
-        405, 409, 415)  # fmt: skip
+LIPS = (
+    0,
+    13,
+    14,
+    17,
+    37,
+    39,
+    40,
+    61,
+    78,
+    80,
+    81,
+    82,
+    84,
+    87,
+    88,
+    91,
+    95,
+    146,
+    178,
+    181,
+    185,
+    191,
+    267,
+    269,
+    270,
+    291,
+    308,
+    310,
+    311,
+    312,
+    314,
+    317,
+    318,
+    321,
+    324,
+    375,
+    402,
+    405,
+    409,
+    415,
+)
 CHIN = (152, 148, 377, 176, 400, 175, 199, 200, 18, 136, 365)  # moves with the jaw
 SHAPE = LIPS + CHIN  # what the audio model predicts
 STABLE = (33, 133, 362, 263, 168, 6, 197, 195, 5, 4)  # rigid upper face

@@ -35,8 +35,11 @@ class LipSpace:
         _, sig, vt = np.linalg.svd(flat - mean, full_matrices=False)
         k = min(components, len(vt))
         scale = sig[:k] / np.sqrt(max(len(flat) - 1, 1))
-        return cls(mean.astype(np.float32), vt[:k].astype(np.float32),
-                   np.maximum(scale, 1e-6).astype(np.float32))  # fmt: skip
+        return cls(
+            mean.astype(np.float32),
+            vt[:k].astype(np.float32),
+            np.maximum(scale, 1e-6).astype(np.float32),
+        )
 
     def encode(self, shapes: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """(N, P, 2) -> (N, K) whitened coefficients."""
@@ -110,8 +113,13 @@ class RidgeBaseline:
     radius: int
 
     @classmethod
-    def fit(cls, mels: list[npt.NDArray[Any]], targets: list[npt.NDArray[Any]], radius: int = 3,
-            alpha: float = 10.0) -> RidgeBaseline:  # fmt: skip
+    def fit(
+        cls,
+        mels: list[npt.NDArray[Any]],
+        targets: list[npt.NDArray[Any]],
+        radius: int = 3,
+        alpha: float = 10.0,
+    ) -> RidgeBaseline:
         x = np.concatenate([mel_windows(m, radius) for m in mels])
         x = np.hstack([x, np.ones((len(x), 1), np.float32)])
         y = np.concatenate(targets)

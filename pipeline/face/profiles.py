@@ -42,12 +42,20 @@ class FaceProfile:
 
 PROFILES = {
     "tiny": FaceProfile(
-        name="tiny", crop_scale=40.0, channels=32, blocks=2, components=8, epochs=60,
-        batch=8, window=32, lr=3e-3, ensemble=1,
+        name="tiny",
+        crop_scale=40.0,
+        channels=32,
+        blocks=2,
+        components=8,
+        epochs=60,
+        batch=8,
+        window=32,
+        lr=3e-3,
+        ensemble=1,
     ),
     "cpu": FaceProfile(name="cpu"),
     "gpu": FaceProfile(name="gpu", crop_scale=96.0, channels=192, blocks=4, epochs=300),
-}  # fmt: skip
+}
 
 
 def profile(name: str | FaceProfile, **overrides: object) -> FaceProfile:

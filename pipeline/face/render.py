@@ -155,8 +155,16 @@ def mouth_mask(cfg_scale: float, feather: float, size: tuple[int, int]) -> npt.N
     centre = ((MOUTH_CENTRE[0] - x0) * cfg_scale, (MOUTH_CENTRE[1] - y0) * cfg_scale)
     axes = tuple((r - feather) * cfg_scale for r in MOUTH_RADII)
     mask = np.zeros((height, width), np.float32)
-    cv2.ellipse(mask, (round(centre[0]), round(centre[1])), (round(axes[0]), round(axes[1])),
-                0, 0, 360, 1.0, -1)  # fmt: skip
+    cv2.ellipse(
+        mask,
+        (round(centre[0]), round(centre[1])),
+        (round(axes[0]), round(axes[1])),
+        0,
+        0,
+        360,
+        1.0,
+        -1,
+    )
     sigma = feather * cfg_scale / 2
     return cv2.GaussianBlur(mask, (0, 0), sigma)
 
@@ -182,8 +190,9 @@ class Blender:
         moved by ``offset`` (canonical units) to where the predicted lips are."""
         affine = ingest.crop_affine(self.avatar.arrays["transforms"][template], self.scale)
         crop = np.asarray(self.avatar.arrays["crops"][mouth], np.float32)
-        own = cv2.warpAffine(frame, affine, self.size, flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)  # fmt: skip
+        own = cv2.warpAffine(
+            frame, affine, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        ).astype(np.float32)
         gain = own[self.ring].mean(0) / np.maximum(crop[self.ring].mean(0), 1.0)
         crop = crop * np.clip(gain, 0.6, 1.6)
         return self._blend(frame, crop, affine, np.zeros(2) if offset is None else offset)
@@ -209,8 +218,9 @@ class Blender:
         roi = (x1 - x0, y1 - y0)
         moved = shifted.copy()
         moved[:, 2] -= moved[:, :2] @ (offset * self.scale)
-        patch = cv2.warpAffine(crop, moved, roi, flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        patch = cv2.warpAffine(
+            crop, moved, roi, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         alpha = cv2.warpAffine(self.mask, shifted, roi, flags=cv2.INTER_LINEAR)[..., None]
         out = frame.copy()
         region = out[y0:y1, x0:x1].astype(np.float32)
@@ -299,5 +309,4 @@ def render_video(
         finally:
             writer.close()
             compositor.close()
-        return stamp(raw, output, content, settings,
-                     lambda f, stage: report(0.6 + 0.4 * f, stage))  # fmt: skip
+        return stamp(raw, output, content, settings, lambda f, stage: report(0.6 + 0.4 * f, stage))

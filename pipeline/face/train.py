@@ -160,12 +160,24 @@ def train(
     for i, member in enumerate(model.members):
         torch.manual_seed(cfg.seed + i)
         member.load_state_dict(AudioToShape(cfg, len(data.space.scale)).state_dict())
-        curves, best = _run(member, data, cfg, rng, lambda f, m, i=i: report(
-            (i + f) / len(model.members), f"net {i + 1}/{len(model.members)} {m}"))  # fmt: skip
+        curves, best = _run(
+            member,
+            data,
+            cfg,
+            rng,
+            lambda f, m, i=i: report(
+                (i + f) / len(model.members), f"net {i + 1}/{len(model.members)} {m}"
+            ),
+        )
         member.load_state_dict(best)
         history.update({f"{k} (net {i + 1})": v for k, v in curves.items()})
-        save_checkpoint(out / "model.pt", Ensemble(cfg, len(data.space.scale), i + 1), cfg, data,
-                        model.members[: i + 1])  # fmt: skip
+        save_checkpoint(
+            out / "model.pt",
+            Ensemble(cfg, len(data.space.scale), i + 1),
+            cfg,
+            data,
+            model.members[: i + 1],
+        )
     ridge = RidgeBaseline.fit([m for m, _ in data.train], [y for _, y in data.train])
     quality = {
         "profile": cfg.name,
@@ -186,8 +198,9 @@ def train(
     return out / "model.pt", quality
 
 
-def _run(model: AudioToShape, data: Data, cfg: FaceProfile, rng: np.random.Generator,
-         report: Progress) -> tuple[dict[str, list[float]], dict[str, Any]]:  # fmt: skip
+def _run(
+    model: AudioToShape, data: Data, cfg: FaceProfile, rng: np.random.Generator, report: Progress
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, cfg.lr, total_steps=cfg.epochs * _steps(data, cfg)
@@ -228,15 +241,21 @@ def _val_loss(model: AudioToShape, data: Data, scale: torch.Tensor) -> float:
     parts = data.val or data.train
     with torch.no_grad():
         losses = [
-            shape_loss(torch.from_numpy(predict(model, m).T)[None], torch.from_numpy(y.T)[None],
-                       scale).item()
+            shape_loss(
+                torch.from_numpy(predict(model, m).T)[None], torch.from_numpy(y.T)[None], scale
+            ).item()
             for m, y in parts
-        ]  # fmt: skip
+        ]
     return float(np.mean(losses))
 
 
-def save_checkpoint(path: Path, model: Ensemble, cfg: FaceProfile, data: Data,
-                    trained: torch.nn.ModuleList | None = None) -> None:  # fmt: skip
+def save_checkpoint(
+    path: Path,
+    model: Ensemble,
+    cfg: FaceProfile,
+    data: Data,
+    trained: torch.nn.ModuleList | None = None,
+) -> None:
     """Atomic write of the model with everything needed to run it, plus its SHA-256.
 
     ``trained`` (members so far) replaces ``model``'s members: a checkpoint is written
@@ -282,8 +301,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Trained:
     model = Ensemble(cfg, len(space.scale), int(state["members"]))
     model.load_state_dict(state["state"])
     model.eval()
-    return Trained(cfg, model, space, state["mel_mean"].numpy(), state["mel_std"].numpy(),
-                   state["neutral"].numpy())  # fmt: skip
+    return Trained(
+        cfg,
+        model,
+        space,
+        state["mel_mean"].numpy(),
+        state["mel_std"].numpy(),
+        state["neutral"].numpy(),
+    )
 
 
 def plot_losses(history: dict[str, list[float]], path: Path) -> None:

@@ -89,25 +89,36 @@ def _container_problems(info: media.MediaInfo, lim: Limits) -> list[Problem]:
         out.append(Problem("no_video", "The file has no picture. Upload a video recording."))
     if not info.has_audio:
         out.append(
-            Problem("no_audio", "The video has no sound. Record with the microphone on, "
-                    "speaking naturally: the mouth is learned from your voice.")
-        )  # fmt: skip
+            Problem(
+                "no_audio",
+                "The video has no sound. Record with the microphone on, "
+                "speaking naturally: the mouth is learned from your voice.",
+            )
+        )
     if info.duration_s < lim.min_seconds:
         out.append(
-            Problem("too_short", f"The video is {info.duration_s:.0f} s long; at least "
-                    f"{lim.min_seconds:.0f} s of you speaking is needed "
-                    f"({lim.recommended_seconds / 60:.0f} minutes recommended).")
-        )  # fmt: skip
+            Problem(
+                "too_short",
+                f"The video is {info.duration_s:.0f} s long; at least "
+                f"{lim.min_seconds:.0f} s of you speaking is needed "
+                f"({lim.recommended_seconds / 60:.0f} minutes recommended).",
+            )
+        )
     if info.has_video and not lim.min_fps <= (info.fps or 0) <= lim.max_fps:
         out.append(
-            Problem("frame_rate", f"The video runs at {info.fps or 0:.0f} frames per second; "
-                    "record at 25, 30 or 60 frames per second.")
-        )  # fmt: skip
+            Problem(
+                "frame_rate",
+                f"The video runs at {info.fps or 0:.0f} frames per second; "
+                "record at 25, 30 or 60 frames per second.",
+            )
+        )
     if info.has_video and min(info.width or 0, info.height or 0) < lim.min_short_side:
         out.append(
-            Problem("resolution", f"The video is only {info.width}x{info.height} pixels; "
-                    "record in 720p or better.")
-        )  # fmt: skip
+            Problem(
+                "resolution",
+                f"The video is only {info.width}x{info.height} pixels; record in 720p or better.",
+            )
+        )
     return out
 
 
@@ -142,9 +153,12 @@ def _face_problems(
     counts = _face_counts(frames)
     if np.mean(counts >= 2) > lim.several_fraction:
         return [
-            Problem("several_faces", "More than one face is visible. Record alone, with no "
-                    "other people, photos or screens showing faces in the picture.")
-        ]  # fmt: skip
+            Problem(
+                "several_faces",
+                "More than one face is visible. Record alone, with no "
+                "other people, photos or screens showing faces in the picture.",
+            )
+        ]
     faces = [
         (rgb, p)
         for rgb, p, n in zip(frames, lm.detect(frames, video=False), counts, strict=True)
@@ -153,9 +167,12 @@ def _face_problems(
     if len(faces) < lim.face_fraction * len(frames):
         share = 100 * len(faces) / len(frames)
         return [
-            Problem("no_face", f"Your face is visible in only {share:.0f}% of the video. Face "
-                    "the camera, fully in the picture, for the whole recording.")
-        ]  # fmt: skip
+            Problem(
+                "no_face",
+                f"Your face is visible in only {share:.0f}% of the video. Face "
+                "the camera, fully in the picture, for the whole recording.",
+            )
+        ]
     meshes = [p for _, p in faces]
     return (
         _size_problems(meshes, lim, scale)
@@ -171,10 +188,13 @@ def _size_problems(
     if iod >= lim.min_face_px:
         return []
     return [
-        Problem("face_too_small", f"Your face is too small in the picture ({iod:.0f} px between "
-                f"the eyes; at least {lim.min_face_px:.0f} px needed). Sit closer to the camera "
-                "or record at a higher resolution.")
-    ]  # fmt: skip
+        Problem(
+            "face_too_small",
+            f"Your face is too small in the picture ({iod:.0f} px between "
+            f"the eyes; at least {lim.min_face_px:.0f} px needed). Sit closer to the camera "
+            "or record at a higher resolution.",
+        )
+    ]
 
 
 def head_angles(points: npt.NDArray[Any]) -> tuple[float, float]:
@@ -192,10 +212,13 @@ def _pose_problems(meshes: list[npt.NDArray[Any]], lim: Limits) -> list[Problem]
     if turned.mean() <= lim.turned_fraction:
         return []
     return [
-        Problem("head_pose", "Your head is turned away from the camera in "
-                f"{100 * turned.mean():.0f}% of the video. Look roughly at the camera "
-                f"(within about {lim.max_yaw_deg:.0f} degrees); small natural movements are fine.")
-    ]  # fmt: skip
+        Problem(
+            "head_pose",
+            "Your head is turned away from the camera in "
+            f"{100 * turned.mean():.0f}% of the video. Look roughly at the camera "
+            f"(within about {lim.max_yaw_deg:.0f} degrees); small natural movements are fine.",
+        )
+    ]
 
 
 def _face_patch(rgb: npt.NDArray[Any], points: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -214,14 +237,28 @@ def _light_problems(
     sharp = float(np.median([cv2.Laplacian(p, cv2.CV_64F).var() for p in patches]))
     out = []
     if luma < lim.min_luma:
-        out.append(Problem("too_dark", "Your face is too dark. Record facing a window or a "
-                           "lamp, with the light in front of you, not behind."))  # fmt: skip
+        out.append(
+            Problem(
+                "too_dark",
+                "Your face is too dark. Record facing a window or a "
+                "lamp, with the light in front of you, not behind.",
+            )
+        )
     if luma > lim.max_luma:
-        out.append(Problem("too_bright", "Your face is overexposed. Move away from direct "
-                           "light or lower the exposure."))  # fmt: skip
+        out.append(
+            Problem(
+                "too_bright",
+                "Your face is overexposed. Move away from direct light or lower the exposure.",
+            )
+        )
     if sharp < lim.min_sharpness:
-        out.append(Problem("blurry", "The picture of your face is blurry. Clean the lens, "
-                           "focus on your face and keep the camera still."))  # fmt: skip
+        out.append(
+            Problem(
+                "blurry",
+                "The picture of your face is blurry. Clean the lens, "
+                "focus on your face and keep the camera still.",
+            )
+        )
     return out
 
 
@@ -236,6 +273,9 @@ def _audio_problems(path: str | os.PathLike[str], lim: Limits, seconds: float) -
     if loudest >= lim.min_audio_dbfs:
         return []
     return [
-        Problem("silent_audio", "The sound track is silent. Check that the microphone is on "
-                "and speak naturally while recording.")
-    ]  # fmt: skip
+        Problem(
+            "silent_audio",
+            "The sound track is silent. Check that the microphone is on "
+            "and speak naturally while recording.",
+        )
+    ]

@@ -122,7 +122,7 @@ def run_trials(data: dict[str, Any]) -> tuple[list[Trial], float]:
                     second,
                     second_score,
                     ms,
-                )  # fmt: skip
+                )
             )
     return trials, indexing
 
@@ -215,13 +215,18 @@ def cross_validate(trials: list[Trial]) -> dict[str, Any]:
     businesses = sorted({x.business for x in trials})
     out: dict[str, Any] = {"method": "leave one business out (fit on 2, measure on the 3rd)"}
     for name, margins in (("rule", MARGINS), ("threshold_only", [0.0])):
-        rule_of = {held: choose([x for x in trials if x.business != held], margins)
-                   for held in businesses}  # fmt: skip
+        rule_of = {
+            held: choose([x for x in trials if x.business != held], margins) for held in businesses
+        }
         folds = [
-            {"held_out": b, "threshold": t, "margin": m,
-             "top1": metrics([x for x in trials if x.business == b], t, m)["top1"]}
+            {
+                "held_out": b,
+                "threshold": t,
+                "margin": m,
+                "top1": metrics([x for x in trials if x.business == b], t, m)["top1"],
+            }
             for b, (t, m) in rule_of.items()
-        ]  # fmt: skip
+        ]
         pooled = figures(trials, lambda x: answered(x, *rule_of[x.business]))  # noqa: B023
         out[name] = {"folds": folds} | pooled
     return out
@@ -258,8 +263,11 @@ def language_detection(data: dict[str, Any]) -> dict[str, Any]:
         for text, lang, _, _ in questions_of(data, business)
     }
     misses = sorted(text for text, lang in seen if detect_lang(text) != lang)
-    return {"questions": len(seen), "accuracy": _rate(len(seen) - len(misses), len(seen)),
-            "misses": misses}  # fmt: skip
+    return {
+        "questions": len(seen),
+        "accuracy": _rate(len(seen) - len(misses), len(seen)),
+        "misses": misses,
+    }
 
 
 def counts(trials: list[Trial], data: dict[str, Any]) -> dict[str, Any]:
@@ -298,8 +306,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     old = result["grid_threshold_only"]
-    axes[0].plot([g["threshold"] for g in old], [g["top1"] for g in old], color="grey", lw=1,
-                 alpha=0.6, label="top-1, threshold only (m = 0)")  # fmt: skip
+    axes[0].plot(
+        [g["threshold"] for g in old],
+        [g["top1"] for g in old],
+        color="grey",
+        lw=1,
+        alpha=0.6,
+        label="top-1, threshold only (m = 0)",
+    )
     axes[0].set_ylabel("rate")
     axes[0].set_ylim(0, 1.02)
     axes[0].legend(fontsize=7, loc="center right")
@@ -383,7 +397,7 @@ def summary(result: dict[str, Any]) -> str:
             _line(
                 f"threshold only ({result['threshold_only']['threshold']:.3f})",
                 result["threshold_only"],
-            ),  # fmt: skip
+            ),
             f"top-1 with no rule (ranking only) {result['top1_without_threshold']}",
             f"leave-one-business-out folds (held out, t, m): {folds}",
             _line("  cross-validated rule", cv["rule"]),

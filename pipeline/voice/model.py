@@ -54,15 +54,28 @@ class VoiceSettings:
 
 PROFILES = {
     "tiny": VoiceSettings(
-        "tiny", order=24, context=1, hidden=64, layers=2, epochs=12, batch=256,
+        "tiny",
+        order=24,
+        context=1,
+        hidden=64,
+        layers=2,
+        epochs=12,
+        batch=256,
         workers=1,
     ),
     "cpu": VoiceSettings("cpu"),
     "gpu": VoiceSettings(
-        "gpu", context=5, hidden=1024, layers=4, epochs=40, batch=1024, workers=4,
-        threads=4, device="cuda",
+        "gpu",
+        context=5,
+        hidden=1024,
+        layers=4,
+        epochs=40,
+        batch=1024,
+        workers=4,
+        threads=4,
+        device="cuda",
     ),
-}  # fmt: skip
+}
 
 
 def settings_for(profile: str | VoiceSettings) -> VoiceSettings:

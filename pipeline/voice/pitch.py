@@ -54,9 +54,16 @@ def crepe_f0(samples: npt.NDArray[Any], model: str = "tiny") -> npt.NDArray[Any]
     x = torch.from_numpy(np.ascontiguousarray(samples, np.float32))[None]
     with torch.no_grad():
         f0, periodicity = tc.predict(
-            x, RATE, int(HOP_S * RATE), F0_FLOOR, F0_CEIL, model,
-            batch_size=512, device="cpu", return_periodicity=True,
-        )  # fmt: skip
+            x,
+            RATE,
+            int(HOP_S * RATE),
+            F0_FLOOR,
+            F0_CEIL,
+            model,
+            batch_size=512,
+            device="cpu",
+            return_periodicity=True,
+        )
         periodicity = tc.filter.median(periodicity, 3)
         loud = tc.loudness.a_weighted(x, RATE, int(HOP_S * RATE)) > -60.0
     f0, periodicity, loud = f0[0].numpy(), periodicity[0].numpy(), loud[0].numpy()

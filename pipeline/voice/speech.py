@@ -83,8 +83,10 @@ class Alignment:
         """The phones inside each spoken word (silences and fillers left out)."""
         spoken = [w for w in self.words if not w[0].startswith(("<", "["))]
         eps = FRAME_S / 2
-        return [[p for p in self.phones if p[1] >= a - eps and p[2] <= b + eps and p[0] != "SIL"]
-                for _, a, b in spoken]  # fmt: skip
+        return [
+            [p for p in self.phones if p[1] >= a - eps and p[2] <= b + eps and p[0] != "SIL"]
+            for _, a, b in spoken
+        ]
 
     @property
     def phone_count(self) -> int:

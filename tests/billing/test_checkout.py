@@ -19,15 +19,21 @@ from .conftest import WEBHOOK_SECRET, deliver, event
 
 
 def _buy_credits(client, headers, minutes: int = 10) -> dict:
-    res = client.post("/api/v1/checkout", json={"item": "render_credits", "quantity": minutes},
-                      headers=headers)  # fmt: skip
+    res = client.post(
+        "/api/v1/checkout", json={"item": "render_credits", "quantity": minutes}, headers=headers
+    )
     assert res.status_code == 201, res.json
     return res.json
 
 
 def _paid_session(order_id: str, session_id: str, status: str = "paid") -> dict:
-    return {"id": session_id, "object": "checkout.session", "payment_status": status,
-            "payment_intent": f"pi_{order_id}", "metadata": {"order_id": order_id}}  # fmt: skip
+    return {
+        "id": session_id,
+        "object": "checkout.session",
+        "payment_status": status,
+        "payment_intent": f"pi_{order_id}",
+        "metadata": {"order_id": order_id},
+    }
 
 
 def _credits(client, headers) -> int:
@@ -62,8 +68,10 @@ def test_paid_webhook_grants_once_even_when_delivered_twice(stripe_app):
     first, again = deliver(client, payload), deliver(client, payload)
     assert (first.json["outcome"], again.json["outcome"]) == ("fulfilled", "duplicate")
     # a different event for the same session (Stripe may send several) grants nothing more
-    late = event("checkout.session.async_payment_succeeded",
-                 _paid_session(body["order_id"], body["session_id"]))  # fmt: skip
+    late = event(
+        "checkout.session.async_payment_succeeded",
+        _paid_session(body["order_id"], body["session_id"]),
+    )
     assert deliver(client, late).json["outcome"] == "already fulfilled"
     assert _credits(client, headers) == 600
     with stripe_app.app_context():
@@ -110,8 +118,11 @@ def test_bad_signature_and_stale_timestamp_are_refused(stripe_app):
     assert (forged.status_code, stale.status_code) == (400, 400)
     assert forged.json["error"] == "bad_signature"
     signature = sign_payload(payload, WEBHOOK_SECRET)  # signed, then the body is altered
-    tampered = client.post("/api/v1/stripe/webhook", data=payload.replace(b"paid", b"PAID"),
-                           headers={"Stripe-Signature": signature})  # fmt: skip
+    tampered = client.post(
+        "/api/v1/stripe/webhook",
+        data=payload.replace(b"paid", b"PAID"),
+        headers={"Stripe-Signature": signature},
+    )
     assert tampered.status_code == 400
     assert _credits(client, headers) == 0
     with stripe_app.app_context():
@@ -122,10 +133,16 @@ def test_refund_reverses_credits(stripe_app):
     client = stripe_app.test_client()
     headers = factories.api_signup(client, "ada@example.com")
     body = _buy_credits(client, headers, minutes=5)
-    deliver(client, event("checkout.session.completed",
-                          _paid_session(body["order_id"], body["session_id"])))  # fmt: skip
-    charge = {"id": "ch_1", "object": "charge", "payment_intent": f"pi_{body['order_id']}",
-              "refunded": True}  # fmt: skip
+    deliver(
+        client,
+        event("checkout.session.completed", _paid_session(body["order_id"], body["session_id"])),
+    )
+    charge = {
+        "id": "ch_1",
+        "object": "charge",
+        "payment_intent": f"pi_{body['order_id']}",
+        "refunded": True,
+    }
     assert deliver(client, event("charge.refunded", charge)).json["outcome"] == "refunded"
     assert deliver(client, event("charge.refunded", charge)).json["outcome"].startswith("ignored")
     assert _credits(client, headers) == 0
@@ -140,13 +157,21 @@ def test_training_is_unlocked_by_its_paid_order(stripe_app):
         owner = factories.user()
         avatar = factories.avatar(owner)
         headers, avatar_id = factories.token_for(owner), avatar.id
-    res = client.post("/api/v1/checkout", json={"item": "avatar_training", "avatar_id": avatar_id},
-                      headers=headers)  # fmt: skip
+    res = client.post(
+        "/api/v1/checkout",
+        json={"item": "avatar_training", "avatar_id": avatar_id},
+        headers=headers,
+    )
     assert res.status_code == 201
     with stripe_app.app_context():
         assert not service.training_paid(avatar_id)
-    deliver(client, event("checkout.session.completed",
-                          _paid_session(res.json["order_id"], res.json["session_id"])))  # fmt: skip
+    deliver(
+        client,
+        event(
+            "checkout.session.completed",
+            _paid_session(res.json["order_id"], res.json["session_id"]),
+        ),
+    )
     with stripe_app.app_context():
         assert service.training_paid(avatar_id)
         assert db.session.get(Order, res.json["order_id"]).amount_cents == 12900
@@ -158,8 +183,9 @@ def test_training_is_unlocked_by_its_paid_order(stripe_app):
 def test_checkout_input_is_checked(stripe_app):
     client = stripe_app.test_client()
     headers = factories.api_signup(client, "ada@example.com")
-    bad = client.post("/api/v1/checkout", json={"item": "render_credits", "quantity": 0},
-                      headers=headers)  # fmt: skip
+    bad = client.post(
+        "/api/v1/checkout", json={"item": "render_credits", "quantity": 0}, headers=headers
+    )
     assert bad.json == {
         "error": "bad_quantity",
         "message": "quantity must be whole minutes, 1 to 600.",
@@ -173,8 +199,13 @@ def _owner_with_credits(minutes: int):  # type: ignore[no-untyped-def]
     """A user, an avatar and a paid credits order granted through the ledger."""
     owner = factories.user()
     avatar = factories.avatar(owner)
-    order = Order(owner_id=owner.id, item="render_credits", quantity=minutes,
-                  amount_cents=100 * minutes, status="paid")  # fmt: skip
+    order = Order(
+        owner_id=owner.id,
+        item="render_credits",
+        quantity=minutes,
+        amount_cents=100 * minutes,
+        status="paid",
+    )
     db.session.add(order)
     db.session.flush()
     ledger.grant(order)
@@ -238,8 +269,10 @@ def test_two_renders_racing_for_the_last_credits(app, backend):
 def test_dev_checkout_page_completes_the_webhook_path(app):
     """Without Stripe keys (development): the local page pays through a signed event."""
     client = app.test_client()
-    client.post("/signup", data={"email": "ada@example.com", "password": TEST_PASSWORD,
-                                 "confirm": TEST_PASSWORD})  # fmt: skip
+    client.post(
+        "/signup",
+        data={"email": "ada@example.com", "password": TEST_PASSWORD, "confirm": TEST_PASSWORD},
+    )
     res = client.post("/checkout", data={"item": "render_credits", "quantity": "4"})
     assert res.status_code == 302 and "/checkout/test/" in res.location
     assert b"TEST MODE" in client.get(res.location).data
@@ -262,8 +295,14 @@ def test_production_refuses_to_start_without_stripe(tmp_path, monkeypatch, redis
         "KYC_PROVIDER": "stripe_identity",
     }
     with pytest.raises(ConfigError, match="STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET"):
-        create_app({"ENV": "production", "REDIS_URL": redis_url,
-                    "DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **secrets})  # fmt: skip
+        create_app(
+            {
+                "ENV": "production",
+                "REDIS_URL": redis_url,
+                "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+                **secrets,
+            }
+        )
 
 
 def test_admin_sees_every_order_and_others_get_404(app):
@@ -295,20 +334,26 @@ def test_future_signature_event_without_type_and_odd_fields_are_4xx(stripe_app):
     assert (untyped.status_code, untyped.json["error"]) == (400, "bad_event")
     assert deliver(client, b"[1]").status_code == 400
     assert _credits(client, headers) == 0
-    for bad in ({"item": "avatar_training", "avatar_id": {"a": 1}},
-                {"item": "render_credits", "quantity": True},
-                {"item": "render_credits", "quantity": "5"}):  # fmt: skip
+    for bad in (
+        {"item": "avatar_training", "avatar_id": {"a": 1}},
+        {"item": "render_credits", "quantity": True},
+        {"item": "render_credits", "quantity": "5"},
+    ):
         res = client.post("/api/v1/checkout", json=bad, headers=headers)
         assert (res.status_code, res.json["error"]) == (422, "bad_field"), bad
-    res = client.post("/api/v1/checkout", json={"item": "render_credits", "quantity": True},
-                      headers=headers)  # fmt: skip
+    res = client.post(
+        "/api/v1/checkout", json={"item": "render_credits", "quantity": True}, headers=headers
+    )
     assert res.json["message"] == "quantity must be a whole number."
 
 
 def test_stripe_webhook_is_rate_limited_per_ip(make_app, fake_stripe):
-    app = make_app(STRIPE_SECRET_KEY="sk_test_local", STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-                   STRIPE_API_BASE=fake_stripe.url,
-                   RATELIMIT_STRIPE_WEBHOOK="3 per minute")  # fmt: skip
+    app = make_app(
+        STRIPE_SECRET_KEY="sk_test_local",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_API_BASE=fake_stripe.url,
+        RATELIMIT_STRIPE_WEBHOOK="3 per minute",
+    )
     client = app.test_client()
     codes = [deliver(client, b"{}", secret="whsec_wrong").status_code for _ in range(4)]
     assert codes == [400, 400, 400, 429]

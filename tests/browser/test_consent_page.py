@@ -30,9 +30,13 @@ def fake_devices(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     face = tmp_path / "face.mp4"
     media.concat(sorted(grid.glob("*.mpg"))[:8], face)
     digits = iter(factories.FIXED_PASSCODE)
-    attempt = {"statement": statement("Ada"),
-               "challenge": [{**c, "digit": next(digits)} if c["cue"] == "say_digit" else c
-                             for c in factories.fixed_challenge().as_json()]}  # fmt: skip
+    attempt = {
+        "statement": statement("Ada"),
+        "challenge": [
+            {**c, "digit": next(digits)} if c["cue"] == "say_digit" else c
+            for c in factories.fixed_challenge().as_json()
+        ],
+    }
     recording = factories.consent_recording(face, tmp_path, attempt)
     y4m, wav = tmp_path / "face.y4m", tmp_path / "statement.wav"
     media.ffmpeg(["-i", str(recording), "-pix_fmt", "yuv420p", "-an", str(y4m)])

@@ -39,8 +39,12 @@ WORKER = {
 @pytest.fixture
 def live_config(tmp_path):  # type: ignore[no-untyped-def]
     # the GRID speaker cannot read our statement: its key words are waived here only
-    return {"VOICE_MIN_SAMPLES": CLIPS, "WORK_DIR": str(tmp_path / "work"),
-            "CONSENT_STATEMENT_WORDS": 0, **FAKE_DEVICE_TIMING}  # fmt: skip
+    return {
+        "VOICE_MIN_SAMPLES": CLIPS,
+        "WORK_DIR": str(tmp_path / "work"),
+        "CONSENT_STATEMENT_WORDS": 0,
+        **FAKE_DEVICE_TIMING,
+    }
 
 
 @pytest.fixture
@@ -54,9 +58,12 @@ def fake_devices(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     y4m, wav = tmp_path / "face.y4m", tmp_path / "statement.wav"
     media.ffmpeg(["-i", str(recording), "-pix_fmt", "yuv420p", "-an", str(y4m)])
     media.write_wav(wav, media.audio(recording, 48000), 48000)
-    return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={y4m}",
-            f"--use-file-for-fake-audio-capture={wav}"]  # fmt: skip
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
 
 
 def _voice_takes(app, email: str, avatar_id: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -68,16 +75,18 @@ def _voice_takes(app, email: str, avatar_id: str, tmp_path) -> None:  # type: ig
         wav = tmp_path / f"{clip.stem}.wav"
         media.write_wav(wav, media.audio(clip, 16000), 16000)
         text = clip.with_suffix(".txt").read_text().strip()
-        res = client.post(f"/api/v1/avatars/{avatar_id}/voice-samples", headers=headers,
-                          **factories.multipart("audio", wav, text=text))  # fmt: skip
+        res = client.post(
+            f"/api/v1/avatars/{avatar_id}/voice-samples",
+            headers=headers,
+            **factories.multipart("audio", wav, text=text),
+        )
         accepted += res.status_code != 422
         if accepted == CLIPS:
             return
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # one backend: ~3 min
-def test_signup_to_download_and_verify(live_server, open_page, fake_devices, monkeypatch,
-                                       tmp_path):  # fmt: skip
+def test_signup_to_download_and_verify(live_server, open_page, fake_devices, monkeypatch, tmp_path):
     app, base = live_server
     init_keys(app.config["SIGNING_DIR"])  # what `dhf init` does
     worker = factories.worker_process(app, "cpu,gpu", **WORKER)

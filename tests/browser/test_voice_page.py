@@ -26,8 +26,11 @@ def fake_microphone(tmp_path):  # type: ignore[no-untyped-def]
     speech = media.resample(audio.astype(np.float32) / 32768, rate, 48000)
     wav = tmp_path / "take.wav"
     media.write_wav(wav, np.concatenate([np.zeros(24000, np.float32), speech]), 48000)
-    return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}"]  # fmt: skip
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -21,8 +21,15 @@ from compliance.consent import (
 )
 
 T = ConsentThresholds()
-CHALLENGE = Challenge((Cue(SAY_DIGIT, 2.0), Cue(SAY_DIGIT, 5.0), Cue(TURN_LEFT, 8.0),
-                       Cue(SAY_DIGIT, 11.0), Cue(SAY_DIGIT, 14.0)))  # fmt: skip
+CHALLENGE = Challenge(
+    (
+        Cue(SAY_DIGIT, 2.0),
+        Cue(SAY_DIGIT, 5.0),
+        Cue(TURN_LEFT, 8.0),
+        Cue(SAY_DIGIT, 11.0),
+        Cue(SAY_DIGIT, 14.0),
+    )
+)
 CODE = "4719"
 
 
@@ -99,11 +106,20 @@ def test_every_pair_is_compared_and_named():
     voice_b = rng.normal(0, 1, 256)
     unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
     takes = np.stack([unit(voice_a)] * 3)
-    same = Likeness(consent_faces=_faces(ada, 4), kyc_face=ada, training_faces=_faces(ada, 8),
-                    consent_voice=unit(voice_a), take_voices=takes)  # fmt: skip
+    same = Likeness(
+        consent_faces=_faces(ada, 4),
+        kyc_face=ada,
+        training_faces=_faces(ada, 8),
+        consent_voice=unit(voice_a),
+        take_voices=takes,
+    )
     found = bind(same, T)
-    assert found.reasons == [] and set(found.scores) == {"face_kyc", "face_training",
-                                                          "training_kyc", "voice"}  # fmt: skip
+    assert found.reasons == [] and set(found.scores) == {
+        "face_kyc",
+        "face_training",
+        "training_kyc",
+        "voice",
+    }
     swapped = bind(Likeness(**{**same.__dict__, "training_faces": _faces(bob, 8)}), T)
     assert swapped.reasons == [Reason.FACE_MISMATCH_TRAINING, Reason.TRAINING_MISMATCH_KYC]
     other_voice = bind(Likeness(**{**same.__dict__, "take_voices": unit(voice_b)[None]}), T)

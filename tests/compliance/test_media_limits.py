@@ -63,8 +63,9 @@ def test_frame_and_decoded_byte_limits(hostile: dict[str, Path]) -> None:
     # a header that lies about the size is caught while decoding
     lying = replace(info, frames=10, width=64, height=64)
     with pytest.raises(media.MediaLimitExceeded, match="max_decoded_bytes"):
-        media.sample_frames(hostile["no_duration"], lying, 5,
-                            media.MediaLimits(max_decoded_bytes=5 * 2**20))  # fmt: skip
+        media.sample_frames(
+            hostile["no_duration"], lying, 5, media.MediaLimits(max_decoded_bytes=5 * 2**20)
+        )
 
 
 def test_sampling_keeps_a_few_small_frames_chosen_by_time(hostile: dict[str, Path]) -> None:

@@ -67,9 +67,19 @@ def test_aigc_signature_breaks_when_a_field_is_edited(stamped_media, tmp_path):
     fields = json.loads(stamped_media.record.aigc)
     fields["ContentProducer"] = "SOMEONE"
     out = tmp_path / "edited.mp4"
-    media.ffmpeg(["-i", str(stamped_media.stamped), "-c", "copy", "-metadata",
-                  f"AIGC={json.dumps(fields, separators=(',', ':'))}",
-                  "-movflags", "use_metadata_tags", str(out)])  # fmt: skip
+    media.ffmpeg(
+        [
+            "-i",
+            str(stamped_media.stamped),
+            "-c",
+            "copy",
+            "-metadata",
+            f"AIGC={json.dumps(fields, separators=(',', ':'))}",
+            "-movflags",
+            "use_metadata_tags",
+            str(out),
+        ]
+    )
     label = aigc.read(out, stamped_media.settings.keys)
     assert label.schema_ok and not label.signature_ok
 
@@ -79,8 +89,18 @@ def test_ffmpeg_drops_the_tag_without_use_metadata_tags(stamped_media, tmp_path)
     value = stamped_media.record.aigc
     for flag, expected in ((["-movflags", "use_metadata_tags"], True), ([], False)):
         out = tmp_path / f"copy{len(flag)}.mp4"
-        media.ffmpeg(["-i", str(stamped_media.source), "-c", "copy", "-metadata", f"AIGC={value}",
-                      *flag, str(out)])  # fmt: skip
+        media.ffmpeg(
+            [
+                "-i",
+                str(stamped_media.source),
+                "-c",
+                "copy",
+                "-metadata",
+                f"AIGC={value}",
+                *flag,
+                str(out),
+            ]
+        )
         assert (aigc.read(out) is not None) is expected
 
 
@@ -96,8 +116,7 @@ def test_stamp_refuses_to_finish_when_the_tag_is_lost(stamped_media, tmp_path, m
 
     monkeypatch.setattr(stamping.media, "FrameWriter", ForgetfulWriter)
     with pytest.raises(RuntimeError, match="AIGC tag did not survive"):
-        stamping.stamp(stamped_media.source, tmp_path / "x.mp4",
-                       spec, stamped_media.settings)  # fmt: skip
+        stamping.stamp(stamped_media.source, tmp_path / "x.mp4", spec, stamped_media.settings)
     assert not (tmp_path / "x.mp4").exists()  # nothing half-written
 
 

@@ -41,8 +41,9 @@ def stamped_720p(stamped_media, tmp_path_factory):
     clip = stamped_media.unrelated.parent.parent / "train" / "bbal7s.mpg"
     media.concat([clip], source, (1280, 720))
     stamped = work / "stamped720.mp4"
-    record = stamp(source, stamped, ContentSpec(uuid.uuid4().hex, new_watermark_id()),
-                   stamped_media.settings)  # fmt: skip
+    record = stamp(
+        source, stamped, ContentSpec(uuid.uuid4().hex, new_watermark_id()), stamped_media.settings
+    )
     return source, stamped, record
 
 

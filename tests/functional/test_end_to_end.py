@@ -36,9 +36,11 @@ def _pay(app, client, order_id: str) -> None:  # type: ignore[no-untyped-def]
     with app.app_context():
         payload = dev_event(db.session.get(Order, order_id))
         signature = sign_payload(payload, gateway().webhook_secret)
-    res = client.post("/api/v1/stripe/webhook", data=payload,
-                      headers={"Stripe-Signature": signature,
-                               "Content-Type": "application/json"})  # fmt: skip
+    res = client.post(
+        "/api/v1/stripe/webhook",
+        data=payload,
+        headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
+    )
     assert res.status_code == 200, res.json
 
 
@@ -49,43 +51,58 @@ def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path, monkeypatch
     # the GRID speaker cannot read our statement: its key words are waived here only
     # and the tiny profile's 8-take clone is a toy: Whisper's speech gate is measured on real
     # profiles (README); here it only has to let a render through (and, below, not)
-    app = make_app(TRAINING_PROFILE="tiny", VOICE_MIN_SAMPLES=CLIPS, CONSENT_STATEMENT_WORDS=0,
-                   RENDER_MAX_WER=1.0)  # fmt: skip
+    app = make_app(
+        TRAINING_PROFILE="tiny",
+        VOICE_MIN_SAMPLES=CLIPS,
+        CONSENT_STATEMENT_WORDS=0,
+        RENDER_MAX_WER=1.0,
+    )
     init_keys(app.config["SIGNING_DIR"])  # what `dhf init` does
     client = app.test_client()
     clips = sorted((GRID / "train").glob("*.mpg"))[:CLIPS]
 
     # account and identity (dev provider: TEST MODE)
     headers = factories.api_signup(client, "ada@example.com")
-    assert client.post("/api/v1/identity/sessions", json={}, headers=headers).json[
-        "status"] == "verified"  # fmt: skip
+    assert (
+        client.post("/api/v1/identity/sessions", json={}, headers=headers).json["status"]
+        == "verified"
+    )
 
     # the person's own live consent: the GRID speaker's digits on the (seeded) cues
     recording, challenge = factories.grid_consent(GRID / "heldout", tmp_path)
     factories.fix_challenge(monkeypatch, challenge, factories.GRID_PASSCODE)
-    subject = client.post("/api/v1/subjects", headers=headers,
-                          json={"display_name": "Ada", "relation": "self"}).json  # fmt: skip
+    subject = client.post(
+        "/api/v1/subjects", headers=headers, json={"display_name": "Ada", "relation": "self"}
+    ).json
     token = subject["consent_token"]
     assert client.get(f"/api/v1/consent/{token}").json["challenge"][0]["digit"] == "4"
-    consent = client.post(f"/api/v1/consent/{token}/recording",
-                          **factories.multipart("video", recording))  # fmt: skip
+    consent = client.post(
+        f"/api/v1/consent/{token}/recording", **factories.multipart("video", recording)
+    )
     assert consent.json == {"status": "verified", "reasons": []}
 
     # avatar, training footage, voice sentences
-    avatar = client.post("/api/v1/avatars", headers=headers,
-                         json={"subject_id": subject["id"], "name": "Host"}).json  # fmt: skip
+    avatar = client.post(
+        "/api/v1/avatars", headers=headers, json={"subject_id": subject["id"], "name": "Host"}
+    ).json
     footage = tmp_path / "footage.mp4"
     media.concat(clips, footage)
-    upload = client.post(f"/api/v1/avatars/{avatar['id']}/training-video", headers=headers,
-                         **factories.multipart("video", footage))  # fmt: skip
+    upload = client.post(
+        f"/api/v1/avatars/{avatar['id']}/training-video",
+        headers=headers,
+        **factories.multipart("video", footage),
+    )
     assert upload.status_code == 202
     accepted = 0  # some GRID takes are clipped or noisy: the product asks for a redo
     for clip in sorted((GRID / "train").glob("*.mpg")):
         wav = tmp_path / f"{clip.stem}.wav"
         media.write_wav(wav, media.audio(clip, 16000), 16000)
         text = clip.with_suffix(".txt").read_text().strip()
-        res = client.post(f"/api/v1/avatars/{avatar['id']}/voice-samples", headers=headers,
-                          **factories.multipart("audio", wav, text=text))  # fmt: skip
+        res = client.post(
+            f"/api/v1/avatars/{avatar['id']}/voice-samples",
+            headers=headers,
+            **factories.multipart("audio", wav, text=text),
+        )
         assert res.status_code in (200, 201) or res.json["error"] in MESSAGES, res.json
         accepted += res.status_code != 422
         if accepted == CLIPS:
@@ -96,8 +113,10 @@ def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path, monkeypatch
     assert (refused.status_code, refused.json["error"]) == (403, "payment_required")
 
     # checkout for training and for render credits, paid through signed webhooks
-    for body in ({"item": "avatar_training", "avatar_id": avatar["id"]},
-                 {"item": "render_credits", "quantity": 2}):  # fmt: skip
+    for body in (
+        {"item": "avatar_training", "avatar_id": avatar["id"]},
+        {"item": "render_credits", "quantity": 2},
+    ):
         order = client.post("/api/v1/checkout", headers=headers, json=body)
         assert order.status_code == 201, order.json
         _pay(app, client, order.json["order_id"])
@@ -109,9 +128,15 @@ def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path, monkeypatch
     trained = client.get(f"/api/v1/avatars/{avatar['id']}", headers=headers).json
     assert trained["status"] == "ready", json.dumps(trained)[:2000]
     assert trained["quality"]["summary"]["face frames"] > 0
-    render = client.post("/api/v1/renders", headers=headers, json={
-        "avatar_id": avatar["id"], "script": "Welcome to our spring sale.",
-        "background": "#1e90ff"})  # fmt: skip
+    render = client.post(
+        "/api/v1/renders",
+        headers=headers,
+        json={
+            "avatar_id": avatar["id"],
+            "script": "Welcome to our spring sale.",
+            "background": "#1e90ff",
+        },
+    )
     assert render.status_code == 202, render.json
     _work(app, "gpu")
     done = client.get(f"/api/v1/renders/{render.json['id']}", headers=headers).json
@@ -123,8 +148,11 @@ def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path, monkeypatch
 
     # a render whose speech the ASR re-check does not accept is quarantined, not delivered
     app.config["RENDER_MAX_WER"] = 0.0
-    held = client.post("/api/v1/renders", headers=headers, json={
-        "avatar_id": avatar["id"], "script": "Thank you for watching."}).json  # fmt: skip
+    held = client.post(
+        "/api/v1/renders",
+        headers=headers,
+        json={"avatar_id": avatar["id"], "script": "Thank you for watching."},
+    ).json
     balance = client.get("/api/v1/me", headers=headers).json["credits"]
     _work(app, "gpu")
     held = client.get(f"/api/v1/renders/{held['id']}", headers=headers).json
@@ -142,8 +170,11 @@ def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path, monkeypatch
     assert client.post(f"/api/v1/consent/{token}/revoke").json["status"] == "revoked"
     verdict = client.post("/api/v1/verify", **factories.multipart("file", out)).json
     assert verdict["content"]["consent_status"] == "consent_withdrawn"
-    again = client.post("/api/v1/renders", headers=headers,
-                        json={"avatar_id": avatar["id"], "script": "Hello again."})  # fmt: skip
+    again = client.post(
+        "/api/v1/renders",
+        headers=headers,
+        json={"avatar_id": avatar["id"], "script": "Hello again."},
+    )
     assert (again.status_code, again.json["error"]) == (403, "consent_revoked")
     with app.app_context():
         assert {j.status for j in db.session.query(Job)} <= {"finished", "canceled"}

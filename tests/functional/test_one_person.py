@@ -38,8 +38,13 @@ def grid(tmp_path_factory):  # type: ignore[no-untyped-def]
     astronaut = work / "astronaut.mp4"
     talking_video(astronaut, 6.0, seed=3)
     footage = sorted((GRID / "train").glob("*.mpg"))[10]
-    return {"consent": recording, "challenge": challenge, "takes": takes,
-            "footage": footage, "astronaut": astronaut}  # fmt: skip
+    return {
+        "consent": recording,
+        "challenge": challenge,
+        "takes": takes,
+        "footage": footage,
+        "astronaut": astronaut,
+    }
 
 
 @pytest.fixture
@@ -50,10 +55,12 @@ def owner(make_app, grid, monkeypatch):  # type: ignore[no-untyped-def]
     client = app.test_client()
     headers = factories.api_signup(client, "ada@example.com")
     client.post("/api/v1/identity/sessions", json={}, headers=headers)
-    subject = client.post("/api/v1/subjects", headers=headers,
-                          json={"display_name": "Ada", "relation": "self"}).json  # fmt: skip
-    avatar = client.post("/api/v1/avatars", headers=headers,
-                         json={"subject_id": subject["id"], "name": "Host"}).json  # fmt: skip
+    subject = client.post(
+        "/api/v1/subjects", headers=headers, json={"display_name": "Ada", "relation": "self"}
+    ).json
+    avatar = client.post(
+        "/api/v1/avatars", headers=headers, json={"subject_id": subject["id"], "name": "Host"}
+    ).json
     return app, client, headers, subject["consent_token"], avatar["id"]
 
 
@@ -63,13 +70,19 @@ def _consent(client, token: str, path):  # type: ignore[no-untyped-def]
 
 
 def _take(client, headers, avatar_id: str, wav, text: str):  # type: ignore[no-untyped-def]
-    return client.post(f"/api/v1/avatars/{avatar_id}/voice-samples", headers=headers,
-                       **factories.multipart("audio", wav, text=text))  # fmt: skip
+    return client.post(
+        f"/api/v1/avatars/{avatar_id}/voice-samples",
+        headers=headers,
+        **factories.multipart("audio", wav, text=text),
+    )
 
 
 def _footage(app, client, headers, avatar_id: str, path) -> Upload:  # type: ignore[no-untyped-def]
-    res = client.post(f"/api/v1/avatars/{avatar_id}/training-video", headers=headers,
-                      **factories.multipart("video", path))  # fmt: skip
+    res = client.post(
+        f"/api/v1/avatars/{avatar_id}/training-video",
+        headers=headers,
+        **factories.multipart("video", path),
+    )
     assert res.status_code == 202, res.json
     conn = connect(app.config["REDIS_URL"])
     with app.app_context():
@@ -95,8 +108,10 @@ def test_footage_and_takes_after_consent_must_be_the_same_person(owner, grid):
 def test_a_consent_in_another_voice_than_the_takes_is_rejected(owner, grid, tmp_path):
     """Takes first (the GRID speaker), then a statement with his face and another voice."""
     app, client, headers, token, avatar_id = owner
-    accepted = sum(_take(client, headers, avatar_id, wav, text).status_code == 201
-                   for wav, text in grid["takes"])  # fmt: skip
+    accepted = sum(
+        _take(client, headers, avatar_id, wav, text).status_code == 201
+        for wav, text in grid["takes"]
+    )
     assert accepted >= 2
     face = tmp_path / "face.mp4"
     media.concat(sorted((GRID / "heldout").glob("*.mpg"))[:8], face)
@@ -119,10 +134,20 @@ def test_the_training_gate_compares_every_pair_again(owner, grid):
         for wav, text in grid["takes"][:2]:
             with wav.open("rb") as take:
                 blob_id = studio.store(avatar.subject_id, take)[0]
-            db.session.add(Upload(owner_id=avatar.owner_id, subject_id=avatar.subject_id,
-                                  avatar_id=avatar.id, kind="voice_sample", text=text,
-                                  status="valid", filename=wav.name, size=1, sha256="-",
-                                  blob_id=blob_id))  # fmt: skip
+            db.session.add(
+                Upload(
+                    owner_id=avatar.owner_id,
+                    subject_id=avatar.subject_id,
+                    avatar_id=avatar.id,
+                    kind="voice_sample",
+                    text=text,
+                    status="valid",
+                    filename=wav.name,
+                    size=1,
+                    sha256="-",
+                    blob_id=blob_id,
+                )
+            )
         db.session.commit()
     app.config["VOICE_MIN_SAMPLES"] = 2
     with app.app_context():

@@ -24,9 +24,18 @@ def _ready_avatar():  # type: ignore[no-untyped-def]
     avatar = factories.avatar(owner, subject)
     avatar.status = "ready"
     blob_id, size, sha = store(subject.id, io.BytesIO(b"training footage " * 1000))
-    db.session.add(Upload(owner_id=owner.id, subject_id=subject.id, avatar_id=avatar.id,
-                          kind="training_video", blob_id=blob_id, filename="t.mp4",
-                          size=size, sha256=sha))  # fmt: skip
+    db.session.add(
+        Upload(
+            owner_id=owner.id,
+            subject_id=subject.id,
+            avatar_id=avatar.id,
+            kind="training_video",
+            blob_id=blob_id,
+            filename="t.mp4",
+            size=size,
+            sha256=sha,
+        )
+    )
     db.session.commit()
     return owner, subject, avatar, token, blob_id
 

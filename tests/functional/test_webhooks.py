@@ -62,8 +62,11 @@ def test_event_is_signed_and_delivered_and_retried(make_app, receiver, caplog):
     assert (bad.status_code, bad.json["error"]) == (422, "bad_webhook_url")
 
     with app.app_context():
-        event_id = webhooks.notify(db.session.get(User, owner_id).id, "render.finished",
-                                   {"render_id": "r1", "content_id": "c1"})  # fmt: skip
+        event_id = webhooks.notify(
+            db.session.get(User, owner_id).id,
+            "render.finished",
+            {"render_id": "r1", "content_id": "c1"},
+        )
         db.session.commit()  # enqueued after the commit
         _Receiver.fail_next = 1  # the first attempt meets a 503
         conn = connect(app.config["REDIS_URL"])

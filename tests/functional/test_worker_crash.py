@@ -33,8 +33,9 @@ CLIPS = 6
 
 
 def _worker(app):  # type: ignore[no-untyped-def]
-    return factories.worker_process(app, "gpu", TRAINING_PROFILE="tiny",
-                                    VOICE_MIN_SAMPLES=str(CLIPS))  # fmt: skip
+    return factories.worker_process(
+        app, "gpu", TRAINING_PROFILE="tiny", VOICE_MIN_SAMPLES=str(CLIPS)
+    )
 
 
 def _children(pid: int) -> list[int]:
@@ -66,8 +67,9 @@ def _wait(app, job_id: str, until, timeout: float = 600) -> Job:  # type: ignore
 def test_killed_training_resumes_and_completes_once(make_app, tmp_path):
     if not (SHARED_DATA / "grid_s1").exists():
         pytest.skip("shared data missing")
-    app = make_app(TRAINING_PROFILE="tiny", VOICE_MIN_SAMPLES=CLIPS,
-                   WORK_DIR=str(tmp_path / "work"))  # fmt: skip
+    app = make_app(
+        TRAINING_PROFILE="tiny", VOICE_MIN_SAMPLES=CLIPS, WORK_DIR=str(tmp_path / "work")
+    )
     clips = sorted((SHARED_DATA / "grid_s1" / "train").glob("*.mpg"))[:CLIPS]
     with app.app_context():
         owner = factories.user()
@@ -81,11 +83,29 @@ def test_killed_training_resumes_and_completes_once(make_app, tmp_path):
             sources.append((wav, "voice_sample", clip.with_suffix(".txt").read_text().strip()))
         for path, kind, text in sources:
             blob, size, sha = store(subject.id, io.BytesIO(path.read_bytes()))
-            db.session.add(Upload(owner_id=owner.id, subject_id=subject.id, avatar_id=avatar.id,
-                                  kind=kind, blob_id=blob, filename=path.name, size=size,
-                                  sha256=sha, status="valid", text=text))  # fmt: skip
-        db.session.add(Order(owner_id=owner.id, item="avatar_training", avatar_id=avatar.id,
-                             status="paid", amount_cents=13000))  # fmt: skip
+            db.session.add(
+                Upload(
+                    owner_id=owner.id,
+                    subject_id=subject.id,
+                    avatar_id=avatar.id,
+                    kind=kind,
+                    blob_id=blob,
+                    filename=path.name,
+                    size=size,
+                    sha256=sha,
+                    status="valid",
+                    text=text,
+                )
+            )
+        db.session.add(
+            Order(
+                owner_id=owner.id,
+                item="avatar_training",
+                avatar_id=avatar.id,
+                status="paid",
+                amount_cents=13000,
+            )
+        )
         db.session.commit()
         job_id, avatar_id = service.start_training(avatar).id, avatar.id
 
@@ -122,7 +142,10 @@ def test_killed_training_resumes_and_completes_once(make_app, tmp_path):
     with app.app_context():
         avatar = db.session.get(Avatar, avatar_id)
         assert avatar.status == "ready" and avatar.model_blob_id
-        finished = [e for e in db.session.query(AuditEvent).filter_by(tag="job:finished")
-                    if e.data.get("avatar") == avatar_id]  # fmt: skip
+        finished = [
+            e
+            for e in db.session.query(AuditEvent).filter_by(tag="job:finished")
+            if e.data.get("avatar") == avatar_id
+        ]
         assert len(finished) == 1  # one model, recorded once
     assert not work.exists()  # plaintext intermediates removed after the model was stored

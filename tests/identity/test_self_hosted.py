@@ -28,7 +28,11 @@ pytestmark = pytest.mark.slow
 face_video, seeded = consent_api.face_video, consent_api.seeded
 # and the browser tests' live server and headless Chromium
 live_server, live_config, open_page, chromium_path = (
-    browser.live_server, browser.live_config, browser.open_page, browser.chromium_path)  # fmt: skip
+    browser.live_server,
+    browser.live_config,
+    browser.open_page,
+    browser.chromium_path,
+)
 ADULT = date(1990, 5, 17)
 
 
@@ -68,10 +72,14 @@ def start_check(client, email: str = "ada@example.com"):  # type: ignore[no-unty
 
 
 def submit(client, path: str, document: bytes, selfie: bytes, born: date = ADULT):  # type: ignore[no-untyped-def]
-    form = {"document": (io.BytesIO(document), "id.jpg"), "selfie": (io.BytesIO(selfie),
-            "selfie.jpg"), "date_of_birth": born.isoformat()}  # fmt: skip
-    return client.post(f"/{path}", data=form, content_type="multipart/form-data",
-                       follow_redirects=True)  # fmt: skip
+    form = {
+        "document": (io.BytesIO(document), "id.jpg"),
+        "selfie": (io.BytesIO(selfie), "selfie.jpg"),
+        "date_of_birth": born.isoformat(),
+    }
+    return client.post(
+        f"/{path}", data=form, content_type="multipart/form-data", follow_redirects=True
+    )
 
 
 def check_row(app, check_id: str) -> IdentityCheck:  # type: ignore[no-untyped-def]
@@ -142,8 +150,13 @@ def test_under_18_is_rejected(kyc_app, photos):
     client = kyc_app.test_client()
     check_id, path, _ = start_check(client)
     today = date.today()
-    page = submit(client, path, photos["astronaut"], photos["selfie"],
-                  born=today.replace(year=today.year - 17))  # fmt: skip
+    page = submit(
+        client,
+        path,
+        photos["astronaut"],
+        photos["selfie"],
+        born=today.replace(year=today.year - 17),
+    )
     assert "You must be 18 or older to use this service." in page.text
     check = check_row(kyc_app, check_id)
     assert (check.status, check.reasons, check.is_adult) == ("rejected", ["under_18"], False)
@@ -177,8 +190,9 @@ def test_another_person_does_their_own_check_through_the_consent_link(
     consent video is compared with the KYC selfie (the astronaut), so the GRID face fails."""
     owner = kyc_app.test_client()
     headers = factories.api_signup(owner, "owner@example.com")
-    subject = owner.post("/api/v1/subjects", json={"display_name": "Bo", "relation": "other"},
-                         headers=headers).json  # fmt: skip
+    subject = owner.post(
+        "/api/v1/subjects", json={"display_name": "Bo", "relation": "other"}, headers=headers
+    ).json
     token = subject["consent_token"]
     person = kyc_app.test_client()  # the depicted person's own browser
     assert 'id="verify-identity"' in person.get(f"/consent/{token}").text
@@ -202,8 +216,9 @@ def test_another_person_does_their_own_check_through_the_consent_link(
         assert db.session.get(Subject, subject["id"]).status == "pending"
     consent = person.get(f"/api/v1/consent/{token}").json
     recording = factories.consent_recording(face_video, tmp_path, consent)
-    res = person.post(f"/api/v1/consent/{token}/recording",
-                      **factories.multipart("video", recording))  # fmt: skip
+    res = person.post(
+        f"/api/v1/consent/{token}/recording", **factories.multipart("video", recording)
+    )
     assert res.json == {"status": "rejected", "reasons": ["face_mismatch_kyc"]}
 
 
@@ -220,8 +235,11 @@ def test_browser_takes_a_live_selfie_with_the_camera(live_server, open_page, pho
     with app.test_request_context():
         started = identity.start(factories.user("ada@example.com"))
         check_id = started.check.id
-    page = open_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                     f"--use-file-for-fake-video-capture={y4m}")  # fmt: skip
+    page = open_page(
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+    )
     page.goto(started.url.replace("http://localhost", base))
     page.set_input_files("#document", str(tmp_path / "id.jpg"))
     page.click("#camera-on")
@@ -256,16 +274,20 @@ def test_the_holder_cannot_pass_another_persons_check_with_their_own_face(kyc_ap
     submit(owner, path, photos["grid"], photos["grid"])
     with kyc_app.app_context():
         admin.review(check_id, factories.user("admin@example.com"), True, "document matches")
-    subject = owner.post("/api/v1/subjects", json={"display_name": "Bo", "relation": "other"},
-                         headers=headers).json  # fmt: skip
+    subject = owner.post(
+        "/api/v1/subjects", json={"display_name": "Bo", "relation": "other"}, headers=headers
+    ).json
     started = owner.post(f"/consent/{subject['consent_token']}/identity")  # the holder, alone
     page = submit(owner, started.location.split("/", 3)[-1], photos["grid"], photos["grid"])
     assert "the person to be depicted must verify their own identity" in page.text
     with kyc_app.app_context():
         check = db.session.query(IdentityCheck).filter_by(subject_id=subject["id"]).one()
         assert (check.status, check.reasons) == ("rejected", ["same_person_as_holder"])
-        event = [e for e in db.session.query(AuditEvent).filter_by(tag="kyc:decision")
-                 if e.data["check"] == check.id][0]  # fmt: skip
+        event = [
+            e
+            for e in db.session.query(AuditEvent).filter_by(tag="kyc:decision")
+            if e.data["check"] == check.id
+        ][0]
         assert (
             event.data["scores"]["face_holder"] < 0.45 and "face_distance" in event.data["scores"]
         )

@@ -25,8 +25,12 @@ ADULT_DOB = {"day": 12, "month": 3, "year": 1990}
 
 @pytest.fixture
 def kyc_app(make_app, fake_stripe):  # type: ignore[no-untyped-def]
-    return make_app(STRIPE_SECRET_KEY="sk_test_local", STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-                    STRIPE_API_BASE=fake_stripe.url, KYC_PROVIDER="stripe_identity")  # fmt: skip
+    return make_app(
+        STRIPE_SECRET_KEY="sk_test_local",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_API_BASE=fake_stripe.url,
+        KYC_PROVIDER="stripe_identity",
+    )
 
 
 def _start(client) -> tuple[dict[str, str], dict]:  # type: ignore[no-untyped-def]
@@ -92,7 +96,9 @@ def test_verified_webhook_verifies_the_account_once_and_redacts_once(kyc_app, fa
     assert check.decided_at is not None
     retrieved = fake_stripe.calls("GET", f"{SESSIONS}/vs_test_0001")
     assert len(retrieved) == 1 and retrieved[0]["form"] == {
-        "expand[0]": "verified_outputs", "expand[1]": "last_verification_report"}  # fmt: skip
+        "expand[0]": "verified_outputs",
+        "expand[1]": "last_verification_report",
+    }
     assert len(_tags(kyc_app, EventTag.KYC_DECISION)) == 1
     redacts = fake_stripe.calls("POST", f"{SESSIONS}/vs_test_0001/redact")
     assert [r["idempotency_key"] for r in redacts] == ["redact-vs_test_0001"]
@@ -103,8 +109,10 @@ def test_verified_webhook_verifies_the_account_once_and_redacts_once(kyc_app, fa
     assert len(fake_stripe.calls("POST", f"{SESSIONS}/vs_test_0001/redact")) == 1
     # Stripe confirms the deletion later: a receipt in the audit log
     fake_stripe.finish("vs_test_0001", "verified", redaction={"status": "redacted"})
-    redacted = event("identity.verification_session.redacted",
-                     {**fake_stripe.verification_sessions["vs_test_0001"]})  # fmt: skip
+    redacted = event(
+        "identity.verification_session.redacted",
+        {**fake_stripe.verification_sessions["vs_test_0001"]},
+    )
     assert deliver(client, redacted).json["outcome"] == "identity redacted"
     states = [e["state"] for e in _tags(kyc_app, EventTag.KYC_REDACTED)]
     assert states == ["requested", "redacted"]
@@ -125,8 +133,10 @@ def test_a_minor_is_rejected(kyc_app, fake_stripe):
 
 
 def test_age_is_counted_on_the_day():
-    session = {"status": "verified", "verified_outputs": {"dob": {"day": 25, "month": 11,
-                                                                  "year": 2008}}}  # fmt: skip
+    session = {
+        "status": "verified",
+        "verified_outputs": {"dob": {"day": 25, "month": 11, "year": 2008}},
+    }
     assert decision(session, date(2026, 11, 24)) == ("verified", [], False)
     assert decision(session, date(2026, 11, 25)) == ("verified", [], True)
 
@@ -135,8 +145,11 @@ def test_age_is_counted_on_the_day():
 def test_requires_input_rejects_with_stripes_reason(kyc_app, fake_stripe, code):
     client = kyc_app.test_client()
     headers, body = _start(client)
-    fake_stripe.finish("vs_test_0001", "requires_input",
-                       last_error={"code": code, "reason": "Stripe's explanation."})  # fmt: skip
+    fake_stripe.finish(
+        "vs_test_0001",
+        "requires_input",
+        last_error={"code": code, "reason": "Stripe's explanation."},
+    )
     assert deliver(client, _session_event(fake_stripe, "vs_test_0001")).status_code == 200
     check = _check(kyc_app, body["id"])
     assert (check.status, check.reasons) == ("rejected", [code])
@@ -150,8 +163,10 @@ def test_bad_signature_is_refused_and_changes_nothing(kyc_app, fake_stripe):
     fake_stripe.finish("vs_test_0001", "verified", verified_outputs={"dob": ADULT_DOB})
     forged = deliver(client, _session_event(fake_stripe, "vs_test_0001"), secret="whsec_attacker")
     assert forged.status_code == 400
-    assert forged.json == {"error": "bad_signature",
-                           "message": "Webhook signature or timestamp is invalid."}  # fmt: skip
+    assert forged.json == {
+        "error": "bad_signature",
+        "message": "Webhook signature or timestamp is invalid.",
+    }
     assert _kyc_status(client, headers) == "unverified"
     assert _check(kyc_app, body["id"]).status == "pending"
     assert fake_stripe.calls("GET", f"{SESSIONS}/vs_test_0001") == []
@@ -165,8 +180,11 @@ def test_api_get_refreshes_from_stripe(kyc_app, fake_stripe):
     fake_stripe.finish("vs_test_0001", "processing")
     assert client.get(url, headers=headers).json["status"] == "pending"
     fake_stripe.finish("vs_test_0001", "verified", verified_outputs={"dob": ADULT_DOB})
-    assert client.get(url, headers=headers).json == {"id": body["id"], "status": "verified",
-                                                     "reasons": []}  # fmt: skip
+    assert client.get(url, headers=headers).json == {
+        "id": body["id"],
+        "status": "verified",
+        "reasons": [],
+    }
     assert _kyc_status(client, headers) == "verified"
     assert len(fake_stripe.calls("GET", f"{SESSIONS}/vs_test_0001")) == 3
     assert len(_tags(kyc_app, EventTag.KYC_DECISION)) == 1
@@ -199,16 +217,21 @@ def test_canceled_session_is_rejected_and_a_refused_redaction_is_not_retried(kyc
 
 
 def test_an_event_for_an_unknown_session_is_ignored(kyc_app):
-    session = {"id": "vs_elsewhere", "object": "identity.verification_session",
-               "status": "verified"}  # fmt: skip
+    session = {
+        "id": "vs_elsewhere",
+        "object": "identity.verification_session",
+        "status": "verified",
+    }
     res = deliver(kyc_app.test_client(), event("identity.verification_session.verified", session))
     assert res.json["outcome"] == "ignored: no identity check"
 
 
 def test_dashboard_sends_the_person_to_stripe_and_shows_the_result(kyc_app, fake_stripe):
     client = kyc_app.test_client()
-    client.post("/signup", data={"email": "ada@example.com", "password": TEST_PASSWORD,
-                                 "confirm": TEST_PASSWORD})  # fmt: skip
+    client.post(
+        "/signup",
+        data={"email": "ada@example.com", "password": TEST_PASSWORD, "confirm": TEST_PASSWORD},
+    )
     assert b'id="start-kyc"' in client.get("/dashboard").data
     res = client.post("/dashboard/identity")
     assert res.status_code == 302
@@ -222,8 +245,10 @@ def test_dashboard_sends_the_person_to_stripe_and_shows_the_result(kyc_app, fake
 
 def test_dashboard_with_the_dev_provider_shows_the_result_at_once(app):
     client = app.test_client()
-    client.post("/signup", data={"email": "ada@example.com", "password": TEST_PASSWORD,
-                                 "confirm": TEST_PASSWORD})  # fmt: skip
+    client.post(
+        "/signup",
+        data={"email": "ada@example.com", "password": TEST_PASSWORD, "confirm": TEST_PASSWORD},
+    )
     res = client.post("/dashboard/identity")
     assert res.status_code == 302 and "/dashboard/identity/" in res.location
     assert b'data-status="verified"' in client.get(res.location).data

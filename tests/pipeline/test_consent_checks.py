@@ -36,8 +36,15 @@ NO_STATEMENT = ConsentThresholds(statement_words=0)
 # The face, voice and liveness checks run on features measured from this real recording;
 # the words and their timing are given (the challenge is tested in tests/compliance and on
 # whole recordings in tests/webapp).
-CHALLENGE = Challenge((Cue(SAY_DIGIT, 2.0), Cue(SAY_DIGIT, 4.8), Cue(TURN_LEFT, 7.6),
-                       Cue(SAY_DIGIT, 10.4), Cue(SAY_DIGIT, 13.2)))  # fmt: skip
+CHALLENGE = Challenge(
+    (
+        Cue(SAY_DIGIT, 2.0),
+        Cue(SAY_DIGIT, 4.8),
+        Cue(TURN_LEFT, 7.6),
+        Cue(SAY_DIGIT, 10.4),
+        Cue(SAY_DIGIT, 13.2),
+    )
+)
 HEARD = (("3", 2.5), ("2", 5.3), ("0", 10.9), ("5", 13.7))
 TURNED = ((8.2, "left"),)
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -48,8 +55,23 @@ def _digit_cut(clip: Path, out: Path) -> None:
     words = [line.split() for line in clip.with_suffix(".align").read_text().splitlines()]
     start, end, _ = [w for w in words if w[2] != "sil"][4]
     begin, finish = int(start) / 25000 - 0.15, int(end) / 25000 + 0.15
-    media.ffmpeg(["-ss", f"{begin:.3f}", "-to", f"{finish:.3f}", "-i", str(clip),
-                  "-c:v", "libx264", "-crf", "12", "-c:a", "aac", str(out)])  # fmt: skip
+    media.ffmpeg(
+        [
+            "-ss",
+            f"{begin:.3f}",
+            "-to",
+            f"{finish:.3f}",
+            "-i",
+            str(clip),
+            "-c:v",
+            "libx264",
+            "-crf",
+            "12",
+            "-c:a",
+            "aac",
+            str(out),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")

@@ -51,9 +51,27 @@ def turned(request: pytest.FixtureRequest, source: Path) -> tuple[Path, float]:
 
 def piped_webm(src: Path, out: Path) -> Path:
     """VP8 + Opus WebM written to a pipe, so the muxer cannot go back to write a duration."""
-    cmd = [media.executable(), "-hide_banner", "-loglevel", "error", "-i", str(src),
-           "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M",
-           "-c:a", "libopus", "-f", "webm", "pipe:1"]  # fmt: skip
+    cmd = [
+        media.executable(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        str(src),
+        "-c:v",
+        "libvpx",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-b:v",
+        "1M",
+        "-c:a",
+        "libopus",
+        "-f",
+        "webm",
+        "pipe:1",
+    ]
     with out.open("wb") as sink:
         subprocess.run(cmd, stdout=sink, check=True)
     return out

@@ -42,8 +42,9 @@ def login(client, email: str, admin: bool) -> None:  # type: ignore[no-untyped-d
 
 def add_protected(client, name: str, **files: bytes):  # type: ignore[no-untyped-def]
     data = {"name": name, **{k: (io.BytesIO(v), f"{k}.bin") for k, v in files.items()}}
-    return client.post("/admin/protected", data=data, content_type="multipart/form-data",
-                       follow_redirects=True)  # fmt: skip
+    return client.post(
+        "/admin/protected", data=data, content_type="multipart/form-data", follow_redirects=True
+    )
 
 
 def admin_events(app, action: str) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -99,8 +100,11 @@ def test_approval_verifies_the_account_and_is_audited(queued):
     url = f"/admin/identity/{check_id}"
     missing = client.post(url, data={"reason": "", "approve": "Approve"})
     assert missing.status_code == 422 and "Give the reason for your decision." in missing.text
-    res = client.post(url, data={"reason": "portrait and selfie match", "approve": "Approve"},
-                      follow_redirects=True)  # fmt: skip
+    res = client.post(
+        url,
+        data={"reason": "portrait and selfie match", "approve": "Approve"},
+        follow_redirects=True,
+    )
     assert "verified." in res.text and 'id="queue-empty"' in res.text
     with app.app_context():
         check = db.session.get(IdentityCheck, check_id)
@@ -115,7 +119,7 @@ def test_approval_verifies_the_account_and_is_audited(queued):
             "decision": "verified",
             "reason": "portrait and selfie match",
             "actor": admin.id,
-        }  # fmt: skip
+        }
     ]
     again = client.post(url, data={"reason": "twice", "reject": "Reject"})
     assert again.status_code == 409
@@ -183,8 +187,9 @@ def test_protected_face_sends_the_consent_recording_to_review(app, face_video, t
     token = subject["consent_token"]
     page = client.get(f"/api/v1/consent/{token}").json
     recording = factories.consent_recording(face_video, tmp_path, page)
-    res = client.post(f"/api/v1/consent/{token}/recording",
-                      **factories.multipart("video", recording))  # fmt: skip
+    res = client.post(
+        f"/api/v1/consent/{token}/recording", **factories.multipart("video", recording)
+    )
     assert res.json == {"status": "needs_review", "reasons": ["protected_person"]}
     with app.app_context():
         person = db.session.query(ProtectedPerson).one()
@@ -194,8 +199,10 @@ def test_protected_face_sends_the_consent_recording_to_review(app, face_video, t
     # a person decides, in the consent review queue, and says why
     queue = admin.get("/admin/consent")
     assert f'id="consent-{record_id}"' in queue.text and "protected_person" in queue.text
-    res = admin.post(f"/admin/consent/{record_id}", data={"reason": "not the public figure",
-                                                          "approve": "Approve"})  # fmt: skip
+    res = admin.post(
+        f"/admin/consent/{record_id}",
+        data={"reason": "not the public figure", "approve": "Approve"},
+    )
     assert res.status_code == 302
     with app.app_context():
         assert db.session.get(ConsentRecord, record_id).status == "verified"

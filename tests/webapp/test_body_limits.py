@@ -15,16 +15,19 @@ def test_oversized_json_body_is_413_envelope(make_app):
     body = json.dumps({"email": "a@example.com", "password": "x" * 4096})
     res = client.post("/api/v1/auth/signup", data=body, content_type="application/json")
     assert res.status_code == 413
-    assert res.json == {"error": "too_large",
-                        "message": "This request may carry at most 1024 bytes."}  # fmt: skip
+    assert res.json == {
+        "error": "too_large",
+        "message": "This request may carry at most 1024 bytes.",
+    }
 
 
 def test_default_json_limit_is_one_mib(make_app):
     app = make_app()
     res = app.test_client().post(
-        "/api/v1/auth/signup", data=b"{" + b" " * (1024 * 1024 + 1) + b"}",
+        "/api/v1/auth/signup",
+        data=b"{" + b" " * (1024 * 1024 + 1) + b"}",
         content_type="application/json",
-    )  # fmt: skip
+    )
     assert res.status_code == 413 and res.json["error"] == "too_large"
 
 

@@ -10,16 +10,21 @@ import types
 
 def test_module_form_has_every_command():
     """``python -m webapp.cli`` used to run before the last command groups were defined."""
-    out = subprocess.run([sys.executable, "-m", "webapp.cli", "--help"], capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "webapp.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     commands = {line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.strip()}
     assert {"jobs", "avatar", "render", "worker", "serve", "verify"} <= commands
 
 
 def _fake_voice_bench(monkeypatch):
     """``pipeline.voice.bench`` replaced by one returning a fixed result (no training)."""
-    result = {"benchmark": "voice", "profiles": {"tiny": {"train_s": 398.0, "rtf": 0.6021}},
-              "size": [512, 512], "peak_memory_mb": 1191.7}  # fmt: skip
+    result = {
+        "benchmark": "voice",
+        "profiles": {"tiny": {"train_s": 398.0, "rtf": 0.6021}},
+        "size": [512, 512],
+        "peak_memory_mb": 1191.7,
+    }
     fake = types.ModuleType("pipeline.voice.bench")
     fake.bench = lambda data, profiles: result  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pipeline.voice.bench", fake)

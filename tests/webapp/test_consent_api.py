@@ -39,10 +39,11 @@ def _attempt(code: str = factories.FIXED_PASSCODE) -> dict[str, object]:
     """What GET /consent/<token> answers under the seeded challenge, for ``code``."""
     digits = iter(code)
     cues = factories.fixed_challenge().as_json()
-    return {"statement": "I, Ada, agree that Digital Human Factory may create a digital "
-            "likeness of my face and voice.",
-            "challenge": [{**c, "digit": next(digits)} if c["cue"] == "say_digit" else c
-                          for c in cues]}  # fmt: skip
+    return {
+        "statement": "I, Ada, agree that Digital Human Factory may create a digital "
+        "likeness of my face and voice.",
+        "challenge": [{**c, "digit": next(digits)} if c["cue"] == "say_digit" else c for c in cues],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +75,9 @@ def _start(client, kyc: bool = True, relation: str = "self", headers=None):  # t
         assert client.post("/api/v1/identity/sessions", json={}, headers=headers).json[
             "status"
         ] == ("verified")
-    res = client.post("/api/v1/subjects", json={"display_name": "Ada", "relation": relation},
-                      headers=headers)  # fmt: skip
+    res = client.post(
+        "/api/v1/subjects", json={"display_name": "Ada", "relation": relation}, headers=headers
+    )
     assert res.status_code == 201
     return headers, res.json
 
@@ -205,8 +207,11 @@ def test_revocation_cancels_queued_work_shreds_files_and_refuses_new_uploads(app
         db.session.add(avatar)
         db.session.commit()
         avatar_id = avatar.id
-    upload = client.post(f"/api/v1/avatars/{avatar_id}/training-video", headers=headers,
-                         **factories.multipart("video", grid_clip))  # fmt: skip
+    upload = client.post(
+        f"/api/v1/avatars/{avatar_id}/training-video",
+        headers=headers,
+        **factories.multipart("video", grid_clip),
+    )
     assert upload.status_code == 202
     with app.app_context():
         jobs.submit("probe_upload", owner, avatar_id)  # work queued before the withdrawal
@@ -225,12 +230,17 @@ def test_revocation_cancels_queued_work_shreds_files_and_refuses_new_uploads(app
     again = client.get(f"/api/v1/consent/{subject['consent_token']}")
     assert again.status_code == 409 and again.json["error"] == "consent_decided"
     # nothing biometric is accepted any more, and no key is made again
-    video = client.post(f"/api/v1/avatars/{avatar_id}/training-video", headers=headers,
-                        **factories.multipart("video", grid_clip))  # fmt: skip
+    video = client.post(
+        f"/api/v1/avatars/{avatar_id}/training-video",
+        headers=headers,
+        **factories.multipart("video", grid_clip),
+    )
     wav = grid_clip.parent / "unused.wav"
-    take = client.post(f"/api/v1/avatars/{avatar_id}/voice-samples", headers=headers,
-                       **factories.multipart("audio", grid_clip, filename=wav.name,
-                                             text="bin blue at f two now"))  # fmt: skip
+    take = client.post(
+        f"/api/v1/avatars/{avatar_id}/voice-samples",
+        headers=headers,
+        **factories.multipart("audio", grid_clip, filename=wav.name, text="bin blue at f two now"),
+    )
     for res in (video, take):
         assert (res.status_code, res.json["error"]) == (403, "consent_revoked")
     with app.app_context():
@@ -254,10 +264,15 @@ def test_dev_identity_provider_is_refused_in_production(tmp_path, monkeypatch, r
 
     monkeypatch.setenv("DHF_INSTANCE_DIR", str(tmp_path))
     config = {
-        "ENV": "production", "REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
-        "SECRET_KEY": "s" * 40, "MASTER_KEYS": "k:" + "A" * 43, "WATERMARK_KEYS": "w:" + "B" * 43,
-        "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
-    }  # fmt: skip
+        "ENV": "production",
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        "SECRET_KEY": "s" * 40,
+        "MASTER_KEYS": "k:" + "A" * 43,
+        "WATERMARK_KEYS": "w:" + "B" * 43,
+        "STRIPE_SECRET_KEY": "sk_live_x",
+        "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    }
     with pytest.raises(ConfigError, match="KYC_PROVIDER=dev auto-approves identities"):
         create_app(config)
 

@@ -19,15 +19,21 @@ def _headers(app):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     ("path", "body"),
-    [("/api/v1/identity/sessions", [1]), ("/api/v1/identity/sessions", {"provider": 5}),
-     ("/api/v1/identity/sessions", "x"), ("/api/v1/checkout", [1]),
-     ("/api/v1/checkout", {"item": "avatar_training", "avatar_id": {"a": 1}}),
-     ("/api/v1/checkout", {"item": "render_credits", "quantity": True}),
-     ("/api/v1/subjects", ["display_name"]), ("/api/v1/avatars", {"subject_id": 1, "name": "x"}),
-     ("/api/v1/renders", {"avatar_id": "a", "script": "hi", "background": ["#fff"]}),
-     ("/api/v1/renders", {"avatar_id": "a", "script": "hi", "tone": {"x": 1}}),
-     ("/api/v1/auth/tokens", [1]), ("/api/v1/auth/signup", None)],
-)  # fmt: skip
+    [
+        ("/api/v1/identity/sessions", [1]),
+        ("/api/v1/identity/sessions", {"provider": 5}),
+        ("/api/v1/identity/sessions", "x"),
+        ("/api/v1/checkout", [1]),
+        ("/api/v1/checkout", {"item": "avatar_training", "avatar_id": {"a": 1}}),
+        ("/api/v1/checkout", {"item": "render_credits", "quantity": True}),
+        ("/api/v1/subjects", ["display_name"]),
+        ("/api/v1/avatars", {"subject_id": 1, "name": "x"}),
+        ("/api/v1/renders", {"avatar_id": "a", "script": "hi", "background": ["#fff"]}),
+        ("/api/v1/renders", {"avatar_id": "a", "script": "hi", "tone": {"x": 1}}),
+        ("/api/v1/auth/tokens", [1]),
+        ("/api/v1/auth/signup", None),
+    ],
+)
 def test_non_object_bodies_and_wrong_types_are_422(app, client, path, body):
     headers, _ = _headers(app)
     res = client.post(path, headers=headers, json=body)
@@ -37,10 +43,15 @@ def test_non_object_bodies_and_wrong_types_are_422(app, client, path, body):
 
 def test_wrong_option_type_on_avatars_is_named(app, client):
     headers, subject_id = _headers(app)
-    res = client.post("/api/v1/avatars", headers=headers,
-                      json={"subject_id": subject_id, "name": "x", "style": ["oil"]})  # fmt: skip
-    assert (res.status_code, res.json) == (422, {"error": "bad_field",
-                                                 "message": "style must be a string."})  # fmt: skip
+    res = client.post(
+        "/api/v1/avatars",
+        headers=headers,
+        json={"subject_id": subject_id, "name": "x", "style": ["oil"]},
+    )
+    assert (res.status_code, res.json) == (
+        422,
+        {"error": "bad_field", "message": "style must be a string."},
+    )
 
 
 def test_identity_sessions_take_no_body_and_are_rate_limited(make_app):
@@ -60,9 +71,12 @@ def test_a_nul_byte_in_an_upload_name_is_not_a_500(app, client):
     with app.app_context():
         owner = factories.user()
         avatar_id, headers = factories.avatar(owner).id, factories.token_for(owner)
-    res = client.post(f"/api/v1/avatars/{avatar_id}/training-video", headers=headers,
-                      data={"video": (io.BytesIO(b"junk"), "a\x00b.mp4")},
-                      content_type="multipart/form-data")  # fmt: skip
+    res = client.post(
+        f"/api/v1/avatars/{avatar_id}/training-video",
+        headers=headers,
+        data={"video": (io.BytesIO(b"junk"), "a\x00b.mp4")},
+        content_type="multipart/form-data",
+    )
     assert res.status_code == 202, res.json
 
 
@@ -111,8 +125,11 @@ def test_serve_migrates_embedded_defaults_and_refuses_a_bare_external_database(
         db.engine.dispose()
 
     bare = tmp_path / "external.sqlite3"
-    env = {"DATABASE_URL": f"sqlite:///{bare}", "REDIS_URL": redis_url,
-           "DHF_INSTANCE_DIR": str(tmp_path / "other")}  # fmt: skip
+    env = {
+        "DATABASE_URL": f"sqlite:///{bare}",
+        "REDIS_URL": redis_url,
+        "DHF_INSTANCE_DIR": str(tmp_path / "other"),
+    }
     monkeypatch.setattr("signal.signal", lambda *args: None)  # serve's SIGTERM handler
     result = CliRunner().invoke(main, ["serve", "--workers", "0"], env=env)
     assert result.exit_code == 1

@@ -52,12 +52,26 @@ def person(owner: User, name: str, contact: str | None, relation: str = "other")
 def published(owner: User, avatar, script: str, status: str = "ready", seconds: float = 4.2):  # type: ignore[no-untyped-def]
     """A render row with its stamped file in the vault, as the render job leaves it."""
     blob_id = vault().put(avatar.subject_id, io.BytesIO(VIDEO))[0] if status == "ready" else None
-    render = Render(owner_id=owner.id, avatar_id=avatar.id, script=script, status=status,
-                    content_id=uuid.uuid4().hex, output_blob_id=blob_id)  # fmt: skip
+    render = Render(
+        owner_id=owner.id,
+        avatar_id=avatar.id,
+        script=script,
+        status=status,
+        content_id=uuid.uuid4().hex,
+        output_blob_id=blob_id,
+    )
     db.session.add(render)
     db.session.flush()
-    db.session.add(Job(owner_id=owner.id, kind="render", queue="gpu", target_id=render.id,
-                       status="finished", result={"duration_s": seconds}))  # fmt: skip
+    db.session.add(
+        Job(
+            owner_id=owner.id,
+            kind="render",
+            queue="gpu",
+            target_id=render.id,
+            status="finished",
+            result={"duration_s": seconds},
+        )
+    )
     db.session.commit()
     return render
 
@@ -90,12 +104,17 @@ def two_people(mailbox_app):  # type: ignore[no-untyped-def]
             "bob": published(owner_b, factories.avatar(owner_b, bob), "Bob's secret script."),
         }
         for _ in range(2):  # two public verifications resolved to the ready file
-            record_event(EventTag.VERIFY_REQUEST, data={"verdict": "ai_generated_by_us",
-                         "content_id": renders["ready"].content_id})  # fmt: skip
+            record_event(
+                EventTag.VERIFY_REQUEST,
+                data={"verdict": "ai_generated_by_us", "content_id": renders["ready"].content_id},
+            )
         db.session.commit()
         ids = {k: (r.id, r.content_id) for k, r in renders.items()}
-        people = {"ada": (ada.id, ada_token), "bob": (bob.id, bob_token),
-                  "owners": (owner_a, owner_b)}  # fmt: skip
+        people = {
+            "ada": (ada.id, ada_token),
+            "bob": (bob.id, bob_token),
+            "owners": (owner_a, owner_b),
+        }
         headers = {"a": factories.token_for(owner_a), "b": factories.token_for(owner_b)}
     return app, box, ids, people, headers
 
@@ -124,8 +143,10 @@ def test_the_person_sees_exactly_their_renders_downloads_and_flags_one(two_peopl
     file = client.get(link.replace("&amp;", "&"))
     assert file.status_code == 200 and file.data == VIDEO
 
-    res = client.post(f"/consent/{token}/portal/renders/{ids['ready'][0]}/flag",
-                      data={"reason": "I never said this."})  # fmt: skip
+    res = client.post(
+        f"/consent/{token}/portal/renders/{ids['ready'][0]}/flag",
+        data={"reason": "I never said this."},
+    )
     assert res.status_code == 302
     with app.app_context():
         report = db.session.query(Report).one()
@@ -136,9 +157,13 @@ def test_the_person_sees_exactly_their_renders_downloads_and_flags_one(two_peopl
             portal.FLAG_PRIORITY,
             "open",
         )
-        assert (report.render_id, report.avatar_id, report.subject_id, report.owner_id,
-                report.content_id) == (render.id, render.avatar_id, people["ada"][0],
-                                       render.owner_id, render.content_id)  # fmt: skip
+        assert (
+            report.render_id,
+            report.avatar_id,
+            report.subject_id,
+            report.owner_id,
+            report.content_id,
+        ) == (render.id, render.avatar_id, people["ada"][0], render.owner_id, render.content_id)
         due = report.due_by.replace(tzinfo=None) - report.created_at.replace(tzinfo=None)
         assert report.reason == "I never said this." and abs(due - timedelta(hours=24)).seconds < 5
     assert "A report is open" in client.get(f"/consent/{token}/portal").get_data(as_text=True)
@@ -245,11 +270,15 @@ def test_no_contact_address_no_code_and_a_self_subject_uses_the_account(mailbox_
 def test_the_account_holder_sets_the_address_and_withdrawal_from_the_portal(two_people):
     app, box, ids, people, headers = two_people
     ada_id, token = people["ada"]
-    res = app.test_client().patch(f"/api/v1/subjects/{ada_id}", headers=headers["a"],
-                                  json={"contact_email": "Ada.New@Example.com"})  # fmt: skip
+    res = app.test_client().patch(
+        f"/api/v1/subjects/{ada_id}",
+        headers=headers["a"],
+        json={"contact_email": "Ada.New@Example.com"},
+    )
     assert res.status_code == 200 and res.json["contact_email"] == "ada.new@example.com"
-    bad = app.test_client().patch(f"/api/v1/subjects/{ada_id}", headers=headers["a"],
-                                  json={"contact_email": "not an address"})  # fmt: skip
+    bad = app.test_client().patch(
+        f"/api/v1/subjects/{ada_id}", headers=headers["a"], json={"contact_email": "not an address"}
+    )
     assert bad.status_code == 422 and bad.json["error"] == "bad_contact"
     client = app.test_client()
     enter(client, box, token, "ada.new@example.com")

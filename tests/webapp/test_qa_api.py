@@ -492,8 +492,9 @@ def test_visitors_are_rate_limited_per_conversation_and_per_ip(make_app, stamped
     assert codes == [200, 200, 429]
     conv = _conversation(client, dep["slug"])  # a new conversation has its own budget
     assert client.post(url, headers=conv, json={"question": "Open?"}).status_code == 200
-    starts = [client.post(f"/api/v1/talk/{dep['slug']}/conversations").status_code
-              for _ in range(5)]  # fmt: skip
+    starts = [
+        client.post(f"/api/v1/talk/{dep['slug']}/conversations").status_code for _ in range(5)
+    ]
     assert starts[-1] == 429 and starts.count(201) < 5  # the IP's 5 a minute are spent
     bad = client.post(url, headers={"X-Conversation": "forged"}, json={"question": "Open?"})
     assert bad.status_code in (403, 429)

@@ -26,9 +26,24 @@ def rendered(tmp_path_factory):  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("render")
     wav, out = folder / "speech.wav", folder / "render.mp4"
     media.write_wav(wav, track, rate)
-    media.ffmpeg(["-f", "lavfi", "-i", "color=c=black:s=160x120:r=25", "-i", str(wav),
-                  "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
-                  str(out)])  # fmt: skip
+    media.ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=160x120:r=25",
+            "-i",
+            str(wav),
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(out),
+        ]
+    )
     return out
 
 

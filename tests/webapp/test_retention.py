@@ -30,9 +30,17 @@ OLD = timedelta(days=400)  # past every default retention
 
 def stored(subject, kind: str, data: bytes, age: timedelta, **fields) -> Upload:  # type: ignore[no-untyped-def]
     blob_id = vault().put(subject.id, io.BytesIO(data))[0]
-    upload = Upload(owner_id=subject.owner_id, subject_id=subject.id, kind=kind, blob_id=blob_id,
-                    filename=f"{kind}.bin", size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                    created_at=utcnow() - age, **fields)  # fmt: skip
+    upload = Upload(
+        owner_id=subject.owner_id,
+        subject_id=subject.id,
+        kind=kind,
+        blob_id=blob_id,
+        filename=f"{kind}.bin",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        created_at=utcnow() - age,
+        **fields,
+    )
     db.session.add(upload)
     db.session.commit()
     return upload
@@ -47,8 +55,12 @@ def readable(subject_id: str, blob_id: str) -> bool:
 
 
 def open_report(subject_id: str) -> Report:
-    report = Report(reason="That is me and I never agreed.", subject_id=subject_id,
-                    category="not_me", due_by=utcnow() + timedelta(days=1))  # fmt: skip
+    report = Report(
+        reason="That is me and I never agreed.",
+        subject_id=subject_id,
+        category="not_me",
+        due_by=utcnow() + timedelta(days=1),
+    )
     db.session.add(report)
     db.session.commit()
     return report
@@ -111,9 +123,15 @@ def test_renders_models_and_consent_recordings_follow_their_own_rules(app):
         ada, _ = factories.consented_subject(owner)
         avatar = factories.avatar(owner, ada)
         blob = vault().put(ada.id, io.BytesIO(b"stamped mp4"))[0]
-        render = Render(owner_id=owner.id, avatar_id=avatar.id, script="Old news.",
-                        status="ready", content_id="c" * 32, output_blob_id=blob,
-                        created_at=utcnow() - OLD)  # fmt: skip
+        render = Render(
+            owner_id=owner.id,
+            avatar_id=avatar.id,
+            script="Old news.",
+            status="ready",
+            content_id="c" * 32,
+            output_blob_id=blob,
+            created_at=utcnow() - OLD,
+        )
         avatar.model_blob_id = vault().put(ada.id, io.BytesIO(b"model tar"))[0]
         avatar.created_at = utcnow() - OLD
         db.session.add(render)

@@ -38,14 +38,24 @@ def _states(out: dict[str, dict]) -> list[str]:  # type: ignore[type-arg]
 
 
 def test_a_new_avatar_starts_at_identity(monkeypatch):
-    facts = _facts(owner=SimpleNamespace(kyc_status="unverified"), consent=None, samples=0,
-                   video=None, paid=False)  # fmt: skip
+    facts = _facts(
+        owner=SimpleNamespace(kyc_status="unverified"),
+        consent=None,
+        samples=0,
+        video=None,
+        paid=False,
+    )
     out = _steps(monkeypatch, facts)
     assert _states(out) == ["active", "todo", "todo", "todo", "todo", "todo", "todo"]
     assert {step: out[step]["detail"] for step in STEPS} == {
-        "identity": "unverified", "consent": "missing", "voice": "0 / 3", "video": "missing",
-        "payment": "unpaid", "training": "draft", "render": "",
-    }  # fmt: skip
+        "identity": "unverified",
+        "consent": "missing",
+        "voice": "0 / 3",
+        "video": "missing",
+        "payment": "unpaid",
+        "training": "draft",
+        "render": "",
+    }
     assert out["video"]["reasons"] == [] and out["training"]["job"] is None
     assert all("reason" not in step for step in out.values())
 
@@ -65,19 +75,29 @@ def test_ready_to_train(monkeypatch):
 def test_an_invalid_video_shows_its_reasons(monkeypatch):
     video = SimpleNamespace(status="invalid", reasons=["two_faces", "too_short"])
     out = _steps(monkeypatch, _facts(video=video))
-    assert out["video"] == {"state": "active", "detail": "invalid",
-                            "reasons": ["two_faces", "too_short"]}  # fmt: skip
+    assert out["video"] == {
+        "state": "active",
+        "detail": "invalid",
+        "reasons": ["two_faces", "too_short"],
+    }
 
 
 def test_training_shows_its_job(monkeypatch):
-    train = SimpleNamespace(id="j1", status="started", progress=0.426, stage="face model",
-                            error=None)  # fmt: skip
+    train = SimpleNamespace(
+        id="j1", status="started", progress=0.426, stage="face model", error=None
+    )
     out = _steps(monkeypatch, _facts(train=train), status="training")
     assert out["training"] == {
-        "state": "active", "detail": "face model 43%",
-        "job": {"id": "j1", "status": "started", "progress": 0.426, "stage": "face model",
-                "error": None},
-    }  # fmt: skip
+        "state": "active",
+        "detail": "face model 43%",
+        "job": {
+            "id": "j1",
+            "status": "started",
+            "progress": 0.426,
+            "stage": "face model",
+            "error": None,
+        },
+    }
 
 
 def test_trained_then_rendered(monkeypatch):
@@ -103,19 +123,45 @@ def test_facts_come_from_the_database(make_app):
 
         def upload(kind: str, status: str) -> None:
             reasons = [] if status == "valid" else ["dark"]
-            db.session.add(Upload(owner_id=owner.id, subject_id=subject.id, avatar_id=avatar.id,
-                                  kind=kind, blob_id="b", filename="f", size=1, sha256="0" * 64,
-                                  status=status, reasons=reasons))  # fmt: skip
+            db.session.add(
+                Upload(
+                    owner_id=owner.id,
+                    subject_id=subject.id,
+                    avatar_id=avatar.id,
+                    kind=kind,
+                    blob_id="b",
+                    filename="f",
+                    size=1,
+                    sha256="0" * 64,
+                    status=status,
+                    reasons=reasons,
+                )
+            )
             db.session.commit()
 
         upload("voice_sample", "valid")
         upload("voice_sample", "invalid")  # counted: the page shows uploads, the gate checks
         upload("training_video", "valid")
         upload("training_video", "invalid")  # the newest decides
-        db.session.add(Order(owner_id=owner.id, item="avatar_training", avatar_id=avatar.id,
-                             status="paid", amount_cents=100))  # fmt: skip
-        db.session.add(Job(owner_id=owner.id, kind="train_avatar", queue="gpu",
-                           target_id=avatar.id, stage="ingest", progress=0.1))  # fmt: skip
+        db.session.add(
+            Order(
+                owner_id=owner.id,
+                item="avatar_training",
+                avatar_id=avatar.id,
+                status="paid",
+                amount_cents=100,
+            )
+        )
+        db.session.add(
+            Job(
+                owner_id=owner.id,
+                kind="train_avatar",
+                queue="gpu",
+                target_id=avatar.id,
+                stage="ingest",
+                progress=0.1,
+            )
+        )
         db.session.commit()
         out = service.steps(avatar)
     assert _states(out) == ["done", "done", "done", "active", "done", "todo", "todo"]

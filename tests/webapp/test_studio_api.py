@@ -26,8 +26,14 @@ def _owner_with_avatar(app, *, consent: bool = True, ready: bool = False):  # ty
 def _pay(app, owner_id: str, avatar_id: str | None = None, seconds: int = 0) -> None:  # type: ignore[no-untyped-def]
     with app.app_context():
         item = "avatar_training" if avatar_id else "render_credits"
-        order = Order(owner_id=owner_id, item=item, avatar_id=avatar_id, status="paid",
-                      quantity=max(1, seconds // 60), amount_cents=100)  # fmt: skip
+        order = Order(
+            owner_id=owner_id,
+            item=item,
+            avatar_id=avatar_id,
+            status="paid",
+            quantity=max(1, seconds // 60),
+            amount_cents=100,
+        )
         db.session.add(order)
         db.session.flush()
         if seconds:
@@ -40,12 +46,16 @@ def test_create_avatar_validates_subject_and_options(app, client):
     body = {"subject_id": subject_id, "name": "Shop host", "framing": "full"}
     ok = client.post("/api/v1/avatars", headers=headers, json=body)
     assert ok.status_code == 201 and ok.json["status"] == "draft"
-    bad = client.post("/api/v1/avatars", headers=headers,
-                      json={"subject_id": subject_id, "name": "x", "style": "oil"})  # fmt: skip
+    bad = client.post(
+        "/api/v1/avatars",
+        headers=headers,
+        json={"subject_id": subject_id, "name": "x", "style": "oil"},
+    )
     assert (bad.status_code, bad.json["error"]) == (422, "bad_style")
     other_headers = _owner_with_avatar(app)[0]
-    stolen = client.post("/api/v1/avatars", headers=other_headers,
-                         json={"subject_id": subject_id, "name": "x"})  # fmt: skip
+    stolen = client.post(
+        "/api/v1/avatars", headers=other_headers, json={"subject_id": subject_id, "name": "x"}
+    )
     assert stolen.status_code == 404
 
 
@@ -63,13 +73,27 @@ def test_training_needs_consent_then_payment_then_inputs(app, client, grid_clip)
 
     with app.app_context():
         app.config["VOICE_MIN_SAMPLES"] = 2
-        for kind, status in (("training_video", "valid"), ("voice_sample", "valid"),
-                             ("voice_sample", "valid")):  # fmt: skip
+        for kind, status in (
+            ("training_video", "valid"),
+            ("voice_sample", "valid"),
+            ("voice_sample", "valid"),
+        ):
             data = grid_clip.read_bytes() if kind == "training_video" else b"media"
             blob, size, sha = store(subject_id, io.BytesIO(data))
-            db.session.add(Upload(owner_id=owner_id, subject_id=subject_id, avatar_id=avatar_id,
-                                  kind=kind, blob_id=blob, filename="f", size=size, sha256=sha,
-                                  status=status, text="hello"))  # fmt: skip
+            db.session.add(
+                Upload(
+                    owner_id=owner_id,
+                    subject_id=subject_id,
+                    avatar_id=avatar_id,
+                    kind=kind,
+                    blob_id=blob,
+                    filename="f",
+                    size=size,
+                    sha256=sha,
+                    status=status,
+                    text="hello",
+                )
+            )
         db.session.commit()
     res = client.post(f"/api/v1/avatars/{avatar_id}/train", headers=headers)
     assert res.status_code == 202
@@ -100,8 +124,9 @@ def test_render_refusals_have_reason_codes(app, client):
     bad = client.post("/api/v1/renders", headers=headers, json={**body, "background": "red"})
     assert (bad.status_code, bad.json["error"]) == (422, "bad_background")
 
-    res = client.post("/api/v1/renders", headers=headers,
-                      json={**body, "background": "#1e90ff", "tone": "warm"})  # fmt: skip
+    res = client.post(
+        "/api/v1/renders", headers=headers, json={**body, "background": "#1e90ff", "tone": "warm"}
+    )
     assert res.status_code == 202
     got = client.get(f"/api/v1/renders/{res.json['id']}", headers=headers).json
     assert got["status"] == "queued" and "download_url" not in got
@@ -110,8 +135,9 @@ def test_render_refusals_have_reason_codes(app, client):
         render = db.session.get(Render, res.json["id"])
         assert render.credits_reserved == 2 + 2  # spoken AI notice + five words at 2.5/s
         assert ledger.balance(owner_id) == 120 - 4
-        verdicts = [e.data for e in db.session.query(AuditEvent)
-                    .filter_by(tag="moderation:verdict")]  # fmt: skip
+        verdicts = [
+            e.data for e in db.session.query(AuditEvent).filter_by(tag="moderation:verdict")
+        ]
         assert [v["allowed"] for v in verdicts] == [False, True]
 
 

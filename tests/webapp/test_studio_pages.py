@@ -21,9 +21,17 @@ def _login(app, client):  # type: ignore[no-untyped-def]
 
 def test_new_avatar_then_steps_with_the_consent_link(app, client):
     _login(app, client)
-    page = client.post("/studio/new", data={"relation": "other", "person": "Bea Example",
-                                            "name": "Host", "style": "real2d",
-                                            "framing": "half"}, follow_redirects=True)  # fmt: skip
+    page = client.post(
+        "/studio/new",
+        data={
+            "relation": "other",
+            "person": "Bea Example",
+            "name": "Host",
+            "style": "real2d",
+            "framing": "half",
+        },
+        follow_redirects=True,
+    )
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     link = re.search(r'id="consent-link" value="([^"]+)"', html)

@@ -91,9 +91,12 @@ def test_soft_binding_resolution_routes(registered, stamped_media):
 
 
 def test_verify_limits_size_and_rate(make_app, stamped_media):
-    app = make_app(VERIFY_MAX_BYTES=1000, RATELIMIT_VERIFY="2 per minute",
-                   SIGNING_DIR=str(stamped_media.settings.signing_dir),
-                   WATERMARK_KEYS=stamped_media.watermark_keys)  # fmt: skip
+    app = make_app(
+        VERIFY_MAX_BYTES=1000,
+        RATELIMIT_VERIFY="2 per minute",
+        SIGNING_DIR=str(stamped_media.settings.signing_dir),
+        WATERMARK_KEYS=stamped_media.watermark_keys,
+    )
     client = app.test_client()
     res = _post(client, stamped_media.unrelated)
     assert res.status_code == 413 and res.json["error"] == "too_large"
@@ -154,9 +157,13 @@ def test_hostile_files_are_refused_or_bounded(registered, hostile):
 def test_verify_budget_and_busy_slots(make_app, stamped_media):
     from webapp import registry
 
-    app = make_app(SIGNING_DIR=str(stamped_media.settings.signing_dir),
-                   WATERMARK_KEYS=stamped_media.watermark_keys, VERIFY_BUDGET_S=0.001,
-                   VERIFY_CONCURRENCY=1, VERIFY_QUEUE_S=0.05)  # fmt: skip
+    app = make_app(
+        SIGNING_DIR=str(stamped_media.settings.signing_dir),
+        WATERMARK_KEYS=stamped_media.watermark_keys,
+        VERIFY_BUDGET_S=0.001,
+        VERIFY_CONCURRENCY=1,
+        VERIFY_QUEUE_S=0.05,
+    )
     client = app.test_client()
     slow = _post(client, stamped_media.stamped)
     assert slow.status_code == 422 and "limit verify_budget_s" in slow.json["message"]

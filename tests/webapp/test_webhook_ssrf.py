@@ -100,28 +100,42 @@ def test_internal_and_malformed_urls_are_refused_when_set(client, app, never_hit
     for url in _attack_urls(never_hit.port):
         res = client.put("/api/v1/webhook", headers=headers, json={"url": url})
         assert (res.status_code, res.json["error"]) == (422, "bad_webhook_url"), url
-    res = client.put("/api/v1/webhook", headers=headers,
-                     json={"url": f"http://0x7f000001:{never_hit.port}/"})  # fmt: skip
+    res = client.put(
+        "/api/v1/webhook", headers=headers, json={"url": f"http://0x7f000001:{never_hit.port}/"}
+    )
     assert res.json["message"] == (
         "The webhook host 0x7f000001 resolves to a non-public address (loopback: "
         "127.0.0.1): use a public internet address."
     )
     res = client.put("/api/v1/webhook", headers=headers, json={"url": "https://a@example.com/"})
     assert res.json["message"] == "The webhook URL must not contain a user name or password."
-    res = client.put("/api/v1/webhook", headers=headers,
-                     json={"url": "https://example.com/" + "x" * 600})  # fmt: skip
+    res = client.put(
+        "/api/v1/webhook", headers=headers, json={"url": "https://example.com/" + "x" * 600}
+    )
     assert res.json["message"] == "The webhook URL is too long: at most 500 characters."
 
 
 @pytest.mark.parametrize(
     ("address", "why"),
-    [("127.0.0.2", "loopback"), ("10.1.2.3", "private"), ("169.254.169.254", "link-local"),
-     ("100.64.0.1", "reserved"), ("239.1.1.1", "multicast"), ("0.0.0.0", "unspecified"),
-     ("::", "unspecified"), ("::ffff:10.0.0.1", "private"), ("64:ff9b::a9fe:a9fe", "link-local"),
-     ("fe80::1", "link-local"), ("ff02::1", "multicast"), ("2001:db8::1", "private"),
-     ("198.18.0.1", "private"), ("::7f00:1", "reserved"), ("93.184.216.34", None),
-     ("2606:4700::1111", None)],
-)  # fmt: skip
+    [
+        ("127.0.0.2", "loopback"),
+        ("10.1.2.3", "private"),
+        ("169.254.169.254", "link-local"),
+        ("100.64.0.1", "reserved"),
+        ("239.1.1.1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("::ffff:10.0.0.1", "private"),
+        ("64:ff9b::a9fe:a9fe", "link-local"),
+        ("fe80::1", "link-local"),
+        ("ff02::1", "multicast"),
+        ("2001:db8::1", "private"),
+        ("198.18.0.1", "private"),
+        ("::7f00:1", "reserved"),
+        ("93.184.216.34", None),
+        ("2606:4700::1111", None),
+    ],
+)
 def test_address_ranges(address, why):
     import ipaddress
 
@@ -136,8 +150,13 @@ def test_production_takes_https_only_and_no_loopback_switch(make_app, monkeypatc
         "/x?y=1"
     )
     with pytest.raises(ConfigError, match="WEBHOOK_ALLOW_LOOPBACK"):
-        make_app(ENV="production", WEBHOOK_ALLOW_LOOPBACK=True, STRIPE_SECRET_KEY="sk_x",
-                 STRIPE_WEBHOOK_SECRET="whsec_x", KYC_PROVIDER="self_hosted")  # fmt: skip
+        make_app(
+            ENV="production",
+            WEBHOOK_ALLOW_LOOPBACK=True,
+            STRIPE_SECRET_KEY="sk_x",
+            STRIPE_WEBHOOK_SECRET="whsec_x",
+            KYC_PROVIDER="self_hosted",
+        )
 
 
 def _owner_with_url(app, url: str) -> tuple[str, dict[str, object]]:  # type: ignore[no-untyped-def]
@@ -211,8 +230,9 @@ def test_a_redirect_is_not_followed(make_app, never_hit):
 def test_a_silent_endpoint_is_cut_off(make_app, monkeypatch):
     silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
     try:
-        target = safe_http.check_url(f"http://127.0.0.1:{silent.getsockname()[1]}/",
-                                     require_https=False, allow_loopback=True)  # fmt: skip
+        target = safe_http.check_url(
+            f"http://127.0.0.1:{silent.getsockname()[1]}/", require_https=False, allow_loopback=True
+        )
         with pytest.raises(OSError):
             safe_http.post(target, b"{}", {}, timeout_s=0.5)
     finally:

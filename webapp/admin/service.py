@@ -19,7 +19,18 @@ from ..audit import record_event
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..identity.self_hosted import FORMATS, one_face, read_image
-from ..models import ConsentRecord, IdentityCheck, ProtectedPerson, Subject, Upload, User, utcnow
+from ..models import (
+    ConsentRecord,
+    ConsentStatus,
+    IdentityCheck,
+    KycStatus,
+    ProtectedPerson,
+    Subject,
+    SubjectStatus,
+    Upload,
+    User,
+    utcnow,
+)
 from ..storage import vault
 
 
@@ -32,12 +43,16 @@ class ReviewItem:
 
 
 def review_queue() -> list[ReviewItem]:
-    checks = db.session.scalars(select(IdentityCheck).where(IdentityCheck.status == "needs_review")
-                                .order_by(IdentityCheck.created_at))  # fmt: skip
+    checks = db.session.scalars(
+        select(IdentityCheck)
+        .where(IdentityCheck.status == KycStatus.NEEDS_REVIEW)
+        .order_by(IdentityCheck.created_at)
+    )
     items = []
     for check in checks:
-        images = db.session.scalars(select(Upload).where(Upload.identity_check_id == check.id)
-                                    .order_by(Upload.created_at))  # fmt: skip
+        images = db.session.scalars(
+            select(Upload).where(Upload.identity_check_id == check.id).order_by(Upload.created_at)
+        )
         subject = db.session.get(Subject, check.subject_id) if check.subject_id else None
         ordered = sorted(images, key=lambda u: u.info.get("role") != "document")
         email = db.session.get(User, check.user_id).email
@@ -50,18 +65,30 @@ def review(check_id: str, admin: User, approve: bool, note: str) -> IdentityChec
     check = db.session.get(IdentityCheck, check_id)
     if check is None:
         raise NotFound(f"No identity check {check_id}.")
-    if check.status != "needs_review":
+    if check.status != KycStatus.NEEDS_REVIEW:
         raise Conflict(f"This check is {check.status}, not waiting for review.", code="not_queued")
     if admin.id == check.user_id:
-        raise Forbidden("Another administrator must review your own identity check.",
-                        code="own_check")  # fmt: skip
-    status = "verified" if approve else "rejected"
+        raise Forbidden(
+            "Another administrator must review your own identity check.", code="own_check"
+        )
+    status = KycStatus.VERIFIED if approve else KycStatus.REJECTED
     check.reviewed_by, check.review_note = admin.id, note.strip()
-    identity.decide(check, status, [f"reviewer_{'approved' if approve else 'rejected'}"],
-                    is_adult=check.is_adult)  # fmt: skip
-    record_event(EventTag.ADMIN_ACTION, actor_id=admin.id,
-                 data={"action": "kyc_review", "check": check.id, "decision": status,
-                       "reason": check.review_note})  # fmt: skip
+    identity.decide(
+        check,
+        status,
+        [f"reviewer_{'approved' if approve else 'rejected'}"],
+        is_adult=check.is_adult,
+    )
+    record_event(
+        EventTag.ADMIN_ACTION,
+        actor_id=admin.id,
+        data={
+            "action": "kyc_review",
+            "check": check.id,
+            "decision": status,
+            "reason": check.review_note,
+        },
+    )
     db.session.commit()
     return check
 
@@ -75,8 +102,11 @@ class ConsentItem:
 
 def consent_queue() -> list[ConsentItem]:
     """Consents a person must decide: borderline face / voice pairs, protected people."""
-    records = db.session.scalars(select(ConsentRecord).where(ConsentRecord.status == "needs_review")
-                                 .order_by(ConsentRecord.decided_at))  # fmt: skip
+    records = db.session.scalars(
+        select(ConsentRecord)
+        .where(ConsentRecord.status == ConsentStatus.NEEDS_REVIEW)
+        .order_by(ConsentRecord.decided_at)
+    )
     items = []
     for record in records:
         subject = db.session.get(Subject, record.subject_id)
@@ -90,21 +120,31 @@ def review_consent(record_id: str, admin: User, approve: bool, note: str) -> Con
     record = db.session.get(ConsentRecord, record_id)
     if record is None:
         raise NotFound(f"No consent record {record_id}.")
-    if record.status != "needs_review":
-        raise Conflict(f"This consent is {record.status}, not waiting for review.",
-                       code="not_queued")  # fmt: skip
+    if record.status != ConsentStatus.NEEDS_REVIEW:
+        raise Conflict(
+            f"This consent is {record.status}, not waiting for review.", code="not_queued"
+        )
     subject = db.session.get(Subject, record.subject_id)
     if admin.id == subject.owner_id:
-        raise Forbidden("Another administrator must review consents of your own account.",
-                        code="own_check")  # fmt: skip
-    record.status = "verified" if approve else "rejected"
+        raise Forbidden(
+            "Another administrator must review consents of your own account.", code="own_check"
+        )
+    record.status = ConsentStatus.VERIFIED if approve else ConsentStatus.REJECTED
     record.reviewed_by, record.reviewed_at = admin.id, utcnow()
     if approve:
-        subject.status = "active"
-    record_event(EventTag.ADMIN_ACTION, actor_id=admin.id,
-                 data={"action": "consent_review", "record": record.id, "subject": subject.id,
-                       "decision": record.status, "reasons": record.reasons,
-                       "reason": note.strip()})  # fmt: skip
+        subject.status = SubjectStatus.ACTIVE
+    record_event(
+        EventTag.ADMIN_ACTION,
+        actor_id=admin.id,
+        data={
+            "action": "consent_review",
+            "record": record.id,
+            "subject": subject.id,
+            "decision": record.status,
+            "reasons": record.reasons,
+            "reason": note.strip(),
+        },
+    )
     db.session.commit()
     return record
 
@@ -125,12 +165,14 @@ def _voice_template(data: bytes) -> list[float]:
         try:
             samples = media.audio(path, VOICE_RATE)
         except (OSError, ValueError, av.error.FFmpegError):
-            raise InvalidInput("The voice clip could not be read: send a WAV, MP3 or video file.",
-                               code="bad_audio") from None  # fmt: skip
+            raise InvalidInput(
+                "The voice clip could not be read: send a WAV, MP3 or video file.", code="bad_audio"
+            ) from None
     embedding = voice_embedding(samples) if len(samples) else None
     if embedding is None:
-        raise InvalidInput("The voice clip has less than a second of speech: send a longer one.",
-                           code="too_short")  # fmt: skip
+        raise InvalidInput(
+            "The voice clip has less than a second of speech: send a longer one.", code="too_short"
+        )
     return [float(v) for v in embedding]
 
 
@@ -149,9 +191,16 @@ def add_protected(
     db.session.add(person)
     db.session.flush()
     kept = [kind for kind in ("face", "voice") if getattr(person, kind) is not None]
-    record_event(EventTag.ADMIN_ACTION, actor_id=admin.id,
-                 data={"action": "protected_add", "person": person.id, "name": person.name,
-                       "templates": kept})  # fmt: skip
+    record_event(
+        EventTag.ADMIN_ACTION,
+        actor_id=admin.id,
+        data={
+            "action": "protected_add",
+            "person": person.id,
+            "name": person.name,
+            "templates": kept,
+        },
+    )
     db.session.commit()
     return person
 
@@ -161,6 +210,9 @@ def remove_protected(person_id: str, admin: User) -> None:
     if person is None:
         raise NotFound(f"No protected person {person_id}.")
     db.session.delete(person)
-    record_event(EventTag.ADMIN_ACTION, actor_id=admin.id,
-                 data={"action": "protected_remove", "person": person_id})  # fmt: skip
+    record_event(
+        EventTag.ADMIN_ACTION,
+        actor_id=admin.id,
+        data={"action": "protected_remove", "person": person_id},
+    )
     db.session.commit()

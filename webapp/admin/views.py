@@ -31,8 +31,7 @@ def _admins_only():  # type: ignore[no-untyped-def]
 
 
 def _identity_page(form: ReviewForm, status: int = 200):  # type: ignore[no-untyped-def]
-    return render_template("admin/identity.html", items=service.review_queue(),
-                           form=form), status  # fmt: skip
+    return render_template("admin/identity.html", items=service.review_queue(), form=form), status
 
 
 @bp.get("/identity")
@@ -52,8 +51,7 @@ def identity_decide(check_id: str):  # type: ignore[no-untyped-def]
 
 
 def _consent_page(form: ReviewForm, status: int = 200):  # type: ignore[no-untyped-def]
-    return render_template("admin/consent.html", items=service.consent_queue(),
-                           form=form), status  # fmt: skip
+    return render_template("admin/consent.html", items=service.consent_queue(), form=form), status
 
 
 @bp.get("/consent")
@@ -67,8 +65,9 @@ def consent_decide(record_id: str):  # type: ignore[no-untyped-def]
     if not form.validate_on_submit() or not (form.approve.data or form.reject.data):
         flash(" ".join(form.reason.errors) or "Choose Approve or Reject.", "error")
         return _consent_page(form, 422)
-    record = service.review_consent(record_id, current_user, bool(form.approve.data),
-                                    form.reason.data or "")  # fmt: skip
+    record = service.review_consent(
+        record_id, current_user, bool(form.approve.data), form.reason.data or ""
+    )
     flash(f"Consent {record.id[:8]} {record.status}.", "ok")
     return redirect(url_for(".consent_queue"))
 
@@ -85,8 +84,9 @@ def identity_image(upload_id: str):  # type: ignore[no-untyped-def]
 
 def _protected_page(form: ProtectedPersonForm, status: int = 200):  # type: ignore[no-untyped-def]
     people = db.session.scalars(select(ProtectedPerson).order_by(ProtectedPerson.name))
-    return render_template("admin/protected.html", people=list(people), form=form,
-                           delete=DeleteForm()), status  # fmt: skip
+    return render_template(
+        "admin/protected.html", people=list(people), form=form, delete=DeleteForm()
+    ), status
 
 
 @bp.route("/protected", methods=["GET", "POST"])
@@ -113,8 +113,13 @@ def protected_delete(person_id: str):  # type: ignore[no-untyped-def]
 
 
 def _reports_page(form: ReportActionForm, status: int = 200):  # type: ignore[no-untyped-def]
-    page = render_template("admin/reports.html", items=moderation.queue(), form=form,
-                           actions=REPORT_ACTIONS, steps=SANCTION_STEPS)  # fmt: skip
+    page = render_template(
+        "admin/reports.html",
+        items=moderation.queue(),
+        form=form,
+        actions=REPORT_ACTIONS,
+        steps=SANCTION_STEPS,
+    )
     return page, status
 
 
@@ -130,9 +135,14 @@ def report_act(report_id: str):  # type: ignore[no-untyped-def]
         flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
         return _reports_page(form, 422)
     try:
-        report = moderation.act(report_id, current_user, form.action.data or "",
-                                form.reason.data or "", step=form.step.data or None,
-                                close=bool(form.close.data))  # fmt: skip
+        report = moderation.act(
+            report_id,
+            current_user,
+            form.action.data or "",
+            form.reason.data or "",
+            step=form.step.data or None,
+            close=bool(form.close.data),
+        )
     except DomainError as exc:
         flash(exc.message, "error")
         return _reports_page(form, exc.status)

@@ -17,8 +17,13 @@ def _token_json(row: ApiToken, current: str) -> dict[str, Any]:
     def iso(moment: Any) -> str | None:
         return moment.isoformat() if moment else None
 
-    return {"id": row.id, "created_at": iso(row.created_at), "expires_at": iso(row.expires_at),
-            "last_used_at": iso(row.last_used_at), "current": row.id == current}  # fmt: skip
+    return {
+        "id": row.id,
+        "created_at": iso(row.created_at),
+        "expires_at": iso(row.expires_at),
+        "last_used_at": iso(row.last_used_at),
+        "current": row.id == current,
+    }
 
 
 @bp.get("/auth/tokens")
@@ -43,8 +48,9 @@ def revoke_token(token_id: str):  # type: ignore[no-untyped-def]
 def change_password():  # type: ignore[no-untyped-def]
     """Change your password; every other token and every browser session ends."""
     body = _json_body("current_password", "new_password")
-    accounts.change_password(api_user(), body["current_password"], body["new_password"],
-                             keep_token=api_token_id())  # fmt: skip
+    accounts.change_password(
+        api_user(), body["current_password"], body["new_password"], keep_token=api_token_id()
+    )
     return jsonify(status="changed")
 
 

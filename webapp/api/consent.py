@@ -45,8 +45,9 @@ def get_identity(check_id: str):  # type: ignore[no-untyped-def]
 @token_required
 def create_subject():  # type: ignore[no-untyped-def]
     body = _json_body("display_name", "relation", contact_email=str)
-    subject, token = service.create_subject(api_user(), body["display_name"], body["relation"],
-                                            body.get("contact_email"))  # fmt: skip
+    subject, token = service.create_subject(
+        api_user(), body["display_name"], body["relation"], body.get("contact_email")
+    )
     url = url_for("consent.consent_page", token=token, _external=True)
     return jsonify(id=subject.id, consent_url=url, consent_token=token), 201
 
@@ -58,10 +59,15 @@ def get_consent(token: str):  # type: ignore[no-untyped-def]
     the first cue's clock zero, say each digit at its ``at_s`` and turn the head at the
     turn cue (your own left or right), then read the statement."""
     attempt = service.issue_passcode(service.record_for(token))
-    return jsonify(notice=notice.TEXT, notice_version=notice.VERSION, notice_sha256=notice.SHA256,
-                   statement=attempt.statement, passcode=attempt.passcode,
-                   expires_at=attempt.expires_at.isoformat(),
-                   challenge=attempt.challenge)  # fmt: skip
+    return jsonify(
+        notice=notice.TEXT,
+        notice_version=notice.VERSION,
+        notice_sha256=notice.SHA256,
+        statement=attempt.statement,
+        passcode=attempt.passcode,
+        expires_at=attempt.expires_at.isoformat(),
+        challenge=attempt.challenge,
+    )
 
 
 @bp.post("/consent/<token>/recording")
@@ -72,8 +78,9 @@ def post_recording(token: str):  # type: ignore[no-untyped-def]
     record = service.record_for(token)
     file = request.files.get("video")
     if file is None or not file.filename:
-        raise InvalidInput("Attach the statement recording as multipart field 'video'.",
-                           code="missing_file")  # fmt: skip
+        raise InvalidInput(
+            "Attach the statement recording as multipart field 'video'.", code="missing_file"
+        )
     record = service.submit_recording(record, file.stream, file.filename)
     return jsonify(status=record.status, reasons=record.reasons)
 
@@ -88,8 +95,12 @@ def revoke(token: str):  # type: ignore[no-untyped-def]
 @token_required
 def get_subject(subject_id: str):  # type: ignore[no-untyped-def]
     subject = get_owned_or_404(Subject, subject_id, api_user().id)
-    return jsonify(id=subject.id, display_name=subject.display_name, status=subject.status,
-                   contact_email=subject.contact_email)  # fmt: skip
+    return jsonify(
+        id=subject.id,
+        display_name=subject.display_name,
+        status=subject.status,
+        contact_email=subject.contact_email,
+    )
 
 
 @bp.patch("/subjects/<subject_id>")
@@ -99,8 +110,9 @@ def update_subject(subject_id: str):  # type: ignore[no-untyped-def]
     body = _json_body(contact_email=str)
     if "contact_email" not in body:
         raise InvalidInput("Send contact_email (an address, or null).", code="missing_fields")
-    subject = service.set_contact(get_owned_or_404(Subject, subject_id, api_user().id),
-                                  body["contact_email"])  # fmt: skip
+    subject = service.set_contact(
+        get_owned_or_404(Subject, subject_id, api_user().id), body["contact_email"]
+    )
     return jsonify(id=subject.id, contact_email=subject.contact_email)
 
 
@@ -114,8 +126,11 @@ def subject_renders(subject_id: str):  # type: ignore[no-untyped-def]
     for use in portal.uses(subject):
         item = use.as_json()
         if use.downloadable:
-            item["download_url"] = url_for("api.download_render", render_id=use.id,
-                                           t=delivery.link_token_for(use.id, use.content_id),
-                                           _external=True)  # fmt: skip
+            item["download_url"] = url_for(
+                "api.download_render",
+                render_id=use.id,
+                t=delivery.link_token_for(use.id, use.content_id),
+                _external=True,
+            )
         renders.append(item)
     return jsonify(subject_id=subject.id, renders=renders)

@@ -33,8 +33,9 @@ def _json_body(*fields: str, empty_ok: bool = False, **optional: type) -> dict[s
         value = body.get(name)
         wrong = not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
         if value is not None and wrong:
-            raise InvalidInput(f"{name} must be {_TYPE_NAMES.get(kind, kind.__name__)}.",
-                               code="bad_field")  # fmt: skip
+            raise InvalidInput(
+                f"{name} must be {_TYPE_NAMES.get(kind, kind.__name__)}.", code="bad_field"
+            )
     return body
 
 
@@ -62,8 +63,13 @@ def create_token():  # type: ignore[no-untyped-def]
 def me():  # type: ignore[no-untyped-def]
     user = api_user()
     credits = ledger.balance(user.id)
-    return jsonify(id=user.id, email=user.email, kyc_status=user.kyc_status, credits=credits,
-                   sanction=sanctions.status(user))  # fmt: skip
+    return jsonify(
+        id=user.id,
+        email=user.email,
+        kyc_status=user.kyc_status,
+        credits=credits,
+        sanction=sanctions.status(user),
+    )
 
 
 def _job_json(job: Job) -> dict[str, Any]:
@@ -103,8 +109,9 @@ def get_avatar(avatar_id: str):  # type: ignore[no-untyped-def]
 def upload_training_video(avatar_id: str):  # type: ignore[no-untyped-def]
     avatar = get_owned_or_404(Avatar, avatar_id, api_user().id)
     file = request.files.get("video")
-    upload, job = studio.upload_training_video(avatar, file.stream if file else None,
-                                               file.filename if file else "")  # fmt: skip
+    upload, job = studio.upload_training_video(
+        avatar, file.stream if file else None, file.filename if file else ""
+    )
     return jsonify(upload_id=upload.id, job_id=job.id, status=upload.status), 202
 
 

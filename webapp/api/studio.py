@@ -18,9 +18,13 @@ RENDER_OPTIONS = ("language", "background", "tone", "style", "framing")
 @token_required
 def create_avatar():  # type: ignore[no-untyped-def]
     body = _json_body("subject_id", "name", style=str, framing=str)
-    avatar = service.create_avatar(api_user(), body["subject_id"], body["name"],
-                                   body.get("style") or "real2d",
-                                   body.get("framing") or "half")  # fmt: skip
+    avatar = service.create_avatar(
+        api_user(),
+        body["subject_id"],
+        body["name"],
+        body.get("style") or "real2d",
+        body.get("framing") or "half",
+    )
     return jsonify(id=avatar.id, status=avatar.status), 201
 
 
@@ -53,5 +57,8 @@ def download_render(render_id: str):  # type: ignore[no-untyped-def]
     else:
         render = token_required(lambda: get_owned_or_404(Render, render_id, api_user().id))()
     chunks = delivery.stream_output(render, actor_id=render.owner_id)
-    return Response(chunks, mimetype="video/mp4", headers={
-        "Content-Disposition": f'attachment; filename="dhf-{render.content_id}.mp4"'})  # fmt: skip
+    return Response(
+        chunks,
+        mimetype="video/mp4",
+        headers={"Content-Disposition": f'attachment; filename="dhf-{render.content_id}.mp4"'},
+    )

@@ -83,8 +83,11 @@ def logout():  # type: ignore[no-untyped-def]
 @login_required
 def logout_everywhere():  # type: ignore[no-untyped-def]
     ended = sessions.end_all(current_user.id)
-    record_event(EventTag.AUTH_LOGOUT, actor_id=current_user.id,
-                 data={"reason": "everywhere", "sessions": ended})  # fmt: skip
+    record_event(
+        EventTag.AUTH_LOGOUT,
+        actor_id=current_user.id,
+        data={"reason": "everywhere", "sessions": ended},
+    )
     db.session.commit()
     sessions.end_current()
     logout_user()
@@ -114,14 +117,18 @@ def change_password():  # type: ignore[no-untyped-def]
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.change_password(current_user, form.current.data or "",
-                                     form.password.data or "",
-                                     keep_session=sessions.current_id())  # fmt: skip
+            accounts.change_password(
+                current_user,
+                form.current.data or "",
+                form.password.data or "",
+                keep_session=sessions.current_id(),
+            )
         except DomainError as exc:
             form.form_errors.append(exc.message)
         else:
-            flash("Your password is changed; every other browser and API token is logged out.",
-                  "ok")  # fmt: skip
+            flash(
+                "Your password is changed; every other browser and API token is logged out.", "ok"
+            )
             return redirect(url_for("auth.account"))
     return _account_page(form, 422)
 
@@ -142,8 +149,11 @@ def forgot():  # type: ignore[no-untyped-def]
         email = (form.email.data or "").strip()
         accounts.request_password_reset(email)
         minutes = current_app.config["PASSWORD_RESET_TTL_MINUTES"]
-        flash(f"If {email} has an account, we sent it a link to choose a new password. "
-              f"The link works once, for {minutes} minutes.", "ok")  # fmt: skip
+        flash(
+            f"If {email} has an account, we sent it a link to choose a new password. "
+            f"The link works once, for {minutes} minutes.",
+            "ok",
+        )
         return redirect(url_for("auth.login"))
     return render_template("auth/forgot.html", form=form), 422 if form.errors else 200
 
@@ -161,7 +171,6 @@ def reset(token: str):  # type: ignore[no-untyped-def]
         else:
             if current_user.is_authenticated:
                 logout_user()
-            flash("Your password is changed and every session is logged out: log in with it.",
-                  "ok")  # fmt: skip
+            flash("Your password is changed and every session is logged out: log in with it.", "ok")
             return redirect(url_for("auth.login"))
     return render_template("auth/reset.html", form=form), 422 if form.errors else 200

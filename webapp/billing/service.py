@@ -17,7 +17,7 @@ from ..audit import record_event
 from ..errors import DomainError, InvalidInput
 from ..extensions import db
 from ..identity import stripe_identity
-from ..models import Avatar, Order, StripeEvent, User, utcnow
+from ..models import Avatar, Order, OrderStatus, StripeEvent, User, utcnow
 from ..ownership import get_owned_or_404
 from . import ledger
 from .gateway import gateway
@@ -53,15 +53,25 @@ def create_checkout(
         avatar = get_owned_or_404(Avatar, avatar_id, user.id)
         if training_paid(avatar.id):
             raise InvalidInput("This avatar's training is already paid.", code="already_paid")
-        order = Order(owner_id=user.id, item=item, avatar_id=avatar.id, quantity=1,
-                      amount_cents=price["avatar_training"])  # fmt: skip
+        order = Order(
+            owner_id=user.id,
+            item=item,
+            avatar_id=avatar.id,
+            quantity=1,
+            amount_cents=price["avatar_training"],
+        )
         name = f"Avatar training: {avatar.name}"
     elif item == "render_credits":
         if not isinstance(quantity, int) or not 1 <= quantity <= MAX_MINUTES:
-            raise InvalidInput(f"quantity must be whole minutes, 1 to {MAX_MINUTES}.",
-                               code="bad_quantity")  # fmt: skip
-        order = Order(owner_id=user.id, item=item, quantity=quantity,
-                      amount_cents=price["render_minute"] * quantity)  # fmt: skip
+            raise InvalidInput(
+                f"quantity must be whole minutes, 1 to {MAX_MINUTES}.", code="bad_quantity"
+            )
+        order = Order(
+            owner_id=user.id,
+            item=item,
+            quantity=quantity,
+            amount_cents=price["render_minute"] * quantity,
+        )
         name = "Render credits (minutes of video)"
     else:
         raise InvalidInput("item must be 'avatar_training' or 'render_credits'.", code="bad_item")
@@ -76,7 +86,9 @@ def create_checkout(
 
 def training_paid(avatar_id: str) -> bool:
     query = select(Order.id).where(
-        Order.avatar_id == avatar_id, Order.item == "avatar_training", Order.status == "paid"
+        Order.avatar_id == avatar_id,
+        Order.item == "avatar_training",
+        Order.status == OrderStatus.PAID,
     )
     return db.session.scalar(query) is not None
 
@@ -84,9 +96,12 @@ def training_paid(avatar_id: str) -> bool:
 def handle_webhook(payload: bytes, signature: str | None) -> str:
     """Verify, de-duplicate and apply one webhook event; returns what was done."""
     try:
-        stripe.WebhookSignature.verify_header(payload.decode(), signature or "",
-                                              gateway().webhook_secret,
-                                              tolerance=SIGNATURE_TOLERANCE_S)  # fmt: skip
+        stripe.WebhookSignature.verify_header(
+            payload.decode(),
+            signature or "",
+            gateway().webhook_secret,
+            tolerance=SIGNATURE_TOLERANCE_S,
+        )
         _refuse_future(signature or "")
         event = json.loads(payload)  # only after the signature holds
     except (ValueError, UnicodeDecodeError, stripe.SignatureVerificationError):
@@ -112,9 +127,13 @@ def _refuse_future(signature: str) -> None:
 
 
 def _well_formed(event: Any) -> bool:
-    return (isinstance(event, dict) and isinstance(event.get("id"), str)
-            and isinstance(event.get("type"), str) and isinstance(event.get("data"), dict)
-            and isinstance(event["data"].get("object"), dict))  # fmt: skip
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("id"), str)
+        and isinstance(event.get("type"), str)
+        and isinstance(event.get("data"), dict)
+        and isinstance(event["data"].get("object"), dict)
+    )
 
 
 def _order_for(obj: dict[str, Any]) -> Order | None:
@@ -138,13 +157,15 @@ def _apply(event_type: str, obj: dict[str, Any]) -> str:
     if event_type == "checkout.session.completed":
         if obj.get("payment_status") == "paid":
             return _fulfil(order, obj)
-        order.status = "pending" if order.status == "open" else order.status
+        order.status = OrderStatus.PENDING if order.status == OrderStatus.OPEN else order.status
         return "awaiting async payment"
     if event_type == "checkout.session.async_payment_succeeded":
         return _fulfil(order, obj)
     if event_type in ("checkout.session.async_payment_failed", "checkout.session.expired"):
-        if order.status in ("open", "pending"):
-            order.status = "failed" if event_type.endswith("failed") else "expired"
+        if order.status in (OrderStatus.OPEN, OrderStatus.PENDING):
+            order.status = (
+                OrderStatus.FAILED if event_type.endswith("failed") else OrderStatus.EXPIRED
+            )
         return order.status
     if event_type == "charge.refunded":
         return _refund(order)
@@ -153,7 +174,7 @@ def _apply(event_type: str, obj: dict[str, Any]) -> str:
 
 def _fulfil(order: Order, obj: dict[str, Any]) -> str:
     """Mark paid and grant, once per order whatever the number of events (by session id)."""
-    if order.status in ("paid", "refunded"):
+    if order.status in (OrderStatus.PAID, OrderStatus.REFUNDED):
         return "already fulfilled"
     order.status, order.paid_at = "paid", utcnow()
     order.stripe_payment_intent = obj.get("payment_intent") or order.stripe_payment_intent
@@ -164,7 +185,7 @@ def _fulfil(order: Order, obj: dict[str, Any]) -> str:
 
 
 def _refund(order: Order) -> str:
-    if order.status != "paid":
+    if order.status != OrderStatus.PAID:
         return f"ignored: order is {order.status}"
     order.status, order.refunded_at = "refunded", utcnow()
     ledger.refund(order)

@@ -9,6 +9,7 @@ import click
 from flask import Flask
 
 from ..extensions import db
+from ..models import JobStatus, RenderStatus
 from . import _app_context, main
 
 
@@ -26,16 +27,29 @@ def jobs_cmd(limit: int, status: str | None, as_json: bool) -> None:
         query = select(Job).order_by(Job.created_at.desc()).limit(limit)
         if status:
             query = query.where(Job.status == status)
-        rows = [{"id": j.id, "kind": j.kind, "queue": j.queue, "target": j.target_id,
-                 "status": j.status, "progress": j.progress, "stage": j.stage,
-                 "attempts": j.attempts, "created_at": j.created_at.isoformat(),
-                 "error": j.error} for j in db.session.scalars(query)]  # fmt: skip
+        rows = [
+            {
+                "id": j.id,
+                "kind": j.kind,
+                "queue": j.queue,
+                "target": j.target_id,
+                "status": j.status,
+                "progress": j.progress,
+                "stage": j.stage,
+                "attempts": j.attempts,
+                "created_at": j.created_at.isoformat(),
+                "error": j.error,
+            }
+            for j in db.session.scalars(query)
+        ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        click.echo(f"{r['created_at'][:19]}  {r['id']}  {r['kind']:<13} {r['status']:<9} "
-                   f"{r['progress'] * 100:5.1f}%  {r['stage']}")  # fmt: skip
+        click.echo(
+            f"{r['created_at'][:19]}  {r['id']}  {r['kind']:<13} {r['status']:<9} "
+            f"{r['progress'] * 100:5.1f}%  {r['stage']}"
+        )
         if r["error"] and r["status"] in ("failed", "canceled"):
             click.echo(f"    {r['error']}")
 
@@ -69,7 +83,7 @@ def _run_inline(app: Flask, task: str, job_id: str, label: str) -> dict[str, obj
             bar.update(int(row.progress * 1000) - done)
             done = int(row.progress * 1000)
     row = db.session.get(Job, job_id)
-    if "error" in outcome or row.status not in ("finished",):
+    if "error" in outcome or row.status != JobStatus.FINISHED:
         raise click.ClickException(f"{task} {row.status}: {row.error or outcome.get('error')}")
     return dict(outcome.get("result") or {})
 
@@ -81,8 +95,12 @@ def avatar() -> None:
 
 @avatar.command("train")
 @click.argument("avatar_id")
-@click.option("--profile", type=click.Choice(["tiny", "cpu", "gpu"]), default=None,
-              help="Default: the configured TRAINING_PROFILE.")  # fmt: skip
+@click.option(
+    "--profile",
+    type=click.Choice(["tiny", "cpu", "gpu"]),
+    default=None,
+    help="Default: the configured TRAINING_PROFILE.",
+)
 @click.option("--waive-payment", is_flag=True, help="Train without a paid order (audited).")
 def avatar_train(avatar_id: str, profile: str | None, waive_payment: bool) -> None:
     """Train AVATAR_ID here and now (KYC and consent are still checked at every stage)."""
@@ -100,9 +118,10 @@ def avatar_train(avatar_id: str, profile: str | None, waive_payment: bool) -> No
             raise click.ClickException(f"no avatar {avatar_id}")
         job = service.start_training(row, waive_payment=waive_payment, enqueue=False)
         if waive_payment:
-            record_event(EventTag.ADMIN_ACTION,
-                         data={"action": "training_payment_waived", "avatar": avatar_id,
-                               "job": job.id})  # fmt: skip
+            record_event(
+                EventTag.ADMIN_ACTION,
+                data={"action": "training_payment_waived", "avatar": avatar_id, "job": job.id},
+            )
             db.session.commit()
         result = _run_inline(app, "train_avatar", job.id, "training")
     click.echo(json.dumps(result, indent=2))
@@ -126,14 +145,14 @@ def render_cmd(avatar_id: str, text: str, out: str, background: str, tone: str) 
             raise click.ClickException(f"no avatar {avatar_id}")
         owner = db.session.get(User, row.owner_id)
         try:
-            render = service.create_render(owner, avatar_id, text,
-                                           {"background": background, "tone": tone},
-                                           enqueue=False)  # fmt: skip
+            render = service.create_render(
+                owner, avatar_id, text, {"background": background, "tone": tone}, enqueue=False
+            )
         except Exception as exc:
             raise click.ClickException(getattr(exc, "message", str(exc))) from None
         result = _run_inline(app, "render", service.latest_job(render.id).id, "rendering")
         render = db.session.get(Render, render.id)
-        if render.status != "ready":
+        if render.status != RenderStatus.READY:
             raise click.ClickException(f"render {render.status}: {json.dumps(result)}")
         vault().export(row.subject_id, render.output_blob_id, out)
     click.echo(json.dumps({**result, "out": out}, indent=2))

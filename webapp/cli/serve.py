@@ -101,8 +101,13 @@ def _web_server(app: Flask, host: str, port: int, threads: int):  # type: ignore
 
     from ..bodylimit import server_limit
 
-    server = create_server(app, host=host, port=port, threads=threads,
-                           max_request_body_size=server_limit(app.config) + 1)  # fmt: skip
+    server = create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        max_request_body_size=server_limit(app.config) + 1,
+    )
     server.channel_class = _json_error_channel()
     return server
 

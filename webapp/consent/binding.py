@@ -32,7 +32,15 @@ from compliance.consent import (
 
 from ..errors import Forbidden
 from ..extensions import db
-from ..models import ConsentRecord, IdentityCheck, Subject, Upload
+from ..models import (
+    ConsentRecord,
+    ConsentStatus,
+    IdentityCheck,
+    KycStatus,
+    Subject,
+    Upload,
+    UploadStatus,
+)
 from ..storage import store, vault
 
 FOOTAGE_FACES = 8  # frames of the footage whose faces stand for it
@@ -117,16 +125,22 @@ def _stack(arrays: list[np.ndarray], width: int) -> np.ndarray | None:
 
 
 def _uploads(subject: Subject, kind: str) -> list[Upload]:
-    query = select(Upload).where(Upload.subject_id == subject.id, Upload.kind == kind,
-                                 Upload.status.in_(("stored", "valid")))  # fmt: skip
+    query = select(Upload).where(
+        Upload.subject_id == subject.id,
+        Upload.kind == kind,
+        Upload.status.in_((UploadStatus.STORED, UploadStatus.VALID)),
+    )
     return list(db.session.scalars(query.order_by(Upload.created_at)))
 
 
 def consent_upload(subject: Subject) -> Upload | None:
     """The recording of the subject's standing consent (verified or awaiting review)."""
-    record = db.session.scalar(select(ConsentRecord).where(
-        ConsentRecord.subject_id == subject.id,
-        ConsentRecord.status.in_(("verified", "needs_review"))))  # fmt: skip
+    record = db.session.scalar(
+        select(ConsentRecord).where(
+            ConsentRecord.subject_id == subject.id,
+            ConsentRecord.status.in_((ConsentStatus.VERIFIED, ConsentStatus.NEEDS_REVIEW)),
+        )
+    )
     if record is None or record.recording_upload_id is None:
         return None
     return db.session.get(Upload, record.recording_upload_id)
@@ -134,10 +148,11 @@ def consent_upload(subject: Subject) -> Upload | None:
 
 def verified_identity(subject: Subject) -> IdentityCheck | None:
     """The verified KYC of the depicted person: the account holder's own for 'self'."""
-    query = select(IdentityCheck).where(IdentityCheck.status == "verified")
+    query = select(IdentityCheck).where(IdentityCheck.status == KycStatus.VERIFIED)
     if subject.relation == "self":
-        query = query.where(IdentityCheck.user_id == subject.owner_id,
-                            IdentityCheck.subject_id.is_(None))  # fmt: skip
+        query = query.where(
+            IdentityCheck.user_id == subject.owner_id, IdentityCheck.subject_id.is_(None)
+        )
     else:
         query = query.where(IdentityCheck.subject_id == subject.id)
     return db.session.scalar(query.order_by(IdentityCheck.created_at.desc()).limit(1))
@@ -148,21 +163,35 @@ def holder_faces(owner_id: str) -> np.ndarray | None:
     from ..identity.self_hosted import selfie_template
 
     faces = []
-    own = db.session.scalars(select(IdentityCheck).where(
-        IdentityCheck.user_id == owner_id, IdentityCheck.subject_id.is_(None),
-        IdentityCheck.face_blob_id.is_not(None)))  # fmt: skip
+    own = db.session.scalars(
+        select(IdentityCheck).where(
+            IdentityCheck.user_id == owner_id,
+            IdentityCheck.subject_id.is_(None),
+            IdentityCheck.face_blob_id.is_not(None),
+        )
+    )
     faces += [t for check in own if (t := selfie_template(check)) is not None]
-    selves = db.session.scalars(select(Subject).where(
-        Subject.owner_id == owner_id, Subject.relation == "self",
-        Subject.key_destroyed_at.is_(None)))  # fmt: skip
+    selves = db.session.scalars(
+        select(Subject).where(
+            Subject.owner_id == owner_id,
+            Subject.relation == "self",
+            Subject.key_destroyed_at.is_(None),
+        )
+    )
     for self_subject in selves:
         if (upload := consent_upload(self_subject)) is not None:
             faces.append(template(upload).get("faces", np.zeros((0, 128))))
     return _stack(faces, 128)
 
 
-FIELDS = ("consent_faces", "consent_voice", "kyc_face", "training_faces", "take_voices",
-          "holder_faces")  # fmt: skip
+FIELDS = (
+    "consent_faces",
+    "consent_voice",
+    "kyc_face",
+    "training_faces",
+    "take_voices",
+    "holder_faces",
+)
 # what a newly arrived input is compared with
 PARTNERS = {
     "consent": ("kyc_face", "training_faces", "take_voices", "holder_faces"),
@@ -193,12 +222,15 @@ def likeness(subject: Subject, fields: tuple[str, ...] = FIELDS) -> Likeness:
     if "kyc_face" in fields and (identity := verified_identity(subject)) is not None:
         found["kyc_face"] = selfie_template(identity)
     if "training_faces" in fields:
-        footage = [template(u).get("faces", np.zeros((0, 128)))
-                   for u in _uploads(subject, "training_video")]  # fmt: skip
+        footage = [
+            template(u).get("faces", np.zeros((0, 128)))
+            for u in _uploads(subject, "training_video")
+        ]
         found["training_faces"] = _stack(footage, 128)
     if "take_voices" in fields:
-        takes = [template(u).get("voice", np.zeros((0, 256)))
-                 for u in _uploads(subject, "voice_sample")]  # fmt: skip
+        takes = [
+            template(u).get("voice", np.zeros((0, 256))) for u in _uploads(subject, "voice_sample")
+        ]
         found["take_voices"] = _stack(takes, 256)
     if "holder_faces" in fields and subject.relation == "other":
         found["holder_faces"] = holder_faces(subject.owner_id)
@@ -236,8 +268,8 @@ def require_one_person(subject: Subject) -> Binding:
 def _to_review(subject: Subject, found: Binding) -> None:
     """A borderline pair: the consent waits for a reviewer (/admin/consent) again."""
     record = db.session.scalar(select(ConsentRecord).where(ConsentRecord.subject_id == subject.id))
-    if record is not None and record.status == "verified":
-        record.status = "needs_review"
+    if record is not None and record.status == ConsentStatus.VERIFIED:
+        record.status = ConsentStatus.NEEDS_REVIEW
         record.reasons = [str(r) for r in found.reasons]
         record.scores = found.scores
         db.session.commit()
@@ -245,8 +277,12 @@ def _to_review(subject: Subject, found: Binding) -> None:
 
 def _reviewed_after_inputs(subject: Subject) -> bool:
     record = db.session.scalar(select(ConsentRecord).where(ConsentRecord.subject_id == subject.id))
-    newest = db.session.scalar(select(Upload.created_at).where(Upload.subject_id == subject.id)
-                               .order_by(Upload.created_at.desc()).limit(1))  # fmt: skip
+    newest = db.session.scalar(
+        select(Upload.created_at)
+        .where(Upload.subject_id == subject.id)
+        .order_by(Upload.created_at.desc())
+        .limit(1)
+    )
     if record is None or record.reviewed_at is None or newest is None:
         return False
     return _aware(record.reviewed_at) >= _aware(newest)

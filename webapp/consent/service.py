@@ -39,7 +39,17 @@ from ..accounts import normalise_email
 from ..audit import record_event
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..extensions import db
-from ..models import ConsentRecord, IdentityCheck, ProtectedPerson, Subject, Upload, User, utcnow
+from ..models import (
+    ConsentRecord,
+    ConsentStatus,
+    IdentityCheck,
+    ProtectedPerson,
+    Subject,
+    SubjectStatus,
+    Upload,
+    User,
+    utcnow,
+)
 from ..storage import store, vault
 from ..studio.tasks import forget
 from . import binding, notice
@@ -71,14 +81,24 @@ def create_subject(
         raise InvalidInput("relation must be 'self' or 'other'.", code="bad_relation")
     if not display_name.strip():
         raise InvalidInput("Give the person's display name.", code="missing_fields")
-    subject = Subject(owner_id=owner.id, display_name=display_name.strip()[:120], relation=relation,
-                      contact_email=contact_address(contact_email))  # fmt: skip
+    subject = Subject(
+        owner_id=owner.id,
+        display_name=display_name.strip()[:120],
+        relation=relation,
+        contact_email=contact_address(contact_email),
+    )
     db.session.add(subject)
     db.session.flush()
     token = secrets.token_urlsafe(32)
-    db.session.add(ConsentRecord(subject_id=subject.id, token_sha256=_digest(token),
-                                 notice_version=notice.VERSION, notice_sha256=notice.SHA256,
-                                 scope=list(notice.USES)))  # fmt: skip
+    db.session.add(
+        ConsentRecord(
+            subject_id=subject.id,
+            token_sha256=_digest(token),
+            notice_version=notice.VERSION,
+            notice_sha256=notice.SHA256,
+            scope=list(notice.USES),
+        )
+    )
     db.session.commit()
     return subject, token
 
@@ -126,13 +146,17 @@ class Attempt:
 def _open(record: ConsentRecord) -> Subject:
     """The subject of a link that may still take an attempt; 409 once decided."""
     if record.status in DECIDED:
-        raise Conflict("This consent link was already used: consent is "
-                       f"{record.status}. Ask the account holder for a new link if needed.",
-                       code="consent_decided")  # fmt: skip
+        raise Conflict(
+            "This consent link was already used: consent is "
+            f"{record.status}. Ask the account holder for a new link if needed.",
+            code="consent_decided",
+        )
     subject = db.session.get(Subject, record.subject_id)
     if needs_own_identity(subject):
-        raise Forbidden("Verify your own identity first: open your consent link in a browser.",
-                        code="kyc_required")  # fmt: skip
+        raise Forbidden(
+            "Verify your own identity first: open your consent link in a browser.",
+            code="kyc_required",
+        )
     return subject
 
 
@@ -144,12 +168,16 @@ def issue_passcode(record: ConsentRecord) -> Attempt:
     record.passcode_expires_at = utcnow() + PASSCODE_TTL
     record.challenge = challenge.as_json()
     record.statement = statement(subject.display_name)
-    if record.status == "rejected":  # a new attempt after a rejection
-        record_event(EventTag.CONSENT_RETRY, actor_id=subject.owner_id,
-                     data={"subject": subject.id, "previous": record.reasons})  # fmt: skip
+    if record.status == ConsentStatus.REJECTED:  # a new attempt after a rejection
+        record_event(
+            EventTag.CONSENT_RETRY,
+            actor_id=subject.owner_id,
+            data={"subject": subject.id, "previous": record.reasons},
+        )
     db.session.commit()
-    return Attempt(passcode, record.statement, record.passcode_expires_at,
-                   challenge.with_digits(passcode))  # fmt: skip
+    return Attempt(
+        passcode, record.statement, record.passcode_expires_at, challenge.with_digits(passcode)
+    )
 
 
 def latest_identity(subject: Subject) -> IdentityCheck | None:
@@ -179,9 +207,11 @@ def _analyse(subject: Subject, upload: Upload) -> Any:
         except (MediaError, ValueError, IndexError, OSError) as exc:
             vault().delete(subject.id, upload.blob_id)
             db.session.rollback()
-            raise InvalidInput("The recording could not be read as a video with sound: record "
-                               "it again on the consent page.",
-                               code="unreadable_recording") from exc  # fmt: skip
+            raise InvalidInput(
+                "The recording could not be read as a video with sound: record "
+                "it again on the consent page.",
+                code="unreadable_recording",
+            ) from exc
 
 
 def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> ConsentRecord:
@@ -190,39 +220,70 @@ def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> 
     if record.passcode_sha256 is None or record.passcode_expires_at is None:
         raise InvalidInput("Open the consent page first to get your passcode.", code="no_passcode")
     blob_id, size, sha = store(subject.id, stream)
-    upload = Upload(owner_id=subject.owner_id, subject_id=subject.id, kind="consent_video",
-                    blob_id=blob_id, filename=filename[:255], size=size, sha256=sha)  # fmt: skip
+    upload = Upload(
+        owner_id=subject.owner_id,
+        subject_id=subject.id,
+        kind="consent_video",
+        blob_id=blob_id,
+        filename=filename[:255],
+        size=size,
+        sha256=sha,
+    )
     db.session.add(upload)
     db.session.flush()
     features = _analyse(subject, upload)
     binding.keep_template(upload, faces=features.faces, voice=features.voice)
     identity = verified_identity(subject)
     issued = _aware(record.passcode_expires_at) - PASSCODE_TTL
-    evidence = Evidence(transcript=features.transcript, digits=features.digits,
-                        turns=features.turns, faces=features.faces, voice=features.voice,
-                        motion=features.motion, issued_at=issued, recorded_at=utcnow(),
-                        is_adult=identity.is_adult if identity else None)  # fmt: skip
+    evidence = Evidence(
+        transcript=features.transcript,
+        digits=features.digits,
+        turns=features.turns,
+        faces=features.faces,
+        voice=features.voice,
+        motion=features.motion,
+        issued_at=issued,
+        recorded_at=utcnow(),
+        is_adult=identity.is_adult if identity else None,
+    )
     mac = record.passcode_sha256
-    decision = decide(evidence, Challenge.from_json(record.challenge or []),
-                      lambda code: hmac.compare_digest(_passcode_mac(code), mac),
-                      binding.likeness(subject, binding.PARTNERS["consent"]),
-                      _protected_gallery(), thresholds())  # fmt: skip
+    decision = decide(
+        evidence,
+        Challenge.from_json(record.challenge or []),
+        lambda code: hmac.compare_digest(_passcode_mac(code), mac),
+        binding.likeness(subject, binding.PARTNERS["consent"]),
+        _protected_gallery(),
+        thresholds(),
+    )
     reasons = [str(r) for r in decision.reasons]
     status = decision.status
     if identity is None:  # nobody verified who this person is: a human must look (R1, R2)
         reasons.append("kyc_missing")
-        status = "rejected" if status == "rejected" else "needs_review"
+        status = (
+            ConsentStatus.REJECTED
+            if status == ConsentStatus.REJECTED
+            else ConsentStatus.NEEDS_REVIEW
+        )
     record.status, record.reasons, record.decided_at = status, reasons, utcnow()
     record.scores, record.recording_upload_id = decision.scores, upload.id
     record.passcode_sha256 = record.challenge = None  # one-time
-    if status == "verified":
-        subject.status = "active"
+    if status == ConsentStatus.VERIFIED:
+        subject.status = SubjectStatus.ACTIVE
     tag = {"verified": EventTag.CONSENT_GRANT}.get(status, EventTag.CONSENT_REJECT)
-    record_event(tag, actor_id=subject.owner_id,
-                 data={"subject": subject.id, "status": status, "reasons": reasons,
-                       "scores": decision.scores, "notice": record.notice_sha256,
-                       "digits_heard": len(features.digits), "turns": features.turns,
-                       "protected_matches": decision.protected_matches})  # fmt: skip
+    record_event(
+        tag,
+        actor_id=subject.owner_id,
+        data={
+            "subject": subject.id,
+            "status": status,
+            "reasons": reasons,
+            "scores": decision.scores,
+            "notice": record.notice_sha256,
+            "digits_heard": len(features.digits),
+            "turns": features.turns,
+            "protected_matches": decision.protected_matches,
+        },
+    )
     db.session.commit()
     return record
 
@@ -240,8 +301,12 @@ def revoke(record: ConsentRecord) -> dict[str, object]:
     canceled = jobs.cancel_for_subject(subject.id)
     shredded = vault().shred(subject.id)
     shredded["work_folders_deleted"] = forget(subject.id, canceled)
-    receipt = {"subject_id": subject.id, "revoked_at": now.isoformat(timespec="seconds"),
-               "jobs_canceled": canceled, **shredded}  # fmt: skip
+    receipt = {
+        "subject_id": subject.id,
+        "revoked_at": now.isoformat(timespec="seconds"),
+        "jobs_canceled": canceled,
+        **shredded,
+    }
     record_event(EventTag.CONSENT_REVOKE, actor_id=subject.owner_id, data={"subject": subject.id})
     event = record_event(EventTag.KEY_DESTROYED, data=receipt)
     db.session.commit()

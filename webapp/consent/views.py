@@ -37,8 +37,12 @@ def consent_page(token: str):  # type: ignore[no-untyped-def]
         return render_template("consent/page.html", **page)
     subject = db.session.get(Subject, record.subject_id)
     if service.needs_own_identity(subject):
-        return render_template("consent/page.html", needs_identity=True,
-                               identity_check=service.latest_identity(subject), **page)  # fmt: skip
+        return render_template(
+            "consent/page.html",
+            needs_identity=True,
+            identity_check=service.latest_identity(subject),
+            **page,
+        )
     try:
         attempt = service.issue_passcode(record)
     except DomainError as exc:

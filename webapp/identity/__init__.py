@@ -23,7 +23,7 @@ from compliance.audit import EventTag
 from ..audit import record_event
 from ..errors import InvalidInput
 from ..extensions import db
-from ..models import IdentityCheck, Subject, User, utcnow
+from ..models import IdentityCheck, KycStatus, Subject, User, utcnow
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,9 @@ def register(provider: Provider) -> Provider:
 def configured() -> Provider:
     name = current_app.config["KYC_PROVIDER"]
     if name not in PROVIDERS:
-        raise InvalidInput(f"Identity provider {name!r} is not configured here.",
-                           code="provider_unavailable")  # fmt: skip
+        raise InvalidInput(
+            f"Identity provider {name!r} is not configured here.", code="provider_unavailable"
+        )
     return PROVIDERS[name]
 
 
@@ -62,9 +63,11 @@ def start(user: User, subject: Subject | None = None, requested: str | None = No
     """Start a check with the configured provider; asking for another one is refused."""
     provider = configured()
     if requested and requested != provider.name:
-        raise InvalidInput(f"Identity provider {requested!r} is not configured here; "
-                           f"this service uses {provider.name!r}.",
-                           code="provider_unavailable")  # fmt: skip
+        raise InvalidInput(
+            f"Identity provider {requested!r} is not configured here; "
+            f"this service uses {provider.name!r}.",
+            code="provider_unavailable",
+        )
     return provider.start(user, subject)
 
 
@@ -75,19 +78,27 @@ def decide(check: IdentityCheck, status: str, reasons: list[str], is_adult: bool
     follows a check of the account holder (``subject_id`` NULL); a subject's own check
     stays on the subject. Minors are rejected whatever the provider said (R1).
     """
-    if is_adult is False and status == "verified":
+    if is_adult is False and status == KycStatus.VERIFIED:
         status, reasons = "rejected", [*reasons, "under_18"]
     if (check.status, list(check.reasons), check.is_adult) == (status, reasons, is_adult):
         return
     check.status, check.reasons, check.is_adult = status, reasons, is_adult
-    check.decided_at = utcnow() if status in ("verified", "rejected") else None
+    check.decided_at = utcnow() if status in (KycStatus.VERIFIED, KycStatus.REJECTED) else None
     if check.subject_id is None:
         user = db.session.get(User, check.user_id)
         user.kyc_status = {"needs_review": "pending"}.get(status, status)
-    record_event(EventTag.KYC_DECISION, actor_id=check.user_id,
-                 data={"check": check.id, "provider": check.provider, "status": status,
-                       "reasons": reasons, "subject": check.subject_id,
-                       "scores": dict(check.scores or {})})  # fmt: skip
+    record_event(
+        EventTag.KYC_DECISION,
+        actor_id=check.user_id,
+        data={
+            "check": check.id,
+            "provider": check.provider,
+            "status": status,
+            "reasons": reasons,
+            "subject": check.subject_id,
+            "scores": dict(check.scores or {}),
+        },
+    )
 
 
 def _register_all() -> None:

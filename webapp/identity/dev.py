@@ -15,10 +15,13 @@ class DevProvider:
 
     def start(self, user: User, subject: Subject | None) -> Started:
         if current_app.config["ENV"] == "production":
-            raise Forbidden("The development identity provider is refused in production.",
-                            code="provider_unavailable")  # fmt: skip
-        check = IdentityCheck(user_id=user.id, subject_id=subject.id if subject else None,
-                              provider=self.name)  # fmt: skip
+            raise Forbidden(
+                "The development identity provider is refused in production.",
+                code="provider_unavailable",
+            )
+        check = IdentityCheck(
+            user_id=user.id, subject_id=subject.id if subject else None, provider=self.name
+        )
         db.session.add(check)
         db.session.flush()
         decide(check, "verified", ["test_mode"], is_adult=True)

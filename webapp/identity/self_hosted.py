@@ -45,7 +45,7 @@ from ..audit import record_event
 from ..consent import binding
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..extensions import db, limiter
-from ..models import IdentityCheck, Subject, Upload, User, utcnow
+from ..models import IdentityCheck, KycStatus, Subject, Upload, User, utcnow
 from ..storage import store, vault
 from . import Started, decide, register
 
@@ -86,8 +86,9 @@ class FaceScan:
 
 def read_image(data: bytes, what: str) -> tuple[np.ndarray, str]:
     """Decode a JPEG, PNG or WebP photo (upright by its EXIF) to RGB, at most MAX_SIDE."""
-    unreadable = InvalidInput(f"The {what} could not be read: send a JPEG, PNG or WebP photo.",
-                              code="bad_image")  # fmt: skip
+    unreadable = InvalidInput(
+        f"The {what} could not be read: send a JPEG, PNG or WebP photo.", code="bad_image"
+    )
     if len(data) > MAX_BYTES:
         raise InvalidInput(f"The {what} is larger than {MAX_BYTES // 2**20} MB.", code="too_large")
     try:
@@ -120,8 +121,9 @@ def one_face(rgb: np.ndarray, what: str) -> np.ndarray:
     scan = scan_face(rgb)
     if scan.count != 1 or scan.template is None:
         problem = "no face" if scan.count == 0 else f"{scan.count} faces"
-        raise InvalidInput(f"We found {problem} on the {what}: send a photo of one face.",
-                           code="no_single_face")  # fmt: skip
+        raise InvalidInput(
+            f"We found {problem} on the {what}: send a photo of one face.", code="no_single_face"
+        )
     return scan.template
 
 
@@ -133,10 +135,19 @@ def _face_reasons(role: str, scan: FaceScan) -> list[str]:
 
 def _store_image(check: IdentityCheck, role: str, data: bytes, fmt: str) -> None:
     blob_id, size, sha = store(check.key_owner, io.BytesIO(data))
-    db.session.add(Upload(owner_id=check.user_id, subject_id=check.subject_id,
-                          identity_check_id=check.id, kind="kyc_image", blob_id=blob_id,
-                          filename=f"{role}.{fmt.lower()}", size=size, sha256=sha,
-                          info={"role": role, "format": fmt}))  # fmt: skip
+    db.session.add(
+        Upload(
+            owner_id=check.user_id,
+            subject_id=check.subject_id,
+            identity_check_id=check.id,
+            kind="kyc_image",
+            blob_id=blob_id,
+            filename=f"{role}.{fmt.lower()}",
+            size=size,
+            sha256=sha,
+            info={"role": role, "format": fmt},
+        )
+    )
 
 
 def keep_template(check: IdentityCheck, template: np.ndarray) -> None:
@@ -153,14 +164,17 @@ def selfie_template(check: IdentityCheck) -> np.ndarray | None:
 
 def submit(check: IdentityCheck, document: bytes, selfie: bytes, born: date) -> IdentityCheck:
     """Store both images, check faces and age, then reject or queue for a reviewer."""
-    if check.status != "pending":
-        raise Conflict("This identity check was already submitted: start a new one.",
-                       code="already_submitted")  # fmt: skip
+    if check.status != KycStatus.PENDING:
+        raise Conflict(
+            "This identity check was already submitted: start a new one.", code="already_submitted"
+        )
     age = age_on(born, utcnow().date())
     if born > utcnow().date() or age > 130:
         raise InvalidInput("Enter your real date of birth.", code="bad_date_of_birth")
-    images = {"document": read_image(document, "ID document photo"),
-              "selfie": read_image(selfie, "selfie")}  # fmt: skip
+    images = {
+        "document": read_image(document, "ID document photo"),
+        "selfie": read_image(selfie, "selfie"),
+    }
     for role, data in (("document", document), ("selfie", selfie)):
         _store_image(check, role, data, images[role][1])
     doc, me = scan_face(images["document"][0]), scan_face(images["selfie"][0])
@@ -181,7 +195,7 @@ def submit(check: IdentityCheck, document: bytes, selfie: bytes, born: date) -> 
     check.date_of_birth, check.scores = born, scores
     if not reasons and me.template is not None:  # one face on each: the template stays
         keep_template(check, me.template)
-    status = "rejected" if reasons else "needs_review"
+    status = KycStatus.REJECTED if reasons else KycStatus.NEEDS_REVIEW
     decide(check, status, reasons or flags, is_adult=age >= ADULT)
     db.session.commit()
     return check
@@ -189,10 +203,10 @@ def submit(check: IdentityCheck, document: bytes, selfie: bytes, born: date) -> 
 
 def outcome(check: IdentityCheck) -> str:
     """What the person is told after submitting."""
-    if check.status == "rejected":
+    if check.status == KycStatus.REJECTED:
         said = " ".join(REASON_TEXT.get(r, r) for r in check.reasons)
         return f"Not accepted. {said} Start a new check to try again."
-    if check.status == "verified":
+    if check.status == KycStatus.VERIFIED:
         return "Your identity is verified."
     return "Thank you: a reviewer will check your photos, usually within one working day."
 
@@ -202,13 +216,19 @@ class SelfHostedProvider:
 
     def start(self, user: User, subject: Subject | None) -> Started:
         token = secrets.token_urlsafe(32)
-        check = IdentityCheck(user_id=user.id, subject_id=subject.id if subject else None,
-                              provider=self.name, provider_ref=_digest(token))  # fmt: skip
+        check = IdentityCheck(
+            user_id=user.id,
+            subject_id=subject.id if subject else None,
+            provider=self.name,
+            provider_ref=_digest(token),
+        )
         db.session.add(check)
         db.session.flush()
-        record_event(EventTag.KYC_STARTED, actor_id=user.id,
-                     data={"check": check.id, "provider": self.name,
-                           "subject": check.subject_id})  # fmt: skip
+        record_event(
+            EventTag.KYC_STARTED,
+            actor_id=user.id,
+            data={"check": check.id, "provider": self.name, "subject": check.subject_id},
+        )
         db.session.commit()
         return Started(check, url_for("consent.self_hosted.capture", token=token, _external=True))
 
@@ -228,20 +248,25 @@ def _kyc_limit() -> str:
 
 
 class CaptureForm(FlaskForm):
-    document = FileField("Photo of your ID document (the page with your portrait)",
-                         validators=[FileRequired("Add a photo of your ID document.")])  # fmt: skip
+    document = FileField(
+        "Photo of your ID document (the page with your portrait)",
+        validators=[FileRequired("Add a photo of your ID document.")],
+    )
     selfie = FileField("Selfie", validators=[FileRequired("Take a selfie (or choose a photo).")])
-    date_of_birth = DateField("Date of birth",
-                              validators=[DataRequired("Enter your date of birth.")])  # fmt: skip
+    date_of_birth = DateField(
+        "Date of birth", validators=[DataRequired("Enter your date of birth.")]
+    )
 
 
 def check_for(token: str) -> IdentityCheck:
-    query = select(IdentityCheck).where(IdentityCheck.provider_ref == _digest(token),
-                                        IdentityCheck.provider == "self_hosted")  # fmt: skip
+    query = select(IdentityCheck).where(
+        IdentityCheck.provider_ref == _digest(token), IdentityCheck.provider == "self_hosted"
+    )
     check = db.session.scalar(query)
     if check is None:
-        raise NotFound("This identity check link is not valid: start a new check.",
-                       code="bad_identity_link")  # fmt: skip
+        raise NotFound(
+            "This identity check link is not valid: start a new check.", code="bad_identity_link"
+        )
     return check
 
 
@@ -250,16 +275,19 @@ def check_for(token: str) -> IdentityCheck:
 def capture(token: str):  # type: ignore[no-untyped-def]
     check = check_for(token)
     form = CaptureForm()
-    if check.status == "pending" and form.validate_on_submit():
+    if check.status == KycStatus.PENDING and form.validate_on_submit():
         try:
-            submit(check, form.document.data.read(MAX_BYTES + 1),
-                   form.selfie.data.read(MAX_BYTES + 1), form.date_of_birth.data)  # fmt: skip
+            submit(
+                check,
+                form.document.data.read(MAX_BYTES + 1),
+                form.selfie.data.read(MAX_BYTES + 1),
+                form.date_of_birth.data,
+            )
         except DomainError as exc:
             form.form_errors.append(exc.message)
         else:
-            flash(outcome(check), "ok" if check.status == "needs_review" else "error")
+            flash(outcome(check), "ok" if check.status == KycStatus.NEEDS_REVIEW else "error")
             return redirect(url_for(".capture", token=token))
     status = 422 if form.errors or form.form_errors else 200
     back = check.id in session.get("identity_return", [])  # came from a consent link
-    return render_template("identity/self_hosted.html", form=form, check=check,
-                           back=back), status  # fmt: skip
+    return render_template("identity/self_hosted.html", form=form, check=check, back=back), status

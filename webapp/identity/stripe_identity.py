@@ -49,8 +49,10 @@ def _client() -> stripe.StripeClient:
     ext, cfg = current_app.extensions, current_app.config
     if "dhf_stripe_identity" not in ext:
         if not cfg.get("STRIPE_SECRET_KEY"):
-            raise InvalidInput("Stripe Identity needs STRIPE_SECRET_KEY; ask the operator.",
-                               code="provider_unavailable")  # fmt: skip
+            raise InvalidInput(
+                "Stripe Identity needs STRIPE_SECRET_KEY; ask the operator.",
+                code="provider_unavailable",
+            )
         base = cfg.get("STRIPE_API_BASE")
         addresses = {"api": base} if base else None
         ext["dhf_stripe_identity"] = stripe.StripeClient(
@@ -82,8 +84,9 @@ def decision(session: Mapping[str, Any], today: date) -> tuple[str, list[str], b
 
 
 def _redactions(check: IdentityCheck) -> list[AuditEvent]:
-    query = select(AuditEvent).where(AuditEvent.tag == str(EventTag.KYC_REDACTED),
-                                     AuditEvent.actor_id == check.user_id)  # fmt: skip
+    query = select(AuditEvent).where(
+        AuditEvent.tag == str(EventTag.KYC_REDACTED), AuditEvent.actor_id == check.user_id
+    )
     return [e for e in db.session.scalars(query) if e.data.get("check") == check.id]
 
 
@@ -171,8 +174,9 @@ def sync(check: IdentityCheck) -> IdentityCheck:
 
 def on_event(event_type: str, obj: Mapping[str, Any]) -> str:
     """A signature-verified, first-seen ``identity.verification_session.*`` event."""
-    query = select(IdentityCheck).where(IdentityCheck.provider == StripeIdentity.name,
-                                        IdentityCheck.provider_ref == obj.get("id"))  # fmt: skip
+    query = select(IdentityCheck).where(
+        IdentityCheck.provider == StripeIdentity.name, IdentityCheck.provider_ref == obj.get("id")
+    )
     check = db.session.scalar(query)
     if check is None:
         return "ignored: no identity check"
@@ -188,8 +192,9 @@ class StripeIdentity:
 
     def start(self, user: User, subject: Subject | None) -> Started:
         client = _client()
-        check = IdentityCheck(user_id=user.id, subject_id=subject.id if subject else None,
-                              provider=self.name)  # fmt: skip
+        check = IdentityCheck(
+            user_id=user.id, subject_id=subject.id if subject else None, provider=self.name
+        )
         db.session.add(check)
         db.session.flush()
         metadata = {"check_id": check.id, "user_id": user.id}
@@ -213,9 +218,16 @@ class StripeIdentity:
             current_app.logger.exception("Stripe Identity: creating a session")
             raise ProviderError from None
         check.provider_ref = session.id
-        record_event(EventTag.KYC_STARTED, actor_id=user.id,
-                     data={"check": check.id, "provider": self.name, "session": session.id,
-                           "subject": check.subject_id})  # fmt: skip
+        record_event(
+            EventTag.KYC_STARTED,
+            actor_id=user.id,
+            data={
+                "check": check.id,
+                "provider": self.name,
+                "session": session.id,
+                "subject": check.subject_id,
+            },
+        )
         db.session.commit()
         return Started(check, session.url)
 

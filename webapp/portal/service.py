@@ -109,35 +109,51 @@ def send_code(record: ConsentRecord, now: datetime | None = None) -> PortalCode:
     subject = db.session.get(Subject, record.subject_id)
     to = contact_for(subject)
     if to is None:
-        raise Conflict("No e-mail address is on file for you, so we cannot send a code: ask the "
-                       "account holder to add your address, then try again.",
-                       code="no_contact")  # fmt: skip
+        raise Conflict(
+            "No e-mail address is on file for you, so we cannot send a code: ask the "
+            "account holder to add your address, then try again.",
+            code="no_contact",
+        )
     recent = select(func.count()).where(
         PortalCode.consent_record_id == record.id, PortalCode.created_at > now - timedelta(hours=1)
     )
     if (db.session.scalar(recent) or 0) >= _setting("PORTAL_CODES_PER_HOUR"):
-        raise TooManyCodes("Too many codes were sent for this link in the last hour: use the "
-                           "latest one, or try again later.")  # fmt: skip
+        raise TooManyCodes(
+            "Too many codes were sent for this link in the last hour: use the "
+            "latest one, or try again later."
+        )
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     ttl = _setting("PORTAL_CODE_TTL_MINUTES")
-    row = PortalCode(subject_id=subject.id, consent_record_id=record.id, code_mac=_code_mac(code),
-                     sent_to=to, created_at=now,
-                     expires_at=now + timedelta(minutes=ttl))  # fmt: skip
+    row = PortalCode(
+        subject_id=subject.id,
+        consent_record_id=record.id,
+        code_mac=_code_mac(code),
+        sent_to=to,
+        created_at=now,
+        expires_at=now + timedelta(minutes=ttl),
+    )
     db.session.add(row)
     record_event(EventTag.PORTAL_CODE_SENT, data={"subject": subject.id, "to": masked(to)})
     db.session.commit()
-    mail.send(to, "Your code to see how your likeness is used",
-              f"Your one-time code is {code}. It works once, for {ttl} minutes.\n\n"
-              "Enter it on the page that asked for it. If you did not ask for it, ignore "
-              "this mail: nobody can enter without the code.")  # fmt: skip
+    mail.send(
+        to,
+        "Your code to see how your likeness is used",
+        f"Your one-time code is {code}. It works once, for {ttl} minutes.\n\n"
+        "Enter it on the page that asked for it. If you did not ask for it, ignore "
+        "this mail: nobody can enter without the code.",
+    )
     return row
 
 
 def enter(record: ConsentRecord, code: str, now: datetime | None = None) -> str:
     """Check the code; on success a portal session token (for the browser's cookie)."""
     now = _aware(now or utcnow())
-    latest = db.session.scalar(select(PortalCode).where(PortalCode.consent_record_id == record.id)
-                               .order_by(PortalCode.created_at.desc()).limit(1))  # fmt: skip
+    latest = db.session.scalar(
+        select(PortalCode)
+        .where(PortalCode.consent_record_id == record.id)
+        .order_by(PortalCode.created_at.desc())
+        .limit(1)
+    )
     if latest is None or latest.used_at is not None or _aware(latest.expires_at) <= now:
         raise Forbidden("This code is no longer valid: ask for a new one.", code="code_expired")
     limit = _setting("PORTAL_CODE_ATTEMPTS")
@@ -145,21 +161,32 @@ def enter(record: ConsentRecord, code: str, now: datetime | None = None) -> str:
         raise Forbidden("Too many wrong codes: ask for a new one.", code="code_locked")
     if not hmac.compare_digest(_code_mac(code.strip()), latest.code_mac):
         left = max(limit - latest.attempts - 1, 0)
-        db.session.execute(update(PortalCode).where(PortalCode.id == latest.id)
-                           .values(attempts=PortalCode.attempts + 1))  # fmt: skip
+        db.session.execute(
+            update(PortalCode)
+            .where(PortalCode.id == latest.id)
+            .values(attempts=PortalCode.attempts + 1)
+        )
         db.session.commit()
         raise Forbidden(f"This code is not right: {left} tries left.", code="bad_code")
-    used: CursorResult[Any] = db.session.execute(update(PortalCode)
-                              .where(PortalCode.id == latest.id, PortalCode.used_at.is_(None))
-                              .values(used_at=now))  # type: ignore[assignment]  # fmt: skip
+    used: CursorResult[Any] = db.session.execute(
+        update(PortalCode)
+        .where(PortalCode.id == latest.id, PortalCode.used_at.is_(None))
+        .values(used_at=now)
+    )  # type: ignore[assignment]
     if used.rowcount != 1:  # a concurrent request used it first
         db.session.rollback()
         raise Forbidden("This code is no longer valid: ask for a new one.", code="code_expired")
     token = secrets.token_urlsafe(32)
     minutes = _setting("PORTAL_SESSION_MINUTES")
-    db.session.add(PortalSession(token_sha256=_digest(token), subject_id=record.subject_id,
-                                 consent_record_id=record.id, created_at=now,
-                                 expires_at=now + timedelta(minutes=minutes)))  # fmt: skip
+    db.session.add(
+        PortalSession(
+            token_sha256=_digest(token),
+            subject_id=record.subject_id,
+            consent_record_id=record.id,
+            created_at=now,
+            expires_at=now + timedelta(minutes=minutes),
+        )
+    )
     record_event(EventTag.PORTAL_OPENED, data={"subject": record.subject_id})
     db.session.commit()
     return token
@@ -173,10 +200,16 @@ def grant(record: ConsentRecord, token: str | None, now: datetime | None = None)
         if token
         else None
     )
-    if (row is None or row.ended_at is not None or _aware(row.expires_at) <= now
-            or row.subject_id != record.subject_id):  # fmt: skip
-        raise Unauthorized("Enter the code we mail you to see how your likeness is used.",
-                           code="portal_code_required")  # fmt: skip
+    if (
+        row is None
+        or row.ended_at is not None
+        or _aware(row.expires_at) <= now
+        or row.subject_id != record.subject_id
+    ):
+        raise Unauthorized(
+            "Enter the code we mail you to see how your likeness is used.",
+            code="portal_code_required",
+        )
     return row
 
 
@@ -216,8 +249,11 @@ def verify_lookups(content_ids: list[str]) -> dict[str, int]:
     if not content_ids:
         return {}
     key = AuditEvent.data["content_id"].as_string()
-    query = (select(key, func.count()).where(AuditEvent.tag == str(EventTag.VERIFY_REQUEST),
-                                             key.in_(content_ids)).group_by(key))  # fmt: skip
+    query = (
+        select(key, func.count())
+        .where(AuditEvent.tag == str(EventTag.VERIFY_REQUEST), key.in_(content_ids))
+        .group_by(key)
+    )
     return {str(cid): int(n) for cid, n in db.session.execute(query)}
 
 
@@ -225,8 +261,11 @@ def _durations(render_ids: list[str]) -> dict[str, float]:
     query = select(Job.target_id, Job.result).where(
         Job.kind == "render", Job.status == JobStatus.FINISHED, Job.target_id.in_(render_ids)
     )
-    return {rid: float(r["duration_s"]) for rid, r in db.session.execute(query)
-            if isinstance(r, dict) and r.get("duration_s") is not None}  # fmt: skip
+    return {
+        rid: float(r["duration_s"])
+        for rid, r in db.session.execute(query)
+        if isinstance(r, dict) and r.get("duration_s") is not None
+    }
 
 
 def _open_reports(render_ids: list[str]) -> set[str]:
@@ -238,19 +277,37 @@ def _open_reports(render_ids: list[str]) -> set[str]:
 
 def uses(subject: Subject) -> list[Use]:
     """Every render made with this subject's likeness, across all of their avatars."""
-    query = (select(Render, Avatar.name).join(Avatar, Render.avatar_id == Avatar.id)
-             .where(Avatar.subject_id == subject.id)
-             .order_by(Render.created_at.desc()))  # fmt: skip
+    query = (
+        select(Render, Avatar.name)
+        .join(Avatar, Render.avatar_id == Avatar.id)
+        .where(Avatar.subject_id == subject.id)
+        .order_by(Render.created_at.desc())
+    )
     rows = list(db.session.execute(query))
     ids = [r.id for r, _ in rows]
     durations, reported = _durations(ids), _open_reports(ids)
     lookups = verify_lookups([r.content_id for r, _ in rows if r.content_id])
     readable = subject.key_destroyed_at is None
-    return [Use(r.id, r.avatar_id, name, r.created_at, durations.get(r.id), r.script, r.status,
-                r.content_id, lookups.get(r.content_id or "", 0), r.id in reported,
-                r.purged_at is not None,
-                readable and r.status == RenderStatus.READY and bool(r.output_blob_id)
-                and r.purged_at is None) for r, name in rows]  # fmt: skip
+    return [
+        Use(
+            r.id,
+            r.avatar_id,
+            name,
+            r.created_at,
+            durations.get(r.id),
+            r.script,
+            r.status,
+            r.content_id,
+            lookups.get(r.content_id or "", 0),
+            r.id in reported,
+            r.purged_at is not None,
+            readable
+            and r.status == RenderStatus.READY
+            and bool(r.output_blob_id)
+            and r.purged_at is None,
+        )
+        for r, name in rows
+    ]
 
 
 def render_of(subject_id: str, render_id: str) -> Render:
@@ -278,8 +335,9 @@ def check_download(token: str, render_id: str, subject_id: str) -> None:
     try:
         data = _signer().loads(token, max_age=_setting("PORTAL_DOWNLOAD_TTL"))
     except SignatureExpired:
-        raise Forbidden("This download link expired: reload the page for a new one.",
-                        code="link_expired") from None  # fmt: skip
+        raise Forbidden(
+            "This download link expired: reload the page for a new one.", code="link_expired"
+        ) from None
     except BadSignature:
         raise Forbidden("This download link is not valid.", code="bad_link") from None
     if data.get("render") != render_id or data.get("subject") != subject_id:
@@ -296,21 +354,38 @@ def open_flag(render: Render, reason: str, *, source: str = FLAG_SOURCE) -> Repo
     reason = (reason or "").strip() or "I did not say this."
     if len(reason) > REASON_MAX:
         raise InvalidInput(f"Say it in at most {REASON_MAX} characters.", code="reason_too_long")
-    already = select(Report.id).where(Report.render_id == render.id, Report.source == source,
-                                      Report.status == ReportStatus.OPEN)  # fmt: skip
+    already = select(Report.id).where(
+        Report.render_id == render.id, Report.source == source, Report.status == ReportStatus.OPEN
+    )
     if db.session.scalar(already.limit(1)):
-        raise Conflict("You already flagged this video: our team is looking at it.",
-                       code="already_flagged")  # fmt: skip
+        raise Conflict(
+            "You already flagged this video: our team is looking at it.", code="already_flagged"
+        )
     avatar = db.session.get(Avatar, render.avatar_id)
     due = utcnow() + timedelta(hours=_setting("PORTAL_FLAG_DUE_HOURS"))
-    report = Report(category=ReportCategory.NOT_ME, source=source, priority=FLAG_PRIORITY,
-                    reason=reason, content_id=render.content_id, render_id=render.id,
-                    avatar_id=avatar.id, subject_id=avatar.subject_id, owner_id=render.owner_id,
-                    due_by=due)  # fmt: skip
+    report = Report(
+        category=ReportCategory.NOT_ME,
+        source=source,
+        priority=FLAG_PRIORITY,
+        reason=reason,
+        content_id=render.content_id,
+        render_id=render.id,
+        avatar_id=avatar.id,
+        subject_id=avatar.subject_id,
+        owner_id=render.owner_id,
+        due_by=due,
+    )
     db.session.add(report)
     db.session.flush()
-    record_event(EventTag.REPORT_OPENED, data={"report": report.id, "category": "not_me",
-                                               "source": source, "render": render.id,
-                                               "subject": avatar.subject_id})  # fmt: skip
+    record_event(
+        EventTag.REPORT_OPENED,
+        data={
+            "report": report.id,
+            "category": "not_me",
+            "source": source,
+            "render": render.id,
+            "subject": avatar.subject_id,
+        },
+    )
     db.session.commit()
     return report

@@ -49,14 +49,25 @@ def home(token: str):  # type: ignore[no-untyped-def]
         granted = service.grant(record, session.get(_COOKIE_KEY))
     except Unauthorized:
         contact = service.contact_for(subject)
-        return render_template("portal/enter.html", token=token,
-                               sent_to=service.masked(contact) if contact else None)  # fmt: skip
+        return render_template(
+            "portal/enter.html", token=token, sent_to=service.masked(contact) if contact else None
+        )
     uses = service.uses(subject)
-    links = {u.id: url_for(".download", token=token, render_id=u.id,
-                           t=service.download_token(u.id, granted.subject_id))
-             for u in uses if u.downloadable}  # fmt: skip
-    response = Response(render_template("portal/home.html", token=token, subject=subject,
-                                        record=record, uses=uses, links=links))  # fmt: skip
+    links = {
+        u.id: url_for(
+            ".download",
+            token=token,
+            render_id=u.id,
+            t=service.download_token(u.id, granted.subject_id),
+        )
+        for u in uses
+        if u.downloadable
+    }
+    response = Response(
+        render_template(
+            "portal/home.html", token=token, subject=subject, record=record, uses=uses, links=links
+        )
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -65,8 +76,10 @@ def home(token: str):  # type: ignore[no-untyped-def]
 @limiter.limit(portal_limit)
 def send_code(token: str):  # type: ignore[no-untyped-def]
     row = service.send_code(consent.record_for(token))
-    flash(f"We sent a code to {service.masked(row.sent_to)}. It works once, for "
-          f"{current_app.config['PORTAL_CODE_TTL_MINUTES']} minutes.")  # fmt: skip
+    flash(
+        f"We sent a code to {service.masked(row.sent_to)}. It works once, for "
+        f"{current_app.config['PORTAL_CODE_TTL_MINUTES']} minutes."
+    )
     return _home(token)
 
 
@@ -92,10 +105,13 @@ def download(token: str, render_id: str):  # type: ignore[no-untyped-def]
 @limiter.limit(portal_limit)
 def flag(token: str, render_id: str):  # type: ignore[no-untyped-def]
     _, granted = _granted(token)
-    report = service.open_flag(service.render_of(granted.subject_id, render_id),
-                               request.form.get("reason", ""))  # fmt: skip
-    flash(f"Thank you: report {report.id} is open; our team answers by "
-          f"{report.due_by.strftime('%Y-%m-%d %H:%M UTC')}.")  # fmt: skip
+    report = service.open_flag(
+        service.render_of(granted.subject_id, render_id), request.form.get("reason", "")
+    )
+    flash(
+        f"Thank you: report {report.id} is open; our team answers by "
+        f"{report.due_by.strftime('%Y-%m-%d %H:%M UTC')}."
+    )
     return _home(token)
 
 
@@ -103,8 +119,10 @@ def flag(token: str, render_id: str):  # type: ignore[no-untyped-def]
 def withdraw(token: str):  # type: ignore[no-untyped-def]
     record, _ = _granted(token)
     consent.revoke(record)
-    flash("You withdrew your consent: nothing new will be made with your likeness, and its "
-          "files are destroyed.")  # fmt: skip
+    flash(
+        "You withdrew your consent: nothing new will be made with your likeness, and its "
+        "files are destroyed."
+    )
     return _home(token)
 
 

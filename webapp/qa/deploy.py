@@ -30,6 +30,7 @@ from ..errors import Conflict, DomainError, Forbidden, InvalidInput
 from ..extensions import db
 from ..models import (
     Avatar,
+    AvatarStatus,
     DeploymentStatus,
     QAClip,
     QADeployment,
@@ -106,7 +107,7 @@ def _precheck(owner: User, avatar: Avatar, qaset: QASet) -> None:
     """Refuse before anything is rendered: rights, a ready avatar, the fallbacks the set
     needs, every answer through moderation, credits and the daily quota for all clips."""
     likeness.require(avatar.subject, avatar)
-    if avatar.status != "ready":
+    if avatar.status != AvatarStatus.READY:
         raise Forbidden("This avatar is not trained yet.", code="avatar_not_ready")
     langs = {i.lang for i in service.items_of(qaset)}
     if "zh" in langs and "zh" not in qaset.fallback:

@@ -46,8 +46,9 @@ def render_for_link(render_id: str, token: str) -> Render:
     try:
         data = _signer().loads(token, max_age=int(current_app.config["DOWNLOAD_LINK_TTL"]))
     except SignatureExpired:
-        raise Forbidden("This download link expired: open the render again for a new one.",
-                        code="link_expired") from None  # fmt: skip
+        raise Forbidden(
+            "This download link expired: open the render again for a new one.", code="link_expired"
+        ) from None
     except BadSignature:
         raise Forbidden("This download link is not valid.", code="bad_link") from None
     render = db.session.get(Render, render_id)
@@ -61,9 +62,10 @@ def stream_output(render: Render, actor_id: str | None) -> Iterator[bytes]:
     """The stamped MP4, decrypted chunk by chunk; only ready renders of a consenting subject."""
     refuse_taken_down(render)
     if render.purged_at is not None:
-        raise NotFound("This render's file was deleted under our retention schedule.",
-                       code="file_deleted")  # fmt: skip
-    if render.status != "ready" or not render.output_blob_id:
+        raise NotFound(
+            "This render's file was deleted under our retention schedule.", code="file_deleted"
+        )
+    if render.status != RenderStatus.READY or not render.output_blob_id:
         raise NotFound("This render has no file yet.", code="not_ready")
     avatar = db.session.get(Avatar, render.avatar_id)
     subject = db.session.get(Subject, avatar.subject_id)
@@ -71,8 +73,11 @@ def stream_output(render: Render, actor_id: str | None) -> Iterator[bytes]:
         raise Forbidden(likeness.MESSAGES["consent_revoked"], code="consent_revoked")
     chunks = vault().open(subject.id, render.output_blob_id)
     first = next(chunks)  # fail here (not mid-response) if the file cannot be read
-    record_event(EventTag.RENDER_DOWNLOADED, actor_id=actor_id,
-                 data={"render": render.id, "content": render.content_id})  # fmt: skip
+    record_event(
+        EventTag.RENDER_DOWNLOADED,
+        actor_id=actor_id,
+        data={"render": render.id, "content": render.content_id},
+    )
     db.session.commit()
 
     def body() -> Iterator[bytes]:
@@ -95,10 +100,13 @@ def render_status(render: Render) -> dict[str, Any]:
         "stage": job.stage if job else render.status,
         "content_id": render.content_id,
         "options": render.options,
-        "error": job.error if job and render.status in ("failed", "quarantined") else None,
+        "error": job.error
+        if job and render.status in (RenderStatus.FAILED, RenderStatus.QUARANTINED)
+        else None,
     }
     out["file_deleted"] = render.purged_at is not None
-    if render.status == "ready" and render.purged_at is None:
-        out["download_url"] = url_for("api.download_render", render_id=render.id,
-                                      t=link_token(render), _external=True)  # fmt: skip
+    if render.status == RenderStatus.READY and render.purged_at is None:
+        out["download_url"] = url_for(
+            "api.download_render", render_id=render.id, t=link_token(render), _external=True
+        )
     return out

@@ -23,7 +23,21 @@ from ..billing.service import training_paid
 from ..consent import binding
 from ..errors import DomainError, Forbidden, InvalidInput
 from ..extensions import db
-from ..models import Avatar, ConsentRecord, Job, Render, Subject, Upload, User, utcnow
+from ..models import (
+    Avatar,
+    AvatarStatus,
+    ConsentRecord,
+    ConsentStatus,
+    Job,
+    KycStatus,
+    Render,
+    RenderStatus,
+    Subject,
+    Upload,
+    UploadStatus,
+    User,
+    utcnow,
+)
 from ..ownership import get_owned_or_404
 from ..registry import MediaOverLimit, media_limits
 from ..storage import store
@@ -40,16 +54,22 @@ class QuotaExceeded(DomainError):
     status, code = 429, "render_quota"
 
 
-def create_avatar(owner: User, subject_id: str, name: str, style: str = "real2d",
-                  framing: str = "half") -> Avatar:  # fmt: skip
+def create_avatar(
+    owner: User, subject_id: str, name: str, style: str = "real2d", framing: str = "half"
+) -> Avatar:
     subject = get_owned_or_404(Subject, subject_id, owner.id)
     sanctions.require_may_create(owner)
     if not name.strip():
         raise InvalidInput("Give the avatar a name.", code="missing_fields")
     _choice("style", style, STYLES)
     _choice("framing", framing, FRAMINGS)
-    avatar = Avatar(owner_id=owner.id, subject_id=subject.id, name=name.strip()[:120],
-                    style=style, framing=framing)  # fmt: skip
+    avatar = Avatar(
+        owner_id=owner.id,
+        subject_id=subject.id,
+        name=name.strip()[:120],
+        style=style,
+        framing=framing,
+    )
     db.session.add(avatar)
     db.session.commit()
     return avatar
@@ -67,9 +87,16 @@ def upload_training_video(avatar: Avatar, stream: BinaryIO, filename: str) -> tu
     likeness.require_not_withdrawn(avatar.subject)
     _refuse_over_limits(stream)
     blob_id, size, sha = store(avatar.subject_id, stream)
-    upload = Upload(owner_id=avatar.owner_id, subject_id=avatar.subject_id, avatar_id=avatar.id,
-                    kind="training_video", blob_id=blob_id, filename=filename[:255], size=size,
-                    sha256=sha)  # fmt: skip
+    upload = Upload(
+        owner_id=avatar.owner_id,
+        subject_id=avatar.subject_id,
+        avatar_id=avatar.id,
+        kind="training_video",
+        blob_id=blob_id,
+        filename=filename[:255],
+        size=size,
+        sha256=sha,
+    )
     db.session.add(upload)
     db.session.flush()
     record_event(EventTag.UPLOAD_STORED, actor_id=avatar.owner_id, data={"upload": upload.id})
@@ -96,22 +123,34 @@ def training_inputs(avatar: Avatar) -> tuple[Upload, list[Upload]]:
     """The valid training video and the accepted voice samples, or a clear 422."""
     video = db.session.scalar(
         select(Upload)
-        .where(Upload.avatar_id == avatar.id, Upload.kind == "training_video",
-               Upload.status == "valid")
+        .where(
+            Upload.avatar_id == avatar.id,
+            Upload.kind == "training_video",
+            Upload.status == UploadStatus.VALID,
+        )
         .order_by(Upload.created_at.desc())
         .limit(1)
-    )  # fmt: skip
+    )
     if video is None:
-        raise InvalidInput("Upload a training video (about 3 minutes) and wait for its check.",
-                            code="training_video_missing")  # fmt: skip
-    samples = list(db.session.scalars(
-        select(Upload).where(Upload.avatar_id == avatar.id, Upload.kind == "voice_sample",
-                             Upload.status.in_(("valid", "stored")))
-    ))  # fmt: skip
+        raise InvalidInput(
+            "Upload a training video (about 3 minutes) and wait for its check.",
+            code="training_video_missing",
+        )
+    samples = list(
+        db.session.scalars(
+            select(Upload).where(
+                Upload.avatar_id == avatar.id,
+                Upload.kind == "voice_sample",
+                Upload.status.in_((UploadStatus.VALID, UploadStatus.STORED)),
+            )
+        )
+    )
     need = int(current_app.config["VOICE_MIN_SAMPLES"])
     if len(samples) < need:
-        raise InvalidInput(f"Record at least {need} voice sentences (you have {len(samples)}).",
-                            code="voice_samples_missing")  # fmt: skip
+        raise InvalidInput(
+            f"Record at least {need} voice sentences (you have {len(samples)}).",
+            code="voice_samples_missing",
+        )
     return video, samples
 
 
@@ -122,12 +161,13 @@ def start_training(avatar: Avatar, *, waive_payment: bool = False, enqueue: bool
     """
     likeness.require(avatar.subject, avatar)
     if not waive_payment and not training_paid(avatar.id):
-        raise Forbidden("Pay for this avatar's training first (POST /api/v1/checkout).",
-                        code="payment_required")  # fmt: skip
+        raise Forbidden(
+            "Pay for this avatar's training first (POST /api/v1/checkout).", code="payment_required"
+        )
     training_inputs(avatar)
     binding.require_one_person(avatar.subject)
     job = jobs.submit("train_avatar", avatar.owner_id, avatar.id, enqueue=enqueue)
-    avatar.status = "training"
+    avatar.status = AvatarStatus.TRAINING
     db.session.commit()
     return job
 
@@ -152,13 +192,15 @@ def render_options(raw: dict[str, Any], avatar: Avatar) -> dict[str, Any]:
     _choice("style", options["style"], STYLES)
     _choice("framing", options["framing"], FRAMINGS)
     if options["background"] != "original" and not _HEX.fullmatch(options["background"]):
-        raise InvalidInput("background must be 'original' or a colour like #1e90ff.",
-                           code="bad_background")  # fmt: skip
+        raise InvalidInput(
+            "background must be 'original' or a colour like #1e90ff.", code="bad_background"
+        )
     return options
 
 
-def create_render(owner: User, avatar_id: str, script: str, raw: dict[str, Any],
-                  *, enqueue: bool = True) -> Render:  # fmt: skip
+def create_render(
+    owner: User, avatar_id: str, script: str, raw: dict[str, Any], *, enqueue: bool = True
+) -> Render:
     """Moderate the script, check the likeness rights, hold credits, queue ``render``."""
     avatar = get_owned_or_404(Avatar, avatar_id, owner.id)
     sanctions.require_may_create(owner)
@@ -169,14 +211,21 @@ def create_render(owner: User, avatar_id: str, script: str, raw: dict[str, Any],
     if len(script) > limit:
         raise InvalidInput(f"Scripts are limited to {limit} characters.", code="script_too_long")
     likeness.require(avatar.subject, avatar)
-    if avatar.status != "ready":
+    if avatar.status != AvatarStatus.READY:
         raise Forbidden("This avatar is not trained yet.", code="avatar_not_ready")
     options = render_options(raw, avatar)
     _within_daily_quota(owner)
     verdict = moderate(script)
-    record_event(EventTag.MODERATION_VERDICT, actor_id=owner.id,
-                 data={"avatar": avatar.id, "allowed": verdict.allowed,
-                       "category": verdict.category, "matched": verdict.matched})  # fmt: skip
+    record_event(
+        EventTag.MODERATION_VERDICT,
+        actor_id=owner.id,
+        data={
+            "avatar": avatar.id,
+            "allowed": verdict.allowed,
+            "category": verdict.category,
+            "matched": verdict.matched,
+        },
+    )
     if not verdict.allowed:
         db.session.commit()
         raise InvalidInput(
@@ -189,8 +238,9 @@ def create_render(owner: User, avatar_id: str, script: str, raw: dict[str, Any],
     db.session.flush()
     ledger.reserve(render, estimate_seconds(script))
     jobs.submit("render", owner.id, render.id, enqueue=enqueue)
-    record_event(EventTag.RENDER_CREATED, actor_id=owner.id,
-                 data={"render": render.id, "avatar": avatar.id})  # fmt: skip
+    record_event(
+        EventTag.RENDER_CREATED, actor_id=owner.id, data={"render": render.id, "avatar": avatar.id}
+    )
     db.session.commit()
     return render
 
@@ -200,9 +250,8 @@ def _within_daily_quota(owner: User) -> None:
     quota = int(current_app.config["RENDERS_PER_DAY"])
     since = utcnow() - timedelta(days=1)
     count = db.session.scalar(
-        select(func.count(Render.id)).where(Render.owner_id == owner.id,
-                                            Render.created_at >= since)
-    )  # fmt: skip
+        select(func.count(Render.id)).where(Render.owner_id == owner.id, Render.created_at >= since)
+    )
     if count >= quota:
         raise QuotaExceeded(f"You reached today's limit of {quota} renders; try again tomorrow.")
 
@@ -240,7 +289,8 @@ def _facts(avatar: Avatar) -> _Facts:
         video=_latest_training_video(avatar.id),
         train=latest_job(avatar.id, "train_avatar"),
         paid=training_paid(avatar.id),
-        rendered=_count(Render, Render.avatar_id == avatar.id, Render.status == "ready") > 0,
+        rendered=_count(Render, Render.avatar_id == avatar.id, Render.status == RenderStatus.READY)
+        > 0,
     )
 
 
@@ -260,12 +310,12 @@ def _latest_training_video(avatar_id: str) -> Upload | None:
 def _done(avatar: Avatar, facts: _Facts) -> dict[str, bool]:
     """Which steps are complete."""
     return {
-        "identity": facts.owner.kyc_status == "verified",
-        "consent": facts.consent is not None and facts.consent.status == "verified",
+        "identity": facts.owner.kyc_status == KycStatus.VERIFIED,
+        "consent": facts.consent is not None and facts.consent.status == ConsentStatus.VERIFIED,
         "voice": facts.samples >= facts.need,
-        "video": facts.video is not None and facts.video.status == "valid",
+        "video": facts.video is not None and facts.video.status == UploadStatus.VALID,
         "payment": facts.paid,
-        "training": avatar.status == "ready",
+        "training": avatar.status == AvatarStatus.READY,
         "render": facts.rendered,
     }
 
@@ -287,15 +337,22 @@ def _details(avatar: Avatar, facts: _Facts) -> dict[str, str]:
 def _states(done: dict[str, bool]) -> dict[str, str]:
     """``done`` steps, the first open one ``active``, the rest ``todo``."""
     first_open = next((step for step in STEPS if not done[step]), None)
-    return {step: "done" if done[step] else ("active" if step == first_open else "todo")
-            for step in STEPS}  # fmt: skip
+    return {
+        step: "done" if done[step] else ("active" if step == first_open else "todo")
+        for step in STEPS
+    }
 
 
 def _job_summary(job: Job | None) -> dict[str, Any] | None:
     if job is None:
         return None
-    return {"id": job.id, "status": job.status, "progress": job.progress, "stage": job.stage,
-            "error": job.error}  # fmt: skip
+    return {
+        "id": job.id,
+        "status": job.status,
+        "progress": job.progress,
+        "stage": job.stage,
+        "error": job.error,
+    }
 
 
 def steps(avatar: Avatar) -> dict[str, dict[str, Any]]:
@@ -309,7 +366,7 @@ def steps(avatar: Avatar) -> dict[str, dict[str, Any]]:
     detail = _details(avatar, facts)
     states = _states(_done(avatar, facts))
     out: dict[str, dict[str, Any]] = {s: {"state": states[s], "detail": detail[s]} for s in STEPS}
-    if avatar.status == "revoked":
+    if avatar.status == AvatarStatus.REVOKED:
         for step in out.values():
             step.update(state="blocked", reason="consent_revoked")
     out["video"]["reasons"] = list(facts.video.reasons) if facts.video else []

@@ -49,26 +49,38 @@ def new():  # type: ignore[no-untyped-def]
     if request.method == "POST":
         form = request.form
         try:
-            subject, token = consent.create_subject(current_user, form.get("person", ""),
-                                                    form.get("relation", "self"),
-                                                    form.get("contact_email"))  # fmt: skip
-            avatar = service.create_avatar(current_user, subject.id, form.get("name", ""),
-                                           form.get("style", "real2d"),
-                                           form.get("framing", "half"))  # fmt: skip
+            subject, token = consent.create_subject(
+                current_user,
+                form.get("person", ""),
+                form.get("relation", "self"),
+                form.get("contact_email"),
+            )
+            avatar = service.create_avatar(
+                current_user,
+                subject.id,
+                form.get("name", ""),
+                form.get("style", "real2d"),
+                form.get("framing", "half"),
+            )
         except DomainError as exc:
             flash(exc.message, "error")
             return render_template("studio/new.html", form=form), 422
         # the link is shown once (only its hash is stored); keep it for this browser session
         session.setdefault("consent_links", {})[avatar.id] = url_for(
-            "consent.consent_page", token=token, _external=True)  # fmt: skip
+            "consent.consent_page", token=token, _external=True
+        )
         session.modified = True
         return _back(avatar.id, "Avatar created. Next: the person's own consent.")
     return render_template("studio/new.html", form={})
 
 
 def _renders(avatar: Avatar) -> list[dict[str, Any]]:
-    rows = db.session.scalars(select(Render).where(Render.avatar_id == avatar.id)
-                              .order_by(Render.created_at.desc()).limit(20))  # fmt: skip
+    rows = db.session.scalars(
+        select(Render)
+        .where(Render.avatar_id == avatar.id)
+        .order_by(Render.created_at.desc())
+        .limit(20)
+    )
     return [delivery.render_status(r) for r in rows]
 
 
@@ -77,19 +89,28 @@ def _renders(avatar: Avatar) -> list[dict[str, Any]]:
 def avatar(avatar_id: str):  # type: ignore[no-untyped-def]
     avatar = _avatar(avatar_id)
     return render_template(
-        "studio/avatar.html", avatar=avatar, steps=service.steps(avatar),
-        renders=_renders(avatar), consent_link=session.get("consent_links", {}).get(avatar.id),
+        "studio/avatar.html",
+        avatar=avatar,
+        steps=service.steps(avatar),
+        renders=_renders(avatar),
+        consent_link=session.get("consent_links", {}).get(avatar.id),
         uses=portal.uses(avatar.subject),
-        tones=service.TONES, styles=service.STYLES, framings=service.FRAMINGS,
-    )  # fmt: skip
+        tones=service.TONES,
+        styles=service.STYLES,
+        framings=service.FRAMINGS,
+    )
 
 
 @bp.get("/avatars/<avatar_id>/status.json")
 @login_required
 def status(avatar_id: str):  # type: ignore[no-untyped-def]
     avatar = _avatar(avatar_id)
-    return jsonify(status=avatar.status, steps=service.steps(avatar), quality=avatar.quality,
-                   renders=_renders(avatar))  # fmt: skip
+    return jsonify(
+        status=avatar.status,
+        steps=service.steps(avatar),
+        quality=avatar.quality,
+        renders=_renders(avatar),
+    )
 
 
 @bp.post("/avatars/<avatar_id>/video")
@@ -98,8 +119,9 @@ def upload_video(avatar_id: str):  # type: ignore[no-untyped-def]
     avatar = _avatar(avatar_id)
     file = request.files.get("video")
     try:
-        service.upload_training_video(avatar, file.stream if file else None,
-                                      file.filename if file else "")  # fmt: skip
+        service.upload_training_video(
+            avatar, file.stream if file else None, file.filename if file else ""
+        )
     except DomainError as exc:
         return _back(avatar.id, exc.message, "error")
     return _back(avatar.id, "Video received; we are checking it now.")
@@ -120,8 +142,12 @@ def train(avatar_id: str):  # type: ignore[no-untyped-def]
 def render(avatar_id: str):  # type: ignore[no-untyped-def]
     form = request.form
     background = form.get("background_colour") if form.get("background") == "colour" else None
-    options = {"background": background or "original", "tone": form.get("tone"),
-               "style": form.get("style"), "framing": form.get("framing")}  # fmt: skip
+    options = {
+        "background": background or "original",
+        "tone": form.get("tone"),
+        "style": form.get("style"),
+        "framing": form.get("framing"),
+    }
     try:
         service.create_render(current_user, avatar_id, form.get("script", ""), options)
     except DomainError as exc:

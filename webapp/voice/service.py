@@ -21,7 +21,7 @@ from ..audit import record_event
 from ..consent import binding
 from ..errors import InvalidInput
 from ..extensions import db
-from ..models import Avatar, Upload
+from ..models import Avatar, Upload, UploadStatus
 from ..storage import store, vault
 
 KIND = "voice_sample"
@@ -78,9 +78,11 @@ def _same_voice_as_consent(avatar: Avatar, voice: np.ndarray | None) -> None:
     found = binding.check_arrival(avatar.subject, take_voices=voice[None])
     hard = [r for r in found.reasons if r not in binding.REVIEW]
     if hard:
-        record_event(EventTag.UPLOAD_REFUSED, actor_id=avatar.owner_id,
-                     data={"avatar": avatar.id, "reasons": [str(r) for r in hard],
-                           "scores": found.scores})  # fmt: skip
+        record_event(
+            EventTag.UPLOAD_REFUSED,
+            actor_id=avatar.owner_id,
+            data={"avatar": avatar.id, "reasons": [str(r) for r in hard], "scores": found.scores},
+        )
         db.session.commit()
         raise InvalidInput(binding.MESSAGES[hard[0]], code=str(hard[0]))
 
@@ -102,10 +104,18 @@ def add_sample(
     file.stream.seek(0)
     blob_id, size, sha = store(avatar.subject_id, file.stream)
     upload = Upload(
-        owner_id=avatar.owner_id, subject_id=avatar.subject_id, avatar_id=avatar.id,
-        kind=KIND, blob_id=blob_id, filename=(file.filename or "take")[:255], size=size,
-        sha256=sha, text=sentence, status="valid", info={**info, "prompt_id": pid},
-    )  # fmt: skip
+        owner_id=avatar.owner_id,
+        subject_id=avatar.subject_id,
+        avatar_id=avatar.id,
+        kind=KIND,
+        blob_id=blob_id,
+        filename=(file.filename or "take")[:255],
+        size=size,
+        sha256=sha,
+        text=sentence,
+        status=UploadStatus.VALID,
+        info={**info, "prompt_id": pid},
+    )
     db.session.add(upload)
     db.session.flush()
     if voice is not None:

@@ -17,8 +17,9 @@ def record(avatar_id: str):  # type: ignore[no-untyped-def]
     avatar = get_owned_or_404(Avatar, avatar_id, current_user.id)
     done = {u.text for u in service.samples(avatar)}
     sentences = [{**p, "done": p["text"] in done} for p in service.prompt_list()]
-    return render_template("voice/record.html", avatar=avatar, sentences=sentences,
-                           progress=service.progress(avatar))  # fmt: skip
+    return render_template(
+        "voice/record.html", avatar=avatar, sentences=sentences, progress=service.progress(avatar)
+    )
 
 
 @bp.post("/avatars/<avatar_id>/voice/samples")

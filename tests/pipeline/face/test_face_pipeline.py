@@ -94,8 +94,9 @@ def test_render_video_composites_and_stamps(avatar: FaceRig, tmp_path: Path) -> 
     options = CompositeOptions(
         size=(256, 256), framing="half", background=(0, 90, 200), tone="warm"
     )
-    record = render_video(avatar, samples, synthetic.RATE, tmp_path / "out.mp4", content,
-                          settings, options)  # fmt: skip
+    record = render_video(
+        avatar, samples, synthetic.RATE, tmp_path / "out.mp4", content, settings, options
+    )
     info = media.probe(tmp_path / "out.mp4")
     assert record.content_id == "face-test-1" and record.watermark_id == content.watermark_id
     assert (info.width, info.height) == (256, 256) and info.has_audio

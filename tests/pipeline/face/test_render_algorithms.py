@@ -21,8 +21,9 @@ K = 4  # shape coefficients
 def avatar(db: np.ndarray, usable: np.ndarray | None = None, **cfg: Any) -> FaceRig:
     """An avatar whose training frames have the coefficients ``db`` (unit scale)."""
     settings = profile("tiny", components=K, **cfg)
-    space = LipSpace(np.zeros(2 * K, np.float32), np.eye(K, 2 * K, dtype=np.float32),
-                     np.ones(K, np.float32))  # fmt: skip
+    space = LipSpace(
+        np.zeros(2 * K, np.float32), np.eye(K, 2 * K, dtype=np.float32), np.ones(K, np.float32)
+    )
     zeros = np.zeros(K, np.float32)
     trained = Trained(settings, Ensemble(settings, K), space, zeros, zeros, zeros)
     found = np.ones(len(db), bool) if usable is None else usable

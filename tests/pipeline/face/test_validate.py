@@ -21,26 +21,35 @@ def test_no_face(tmp_path: Path) -> None:
     noise = np.random.default_rng(0).integers(0, 255, (320, 320, 3), dtype=np.uint8)
     synthetic.write_video(tmp_path / "v.mp4", [noise] * 50, speech(2.0))
     assert training_video_problems(tmp_path / "v.mp4", SHORT_OK) == [
-        Problem("no_face", "Your face is visible in only 0% of the video. Face the camera, "
-                "fully in the picture, for the whole recording.")
-    ]  # fmt: skip
+        Problem(
+            "no_face",
+            "Your face is visible in only 0% of the video. Face the camera, "
+            "fully in the picture, for the whole recording.",
+        )
+    ]
 
 
 def test_two_faces(tmp_path: Path) -> None:
     pair = np.hstack([synthetic.face(320), synthetic.face(320)])
     synthetic.write_video(tmp_path / "v.mp4", [pair] * 50, speech(2.0))
     assert training_video_problems(tmp_path / "v.mp4", SHORT_OK) == [
-        Problem("several_faces", "More than one face is visible. Record alone, with no other "
-                "people, photos or screens showing faces in the picture.")
-    ]  # fmt: skip
+        Problem(
+            "several_faces",
+            "More than one face is visible. Record alone, with no other "
+            "people, photos or screens showing faces in the picture.",
+        )
+    ]
 
 
 def test_too_short(tmp_path: Path) -> None:
     synthetic.write_video(tmp_path / "v.mp4", [synthetic.face(320)] * 75, speech(3.0))
     assert training_video_problems(tmp_path / "v.mp4") == [
-        Problem("too_short", "The video is 3 s long; at least 60 s of you speaking is needed "
-                "(3 minutes recommended).")
-    ]  # fmt: skip
+        Problem(
+            "too_short",
+            "The video is 3 s long; at least 60 s of you speaking is needed "
+            "(3 minutes recommended).",
+        )
+    ]
 
 
 def test_good_footage_passes_and_silence_is_named(tmp_path: Path) -> None:

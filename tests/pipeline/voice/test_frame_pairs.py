@@ -23,8 +23,10 @@ def reading(words: list[Word], lead: float = 0.1) -> Alignment:
     return Alignment(phones, spans, 0.7)
 
 
-HELLO: list[Word] = [("hello", [("HH", 0.05), ("AH", 0.1), ("L", 0.05), ("OW", 0.2)]),
-                     ("world", [("W", 0.05), ("ER", 0.15), ("L", 0.05), ("D", 0.05)])]  # fmt: skip
+HELLO: list[Word] = [
+    ("hello", [("HH", 0.05), ("AH", 0.1), ("L", 0.05), ("OW", 0.2)]),
+    ("world", [("W", 0.05), ("ER", 0.15), ("L", 0.05), ("D", 0.05)]),
+]
 
 
 def frames(alignment: Alignment) -> int:

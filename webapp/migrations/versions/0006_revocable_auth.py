@@ -18,9 +18,12 @@ depends_on = None
 
 def _owner() -> sa.Column:
     return sa.Column(
-        "user_id", sa.String(length=32), sa.ForeignKey("users.id", ondelete="CASCADE"),
-        nullable=False, index=True,
-    )  # fmt: skip
+        "user_id",
+        sa.String(length=32),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
 
 
 def upgrade() -> None:
