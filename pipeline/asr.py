@@ -160,10 +160,14 @@ def model_dir() -> Path:
 
 @functools.cache
 def load_model() -> Any:
-    """The faster-whisper model on the CPU (int8, 2 threads), loaded once per process."""
+    """The faster-whisper model on the CPU (float32, 2 threads), loaded once per process.
+
+    float32, not int8: int8 kernels round differently on different CPUs (on an AMD EPYC
+    "my face and voice" came out as "my face and boys", on the Intel machines before as
+    said), and Whisper base in float32 is as fast here (1.0 s vs 1.3 s for a 9 s reading)."""
     from faster_whisper import WhisperModel
 
-    return WhisperModel(str(model_dir()), device="cpu", compute_type="int8", cpu_threads=2)
+    return WhisperModel(str(model_dir()), device="cpu", compute_type="float32", cpu_threads=2)
 
 
 def _clean(word: str) -> str:

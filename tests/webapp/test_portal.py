@@ -16,6 +16,7 @@ from webapp.consent import service as consent
 from webapp.errors import DomainError
 from webapp.extensions import db
 from webapp.models import (
+    Avatar,
     ConsentRecord,
     Job,
     PortalCode,
@@ -166,6 +167,14 @@ def test_the_person_sees_exactly_their_renders_downloads_and_flags_one(two_peopl
         ) == (render.id, render.avatar_id, people["ada"][0], render.owner_id, render.content_id)
         due = report.due_by.replace(tzinfo=None) - report.created_at.replace(tzinfo=None)
         assert report.reason == "I never said this." and abs(due - timedelta(hours=24)).seconds < 5
+        # the person themself says it is not theirs: the avatar is frozen until reviewed
+        avatar = db.session.get(Avatar, render.avatar_id)
+        assert avatar.frozen_at is not None and avatar.frozen_reason == f"report {report.id}"
+    told = [m["Subject"].strip() for m in box.to("ada.person@example.com")]
+    assert f"A report about a video of you (ticket {report.id})" in told
+    assert f"A report about content {render.content_id} (ticket {report.id})" in [
+        m["Subject"].strip() for m in box.to("a@example.com")
+    ]
     assert "A report is open" in client.get(f"/consent/{token}/portal").get_data(as_text=True)
     again = client.post(f"/consent/{token}/portal/renders/{ids['ready'][0]}/flag")
     assert again.status_code == 409 and b"already_flagged" in again.data

@@ -54,6 +54,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..reports import service as reports
 
 CODE_DIGITS = 8
 FLAG_PRIORITY = 10  # above every public report (0): the depicted person says it is not them
@@ -377,6 +378,7 @@ def open_flag(render: Render, reason: str, *, source: str = FLAG_SOURCE) -> Repo
     )
     db.session.add(report)
     db.session.flush()
+    frozen = reports.freeze_for(report)  # the person themself says so: frozen until reviewed
     record_event(
         EventTag.REPORT_OPENED,
         data={
@@ -385,7 +387,9 @@ def open_flag(render: Render, reason: str, *, source: str = FLAG_SOURCE) -> Repo
             "source": source,
             "render": render.id,
             "subject": avatar.subject_id,
+            "avatar_frozen": frozen,
         },
     )
+    reports.announce_opened(report, frozen)
     db.session.commit()
     return report

@@ -34,6 +34,7 @@ from ..models import (
     ReportCategory,
     ReportStatus,
     Sanction,
+    Subject,
     User,
     utcnow,
 )
@@ -222,10 +223,9 @@ def open_report(
     if file is not None and row is not None:  # evidence about our content; else not kept
         file[0].seek(0)
         report.attachment_blob_id = vault().put(attachment_owner(report), file[0])[0]
-    frozen = kind == ReportCategory.NOT_ME and _freeze_for(report)
+    frozen = kind == ReportCategory.NOT_ME and freeze_for(report)
     record_event(EventTag.REPORT_OPENED, data=_audit_data(report, frozen))
-    if report.owner_id:
-        _tell_owner(report, "report.opened", avatar_frozen=frozen)
+    announce_opened(report, frozen)
     db.session.commit()
     return Opened(report, token, frozen)
 
@@ -235,7 +235,7 @@ def attachment_owner(report: Report) -> str:
     return f"report-{report.id}"
 
 
-def _freeze_for(report: Report) -> bool:
+def freeze_for(report: Report) -> bool:
     """Freeze the avatar a not_me report resolves to, until a moderator decides."""
     avatar = db.session.get(Avatar, report.avatar_id) if report.avatar_id else None
     if avatar is None or avatar.frozen_at is not None:
@@ -306,9 +306,41 @@ def _owner_mail(report: Report, event: str, extra: dict[str, Any]) -> tuple[str,
     )
 
 
+def announce_opened(report: Report, frozen: bool) -> None:
+    """Tell the account holder (webhook, mail) and the depicted person (mail, when an
+    address is on file) that a report about their content was opened."""
+    if report.owner_id:
+        _tell_owner(report, "report.opened", avatar_frozen=frozen)
+    _tell_depicted(report, "report.opened")
+
+
 def notify_decided(report: Report) -> None:
     if report.owner_id:
         _tell_owner(report, "report.decided")
+    _tell_depicted(report, "report.decided")
+
+
+def _tell_depicted(report: Report, event: str) -> None:
+    """The person whose likeness it is hears of reports on it too (their portal address;
+    a "self" subject is the account holder, already told)."""
+    subject = db.session.get(Subject, report.subject_id) if report.subject_id else None
+    if subject is None or not subject.contact_email:
+        return
+    what = CATEGORY_LABELS[report.category]
+    if event == "report.opened":
+        title = f"A report about a video of you (ticket {report.id})"
+        body = (
+            f"A report was opened about a video made with your likeness ({what}). "
+            f"Our trust & safety team will review it by {_utc(report.due_by):%Y-%m-%d %H:%M} "
+            "UTC. You can see every use of your likeness from your consent link.\n"
+        )
+    else:
+        title = f"Report {report.id}: {report.outcome or 'decided'}"
+        body = (
+            f"Our trust & safety team decided the report about a video made with your "
+            f"likeness ({what}): {outcome_text(report.outcome) or report.outcome}.\n"
+        )
+    mail.send(subject.contact_email, title, body)
 
 
 def by_token(token: str) -> Report:
