@@ -130,7 +130,7 @@ CLOSED_MESSAGE = (
 
 
 def _find(email: str) -> User | None:
-    return db.session.scalar(select(User).where(func.lower(User.email) == email))  # type: ignore[no-any-return]
+    return db.session.scalar(select(User).where(func.lower(User.email) == email))
 
 
 def _link(endpoint: str, **values: str) -> str:
@@ -184,7 +184,7 @@ def issue_token(user: User) -> tuple[str, datetime]:
 
 
 def user_for_token(token: str, *, now: datetime | None = None) -> User:
-    return token_row(token, now=now).user  # type: ignore[no-any-return]
+    return token_row(token, now=now).user
 
 
 def token_row(token: str, *, now: datetime | None = None) -> ApiToken:
@@ -202,7 +202,7 @@ def token_row(token: str, *, now: datetime | None = None) -> ApiToken:
             code="invalid_token",
         )
     row.last_used_at = now
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def _aware(moment: datetime, now: datetime) -> datetime:
@@ -325,7 +325,7 @@ def reset_row(token: str, *, now: datetime | None = None) -> PasswordResetToken:
     )
     if row is None or row.used_at is not None or _aware(row.expires_at, now) <= now:
         raise DomainError(BAD_RESET_LINK, code="reset_link_invalid")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def reset_password(token: str, password: str, *, now: datetime | None = None) -> User:
@@ -342,4 +342,4 @@ def reset_password(token: str, password: str, *, now: datetime | None = None) ->
         raise DomainError(BAD_RESET_LINK, code="reset_link_invalid")
     user = row.user
     _set_password(user, password, "password-reset")
-    return user  # type: ignore[no-any-return]
+    return user

@@ -59,7 +59,7 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def _respond(status: int, code: str, message: str):  # type: ignore[no-untyped-def]
+def _respond(status: int, code: str, message: str):
     if _wants_json():
         return jsonify(error=code, message=message), status
     return render_template("error.html", status=status, code=code, message=message), status
@@ -67,15 +67,15 @@ def _respond(status: int, code: str, message: str):  # type: ignore[no-untyped-d
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
-    def _domain(exc: DomainError):  # type: ignore[no-untyped-def]
+    def _domain(exc: DomainError):
         return _respond(exc.status, exc.code, exc.message)
 
     @app.errorhandler(MediaLimitExceeded)
-    def _media_limit(exc: MediaLimitExceeded):  # type: ignore[no-untyped-def]
+    def _media_limit(exc: MediaLimitExceeded):
         return _respond(422, "media_limit", exc.message)
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http(exc: HTTPException):
         status = exc.code or 500
         code, default = _HTTP_CODES.get(status, ("error", exc.description or "Request failed."))
         message = default

@@ -179,7 +179,7 @@ def use_app(app: Flask) -> None:
 def app() -> Flask:
     """The app for this job: the caller's (tests), the worker's, else one from the env."""
     if has_app_context():
-        return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+        return current_app._get_current_object()  # type: ignore[attr-defined]
     if _worker_app is None:
         from . import create_app  # not at import time: never build the app on import
 

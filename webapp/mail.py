@@ -120,7 +120,7 @@ def mailer() -> Mailer:
             ext["dhf_mailer"] = SMTPMailer(settings)
         else:
             ext["dhf_mailer"] = DevMailer(Path(current_app.instance_path) / "mail")
-    return ext["dhf_mailer"]  # type: ignore[no-any-return]
+    return ext["dhf_mailer"]
 
 
 def send(to: str, subject: str, body: str) -> None:

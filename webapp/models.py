@@ -169,7 +169,7 @@ def _owner() -> Mapped[str]:
     return mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "users"
     id: Mapped[str] = _id()
     email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
@@ -192,7 +192,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     avatars: Mapped[list[Avatar]] = relationship(back_populates="owner")
 
 
-class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+class ApiToken(db.Model):  # type: ignore[name-defined]
     """A bearer token; only its SHA-256 is stored."""
 
     __tablename__ = "api_tokens"
@@ -207,7 +207,7 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]
     user: Mapped[User] = relationship()
 
 
-class UserSession(db.Model):  # type: ignore[name-defined,misc]
+class UserSession(db.Model):  # type: ignore[name-defined]
     """One signed-in browser. The cookie names this row; ending the row ends the session,
     so a copied cookie stops working at logout (the cookie alone proves nothing)."""
 
@@ -221,7 +221,7 @@ class UserSession(db.Model):  # type: ignore[name-defined,misc]
     user: Mapped[User] = relationship()
 
 
-class PasswordResetToken(db.Model):  # type: ignore[name-defined,misc]
+class PasswordResetToken(db.Model):  # type: ignore[name-defined]
     """An emailed reset link: single use, expiring; only the token's SHA-256 is stored."""
 
     __tablename__ = "password_reset_tokens"
@@ -235,7 +235,7 @@ class PasswordResetToken(db.Model):  # type: ignore[name-defined,misc]
     user: Mapped[User] = relationship()
 
 
-class Subject(db.Model):  # type: ignore[name-defined,misc]
+class Subject(db.Model):  # type: ignore[name-defined]
     """The person depicted. Their biometric files are encrypted under their own data key."""
 
     __tablename__ = "subjects"
@@ -253,7 +253,7 @@ class Subject(db.Model):  # type: ignore[name-defined,misc]
     contact_email: Mapped[str | None] = mapped_column(String(254))
 
 
-class IdentityCheck(db.Model):  # type: ignore[name-defined,misc]
+class IdentityCheck(db.Model):  # type: ignore[name-defined]
     """One KYC attempt with a provider (R1). Document images live in the vault, not here."""
 
     __tablename__ = "identity_checks"
@@ -281,7 +281,7 @@ class IdentityCheck(db.Model):  # type: ignore[name-defined,misc]
         return self.subject_id or self.user_id
 
 
-class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
+class ConsentRecord(db.Model):  # type: ignore[name-defined]
     """The subject's own, separate, live consent (R2-R5)."""
 
     __tablename__ = "consent_records"
@@ -312,7 +312,7 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Avatar(db.Model):  # type: ignore[name-defined,misc]
+class Avatar(db.Model):  # type: ignore[name-defined]
     __tablename__ = "avatars"
     id: Mapped[str] = _id()
     owner_id: Mapped[str] = _owner()
@@ -335,7 +335,7 @@ class Avatar(db.Model):  # type: ignore[name-defined,misc]
     subject: Mapped[Subject] = relationship()
 
 
-class Upload(db.Model):  # type: ignore[name-defined,misc]
+class Upload(db.Model):  # type: ignore[name-defined]
     """A stored biometric source file (ciphertext in the vault under the subject's key)."""
 
     __tablename__ = "uploads"
@@ -366,7 +366,7 @@ class Upload(db.Model):  # type: ignore[name-defined,misc]
     purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Job(db.Model):  # type: ignore[name-defined,misc]
+class Job(db.Model):  # type: ignore[name-defined]
     """A queued unit of work. The row is the truth; RQ only carries it."""
 
     __tablename__ = "jobs"
@@ -388,7 +388,7 @@ class Job(db.Model):  # type: ignore[name-defined,misc]
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Render(db.Model):  # type: ignore[name-defined,misc]
+class Render(db.Model):  # type: ignore[name-defined]
     __tablename__ = "renders"
     id: Mapped[str] = _id()
     owner_id: Mapped[str] = _owner()
@@ -406,7 +406,7 @@ class Render(db.Model):  # type: ignore[name-defined,misc]
     purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # R24: file gone
 
 
-class ContentRecord(db.Model):  # type: ignore[name-defined,misc]
+class ContentRecord(db.Model):  # type: ignore[name-defined]
     """The content registry (R15): every id a file can be traced back by."""
 
     __tablename__ = "content_records"
@@ -423,7 +423,7 @@ class ContentRecord(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = _created()
 
 
-class Order(db.Model):  # type: ignore[name-defined,misc]
+class Order(db.Model):  # type: ignore[name-defined]
     __tablename__ = "orders"
     id: Mapped[str] = _id()
     owner_id: Mapped[str] = _owner()
@@ -442,7 +442,7 @@ class Order(db.Model):  # type: ignore[name-defined,misc]
     refunded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class CreditEntry(db.Model):  # type: ignore[name-defined,misc]
+class CreditEntry(db.Model):  # type: ignore[name-defined]
     """Ledger row; a balance is the sum of deltas, never a stored number."""
 
     __tablename__ = "credit_entries"
@@ -459,7 +459,7 @@ class CreditEntry(db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (UniqueConstraint("idem_key", name="uq_credit_entries_idem_key"),)
 
 
-class StripeEvent(db.Model):  # type: ignore[name-defined,misc]
+class StripeEvent(db.Model):  # type: ignore[name-defined]
     """Every webhook event processed, so a redelivery changes nothing (R27)."""
 
     __tablename__ = "stripe_events"
@@ -468,7 +468,7 @@ class StripeEvent(db.Model):  # type: ignore[name-defined,misc]
     received_at: Mapped[datetime] = _created()
 
 
-class Report(db.Model):  # type: ignore[name-defined,misc]
+class Report(db.Model):  # type: ignore[name-defined]
     """A complaint (R21): a public abuse / "deepfake of me" report, a depicted person's
     flag from their portal, or an account holder's appeal of a sanction.
 
@@ -505,7 +505,7 @@ class Report(db.Model):  # type: ignore[name-defined,misc]
     attachment_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class PortalCode(db.Model):  # type: ignore[name-defined,misc]
+class PortalCode(db.Model):  # type: ignore[name-defined]
     """A one-time code that opens the depicted person's portal: mailed to the subject's
     contact address, single use, expiring; only its HMAC is stored, guesses are counted."""
 
@@ -523,7 +523,7 @@ class PortalCode(db.Model):  # type: ignore[name-defined,misc]
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class PortalSession(db.Model):  # type: ignore[name-defined,misc]
+class PortalSession(db.Model):  # type: ignore[name-defined]
     """The grant a correct code buys: the cookie holds a random token, this row (by its
     SHA-256) says which subject it opens and until when."""
 
@@ -539,7 +539,7 @@ class PortalSession(db.Model):  # type: ignore[name-defined,misc]
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class ProtectedPerson(db.Model):  # type: ignore[name-defined,misc]
+class ProtectedPerson(db.Model):  # type: ignore[name-defined]
     """A public figure nobody may clone without review (R19): templates only, no media."""
 
     __tablename__ = "protected_people"
@@ -551,7 +551,7 @@ class ProtectedPerson(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = _created()
 
 
-class AuditEvent(db.Model):  # type: ignore[name-defined,misc]
+class AuditEvent(db.Model):  # type: ignore[name-defined]
     """Append-only, hash-chained (compliance.audit). Database triggers refuse UPDATE/DELETE."""
 
     __tablename__ = "audit_events"
@@ -580,7 +580,7 @@ class DeploymentStatus(StrEnum):
     STOPPED = "stopped"  # detached by its owner
 
 
-class QASet(db.Model):  # type: ignore[name-defined,misc]
+class QASet(db.Model):  # type: ignore[name-defined]
     """An owner's approved answers. The avatar says nothing else (issue 18)."""
 
     __tablename__ = "qa_sets"
@@ -594,7 +594,7 @@ class QASet(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = _created()
 
 
-class QAItem(db.Model):  # type: ignore[name-defined,misc]
+class QAItem(db.Model):  # type: ignore[name-defined]
     """One approved answer and the question phrasings that lead to it."""
 
     __tablename__ = "qa_items"
@@ -609,7 +609,7 @@ class QAItem(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = _created()
 
 
-class QADeployment(db.Model):  # type: ignore[name-defined,misc]
+class QADeployment(db.Model):  # type: ignore[name-defined]
     """A set attached to one avatar, reachable at ``/talk/<slug>``."""
 
     __tablename__ = "qa_deployments"
@@ -631,7 +631,7 @@ class QADeployment(db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (UniqueConstraint("set_id", "avatar_id", name="uq_qa_deployments_set_avatar"),)
 
 
-class QAClip(db.Model):  # type: ignore[name-defined,misc]
+class QAClip(db.Model):  # type: ignore[name-defined]
     """The render that speaks one answer (an item, or ``fallback:<lang>``) on a deployment."""
 
     __tablename__ = "qa_clips"
@@ -646,7 +646,7 @@ class QAClip(db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (UniqueConstraint("deployment_id", "key", name="uq_qa_clips_key"),)
 
 
-class QALog(db.Model):  # type: ignore[name-defined,misc]
+class QALog(db.Model):  # type: ignore[name-defined]
     """One visitor question and what answered it (kept ``QA_LOG_RETENTION_DAYS``)."""
 
     __tablename__ = "qa_logs"

@@ -183,7 +183,7 @@ def _slots() -> threading.BoundedSemaphore:
             slots = current_app.extensions.setdefault(
                 "dhf_verify_slots", threading.BoundedSemaphore(size)
             )
-    return slots  # type: ignore[no-any-return]
+    return slots
 
 
 _SLOTS_LOCK = threading.Lock()

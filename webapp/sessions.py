@@ -45,7 +45,7 @@ def live_user(user_id: str) -> User | None:
     created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=now.tzinfo)
     if now - created > timedelta(days=int(current_app.config["SESSION_TTL_DAYS"])):
         return None
-    return row.user  # type: ignore[no-any-return]
+    return row.user
 
 
 def end_current() -> None:

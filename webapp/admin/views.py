@@ -22,7 +22,7 @@ from .forms import (
 
 
 @bp.before_request
-def _admins_only():  # type: ignore[no-untyped-def]
+def _admins_only():
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     if not current_user.is_admin:
@@ -30,17 +30,17 @@ def _admins_only():  # type: ignore[no-untyped-def]
     return None
 
 
-def _identity_page(form: ReviewForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _identity_page(form: ReviewForm, status: int = 200):
     return render_template("admin/identity.html", items=service.review_queue(), form=form), status
 
 
 @bp.get("/identity")
-def identity_queue():  # type: ignore[no-untyped-def]
+def identity_queue():
     return _identity_page(ReviewForm())
 
 
 @bp.post("/identity/<check_id>")
-def identity_decide(check_id: str):  # type: ignore[no-untyped-def]
+def identity_decide(check_id: str):
     form = ReviewForm()
     if not form.validate_on_submit() or not (form.approve.data or form.reject.data):
         flash(" ".join(form.reason.errors) or "Choose Approve or Reject.", "error")
@@ -50,17 +50,17 @@ def identity_decide(check_id: str):  # type: ignore[no-untyped-def]
     return redirect(url_for(".identity_queue"))
 
 
-def _consent_page(form: ReviewForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _consent_page(form: ReviewForm, status: int = 200):
     return render_template("admin/consent.html", items=service.consent_queue(), form=form), status
 
 
 @bp.get("/consent")
-def consent_queue():  # type: ignore[no-untyped-def]
+def consent_queue():
     return _consent_page(ReviewForm())
 
 
 @bp.post("/consent/<record_id>")
-def consent_decide(record_id: str):  # type: ignore[no-untyped-def]
+def consent_decide(record_id: str):
     form = ReviewForm()
     if not form.validate_on_submit() or not (form.approve.data or form.reject.data):
         flash(" ".join(form.reason.errors) or "Choose Approve or Reject.", "error")
@@ -73,7 +73,7 @@ def consent_decide(record_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/identity/images/<upload_id>")
-def identity_image(upload_id: str):  # type: ignore[no-untyped-def]
+def identity_image(upload_id: str):
     data, mimetype = service.kyc_image(upload_id)
     response = make_response(data)
     response.mimetype = mimetype
@@ -82,7 +82,7 @@ def identity_image(upload_id: str):  # type: ignore[no-untyped-def]
     return response
 
 
-def _protected_page(form: ProtectedPersonForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _protected_page(form: ProtectedPersonForm, status: int = 200):
     people = db.session.scalars(select(ProtectedPerson).order_by(ProtectedPerson.name))
     return render_template(
         "admin/protected.html", people=list(people), form=form, delete=DeleteForm()
@@ -90,7 +90,7 @@ def _protected_page(form: ProtectedPersonForm, status: int = 200):  # type: igno
 
 
 @bp.route("/protected", methods=["GET", "POST"])
-def protected():  # type: ignore[no-untyped-def]
+def protected():
     form = ProtectedPersonForm()
     if not form.validate_on_submit():
         return _protected_page(form, 422 if form.errors else 200)
@@ -105,14 +105,14 @@ def protected():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/protected/<person_id>/delete")
-def protected_delete(person_id: str):  # type: ignore[no-untyped-def]
+def protected_delete(person_id: str):
     if DeleteForm().validate_on_submit():
         service.remove_protected(person_id, current_user)
         flash("Removed from the protected gallery.", "ok")
     return redirect(url_for(".protected"))
 
 
-def _reports_page(form: ReportActionForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _reports_page(form: ReportActionForm, status: int = 200):
     page = render_template(
         "admin/reports.html",
         items=moderation.queue(),
@@ -124,12 +124,12 @@ def _reports_page(form: ReportActionForm, status: int = 200):  # type: ignore[no
 
 
 @bp.get("/reports")
-def reports_queue():  # type: ignore[no-untyped-def]
+def reports_queue():
     return _reports_page(ReportActionForm())
 
 
 @bp.post("/reports/<report_id>")
-def report_act(report_id: str):  # type: ignore[no-untyped-def]
+def report_act(report_id: str):
     form = ReportActionForm()
     if not form.validate_on_submit():
         flash(" ".join(e for errors in form.errors.values() for e in errors), "error")

@@ -28,7 +28,7 @@ def _token_json(row: ApiToken, current: str) -> dict[str, Any]:
 
 @bp.get("/auth/tokens")
 @token_required
-def list_tokens():  # type: ignore[no-untyped-def]
+def list_tokens():
     """Your live API tokens (never their values); ``current`` marks this request's."""
     current = api_token_id()
     return jsonify(tokens=[_token_json(t, current) for t in accounts.live_tokens(api_user())])
@@ -36,7 +36,7 @@ def list_tokens():  # type: ignore[no-untyped-def]
 
 @bp.delete("/auth/tokens/<token_id>")
 @token_required
-def revoke_token(token_id: str):  # type: ignore[no-untyped-def]
+def revoke_token(token_id: str):
     """Revoke one of your tokens at once (this request's own too)."""
     accounts.revoke_token(api_user(), token_id)
     return "", 204
@@ -45,7 +45,7 @@ def revoke_token(token_id: str):  # type: ignore[no-untyped-def]
 @bp.post("/auth/password")
 @token_required
 @ratelimits.password_change
-def change_password():  # type: ignore[no-untyped-def]
+def change_password():
     """Change your password; every other token and every browser session ends."""
     body = _json_body("current_password", "new_password")
     accounts.change_password(
@@ -56,7 +56,7 @@ def change_password():  # type: ignore[no-untyped-def]
 
 @bp.post("/auth/password-reset")
 @ratelimits.reset_request
-def request_password_reset():  # type: ignore[no-untyped-def]
+def request_password_reset():
     """Mail a single-use reset link if the email has an account (same answer if not)."""
     email = _json_body("email")["email"]
     accounts.request_password_reset(email)
@@ -70,7 +70,7 @@ def request_password_reset():  # type: ignore[no-untyped-def]
 
 @bp.post("/auth/password-reset/confirm")
 @ratelimits.reset_confirm
-def confirm_password_reset():  # type: ignore[no-untyped-def]
+def confirm_password_reset():
     """Set a new password with the emailed link's token; every session and token ends."""
     body = _json_body("token", "password")
     accounts.reset_password(body["token"], body["password"])

@@ -34,9 +34,9 @@ def token_required(view: F) -> F:
 
 
 def api_user() -> User:
-    return g.api_user  # type: ignore[no-any-return]
+    return g.api_user
 
 
 def api_token_id() -> str:
     """The id of the token this request came with."""
-    return g.api_token_id  # type: ignore[no-any-return]
+    return g.api_token_id

@@ -13,7 +13,7 @@ from .routes import _json_body
 
 @bp.post("/checkout")
 @token_required
-def checkout():  # type: ignore[no-untyped-def]
+def checkout():
     body = _json_body("item", avatar_id=str, quantity=int)
     order, url = service.create_checkout(
         api_user(), body["item"], body.get("avatar_id"), body.get("quantity")
@@ -27,6 +27,6 @@ def _stripe_limit() -> str:
 
 @bp.post("/stripe/webhook")
 @limiter.limit(_stripe_limit)
-def stripe_webhook():  # type: ignore[no-untyped-def]
+def stripe_webhook():
     outcome = service.handle_webhook(request.get_data(), request.headers.get("Stripe-Signature"))
     return jsonify(received=True, outcome=outcome)

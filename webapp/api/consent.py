@@ -25,7 +25,7 @@ def _kyc_limit() -> str:
 @bp.post("/identity/sessions")
 @limiter.limit(_kyc_limit)
 @token_required
-def start_identity():  # type: ignore[no-untyped-def]
+def start_identity():
     body = _json_body(empty_ok=True, provider=str)
     started = identity.start(api_user(), requested=body.get("provider"))
     return jsonify(id=started.check.id, status=started.check.status, url=started.url), 201
@@ -33,7 +33,7 @@ def start_identity():  # type: ignore[no-untyped-def]
 
 @bp.get("/identity/sessions/<check_id>")
 @token_required
-def get_identity(check_id: str):  # type: ignore[no-untyped-def]
+def get_identity(check_id: str):
     check = db.session.get(IdentityCheck, check_id)
     if check is None or check.user_id != api_user().id:
         raise NotFound(f"No identity session {check_id}.")
@@ -43,7 +43,7 @@ def get_identity(check_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/subjects")
 @token_required
-def create_subject():  # type: ignore[no-untyped-def]
+def create_subject():
     body = _json_body("display_name", "relation", contact_email=str)
     subject, token = service.create_subject(
         api_user(), body["display_name"], body["relation"], body.get("contact_email")
@@ -54,7 +54,7 @@ def create_subject():  # type: ignore[no-untyped-def]
 
 @bp.get("/consent/<token>")
 @limiter.shared_limit(passcode_limit, scope="consent-passcode")
-def get_consent(token: str):  # type: ignore[no-untyped-def]
+def get_consent(token: str):
     """The notice, the statement and a fresh passcode with its timed challenge: record from
     the first cue's clock zero, say each digit at its ``at_s`` and turn the head at the
     turn cue (your own left or right), then read the statement."""
@@ -72,7 +72,7 @@ def get_consent(token: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/consent/<token>/recording")
 @limiter.limit(passcode_limit)
-def post_recording(token: str):  # type: ignore[no-untyped-def]
+def post_recording(token: str):
     """The recording of the challenge and statement, from the page or a capture app: the
     server decides liveness from its content, whatever sent it."""
     record = service.record_for(token)
@@ -86,14 +86,14 @@ def post_recording(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/consent/<token>/revoke")
-def revoke(token: str):  # type: ignore[no-untyped-def]
+def revoke(token: str):
     receipt = service.revoke(service.record_for(token))
     return jsonify(status="revoked", receipt=receipt)
 
 
 @bp.get("/subjects/<subject_id>")
 @token_required
-def get_subject(subject_id: str):  # type: ignore[no-untyped-def]
+def get_subject(subject_id: str):
     subject = get_owned_or_404(Subject, subject_id, api_user().id)
     return jsonify(
         id=subject.id,
@@ -105,7 +105,7 @@ def get_subject(subject_id: str):  # type: ignore[no-untyped-def]
 
 @bp.patch("/subjects/<subject_id>")
 @token_required
-def update_subject(subject_id: str):  # type: ignore[no-untyped-def]
+def update_subject(subject_id: str):
     """Set (or with null remove) the person's own address, where their portal codes go."""
     body = _json_body(contact_email=str)
     if "contact_email" not in body:
@@ -118,7 +118,7 @@ def update_subject(subject_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/subjects/<subject_id>/renders")
 @token_required
-def subject_renders(subject_id: str):  # type: ignore[no-untyped-def]
+def subject_renders(subject_id: str):
     """Every render made with this person's likeness, across all of their avatars: what
     the person sees in their portal, with a signed download link for ready ones."""
     subject = get_owned_or_404(Subject, subject_id, api_user().id)

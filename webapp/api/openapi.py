@@ -390,6 +390,6 @@ def document() -> S:
 
 
 @bp.get("/openapi.json")
-def openapi():  # type: ignore[no-untyped-def]
+def openapi():
     """This document."""
     return jsonify(document())

@@ -31,14 +31,14 @@ def _item(set_id: str, item_id: str) -> tuple[QASet, QAItem]:
     return qaset, item
 
 
-def _edited(qaset: QASet, body: dict, status: int = 200):  # type: ignore[no-untyped-def,type-arg]
+def _edited(qaset: QASet, body: dict, status: int = 200):
     """An edit's answer, with what re-rendering its deployments' clips started."""
     return jsonify(**body, rendering=deploy.refresh(qaset)), status
 
 
 @bp.get("/qa-sets")
 @token_required
-def list_qa_sets():  # type: ignore[no-untyped-def]
+def list_qa_sets():
     from sqlalchemy import select
 
     from ..extensions import db
@@ -51,7 +51,7 @@ def list_qa_sets():  # type: ignore[no-untyped-def]
 
 @bp.post("/qa-sets")
 @token_required
-def create_qa_set():  # type: ignore[no-untyped-def]
+def create_qa_set():
     """Create a set: a name and the fallback answer ({"en": ..., "zh"?: ...})."""
     body = _json_body("name")
     qaset = service.create_set(api_user(), body["name"], body.get("fallback"))
@@ -60,7 +60,7 @@ def create_qa_set():  # type: ignore[no-untyped-def]
 
 @bp.get("/qa-sets/<set_id>")
 @token_required
-def get_qa_set(set_id: str):  # type: ignore[no-untyped-def]
+def get_qa_set(set_id: str):
     qaset = _set(set_id)
     deps = [deploy.deployment_json(d, clips=False) for d in deploy.deployments_of(qaset)]
     return jsonify(**service.set_json(qaset), deployments=deps)
@@ -68,7 +68,7 @@ def get_qa_set(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.patch("/qa-sets/<set_id>")
 @token_required
-def update_qa_set(set_id: str):  # type: ignore[no-untyped-def]
+def update_qa_set(set_id: str):
     body = _json_body(name=str, fallback=dict)
     qaset = service.update_set(_set(set_id), body.get("name"), body.get("fallback"))
     return _edited(qaset, service.set_json(qaset))
@@ -76,20 +76,20 @@ def update_qa_set(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.delete("/qa-sets/<set_id>")
 @token_required
-def delete_qa_set(set_id: str):  # type: ignore[no-untyped-def]
+def delete_qa_set(set_id: str):
     service.delete_set(_set(set_id))
     return "", 204
 
 
 @bp.get("/qa-sets/<set_id>/items")
 @token_required
-def list_qa_items(set_id: str):  # type: ignore[no-untyped-def]
+def list_qa_items(set_id: str):
     return jsonify(items=[service.item_json(i) for i in service.items_of(_set(set_id))])
 
 
 @bp.post("/qa-sets/<set_id>/items")
 @token_required
-def create_qa_item(set_id: str):  # type: ignore[no-untyped-def]
+def create_qa_item(set_id: str):
     """Add an answer: {answer, lang: en|zh, questions: [phrasings]}."""
     body = _json_body("answer", "lang", questions=list)
     qaset = _set(set_id)
@@ -99,7 +99,7 @@ def create_qa_item(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.patch("/qa-sets/<set_id>/items/<item_id>")
 @token_required
-def update_qa_item(set_id: str, item_id: str):  # type: ignore[no-untyped-def]
+def update_qa_item(set_id: str, item_id: str):
     body = _json_body(answer=str, lang=str, questions=list)
     qaset, item = _item(set_id, item_id)
     item = service.update_item(item, body.get("answer"), body.get("lang"), body.get("questions"))
@@ -108,14 +108,14 @@ def update_qa_item(set_id: str, item_id: str):  # type: ignore[no-untyped-def]
 
 @bp.delete("/qa-sets/<set_id>/items/<item_id>")
 @token_required
-def delete_qa_item(set_id: str, item_id: str):  # type: ignore[no-untyped-def]
+def delete_qa_item(set_id: str, item_id: str):
     service.delete_item(_item(set_id, item_id)[1])
     return "", 204
 
 
 @bp.post("/qa-sets/<set_id>/import")
 @token_required
-def import_qa_items(set_id: str):  # type: ignore[no-untyped-def]
+def import_qa_items(set_id: str):
     """Import items: multipart ``file`` (.csv or .json) or JSON {format, data, replace?}."""
     qaset = _set(set_id)
     file = request.files.get("file")
@@ -134,7 +134,7 @@ def import_qa_items(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/qa-sets/<set_id>/export")
 @token_required
-def export_qa_items(set_id: str):  # type: ignore[no-untyped-def]
+def export_qa_items(set_id: str):
     """The set as ``?format=csv`` (lang, answer, questions separated by "|") or json."""
     qaset, fmt = _set(set_id), request.args.get("format", "json")
     text = service.export_items(qaset, fmt)
@@ -145,14 +145,14 @@ def export_qa_items(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/qa-sets/<set_id>/match")
 @token_required
-def match_qa_set(set_id: str):  # type: ignore[no-untyped-def]
+def match_qa_set(set_id: str):
     """Test the set: every item ranked for {question}, and the answer a visitor would get."""
     return jsonify(service.test_match(_set(set_id), _json_body("question")["question"]))
 
 
 @bp.get("/qa-sets/<set_id>/unanswered")
 @token_required
-def qa_unanswered(set_id: str):  # type: ignore[no-untyped-def]
+def qa_unanswered(set_id: str):
     """Questions the fallback answered, most frequent first."""
     qaset = _set(set_id)
     return jsonify(unanswered=talk.unanswered(qaset), usage=talk.usage(qaset))
@@ -160,13 +160,13 @@ def qa_unanswered(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/qa-sets/<set_id>/logs")
 @token_required
-def qa_logs(set_id: str):  # type: ignore[no-untyped-def]
+def qa_logs(set_id: str):
     return jsonify(logs=talk.logs(_set(set_id)))
 
 
 @bp.post("/qa-sets/<set_id>/deployments")
 @token_required
-def deploy_qa_set(set_id: str):  # type: ignore[no-untyped-def]
+def deploy_qa_set(set_id: str):
     """Attach the set to a ready avatar {avatar_id, origins?}: its answers are rendered."""
     body = _json_body("avatar_id", origins=list)
     dep = deploy.attach(api_user(), _set(set_id), body["avatar_id"], body.get("origins"))
@@ -175,14 +175,14 @@ def deploy_qa_set(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/qa-deployments/<dep_id>")
 @token_required
-def get_qa_deployment(dep_id: str):  # type: ignore[no-untyped-def]
+def get_qa_deployment(dep_id: str):
     dep = deploy.sync(get_owned_or_404(QADeployment, dep_id, api_user().id))
     return jsonify(deploy.deployment_json(dep))
 
 
 @bp.patch("/qa-deployments/<dep_id>")
 @token_required
-def update_qa_deployment(dep_id: str):  # type: ignore[no-untyped-def]
+def update_qa_deployment(dep_id: str):
     """Change the sites allowed to embed it: {origins: ["https://shop.example"]}."""
     body = _json_body(origins=list)
     dep = get_owned_or_404(QADeployment, dep_id, api_user().id)
@@ -191,14 +191,14 @@ def update_qa_deployment(dep_id: str):  # type: ignore[no-untyped-def]
 
 @bp.delete("/qa-deployments/<dep_id>")
 @token_required
-def delete_qa_deployment(dep_id: str):  # type: ignore[no-untyped-def]
+def delete_qa_deployment(dep_id: str):
     deploy.detach(get_owned_or_404(QADeployment, dep_id, api_user().id))
     return "", 204
 
 
 @bp.post("/qa-deployments/<dep_id>/clips/<key>/render")
 @token_required
-def rerender_qa_clip(dep_id: str, key: str):  # type: ignore[no-untyped-def]
+def rerender_qa_clip(dep_id: str, key: str):
     """Render one answer again (an item id, or fallback:en)."""
     dep = get_owned_or_404(QADeployment, dep_id, api_user().id)
     clip = deploy.rerender(dep, key)
@@ -219,7 +219,7 @@ def _visitor_deployment(slug: str) -> QADeployment:
 
 @bp.post("/talk/<slug>/conversations")
 @ratelimits.qa_visitor
-def start_conversation(slug: str):  # type: ignore[no-untyped-def]
+def start_conversation(slug: str):
     """Start a conversation: its token (send it as X-Conversation), the AI notice."""
     return jsonify(talk.start(_visitor_deployment(slug))), 201
 
@@ -227,7 +227,7 @@ def start_conversation(slug: str):  # type: ignore[no-untyped-def]
 @bp.post("/talk/<slug>/ask")
 @ratelimits.qa_visitor
 @ratelimits.qa_conversation
-def ask(slug: str):  # type: ignore[no-untyped-def]
+def ask(slug: str):
     """Ask a typed question {question}: the approved answer to play (never synthesised)."""
     dep = _visitor_deployment(slug)
     question = _json_body("question")["question"]
@@ -237,7 +237,7 @@ def ask(slug: str):  # type: ignore[no-untyped-def]
 @bp.post("/talk/<slug>/ask-audio")
 @ratelimits.qa_visitor
 @ratelimits.qa_conversation
-def ask_audio(slug: str):  # type: ignore[no-untyped-def]
+def ask_audio(slug: str):
     """Ask by voice: multipart ``audio`` (short recording) and ``lang`` (en or zh)."""
     dep = _visitor_deployment(slug)
     talk.conversation_of(dep, request.headers.get("X-Conversation"))  # before decoding

@@ -16,7 +16,7 @@ REPORT_FIELDS = ("category", "reason", "contact", "link", "content_id")
 
 @bp.post("/reports")
 @ratelimits.report
-def create_report():  # type: ignore[no-untyped-def]
+def create_report():
     """Report a video (no account needed): JSON, or multipart with the video as ``file``."""
     if request.mimetype == "multipart/form-data":
         fields, file = report_fields(request.form), attached_file()
@@ -27,7 +27,7 @@ def create_report():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/reports/status/<token>")
-def report_status(token: str):  # type: ignore[no-untyped-def]
+def report_status(token: str):
     """A report's status, by the secret token of its status link."""
     return jsonify(service.status_json(service.by_token(token)))
 
@@ -35,7 +35,7 @@ def report_status(token: str):  # type: ignore[no-untyped-def]
 @bp.post("/appeals")
 @token_required
 @ratelimits.report
-def create_appeal():  # type: ignore[no-untyped-def]
+def create_appeal():
     """Appeal your account's sanction; it joins the moderators' report queue."""
     body = _json_body("reason")
     opened = service.open_appeal(api_user(), body["reason"])

@@ -41,7 +41,7 @@ def _json_body(*fields: str, empty_ok: bool = False, **optional: type) -> dict[s
 
 @bp.post("/auth/signup")
 @ratelimits.signup
-def signup():  # type: ignore[no-untyped-def]
+def signup():
     """Create an account; the answer is the same when the email already has one."""
     body = _json_body("email", "password")
     _, user_id = accounts.register(body["email"], body["password"])
@@ -50,7 +50,7 @@ def signup():  # type: ignore[no-untyped-def]
 
 @bp.post("/auth/tokens")
 @ratelimits.login
-def create_token():  # type: ignore[no-untyped-def]
+def create_token():
     """Log in: a bearer token for these credentials (one rate-limit bucket with /login)."""
     body = _json_body("email", "password")
     user = accounts.authenticate(body["email"], body["password"])
@@ -60,7 +60,7 @@ def create_token():  # type: ignore[no-untyped-def]
 
 @bp.get("/me")
 @token_required
-def me():  # type: ignore[no-untyped-def]
+def me():
     user = api_user()
     credits = ledger.balance(user.id)
     return jsonify(
@@ -86,13 +86,13 @@ def _job_json(job: Job) -> dict[str, Any]:
 
 @bp.get("/jobs/<job_id>")
 @token_required
-def get_job(job_id: str):  # type: ignore[no-untyped-def]
+def get_job(job_id: str):
     return jsonify(_job_json(get_owned_or_404(Job, job_id, api_user().id)))
 
 
 @bp.get("/avatars/<avatar_id>")
 @token_required
-def get_avatar(avatar_id: str):  # type: ignore[no-untyped-def]
+def get_avatar(avatar_id: str):
     avatar = get_owned_or_404(Avatar, avatar_id, api_user().id)
     job = studio.latest_job(avatar.id)
     return jsonify(
@@ -106,7 +106,7 @@ def get_avatar(avatar_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/avatars/<avatar_id>/training-video")
 @token_required
-def upload_training_video(avatar_id: str):  # type: ignore[no-untyped-def]
+def upload_training_video(avatar_id: str):
     avatar = get_owned_or_404(Avatar, avatar_id, api_user().id)
     file = request.files.get("video")
     upload, job = studio.upload_training_video(
@@ -117,7 +117,7 @@ def upload_training_video(avatar_id: str):  # type: ignore[no-untyped-def]
 
 @bp.put("/webhook")
 @token_required
-def set_webhook():  # type: ignore[no-untyped-def]
+def set_webhook():
     """Send signed notifications to this URL when a training or a render ends."""
     url = _json_body("url")["url"]
     secret = webhooks.configure(api_user(), url)
@@ -126,7 +126,7 @@ def set_webhook():  # type: ignore[no-untyped-def]
 
 @bp.delete("/webhook")
 @token_required
-def delete_webhook():  # type: ignore[no-untyped-def]
+def delete_webhook():
     """Stop notifications."""
     webhooks.configure(api_user(), None)
     return "", 204

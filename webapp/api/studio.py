@@ -16,7 +16,7 @@ RENDER_OPTIONS = ("language", "background", "tone", "style", "framing")
 
 @bp.post("/avatars")
 @token_required
-def create_avatar():  # type: ignore[no-untyped-def]
+def create_avatar():
     body = _json_body("subject_id", "name", style=str, framing=str)
     avatar = service.create_avatar(
         api_user(),
@@ -30,14 +30,14 @@ def create_avatar():  # type: ignore[no-untyped-def]
 
 @bp.post("/avatars/<avatar_id>/train")
 @token_required
-def train_avatar(avatar_id: str):  # type: ignore[no-untyped-def]
+def train_avatar(avatar_id: str):
     job = service.start_training(get_owned_or_404(Avatar, avatar_id, api_user().id))
     return jsonify(job_id=job.id), 202
 
 
 @bp.post("/renders")
 @token_required
-def create_render():  # type: ignore[no-untyped-def]
+def create_render():
     body = _json_body("avatar_id", "script", **dict.fromkeys(RENDER_OPTIONS, str))
     render = service.create_render(api_user(), body["avatar_id"], body["script"], body)
     return jsonify(id=render.id, status=render.status), 202
@@ -45,12 +45,12 @@ def create_render():  # type: ignore[no-untyped-def]
 
 @bp.get("/renders/<render_id>")
 @token_required
-def get_render(render_id: str):  # type: ignore[no-untyped-def]
+def get_render(render_id: str):
     return jsonify(delivery.render_status(get_owned_or_404(Render, render_id, api_user().id)))
 
 
 @bp.get("/renders/<render_id>/download")
-def download_render(render_id: str):  # type: ignore[no-untyped-def]
+def download_render(render_id: str):
     """With a bearer token, or with the signed, expiring ``t`` of ``download_url``."""
     if request.args.get("t"):
         render = delivery.render_for_link(render_id, request.args["t"])

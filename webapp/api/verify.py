@@ -26,7 +26,7 @@ def _verify_limit() -> str:
 
 @bp.post("/verify")
 @limiter.limit(_verify_limit)
-def verify_file():  # type: ignore[no-untyped-def]
+def verify_file():
     file = request.files.get("file")
     if file is None or not file.filename:
         raise InvalidInput("Attach the video as multipart field 'file'.", code="missing_file")
@@ -37,13 +37,13 @@ def verify_file():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/services/supportedAlgorithms")
-def supported_algorithms():  # type: ignore[no-untyped-def]
+def supported_algorithms():
     return jsonify(watermarks=[{"alg": SOFT_BINDING_ALG}], fingerprints=[])
 
 
 @bp.get("/matches/byBinding")
 @limiter.limit(_verify_limit)
-def matches_by_binding():  # type: ignore[no-untyped-def]
+def matches_by_binding():
     alg, value = request.args.get("alg", ""), request.args.get("value", "")
     if alg != SOFT_BINDING_ALG:
         raise InvalidInput(f"Unsupported alg: use {SOFT_BINDING_ALG}.", code="unsupported_alg")
@@ -64,7 +64,7 @@ def matches_by_binding():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/manifests/<path:manifest_id>")
-def get_manifest(manifest_id: str):  # type: ignore[no-untyped-def]
+def get_manifest(manifest_id: str):
     row = db.session.query(ContentRecord).filter_by(manifest_id=manifest_id).one_or_none()
     if row is None or row.manifest is None:
         raise NotFound(f"No manifest {manifest_id}.")

@@ -13,14 +13,14 @@ from .auth import api_user, token_required
 
 @bp.get("/voice-prompts")
 @token_required
-def voice_prompts():  # type: ignore[no-untyped-def]
+def voice_prompts():
     """The sentences the speaker reads, in reading order: {prompts: [{id, text}]}."""
     return jsonify(prompts=service.prompt_list())
 
 
 @bp.post("/avatars/<avatar_id>/voice-samples")
 @token_required
-def upload_voice_sample(avatar_id: str):  # type: ignore[no-untyped-def]
+def upload_voice_sample(avatar_id: str):
     """One validated take (multipart `audio` + `prompt_id` or `text`): {count, remaining}.
 
     A bad take is refused with 422 and its reason code; a new take of a sentence replaces

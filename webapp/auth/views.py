@@ -36,7 +36,7 @@ def _sign_in(user: User) -> None:
 
 @bp.route("/signup", methods=["GET", "POST"])
 @ratelimits.signup
-def signup():  # type: ignore[no-untyped-def]
+def signup():
     form = SignupForm()
     if form.validate_on_submit():
         try:
@@ -55,7 +55,7 @@ def signup():  # type: ignore[no-untyped-def]
 
 @bp.route("/login", methods=["GET", "POST"])
 @ratelimits.login
-def login():  # type: ignore[no-untyped-def]
+def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
@@ -70,7 +70,7 @@ def login():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout")
 @login_required
-def logout():  # type: ignore[no-untyped-def]
+def logout():
     record_event(EventTag.AUTH_LOGOUT, actor_id=current_user.id)
     sessions.end_current()
     db.session.commit()
@@ -81,7 +81,7 @@ def logout():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout/everywhere")
 @login_required
-def logout_everywhere():  # type: ignore[no-untyped-def]
+def logout_everywhere():
     ended = sessions.end_all(current_user.id)
     record_event(
         EventTag.AUTH_LOGOUT,
@@ -95,7 +95,7 @@ def logout_everywhere():  # type: ignore[no-untyped-def]
     return redirect(url_for("auth.login"))
 
 
-def _account_page(form: ChangePasswordForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _account_page(form: ChangePasswordForm, status: int = 200):
     return render_template(
         "auth/account.html",
         form=form,
@@ -106,14 +106,14 @@ def _account_page(form: ChangePasswordForm, status: int = 200):  # type: ignore[
 
 @bp.get("/account")
 @login_required
-def account():  # type: ignore[no-untyped-def]
+def account():
     return _account_page(ChangePasswordForm())
 
 
 @bp.post("/account/password")
 @login_required
 @ratelimits.password_change
-def change_password():  # type: ignore[no-untyped-def]
+def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
@@ -135,7 +135,7 @@ def change_password():  # type: ignore[no-untyped-def]
 
 @bp.post("/account/tokens/<token_id>/revoke")
 @login_required
-def revoke_token(token_id: str):  # type: ignore[no-untyped-def]
+def revoke_token(token_id: str):
     accounts.revoke_token(current_user, token_id)
     flash("The token is revoked: it no longer works.", "ok")
     return redirect(url_for("auth.account"))
@@ -143,7 +143,7 @@ def revoke_token(token_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/forgot", methods=["GET", "POST"])
 @ratelimits.reset_request
-def forgot():  # type: ignore[no-untyped-def]
+def forgot():
     form = ForgotForm()
     if form.validate_on_submit():
         email = (form.email.data or "").strip()
@@ -160,7 +160,7 @@ def forgot():  # type: ignore[no-untyped-def]
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
 @ratelimits.reset_confirm
-def reset(token: str):  # type: ignore[no-untyped-def]
+def reset(token: str):
     accounts.reset_row(token)  # a used or expired link: the error page says so
     form = ResetForm()
     if form.validate_on_submit():

@@ -13,7 +13,7 @@ from .gateway import DevGateway, dev_event, gateway, sign_payload
 
 
 @bp.get("/pricing")
-def pricing():  # type: ignore[no-untyped-def]
+def pricing():
     avatars = []
     if current_user.is_authenticated:
         query = select(Avatar).where(Avatar.owner_id == current_user.id)
@@ -23,7 +23,7 @@ def pricing():  # type: ignore[no-untyped-def]
 
 @bp.post("/checkout")
 @login_required
-def checkout():  # type: ignore[no-untyped-def]
+def checkout():
     item = request.form.get("item", "")
     minutes = request.form.get("quantity", type=int)
     try:
@@ -36,7 +36,7 @@ def checkout():  # type: ignore[no-untyped-def]
 
 @bp.get("/billing")
 @login_required
-def orders():  # type: ignore[no-untyped-def]
+def orders():
     query = select(Order).where(Order.owner_id == current_user.id).order_by(Order.created_at.desc())
     return render_template(
         "billing/orders.html",
@@ -47,7 +47,7 @@ def orders():  # type: ignore[no-untyped-def]
 
 @bp.route("/checkout/test/<order_id>", methods=["GET", "POST"])
 @login_required
-def test_checkout(order_id: str):  # type: ignore[no-untyped-def]
+def test_checkout(order_id: str):
     """The development checkout: completes the real fulfilment path with a signed event."""
     if not isinstance(gateway(), DevGateway):
         abort(404)
@@ -62,7 +62,7 @@ def test_checkout(order_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/admin/orders")
 @login_required
-def admin_orders():  # type: ignore[no-untyped-def]
+def admin_orders():
     if not current_user.is_admin:
         abort(404)
     query = select(Order).order_by(Order.created_at.desc()).limit(500)

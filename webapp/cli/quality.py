@@ -73,10 +73,10 @@ _json_option = click.option(
 _out_option = click.option("--out", default=None, help="Also write the JSON to this file.")
 
 
-def _eval_options(data: str):  # type: ignore[no-untyped-def]
+def _eval_options(data: str):
     """--train/--heldout/--profile/--json/--out shared by every ``dhf eval`` command."""
 
-    def wrap(f):  # type: ignore[no-untyped-def]
+    def wrap(f):
         for option in reversed(
             [
                 click.option("--train", default=None, help=f"Default: ../shared/data/{data}/train"),

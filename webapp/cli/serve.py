@@ -76,10 +76,10 @@ def _json_error_channel() -> type:
 
     from ..errors import _HTTP_CODES
 
-    class JsonErrorTask(ErrorTask):  # type: ignore[misc]
+    class JsonErrorTask(ErrorTask):
         def execute(self) -> None:
             if not (getattr(self.request, "path", "") or "").startswith("/api/"):
-                return super().execute()  # type: ignore[no-any-return]
+                return super().execute()
             error = self.request.error
             code, message = _HTTP_CODES.get(error.code, ("error", error.reason))
             body = _json.dumps({"error": code, "message": message}).encode()
@@ -89,13 +89,13 @@ def _json_error_channel() -> type:
             self.content_length = len(body)
             self.write(body)
 
-    class JsonErrorChannel(HTTPChannel):  # type: ignore[misc]
+    class JsonErrorChannel(HTTPChannel):
         error_task_class = JsonErrorTask
 
     return JsonErrorChannel
 
 
-def _web_server(app: Flask, host: str, port: int, threads: int):  # type: ignore[no-untyped-def]
+def _web_server(app: Flask, host: str, port: int, threads: int):
     """waitress refusing bodies over the largest per-route limit before spooling them."""
     from waitress import create_server
 

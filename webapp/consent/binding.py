@@ -101,7 +101,7 @@ def _compute(upload: Upload) -> dict[str, np.ndarray]:
                 voice = voice_embedding(media.audio(path, 16000, 60.0))
                 return {} if voice is None else {"voice": voice}
             return {"faces": face_embeddings(sample_frames(path, FOOTAGE_FACES))}
-        except (media.MediaError, av.error.FFmpegError, ValueError, IndexError):  # type: ignore[attr-defined]
+        except (media.MediaError, av.error.FFmpegError, ValueError, IndexError):
             # an unreadable file shows nobody; footage like this is refused at the gate
             # (face_unverifiable), and training could not read it either
             return {}
@@ -288,7 +288,7 @@ def _reviewed_after_inputs(subject: Subject) -> bool:
     return _aware(record.reviewed_at) >= _aware(newest)
 
 
-def _aware(moment):  # type: ignore[no-untyped-def]
+def _aware(moment):
     from ..models import utcnow
 
     return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)

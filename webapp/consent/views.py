@@ -30,7 +30,7 @@ def passcode_limit() -> str:
 
 @bp.get("/consent/<token>")
 @limiter.shared_limit(passcode_limit, scope="consent-passcode")  # with GET /api/v1/consent
-def consent_page(token: str):  # type: ignore[no-untyped-def]
+def consent_page(token: str):
     record = service.record_for(token)
     page = {"token": token, "record": record, "notice": notice}
     if record.status in service.DECIDED:
@@ -54,7 +54,7 @@ def consent_page(token: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/consent/<token>/identity")
 @limiter.limit(lambda: str(current_app.config["RATELIMIT_KYC"]))
-def start_identity(token: str):  # type: ignore[no-untyped-def]
+def start_identity(token: str):
     """The depicted person (not the account holder) starts their own KYC from their link."""
     record = service.record_for(token)
     subject = db.session.get(Subject, record.subject_id)

@@ -22,7 +22,7 @@ def _jobs(limit: int = 50) -> list[Job]:
 
 
 @bp.get("/")
-def home():  # type: ignore[no-untyped-def]
+def home():
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.index"))
     return render_template("home.html")
@@ -30,7 +30,7 @@ def home():  # type: ignore[no-untyped-def]
 
 @bp.get("/dashboard")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     avatars = db.session.scalars(
         select(Avatar).where(Avatar.owner_id == current_user.id).order_by(Avatar.created_at.desc())
     )
@@ -39,7 +39,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.get("/dashboard/jobs.json")
 @login_required
-def jobs_json():  # type: ignore[no-untyped-def]
+def jobs_json():
     return jsonify(
         jobs=[
             {
@@ -56,7 +56,7 @@ def jobs_json():  # type: ignore[no-untyped-def]
 
 @bp.post("/dashboard/identity")
 @login_required
-def start_identity():  # type: ignore[no-untyped-def]
+def start_identity():
     """Start KYC; a provider with its own pages (Stripe Identity) gets the person next."""
     try:
         started = identity.start(current_user)
@@ -70,7 +70,7 @@ def start_identity():  # type: ignore[no-untyped-def]
 
 @bp.get("/dashboard/identity/<check_id>")
 @login_required
-def identity_return(check_id: str):  # type: ignore[no-untyped-def]
+def identity_return(check_id: str):
     """Where the provider sends the person back: the check as the provider now sees it."""
     check = db.session.get(IdentityCheck, check_id)
     if check is None or check.user_id != current_user.id:

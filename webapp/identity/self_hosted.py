@@ -272,7 +272,7 @@ def check_for(token: str) -> IdentityCheck:
 
 @pages.route("/identity/check/<token>", methods=["GET", "POST"])
 @limiter.limit(_kyc_limit, methods=["POST"])
-def capture(token: str):  # type: ignore[no-untyped-def]
+def capture(token: str):
     check = check_for(token)
     form = CaptureForm()
     if check.status == KycStatus.PENDING and form.validate_on_submit():

@@ -59,7 +59,7 @@ def _client() -> stripe.StripeClient:
             cfg["STRIPE_SECRET_KEY"],
             base_addresses=addresses,  # type: ignore[arg-type]
         )
-    return ext["dhf_stripe_identity"]  # type: ignore[no-any-return]
+    return ext["dhf_stripe_identity"]
 
 
 def age_on(dob: Mapping[str, Any], today: date) -> int:

@@ -42,7 +42,7 @@ def _home(token: str) -> Response:
 
 
 @bp.get("")
-def home(token: str):  # type: ignore[no-untyped-def]
+def home(token: str):
     record = consent.record_for(token)
     subject = db.session.get(Subject, record.subject_id)
     try:
@@ -74,7 +74,7 @@ def home(token: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/code")
 @limiter.limit(portal_limit)
-def send_code(token: str):  # type: ignore[no-untyped-def]
+def send_code(token: str):
     row = service.send_code(consent.record_for(token))
     flash(
         f"We sent a code to {service.masked(row.sent_to)}. It works once, for "
@@ -85,14 +85,14 @@ def send_code(token: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/enter")
 @limiter.limit(portal_limit)
-def enter(token: str):  # type: ignore[no-untyped-def]
+def enter(token: str):
     granted = service.enter(consent.record_for(token), request.form.get("code", ""))
     session[_COOKIE_KEY] = granted
     return _home(token)
 
 
 @bp.get("/renders/<render_id>/file")
-def download(token: str, render_id: str):  # type: ignore[no-untyped-def]
+def download(token: str, render_id: str):
     _, granted = _granted(token)
     render = service.render_of(granted.subject_id, render_id)
     service.check_download(request.args.get("t", ""), render.id, granted.subject_id)
@@ -103,7 +103,7 @@ def download(token: str, render_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/renders/<render_id>/flag")
 @limiter.limit(portal_limit)
-def flag(token: str, render_id: str):  # type: ignore[no-untyped-def]
+def flag(token: str, render_id: str):
     _, granted = _granted(token)
     report = service.open_flag(
         service.render_of(granted.subject_id, render_id), request.form.get("reason", "")
@@ -116,7 +116,7 @@ def flag(token: str, render_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/withdraw")
-def withdraw(token: str):  # type: ignore[no-untyped-def]
+def withdraw(token: str):
     record, _ = _granted(token)
     consent.revoke(record)
     flash(
@@ -127,7 +127,7 @@ def withdraw(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/leave")
-def leave(token: str):  # type: ignore[no-untyped-def]
+def leave(token: str):
     _, granted = _granted(token)
     service.leave(granted)
     session.pop(_COOKIE_KEY, None)

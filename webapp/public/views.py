@@ -14,7 +14,7 @@ def _verify_limit() -> str:
 
 @bp.route("/verify", methods=["GET", "POST"])
 @limiter.limit(_verify_limit, methods=["POST"])
-def verify_page():  # type: ignore[no-untyped-def]
+def verify_page():
     result, error, status = None, None, 200
     if request.method == "POST":
         file = request.files.get("file")

@@ -37,7 +37,7 @@ bp = Blueprint("qa", __name__)
 
 
 @bp.get("/talk/<slug>")
-def talk_page(slug: str):  # type: ignore[no-untyped-def]
+def talk_page(slug: str):
     dep = talk.deployment(slug)
     headers = request.headers
     if not talk.frame_allowed(
@@ -64,7 +64,7 @@ def _report_url() -> str:
 
 
 @bp.get("/talk/<slug>/clips/<render_id>")
-def clip(slug: str, render_id: str):  # type: ignore[no-untyped-def]
+def clip(slug: str, render_id: str):
     """One answer clip, by its signed short-lived link (range requests for the player)."""
     render, subject = talk.clip_for_link(slug, render_id, request.args.get("t", ""))
     data = talk.clip_bytes(render, subject)
@@ -101,7 +101,7 @@ def _questions(text: str) -> list[str]:
 
 @bp.get("/qa")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     sets = db.session.scalars(
         select(QASet).where(QASet.owner_id == current_user.id).order_by(QASet.created_at)
     )
@@ -110,7 +110,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.post("/qa")
 @login_required
-def create():  # type: ignore[no-untyped-def]
+def create():
     form = request.form
     try:
         qaset = service.create_set(
@@ -126,7 +126,7 @@ def create():  # type: ignore[no-untyped-def]
 
 @bp.get("/qa/<set_id>")
 @login_required
-def edit(set_id: str):  # type: ignore[no-untyped-def]
+def edit(set_id: str):
     qaset = _set(set_id)
     avatars = db.session.scalars(
         select(Avatar).where(
@@ -150,7 +150,7 @@ def edit(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/qa/<set_id>/status.json")
 @login_required
-def status(set_id: str):  # type: ignore[no-untyped-def]
+def status(set_id: str):
     qaset = _set(set_id)
     deps = [deploy.deployment_json(deploy.sync(d)) for d in deploy.deployments_of(qaset)]
     return jsonify(status=qaset.status, deployments=deps)
@@ -158,7 +158,7 @@ def status(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/qa/<set_id>/match.json")
 @login_required
-def match(set_id: str):  # type: ignore[no-untyped-def]
+def match(set_id: str):
     try:
         return jsonify(service.test_match(_set(set_id), request.form.get("question", "")))
     except DomainError as exc:
@@ -167,7 +167,7 @@ def match(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/qa/<set_id>/settings")
 @login_required
-def settings(set_id: str):  # type: ignore[no-untyped-def]
+def settings(set_id: str):
     form = request.form
     fallback = {"en": form.get("fallback_en", ""), "zh": form.get("fallback_zh", "")}
     return _act(set_id, lambda s: service.update_set(s, form.get("name", ""), fallback), "Saved.")
@@ -175,7 +175,7 @@ def settings(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/qa/<set_id>/items")
 @login_required
-def add_item(set_id: str):  # type: ignore[no-untyped-def]
+def add_item(set_id: str):
     form = request.form
     return _act(
         set_id,
@@ -188,7 +188,7 @@ def add_item(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/qa/<set_id>/items/<item_id>")
 @login_required
-def update_item(set_id: str, item_id: str):  # type: ignore[no-untyped-def]
+def update_item(set_id: str, item_id: str):
     form = request.form
 
     def update(qaset: QASet) -> None:
@@ -204,7 +204,7 @@ def update_item(set_id: str, item_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/qa/<set_id>/items/<item_id>/delete")
 @login_required
-def delete_item(set_id: str, item_id: str):  # type: ignore[no-untyped-def]
+def delete_item(set_id: str, item_id: str):
     def remove(qaset: QASet) -> None:
         item = deploy.item_for(qaset, item_id)
         if item is not None:
@@ -215,7 +215,7 @@ def delete_item(set_id: str, item_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/qa/<set_id>/import")
 @login_required
-def import_items(set_id: str):  # type: ignore[no-untyped-def]
+def import_items(set_id: str):
     file = request.files.get("file")
     fmt = (file.filename or "").rsplit(".", 1)[-1].lower() if file else ""
     text = file.read().decode("utf-8-sig", "replace") if file else ""
@@ -228,7 +228,7 @@ def import_items(set_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/qa/<set_id>/export.<fmt>")
 @login_required
-def export(set_id: str, fmt: str):  # type: ignore[no-untyped-def]
+def export(set_id: str, fmt: str):
     qaset = _set(set_id)
     text = service.export_items(qaset, fmt)
     mimetype = "text/csv" if fmt == "csv" else "application/json"
@@ -238,7 +238,7 @@ def export(set_id: str, fmt: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/qa/<set_id>/deploy")
 @login_required
-def attach(set_id: str):  # type: ignore[no-untyped-def]
+def attach(set_id: str):
     form = request.form
     origins = _questions(form.get("origins", ""))
     return _act(
@@ -255,18 +255,18 @@ def _dep_act(dep_id: str, action: Callable[[QADeployment], Any], done: str) -> R
 
 @bp.post("/qa/deployments/<dep_id>/clips/<key>/render")
 @login_required
-def rerender(dep_id: str, key: str):  # type: ignore[no-untyped-def]
+def rerender(dep_id: str, key: str):
     return _dep_act(dep_id, lambda d: deploy.rerender(d, key), "Rendering that answer again.")
 
 
 @bp.post("/qa/deployments/<dep_id>/origins")
 @login_required
-def origins(dep_id: str):  # type: ignore[no-untyped-def]
+def origins(dep_id: str):
     text = request.form.get("origins", "")
     return _dep_act(dep_id, lambda d: deploy.set_origins(d, _questions(text)), "Saved.")
 
 
 @bp.post("/qa/deployments/<dep_id>/detach")
 @login_required
-def detach(dep_id: str):  # type: ignore[no-untyped-def]
+def detach(dep_id: str):
     return _dep_act(dep_id, deploy.detach, "Detached: its page no longer answers.")

@@ -36,7 +36,7 @@ def report_fields(source: Any) -> dict[str, Any]:
 
 @bp.route("/report", methods=["GET", "POST"])
 @ratelimits.report
-def report_page():  # type: ignore[no-untyped-def]
+def report_page():
     labels = {c.value: service.CATEGORY_LABELS[c] for c in service.PUBLIC_CATEGORIES}
     if request.method == "GET":
         return render_template("public/report.html", labels=labels, form={})
@@ -52,7 +52,7 @@ def report_page():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/report/status/<token>")
-def status_page(token: str):  # type: ignore[no-untyped-def]
+def status_page(token: str):
     report = service.by_token(token)
     status = service.status_json(report)
     label = service.CATEGORY_LABELS[report.category]
@@ -63,7 +63,7 @@ def status_page(token: str):  # type: ignore[no-untyped-def]
 @bp.route("/account/appeal", methods=["GET", "POST"])
 @ratelimits.report
 @ratelimits.login  # anonymous appeals check a password: the login budget counts them too
-def appeal_page():  # type: ignore[no-untyped-def]
+def appeal_page():
     """Signed in: appeal your account's sanction. A closed account (no login) appeals
     here with its email and password."""
     user = current_user if current_user.is_authenticated else None

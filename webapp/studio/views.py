@@ -45,7 +45,7 @@ def _back(avatar_id: str, message: str | None = None, category: str = "ok") -> R
 
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
-def new():  # type: ignore[no-untyped-def]
+def new():
     if request.method == "POST":
         form = request.form
         try:
@@ -86,7 +86,7 @@ def _renders(avatar: Avatar) -> list[dict[str, Any]]:
 
 @bp.get("/avatars/<avatar_id>")
 @login_required
-def avatar(avatar_id: str):  # type: ignore[no-untyped-def]
+def avatar(avatar_id: str):
     avatar = _avatar(avatar_id)
     return render_template(
         "studio/avatar.html",
@@ -103,7 +103,7 @@ def avatar(avatar_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/avatars/<avatar_id>/status.json")
 @login_required
-def status(avatar_id: str):  # type: ignore[no-untyped-def]
+def status(avatar_id: str):
     avatar = _avatar(avatar_id)
     return jsonify(
         status=avatar.status,
@@ -115,7 +115,7 @@ def status(avatar_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/avatars/<avatar_id>/video")
 @login_required
-def upload_video(avatar_id: str):  # type: ignore[no-untyped-def]
+def upload_video(avatar_id: str):
     avatar = _avatar(avatar_id)
     file = request.files.get("video")
     try:
@@ -129,7 +129,7 @@ def upload_video(avatar_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/avatars/<avatar_id>/train")
 @login_required
-def train(avatar_id: str):  # type: ignore[no-untyped-def]
+def train(avatar_id: str):
     try:
         service.start_training(_avatar(avatar_id))
     except DomainError as exc:
@@ -139,7 +139,7 @@ def train(avatar_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/avatars/<avatar_id>/renders")
 @login_required
-def render(avatar_id: str):  # type: ignore[no-untyped-def]
+def render(avatar_id: str):
     form = request.form
     background = form.get("background_colour") if form.get("background") == "colour" else None
     options = {
@@ -157,7 +157,7 @@ def render(avatar_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/renders/<render_id>/file")
 @login_required
-def render_file(render_id: str):  # type: ignore[no-untyped-def]
+def render_file(render_id: str):
     """Play or download (``?download=1``) a finished render."""
     render = get_owned_or_404(Render, render_id, current_user.id)
     chunks = delivery.stream_output(render, actor_id=current_user.id)
@@ -168,7 +168,7 @@ def render_file(render_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/avatars/<avatar_id>/plots/<name>")
 @login_required
-def plot(avatar_id: str, name: str):  # type: ignore[no-untyped-def]
+def plot(avatar_id: str, name: str):
     """A quality-report plot (PNG, kept encrypted with the subject's data)."""
     from ..storage import vault
 

@@ -13,7 +13,7 @@ from . import bp, service
 
 @bp.get("/avatars/<avatar_id>/voice")
 @login_required
-def record(avatar_id: str):  # type: ignore[no-untyped-def]
+def record(avatar_id: str):
     avatar = get_owned_or_404(Avatar, avatar_id, current_user.id)
     done = {u.text for u in service.samples(avatar)}
     sentences = [{**p, "done": p["text"] in done} for p in service.prompt_list()]
@@ -24,7 +24,7 @@ def record(avatar_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/avatars/<avatar_id>/voice/samples")
 @login_required
-def upload(avatar_id: str):  # type: ignore[no-untyped-def]
+def upload(avatar_id: str):
     """JSON for the page's script, errors included (the app's HTML error pages are for /)."""
     avatar = get_owned_or_404(Avatar, avatar_id, current_user.id)
     form = request.form
