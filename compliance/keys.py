@@ -76,31 +76,55 @@ def init_keys(directory: str | os.PathLike[str], *, days: int = 825) -> tuple[Si
         return keys, False
     keys.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    root_key, leaf_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    root = _root_cert(root_key, now, days * 2)
+    leaf = _leaf_cert(leaf_key, root, root_key, now, days)
+    pem = serialization.Encoding.PEM
+    keys.root_cert.write_bytes(root.public_bytes(pem))
+    keys.chain.write_bytes(leaf.public_bytes(pem) + root.public_bytes(pem))
+    private = serialization.PrivateFormat.PKCS8
+    _write_private(
+        keys.private_key, leaf_key.private_bytes(pem, private, serialization.NoEncryption())
+    )
+    return keys, True
 
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root = (
+
+def _root_cert(key: ec.EllipticCurvePrivateKey, now: dt.datetime, days: int) -> x509.Certificate:
+    """A self-signed CA that may sign certificates and CRLs, nothing else."""
+    return (
         x509.CertificateBuilder()
         .subject_name(_name(f"{ORG} Dev Root CA"))
         .issuer_name(_name(f"{ORG} Dev Root CA"))
-        .public_key(root_key.public_key())
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=days * 2))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), False)
-        .sign(root_key, hashes.SHA256())
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .sign(key, hashes.SHA256())
     )
 
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
+
+def _leaf_cert(
+    key: ec.EllipticCurvePrivateKey,
+    root: x509.Certificate,
+    root_key: ec.EllipticCurvePrivateKey,
+    now: dt.datetime,
+    days: int,
+) -> x509.Certificate:
+    """The C2PA content signer: digital signatures only, EKU documentSigning + email."""
+    return (
         x509.CertificateBuilder()
         .subject_name(_name(f"{ORG} Content Signer"))
         .issuer_name(root.subject)
-        .public_key(leaf_key.public_key())
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
         .not_valid_after(now + dt.timedelta(days=days))
@@ -113,23 +137,12 @@ def init_keys(directory: str | os.PathLike[str], *, days: int = 825) -> tuple[Si
             x509.ExtendedKeyUsage([DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION]),
             critical=False,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), False
         )
         .sign(root_key, hashes.SHA256())
     )
-
-    pem = serialization.Encoding.PEM
-    keys.root_cert.write_bytes(root.public_bytes(pem))
-    keys.chain.write_bytes(leaf.public_bytes(pem) + root.public_bytes(pem))
-    _write_private(
-        keys.private_key,
-        leaf_key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
-    )
-    return keys, True
 
 
 def check_keys(keys: SigningKeys, *, at: dt.datetime | None = None) -> list[str]:

@@ -219,6 +219,39 @@ def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> 
     subject = _open(record)
     if record.passcode_sha256 is None or record.passcode_expires_at is None:
         raise InvalidInput("Open the consent page first to get your passcode.", code="no_passcode")
+    upload = _store_recording(subject, stream, filename)
+    features = _analyse(subject, upload)
+    binding.keep_template(upload, faces=features.faces, voice=features.voice)
+    identity = verified_identity(subject)
+    decision = _decide(record, subject, features, identity)
+    reasons = [str(r) for r in decision.reasons]
+    status = decision.status
+    if identity is None:  # nobody verified who this person is: a human must look (R1, R2)
+        reasons.append("kyc_missing")
+        rejected = status == ConsentStatus.REJECTED
+        status = ConsentStatus.REJECTED if rejected else ConsentStatus.NEEDS_REVIEW
+    record.status, record.reasons, record.decided_at = status, reasons, utcnow()
+    record.scores, record.recording_upload_id = decision.scores, upload.id
+    record.passcode_sha256 = record.challenge = None  # one-time
+    if status == ConsentStatus.VERIFIED:
+        subject.status = SubjectStatus.ACTIVE
+    tag = {"verified": EventTag.CONSENT_GRANT}.get(status, EventTag.CONSENT_REJECT)
+    data = {
+        "subject": subject.id,
+        "status": status,
+        "reasons": reasons,
+        "scores": decision.scores,
+        "notice": record.notice_sha256,
+        "digits_heard": len(features.digits),
+        "turns": features.turns,
+        "protected_matches": decision.protected_matches,
+    }
+    record_event(tag, actor_id=subject.owner_id, data=data)
+    db.session.commit()
+    return record
+
+
+def _store_recording(subject: Subject, stream: BinaryIO, filename: str) -> Upload:
     blob_id, size, sha = store(subject.id, stream)
     upload = Upload(
         owner_id=subject.owner_id,
@@ -231,10 +264,14 @@ def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> 
     )
     db.session.add(upload)
     db.session.flush()
-    features = _analyse(subject, upload)
-    binding.keep_template(upload, faces=features.faces, voice=features.voice)
-    identity = verified_identity(subject)
-    issued = _aware(record.passcode_expires_at) - PASSCODE_TTL
+    return upload
+
+
+def _decide(record: ConsentRecord, subject: Subject, features: Any, identity: Any) -> Any:
+    """Every check of ``compliance.consent.decide`` on what the recording showed: the timed
+    challenge against the stored passcode HMAC, one person across the inputs, the
+    protected people, liveness."""
+    assert record.passcode_sha256 is not None and record.passcode_expires_at is not None
     evidence = Evidence(
         transcript=features.transcript,
         digits=features.digits,
@@ -242,12 +279,12 @@ def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> 
         faces=features.faces,
         voice=features.voice,
         motion=features.motion,
-        issued_at=issued,
+        issued_at=_aware(record.passcode_expires_at) - PASSCODE_TTL,
         recorded_at=utcnow(),
         is_adult=identity.is_adult if identity else None,
     )
     mac = record.passcode_sha256
-    decision = decide(
+    return decide(
         evidence,
         Challenge.from_json(record.challenge or []),
         lambda code: hmac.compare_digest(_passcode_mac(code), mac),
@@ -255,37 +292,6 @@ def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> 
         _protected_gallery(),
         thresholds(),
     )
-    reasons = [str(r) for r in decision.reasons]
-    status = decision.status
-    if identity is None:  # nobody verified who this person is: a human must look (R1, R2)
-        reasons.append("kyc_missing")
-        status = (
-            ConsentStatus.REJECTED
-            if status == ConsentStatus.REJECTED
-            else ConsentStatus.NEEDS_REVIEW
-        )
-    record.status, record.reasons, record.decided_at = status, reasons, utcnow()
-    record.scores, record.recording_upload_id = decision.scores, upload.id
-    record.passcode_sha256 = record.challenge = None  # one-time
-    if status == ConsentStatus.VERIFIED:
-        subject.status = SubjectStatus.ACTIVE
-    tag = {"verified": EventTag.CONSENT_GRANT}.get(status, EventTag.CONSENT_REJECT)
-    record_event(
-        tag,
-        actor_id=subject.owner_id,
-        data={
-            "subject": subject.id,
-            "status": status,
-            "reasons": reasons,
-            "scores": decision.scores,
-            "notice": record.notice_sha256,
-            "digits_heard": len(features.digits),
-            "turns": features.turns,
-            "protected_matches": decision.protected_matches,
-        },
-    )
-    db.session.commit()
-    return record
 
 
 def revoke(record: ConsentRecord) -> dict[str, object]:
