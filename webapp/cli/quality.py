@@ -211,7 +211,7 @@ def bench_verify(as_json: bool, concurrent: int, clips: int, out: str | None) ->
 @click.option("--visitors", default=20, show_default=True, help="Concurrent visitors.")
 @click.option("--questions", default=5, show_default=True, help="Questions each visitor asks.")
 @click.option(
-    "--think", default=1.0, show_default=True, help="Seconds between a visitor's questions."
+    "--think", default=10.0, show_default=True, help="Seconds from an answer to the next question."
 )
 @_out_option
 def bench_qa(as_json: bool, visitors: int, questions: int, think: float, out: str | None) -> None:

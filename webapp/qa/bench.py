@@ -3,7 +3,9 @@
 A throwaway instance (SQLite, embedded Redis, fresh keys, all in a temporary folder) with
 one live deployment is served by waitress (``dhf serve``'s server, in a thread, rate
 limits off) on a free loopback port. ``visitors`` threads each open a conversation and
-then ask, the first question of all of them at the same instant:
+then ask, the first question of all of them at the same instant (``burst``, the worst
+case), the next ones each ``think_s`` after the visitor's last answer arrived (``paced``:
+by default 10 s, the ~8 s answer watched and a moment to ask again):
 
 - typed: ``POST .../ask`` -> the JSON answer -> ``GET`` of its clip with ``Range:
   bytes=0-`` (as the video element asks) until the first bytes arrive. The first clip
@@ -205,20 +207,27 @@ def _phase(
         ]
         rows = [row for f in futures for row in f.result()]
     ok = [r for r in rows if "error" not in r]
-    first = _stats([r["first_bytes_s"] for r in ok])
+    burst = _stats([r["first_bytes_s"] for r in ok if r["burst"]])
+    paced = _stats([r["first_bytes_s"] for r in ok if not r["burst"]])
     return {
         "visitors": visitors,
         "questions_each": rounds,
         "think_s": think_s,
-        "to_first_clip_bytes": first,
-        "to_first_clip_bytes_burst": _stats([r["first_bytes_s"] for r in ok if r["burst"]]),
+        "to_first_clip_bytes": _stats([r["first_bytes_s"] for r in ok]),
+        "to_first_clip_bytes_burst": burst,
+        "to_first_clip_bytes_paced": paced,
         "to_answer_json": _stats([r["answer_s"] for r in ok]),
         "right_answer": round(sum(r["right"] for r in ok) / max(len(ok), 1), 3),
         "errors": [r["error"] for r in rows if "error" in r][:5],
         "error_count": sum(1 for r in rows if "error" in r),
         "target_p95_s": target,
-        "meets_target": bool(first.get("p95_s") is not None and first["p95_s"] <= target),
+        "meets_target_burst": _meets(burst, target),
+        "meets_target_paced": _meets(paced, target),
     }
+
+
+def _meets(stats: dict[str, Any], target: float) -> bool | None:
+    return None if not stats.get("n") else bool(stats["p95_s"] <= target)
 
 
 # -- the instance -------------------------------------------------------------------------------
@@ -395,7 +404,7 @@ def _finish(dep: Any, subject_id: str, clips: dict[str, Any]) -> None:
 
 
 def run(
-    visitors: int = 20, rounds: int = 5, think_s: float = 1.0, threads: int = 8
+    visitors: int = 20, rounds: int = 5, think_s: float = 10.0, threads: int = 8
 ) -> dict[str, Any]:
     """Everything above; returns the JSON ``dhf bench qa`` prints."""
     from pipeline import asr
@@ -404,6 +413,7 @@ def run(
     from ..cli.serve import _web_server
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    load = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews it
     with tempfile.TemporaryDirectory(prefix="dhf-bench-qa-") as tmp, instance(Path(tmp)) as app:
         work = Path(tmp)
         deployment = live_deployment(work)
@@ -438,6 +448,7 @@ def run(
             "processor": platform.processor() or platform.machine(),
             "accelerator": "none (CPU only)",
             "web_threads": threads,
+            "load_average_at_start": load,
         },
         "setup": {
             "clips": "every answer clip is the same synthetic test-pattern clip "
@@ -455,6 +466,8 @@ def run(
             "threshold": matcher["threshold"],
             "margin": matcher["margin"],
             "top1": at_rule["top1"],
+            "top1_without_threshold": matcher["top1_without_threshold"]["all"],
+            "in_scope_fallback": at_rule["in_scope_fallback"],
             "top1_by_question_lang": at_rule["top1_by_question_lang"],
             "out_of_scope_fallback": at_rule["out_of_scope_fallback"],
             "out_of_scope_fallback_by_lang": at_rule.get("out_of_scope_fallback_by_lang"),
