@@ -430,7 +430,13 @@ def run(
         try:
             slug = deployment["slug"]
             _phase(base, slug, "typed", typed, 2, 1, 0.0, TYPED_TARGET_P95_S)  # warm up
-            _phase(base, slug, "spoken", spoken, 1, 1, 0.0, SPOKEN_TARGET_P95_S)
+            alone = {  # one visitor at a time: the latency without any queue
+                kind: _phase(base, slug, kind, questions, 1, 8, 0.0, target)["to_first_clip_bytes"]
+                for kind, questions, target in (
+                    ("typed", typed, TYPED_TARGET_P95_S),
+                    ("spoken", spoken, SPOKEN_TARGET_P95_S),
+                )
+            }
             typed_result = _phase(
                 base, slug, "typed", typed, visitors, rounds, think_s, TYPED_TARGET_P95_S
             )
@@ -460,6 +466,7 @@ def run(
             "spoken_questions": "bundled piper voice, WebM/Opus 32 kb/s, 0.3 s silence each side",
             "first_frame": "approximated by the clip's first bytes (GET with Range: bytes=0-)",
         },
+        "one_visitor_alone": alone,
         "typed": typed_result,
         "spoken": spoken_result,
         "matcher": {
