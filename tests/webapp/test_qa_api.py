@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
@@ -629,3 +630,34 @@ def test_a_normal_render_cannot_ask_for_the_notice_free_profile(app, client):
     with app.app_context():
         render = db.session.get(Render, res.json["id"])
         assert "purpose" not in render.options and stamping_profile(render) == "standard"
+
+
+def test_the_render_task_stamps_answers_without_the_spoken_notice(app, client, monkeypatch):
+    """The worker picks the profile from the row: the render pipeline itself is stood in
+    for (tests/functional runs it); what it is handed is checked."""
+    import pipeline.face.render as face_render
+    import pipeline.voice.synthesize as voice
+    from webapp.studio import tasks
+
+    headers, avatar_id, _ = _owner(app)
+    set_id = _set(client, headers, ITEMS[:1])
+    client.post(
+        f"/api/v1/qa-sets/{set_id}/deployments", headers=headers, json={"avatar_id": avatar_id}
+    )
+    handed: dict[str, str] = {}
+
+    def render_video(rig, samples, rate, out, content, settings, *rest):  # type: ignore[no-untyped-def]
+        handed[row.script] = settings.labels.notice
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(tasks, "model_dir", lambda avatar: Path("/nonexistent"))
+    monkeypatch.setattr(voice, "synthesize", lambda path, text: (np.zeros(160), 16000))
+    monkeypatch.setattr(face_render.FaceRig, "load", classmethod(lambda cls, path: None))
+    monkeypatch.setattr(face_render, "render_video", render_video)
+    with app.app_context():
+        for row in db.session.scalars(select(Render)).all():
+            try:
+                tasks._render_and_check(row, Path("/nonexistent/out.mp4"), lambda f, s: None)
+            except RuntimeError:
+                pass
+    assert handed == {ITEMS[0]["answer"]: "none", FALLBACK["en"]: "none", AI_NOTICE: "speech"}
