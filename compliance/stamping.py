@@ -3,6 +3,11 @@
 labels (visible + audible) -> invisible watermark (frames + audio) -> encode (H.264/AAC
 MP4 with the AIGC tag) -> read the AIGC tag back -> C2PA sign -> atomic move into place.
 The returned record holds every id the content registry links (R15).
+
+Two stamping profiles (``profile_settings``): ``standard`` for every render, and
+``qa_answer`` for a Q&A avatar's answer clips, which carry the same labels, watermark,
+AIGC tag and C2PA manifest but no audible notice: the conversation plays a separately
+stamped notice clip once at its start and the server serves no answer before it (R26).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import hashlib
 import math
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,22 @@ class ComplianceSettings:
 
     def audio_key(self, key: bytes) -> bytes:
         return hashlib.sha256(b"dhf-audio-wm1" + key).digest()
+
+
+STANDARD = "standard"  # every render: labels, audible notice, watermark, AIGC tag, C2PA
+QA_ANSWER = "qa_answer"  # a Q&A answer clip: all of the above but the audible notice (R26)
+PROFILES = (STANDARD, QA_ANSWER)
+
+
+def profile_settings(settings: ComplianceSettings, profile: str) -> ComplianceSettings:
+    """``settings`` for a stamping profile. ``qa_answer`` only drops the audible notice
+    (R9): a conversation says it once, before its first answer (R26); the visible label
+    and mark (R8), the AIGC tag (R11), C2PA (R12) and the watermarks (R13) stay."""
+    if profile == STANDARD:
+        return settings
+    if profile == QA_ANSWER:
+        return replace(settings, labels=replace(settings.labels, notice="none"))
+    raise ValueError(f"unknown stamping profile {profile!r}: one of {PROFILES}")
 
 
 @dataclass(frozen=True)

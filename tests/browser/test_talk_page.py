@@ -1,6 +1,8 @@
-"""A visitor in a real browser talks to a Q&A avatar: the AI label and notice are shown,
-a typed question plays its approved clip (the video advances), a Chinese question shows
-its answer as a subtitle, and the page stops answering once the consent is withdrawn."""
+"""A visitor in a real browser talks to a Q&A avatar: the AI label is shown and the AI
+notice clip plays first (R26), a typed question plays its approved clip (the video
+advances), a Chinese question shows its answer as a subtitle, a question spoken into a
+fake microphone (the bundled piper voice, heard by Whisper) plays its clip, and the page
+stops answering once the consent is withdrawn."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ import time
 
 import pytest
 
-from ..webapp.test_qa_api import FALLBACK, ITEMS, _live
+from compliance import media
+
+from ..webapp.test_qa_api import FALLBACK, ITEMS, _live, question_wav
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -23,6 +27,22 @@ def _until(page, script: str, timeout_s: float = 20.0) -> None:  # type: ignore[
         page.wait_for_timeout(100)
 
 
+PLAYING = (
+    "() => { const v = document.getElementById('avatar');"
+    " return !v.paused && v.currentTime > 0.5; }"
+)
+
+
+def _notice_played(page) -> None:  # type: ignore[no-untyped-def]
+    """The conversation's AI notice clip plays first; then (sped up: the test clip is long)
+    it ends and the avatar idles on its first frame."""
+    _until(page, PLAYING)
+    assert page.evaluate("() => document.getElementById('talk').dataset.noticePlayed") is None
+    page.evaluate("() => { document.getElementById('avatar').playbackRate = 16; }")
+    _until(page, "() => document.getElementById('talk').dataset.noticePlayed === '1'")
+    _until(page, "() => document.getElementById('avatar').paused")
+
+
 def test_a_typed_question_plays_the_approved_clip(live_server, open_page, stamped_media):
     app, base = live_server
     _, _, dep, consent_token = _live(app, app.test_client(), stamped_media)
@@ -32,15 +52,11 @@ def test_a_typed_question_plays_the_approved_clip(live_server, open_page, stampe
     page.goto(f"{base}/talk/{dep['slug']}")
     assert page.locator("#ai-label").inner_text() == "AI-generated"
     assert page.locator("#ai-notice").inner_text().startswith("You are talking to an AI avatar")
-    _until(page, "() => document.getElementById('avatar').readyState >= 1")  # the idle clip
+    _notice_played(page)
 
     page.fill("#question", "What time do you open?")
     page.click("#ask")
-    _until(
-        page,
-        "() => { const v = document.getElementById('avatar');"
-        " return !v.paused && v.currentTime > 0.5; }",
-    )
+    _until(page, PLAYING)
     assert page.locator("#ai-label").is_visible()  # stays on while the clip plays
     assert page.locator("#subtitle").is_hidden()
 
@@ -61,3 +77,38 @@ def test_a_typed_question_plays_the_approved_clip(live_server, open_page, stampe
     )
     assert page.locator("#ask").is_disabled()
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+@pytest.fixture
+def spoken_question(tmp_path):  # type: ignore[no-untyped-def]
+    """A question said by the bundled piper voice (16-bit PCM WAV, silence around it)."""
+    return question_wav("What are your opening hours?", tmp_path / "question.wav", 0.4)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the API tests cover both
+def test_a_spoken_question_plays_the_approved_clip(
+    live_server, open_page, stamped_media, spoken_question
+):
+    app, base = live_server
+    _, _, dep, _ = _live(app, app.test_client(), stamped_media)
+    page = open_page(
+        AUTOPLAY,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={spoken_question}",
+    )
+    page.goto(f"{base}/talk/{dep['slug']}")
+    _notice_played(page)
+    seconds = media.probe(spoken_question).duration_s
+    page.locator("#speak").hover()
+    page.mouse.down()  # hold to speak: the fake microphone plays the question (it loops)
+    page.wait_for_timeout(int(1000 * seconds) + 600)
+    with page.expect_response(lambda r: r.url.endswith("/ask-audio"), timeout=30_000) as got:
+        page.mouse.up()
+    assert got.value.ok, got.value.text()
+    heard = got.value.json()
+    _until(page, PLAYING, 30.0)
+    assert "opening hours" in heard["question"].lower(), heard
+    assert heard["answer"]["text"] == ITEMS[0]["answer"]
+    src = page.evaluate("() => document.getElementById('avatar').getAttribute('src')")
+    assert src == heard["answer"]["url"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
@@ -30,7 +31,9 @@ from webapp.models import (
     Render,
     utcnow,
 )
+from webapp.qa.deploy import AI_NOTICE
 from webapp.storage import vault
+from webapp.studio.tasks import stamping_profile
 
 from .. import factories
 
@@ -131,9 +134,12 @@ def _live(app, client, stamped_media, *, origins=None):  # type: ignore[no-untyp
 
 
 def _conversation(client, slug: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """A conversation as the page opens it: started, then its AI notice clip fetched."""
     res = client.post(f"/api/v1/talk/{slug}/conversations")
     assert res.status_code == 201, res.json
-    return {"X-Conversation": res.json["conversation"]}
+    notice = client.get(res.json["notice_url"])
+    assert notice.status_code == 200 and notice.mimetype == "video/mp4"
+    return {"X-Conversation": notice.headers["X-Conversation"]}
 
 
 # -- sets and items -------------------------------------------------------------------------
@@ -272,18 +278,25 @@ def test_attaching_renders_each_spoken_answer_billed_like_a_render(app, client):
     kinds = {c["key"]: (c["media"], c["status"]) for c in dep["clips"]}
     items = client.get(f"/api/v1/qa-sets/{set_id}/items", headers=headers).json["items"]
     assert kinds == {
+        "notice:en": ("notice", "queued"),
         items[0]["id"]: ("clip", "queued"),
         items[1]["id"]: ("clip", "queued"),
         items[2]["id"]: ("subtitle", "subtitle"),
         "fallback:en": ("clip", "queued"),
         "fallback:zh": ("subtitle", "subtitle"),
     }
-    assert dep["progress"] == {"ready": 0, "total": 3}
+    assert dep["progress"] == {"ready": 0, "total": 4}
     with app.app_context():
         renders = db.session.scalars(select(Render).where(Render.avatar_id == avatar_id)).all()
-        assert sorted(r.script for r in renders) == sorted(
-            [ITEMS[0]["answer"], ITEMS[1]["answer"], FALLBACK["en"]]
-        )
+        purposes = {r.script: r.options["purpose"] for r in renders}
+        assert purposes == {  # answers without the spoken notice; the notice clip with it
+            ITEMS[0]["answer"]: "qa_answer",
+            ITEMS[1]["answer"]: "qa_answer",
+            FALLBACK["en"]: "qa_answer",
+            AI_NOTICE: "qa_notice",
+        }
+        assert {stamping_profile(r) for r in renders if r.script != AI_NOTICE} == {"qa_answer"}
+        assert stamping_profile(next(r for r in renders if r.script == AI_NOTICE)) == "standard"
         assert all(r.options["language"] == "en" for r in renders)  # never Chinese text
         reserved = db.session.scalars(select(CreditEntry).where(CreditEntry.kind == "reserve"))
         assert sorted(-e.delta for e in reserved) == sorted(r.credits_reserved for r in renders)
@@ -500,6 +513,33 @@ def test_visitors_are_rate_limited_per_conversation_and_per_ip(make_app, stamped
     assert bad.status_code in (403, 429)
 
 
+def question_wav(text: str, path, pad_s: float = 0.5):  # type: ignore[no-untyped-def]
+    """``text`` said by the bundled piper voice, as 16-bit PCM WAV padded with silence."""
+    from pipeline.bundled import piper_say
+
+    samples, rate = piper_say(text, deterministic=True)
+    pad = np.zeros(int(pad_s * rate), np.float32)
+    media.write_wav(path, np.concatenate([pad, samples.astype(np.float32) / 32768, pad]), rate)
+    return path
+
+
+def test_a_spoken_question_is_heard_by_whisper_and_matched(app, client, stamped_media, tmp_path):
+    headers, set_id, dep, _ = _live(app, client, stamped_media)
+    conv = _conversation(client, dep["slug"])
+    wav = question_wav("What are your opening hours?", tmp_path / "question.wav")
+    res = client.post(
+        f"/api/v1/talk/{dep['slug']}/ask-audio",
+        headers=conv,
+        **factories.multipart("audio", wav, lang="en"),
+    )
+    assert res.status_code == 200, res.json
+    assert res.json["question"].lower().strip(" .?") == "what are your opening hours"
+    assert res.json["question_lang"] == "en" and res.json["matched"] is True
+    assert res.json["answer"]["text"] == ITEMS[0]["answer"] and res.json["answer"]["kind"] == "clip"
+    logs = client.get(f"/api/v1/qa-sets/{set_id}/logs", headers=headers).json["logs"]
+    assert logs[0]["spoken"] is True
+
+
 def test_spoken_questions_are_limited_before_decoding(make_app, stamped_media, tmp_path):
     app = make_app(QA_AUDIO_MAX_BYTES=64 * 1024, QA_AUDIO_MAX_SECONDS=3.0)
     client = app.test_client()
@@ -539,9 +579,85 @@ def test_the_editor_page_shows_clips_unanswered_questions_and_the_chinese_notice
     assert page.status_code == 200
     html = page.text
     assert "it will be spoken once the avatar has a Chinese voice" in html.replace("\n", " ")
-    assert dep["talk_url"] in html and "parking?" in html and "3 / 3" in html
+    assert dep["talk_url"] in html and "parking?" in html and "4 / 4" in html
     status = client.get(f"/qa/{set_id}/status.json").json
-    assert status["status"] == "live" and status["deployments"][0]["progress"]["ready"] == 3
+    assert status["status"] == "live" and status["deployments"][0]["progress"]["ready"] == 4
     assert client.get(f"/qa/{set_id}/export.csv").text.startswith("lang,answer,questions")
     with app.app_context():
         assert db.session.scalar(select(func.count(QALog.id))) == 1
+
+
+# -- the AI notice once per conversation (R26) ----------------------------------------------
+
+
+def test_no_answer_before_the_conversation_was_served_its_ai_notice(app, client, stamped_media):
+    headers, _, dep, _ = _live(app, client, stamped_media)
+    slug = dep["slug"]
+    started = client.post(f"/api/v1/talk/{slug}/conversations").json
+    assert started["notice"] == AI_NOTICE and "idle_url" not in started
+    unheard = {"X-Conversation": started["conversation"]}
+    res = client.post(f"/api/v1/talk/{slug}/ask", headers=unheard, json={"question": "Open?"})
+    assert res.status_code == 409 and res.json == {
+        "error": "notice_first",
+        "message": "Play the AI notice first: every conversation starts by saying that this "
+        "is an AI avatar.",
+    }
+    res = client.post(
+        f"/api/v1/talk/{slug}/ask-audio",
+        headers=unheard,
+        **factories.multipart("audio", stamped_media.stamped),
+    )
+    assert res.status_code == 409 and res.json["error"] == "notice_first"
+    forged = started["notice_url"].replace("t=", "t=x")
+    assert client.get(forged).status_code == 403
+    notice = client.get(started["notice_url"])
+    assert notice.headers["Cache-Control"] == "no-store"
+    heard = {"X-Conversation": notice.headers["X-Conversation"]}
+    res = client.post(f"/api/v1/talk/{slug}/ask", headers=heard, json={"question": "Open?"})
+    assert res.status_code == 200 and res.json["answer"]["kind"] == "clip"
+    with app.app_context():  # an answer clip is never a download of its own
+        clip = db.session.scalar(select(QAClip).where(QAClip.key != "notice:en"))
+        render_id = clip.render_id
+    got = client.get(f"/api/v1/renders/{render_id}", headers=headers).json
+    assert got["status"] == "ready" and "download_url" not in got
+
+
+def test_a_normal_render_cannot_ask_for_the_notice_free_profile(app, client):
+    headers, avatar_id, _ = _owner(app)
+    body = {"avatar_id": avatar_id, "script": "Welcome to our spring sale.", "purpose": "qa_answer"}
+    res = client.post("/api/v1/renders", headers=headers, json=body)
+    assert res.status_code == 202, res.json
+    with app.app_context():
+        render = db.session.get(Render, res.json["id"])
+        assert "purpose" not in render.options and stamping_profile(render) == "standard"
+
+
+def test_the_render_task_stamps_answers_without_the_spoken_notice(app, client, monkeypatch):
+    """The worker picks the profile from the row: the render pipeline itself is stood in
+    for (tests/functional runs it); what it is handed is checked."""
+    import pipeline.face.render as face_render
+    import pipeline.voice.synthesize as voice
+    from webapp.studio import tasks
+
+    headers, avatar_id, _ = _owner(app)
+    set_id = _set(client, headers, ITEMS[:1])
+    client.post(
+        f"/api/v1/qa-sets/{set_id}/deployments", headers=headers, json={"avatar_id": avatar_id}
+    )
+    handed: dict[str, str] = {}
+
+    def render_video(rig, samples, rate, out, content, settings, *rest):  # type: ignore[no-untyped-def]
+        handed[row.script] = settings.labels.notice
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(tasks, "model_dir", lambda avatar: Path("/nonexistent"))
+    monkeypatch.setattr(voice, "synthesize", lambda path, text: (np.zeros(160), 16000))
+    monkeypatch.setattr(face_render.FaceRig, "load", classmethod(lambda cls, path: None))
+    monkeypatch.setattr(face_render, "render_video", render_video)
+    with app.app_context():
+        for row in db.session.scalars(select(Render)).all():
+            try:
+                tasks._render_and_check(row, Path("/nonexistent/out.mp4"), lambda f, s: None)
+            except RuntimeError:
+                pass
+    assert handed == {ITEMS[0]["answer"]: "none", FALLBACK["en"]: "none", AI_NOTICE: "speech"}

@@ -204,3 +204,19 @@ def bench_verify(as_json: bool, concurrent: int, clips: int, out: str | None) ->
     with app.app_context():
         result = run(app, sources, concurrent)
     _emit(result, out, as_json)
+
+
+@bench.command("qa")
+@_json_option
+@click.option("--visitors", default=20, show_default=True, help="Concurrent visitors.")
+@click.option("--questions", default=5, show_default=True, help="Questions each visitor asks.")
+@click.option(
+    "--think", default=10.0, show_default=True, help="Seconds from an answer to the next question."
+)
+@_out_option
+def bench_qa(as_json: bool, visitors: int, questions: int, think: float, out: str | None) -> None:
+    """Q&A avatar: question to first answer-clip bytes (typed, spoken) under concurrent
+    visitors on a throwaway instance, and the matcher's top-1 and fallback figures."""
+    from ..qa.bench import run
+
+    _emit(run(visitors=visitors, rounds=questions, think_s=think), out, as_json)

@@ -96,7 +96,7 @@ def download(token: str, render_id: str):
     _, granted = _granted(token)
     render = service.render_of(granted.subject_id, render_id)
     service.check_download(request.args.get("t", ""), render.id, granted.subject_id)
-    chunks = delivery.stream_output(render, actor_id=None)
+    chunks = delivery.stream_output(render, actor_id=None, for_subject=True)
     header = f'attachment; filename="dhf-{render.content_id}.mp4"'
     return Response(chunks, mimetype="video/mp4", headers={"Content-Disposition": header})
 

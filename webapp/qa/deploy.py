@@ -5,6 +5,12 @@ from render credits, counted in the daily quota, rendered on the ``gpu`` queue, 
 (labels, watermark, AIGC metadata, C2PA), registered and listed to the depicted person.
 A visitor never reaches that path: the conversation only serves finished clips.
 
+Stamping profile (R26): answer clips are renders of purpose ``qa_answer``, stamped with
+every label but the audible notice (``compliance.stamping.QA_ANSWER``); each deployment
+also has one notice clip (key ``notice:en``, purpose ``qa_notice``, stamped with every
+label: the spoken notice, then the avatar reading ``AI_NOTICE``), which every
+conversation is served before any answer (``talk``).
+
 What a visitor gets for an answer is an :class:`AnswerMedia`: a ``clip`` in the avatar's
 voice, or a ``subtitle`` over the idle avatar for a language no voice speaks yet (Chinese
 today; see ``service.media_kind``). When a Chinese voice ships, ``studio.service.LANGUAGES``
@@ -47,6 +53,11 @@ from ..studio import service as studio
 from . import service
 
 FALLBACK = "fallback:"  # clip key prefix of a set's fallback answers
+NOTICE = "notice:en"  # clip key of a deployment's AI notice, played once per conversation
+AI_NOTICE = (
+    "You are talking to an AI avatar, not a live person. It is a digital likeness, used "
+    "with that person's consent, and it only says answers its owner wrote and approved."
+)
 _ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
 
 
@@ -68,6 +79,16 @@ def answers(qaset: QASet) -> list[tuple[str, str, str]]:
 
 def spoken(qaset: QASet) -> list[tuple[str, str, str]]:
     return [a for a in answers(qaset) if service.media_kind(a[2]) == "clip"]
+
+
+def rendered(qaset: QASet) -> list[tuple[str, str, str]]:
+    """Every clip a deployment of the set needs: the AI notice, then the spoken answers."""
+    return [(NOTICE, AI_NOTICE, "en"), *spoken(qaset)]
+
+
+def purpose_of(key: str) -> str:
+    """The render purpose, hence the stamping profile, of a clip (studio.service.PURPOSES)."""
+    return "qa_notice" if key == NOTICE else "qa_answer"
 
 
 def clean_origins(raw: Any) -> list[str]:
@@ -115,7 +136,7 @@ def _precheck(owner: User, avatar: Avatar, qaset: QASet) -> None:
             "This set has Chinese answers: add a Chinese fallback answer first.",
             code="fallback_missing",
         )
-    clips = spoken(qaset)
+    clips = rendered(qaset)
     for key, text, _ in clips:
         verdict = moderate(text)
         if not verdict.allowed:
@@ -128,7 +149,7 @@ def _precheck(owner: User, avatar: Avatar, qaset: QASet) -> None:
     have = ledger.balance(owner.id)
     if have < need:
         raise ledger.InsufficientCredits(
-            f"Rendering this set's {len(clips)} answers needs {need} s of credits; you have "
+            f"Rendering this set's {len(clips)} clips needs {need} s of credits; you have "
             f"{max(have, 0)} s. Buy render credits on the pricing page."
         )
 
@@ -162,7 +183,7 @@ def attach(owner: User, qaset: QASet, avatar_id: str, origins: Any = None) -> QA
         db.session.add(dep)
     qaset.status = QASetStatus.RENDERING if qaset.status == QASetStatus.DRAFT else qaset.status
     db.session.commit()
-    for key, text, lang in spoken(qaset):
+    for key, text, lang in rendered(qaset):
         clip = _clip(dep, key)
         if clip is None or clip.text != text or not _usable(clip):
             render_clip(dep, key, text, lang)
@@ -189,7 +210,9 @@ def _usable(clip: QAClip) -> bool:
 def render_clip(dep: QADeployment, key: str, text: str, lang: str) -> QAClip:
     """One answer through the ordinary render path (moderation, credits, quota, stamping)."""
     owner = db.session.get(User, dep.owner_id)
-    render = studio.create_render(owner, dep.avatar_id, text, {"language": lang})
+    render = studio.create_render(
+        owner, dep.avatar_id, text, {"language": lang}, purpose=purpose_of(key)
+    )
     clip = _clip(dep, key)
     if clip is None:
         clip = QAClip(deployment_id=dep.id, key=key, text=text)
@@ -202,7 +225,7 @@ def render_clip(dep: QADeployment, key: str, text: str, lang: str) -> QAClip:
 def rerender(dep: QADeployment, key: str) -> QAClip:
     """The owner asks for one answer again (a failed or unsatisfying clip)."""
     qaset = db.session.get(QASet, dep.set_id)
-    found = [a for a in spoken(qaset) if a[0] == key]
+    found = [a for a in rendered(qaset) if a[0] == key]
     if not found:
         raise InvalidInput("No spoken answer with that id in this set.", code="not_spoken")
     _, text, lang = found[0]
@@ -238,7 +261,7 @@ def refresh(qaset: QASet) -> dict[str, Any]:
     is returned as ``error`` and the answer waits, shown as pending, for a re-render."""
     started = 0
     for dep in deployments_of(qaset):
-        for key, text, lang in spoken(qaset):
+        for key, text, lang in rendered(qaset):
             clip = _clip(dep, key)
             if clip is None or clip.render_id is None or clip.text != text:
                 try:
@@ -258,14 +281,14 @@ def clip_status(dep: QADeployment, qaset: QASet) -> list[dict[str, Any]]:
     from ..studio.service import latest_job
 
     out = []
-    for key, text, lang in answers(qaset):
+    for key, text, lang in [(NOTICE, AI_NOTICE, "en"), *answers(qaset)]:
         row: dict[str, Any] = {
             "key": key,
             "text": text,
             "lang": lang,
-            "media": service.media_kind(lang),
+            "media": "notice" if key == NOTICE else service.media_kind(lang),
         }
-        if row["media"] == "clip":
+        if row["media"] in ("clip", "notice"):
             clip = _clip(dep, key)
             render = db.session.get(Render, clip.render_id) if clip and clip.render_id else None
             job = latest_job(render.id) if render else None
@@ -288,10 +311,11 @@ def ready_clip(dep: QADeployment, key: str) -> Render | None:
 
 
 def sync(dep: QADeployment) -> QADeployment:
-    """A rendering deployment goes live once every spoken answer has a ready clip."""
+    """A rendering deployment goes live once its notice and every spoken answer have a
+    ready clip."""
     qaset = db.session.get(QASet, dep.set_id)
     if dep.status == DeploymentStatus.RENDERING and all(
-        ready_clip(dep, key) is not None for key, _, _ in spoken(qaset)
+        ready_clip(dep, key) is not None for key, _, _ in rendered(qaset)
     ):
         dep.status, dep.live_at = DeploymentStatus.LIVE, utcnow()
     states = {d.status for d in deployments_of(qaset)}
@@ -333,7 +357,7 @@ def deployment_json(dep: QADeployment, *, clips: bool = True) -> dict[str, Any]:
     if clips:
         rows = clip_status(dep, qaset)
         out["clips"] = rows
-        spoken_rows = [r for r in rows if r["media"] == "clip"]
+        spoken_rows = [r for r in rows if r["media"] in ("clip", "notice")]
         done = sum(1 for r in spoken_rows if r["status"] == "ready")
         out["progress"] = {"ready": done, "total": len(spoken_rows)}
     return out

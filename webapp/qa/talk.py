@@ -4,6 +4,12 @@ A visitor's words are only ever matched, never spoken: the answer is a finished 
 an approved text (a short-lived signed link), a subtitle of an approved text, or the
 fallback. Nothing here reaches moderation, synthesis or the job queue. Every question
 re-checks the likeness gate (consent withdrawn, KYC lapsed, avatar frozen: 403).
+
+The AI notice once per conversation (R26): answer clips carry no spoken notice (stamping
+profile ``qa_answer``), so a conversation starts with a token that cannot ask anything and
+a signed link to the deployment's notice clip. Fetching that clip returns, in its
+``X-Conversation`` header, the token that can: the server answers no question (409
+``notice_first``) of a conversation that was not served its notice.
 """
 
 from __future__ import annotations
@@ -38,15 +44,12 @@ from ..models import (
 from ..registry import MediaOverLimit
 from ..storage import vault
 from . import deploy, service
-from .deploy import FALLBACK, AnswerMedia
+from .deploy import AI_NOTICE, FALLBACK, NOTICE, AnswerMedia
 
 AI_LABEL = "AI-generated"
-AI_NOTICE = (
-    "You are talking to an AI avatar, not a live person. It is a digital likeness, used "
-    "with that person's consent, and it only says answers its owner wrote and approved."
-)
 _CONVERSATION_SALT = "dhf-qa-conversation"
 _CLIP_SALT = "dhf-qa-clip"
+_NOTICE_SALT = "dhf-qa-notice"
 CONVERSATION_TTL = 6 * 3600  # a conversation token is accepted this long after the page opened
 
 
@@ -110,20 +113,52 @@ def request_origin_allowed(dep: QADeployment, origin: str | None, own: str) -> b
 
 
 def start(dep: QADeployment) -> dict[str, Any]:
-    """A new conversation: its token, the AI notice shown (and spoken) at its start, and
-    the idle picture (the English fallback clip, held on its first frame)."""
+    """A new conversation: a token that may only fetch the notice, the AI notice as text,
+    and the signed link of the notice clip (played first, then held as the idle picture).
+    Fetching the clip gives the token that may ask (``notice_for_link``)."""
+    notice = deploy.ready_clip(dep, NOTICE)
+    if notice is None:  # a deployment made before notices: re-rendering adds it
+        raise Conflict(
+            "This avatar is still preparing its answers: try again in a few minutes.",
+            code="not_live",
+        )
     conversation = secrets.token_hex(16)
-    token = _signer(_CONVERSATION_SALT).dumps({"d": dep.id, "c": conversation})
-    idle = deploy.ready_clip(dep, FALLBACK + "en")
+    link = _signer(_NOTICE_SALT).dumps({"d": dep.id, "r": notice.id, "c": conversation})
     return {
-        "conversation": token,
+        "conversation": _token(dep, conversation, heard=False),
         "label": AI_LABEL,
         "notice": AI_NOTICE,
-        "idle_url": clip_url(dep, idle) if idle else None,
+        "notice_url": url_for("qa.notice", slug=dep.slug, render_id=notice.id, t=link),
     }
 
 
-def conversation_of(dep: QADeployment, token: str | None) -> str:
+def _token(dep: QADeployment, conversation: str, *, heard: bool) -> str:
+    return str(_signer(_CONVERSATION_SALT).dumps({"d": dep.id, "c": conversation, "n": int(heard)}))
+
+
+def notice_for_link(slug: str, render_id: str, token: str) -> tuple[Render, Subject, str]:
+    """The notice clip a conversation's signed link names, and the conversation's token
+    that may now ask (it records that the notice was served)."""
+    try:
+        data = _signer(_NOTICE_SALT).loads(token, max_age=CONVERSATION_TTL)
+    except SignatureExpired:
+        raise Forbidden(
+            "This conversation expired: reload the page.", code="conversation_expired"
+        ) from None
+    except BadSignature:
+        raise Forbidden("This notice link is not valid.", code="bad_link") from None
+    dep = deployment(slug)
+    render = deploy.ready_clip(dep, NOTICE)
+    if render is None or data.get("d") != dep.id or not data.get("r") == render_id == render.id:
+        raise NotFound("No such clip.")
+    avatar = db.session.get(Avatar, render.avatar_id)
+    subject = db.session.get(Subject, avatar.subject_id)
+    return render, subject, _token(dep, str(data["c"]), heard=True)
+
+
+def conversation_of(dep: QADeployment, token: str | None, *, heard: bool = True) -> str:
+    """The conversation id of a visitor's token; with ``heard`` (asking), only once the
+    conversation was served its AI notice (409 ``notice_first``)."""
     if not token:
         raise InvalidInput(
             "Start a conversation first (POST .../conversations).", code="missing_conversation"
@@ -140,6 +175,12 @@ def conversation_of(dep: QADeployment, token: str | None) -> str:
         ) from None
     if data.get("d") != dep.id:
         raise Forbidden("This conversation belongs to another avatar.", code="bad_conversation")
+    if heard and not data.get("n"):
+        raise Conflict(
+            "Play the AI notice first: every conversation starts by saying that this is an "
+            "AI avatar.",
+            code="notice_first",
+        )
     return str(data["c"])
 
 
@@ -263,7 +304,9 @@ def transcribe(stream: BinaryIO, lang: str | None) -> tuple[str, str]:
         fh.write(data)
         fh.flush()
         samples = media.audio(fh.name, asr.RATE, float(cfg["QA_AUDIO_MAX_SECONDS"]))
-    heard = asr.transcribe(samples, asr.RATE, language=lang or "en")
+    heard = asr.transcribe(  # a short question: greedy, no word times (half the time)
+        samples, asr.RATE, language=lang or "en", beam_size=1, word_timestamps=False
+    )
     if not heard.text.strip():
         raise InvalidInput(
             "We heard no question: hold the button while you speak.", code="nothing_heard"

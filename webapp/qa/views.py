@@ -73,6 +73,18 @@ def clip(slug: str, render_id: str):
     return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
 
 
+@bp.get("/talk/<slug>/notice/<render_id>")
+def notice(slug: str, render_id: str):  # type: ignore[no-untyped-def]
+    """The conversation's AI notice clip; its ``X-Conversation`` header is the token that
+    may ask questions (the server answers none before the notice was served, R26)."""
+    render, subject, token = talk.notice_for_link(slug, render_id, request.args.get("t", ""))
+    data = talk.clip_bytes(render, subject)
+    response = Response(data, mimetype="video/mp4")
+    response.headers["X-Conversation"] = token
+    response.headers["Cache-Control"] = "no-store"  # the header is this conversation's
+    return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
+
+
 # -- the owner's editor ---------------------------------------------------------------------
 
 

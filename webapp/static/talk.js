@@ -1,5 +1,8 @@
-// The Q&A conversation page: start a conversation (AI notice, idle clip), ask by text or
-// voice, play the approved answer clip (or show its subtitle), then back to idle.
+// The Q&A conversation page: start a conversation, play its AI notice clip (R26: the
+// answers carry no spoken notice; the server answers nothing before this clip was
+// fetched, and its response carries the token that may ask), ask by text or voice, play
+// the approved answer clip (or show its subtitle), then back to idle (the notice clip
+// held on its first frame).
 (function () {
   "use strict";
   var root = document.getElementById("talk");
@@ -13,11 +16,13 @@
   var speakLang = document.getElementById("speak-lang");
   var conversation = null;
   var idleUrl = null;
+  var noticePlaying = false;
+  var waiting = null;  // an answer that came while the notice was still playing
 
   function say(text) { status.textContent = text || ""; }
 
   function idle() {
-    // The idle avatar: the fallback clip held on its first frame (stamped like every clip).
+    // The idle avatar: the notice clip held on its first frame (stamped like every clip).
     if (!idleUrl) { return; }
     if (video.getAttribute("src") !== idleUrl) {
       video.setAttribute("src", idleUrl);
@@ -34,6 +39,7 @@
   }
 
   function play(answer) {
+    if (noticePlaying) { waiting = answer; return; }
     subtitle.hidden = true;
     if (answer.kind === "clip" && answer.url) {
       video.setAttribute("src", answer.url);
@@ -48,7 +54,27 @@
     }
   }
 
-  video.addEventListener("ended", function () { idle(); });
+  video.addEventListener("ended", function () {
+    if (noticePlaying) {
+      noticePlaying = false;
+      root.dataset.noticePlayed = "1";
+      if (waiting) { var next = waiting; waiting = null; play(next); return; }
+    }
+    idle();
+  });
+
+  function playNotice() {
+    noticePlaying = true;
+    video.setAttribute("src", idleUrl);
+    video.load();
+    var started = video.play();
+    if (started && started.catch) {
+      started.catch(function () {
+        say("Press play to hear the AI notice.");
+        video.controls = true;
+      });
+    }
+  }
 
   function handle(response) {
     return response.json().then(function (body) {
@@ -68,10 +94,16 @@
       .then(function (response) {
         return response.json().then(function (body) {
           if (!response.ok) { say(body.message); return; }
-          conversation = body.conversation;
-          idleUrl = body.idle_url;
           document.getElementById("ai-notice").textContent = body.notice;
-          idle();
+          return fetch(body.notice_url, { credentials: "same-origin" }).then(function (clip) {
+            if (!clip.ok) { say("The AI notice could not be loaded: reload the page."); return; }
+            conversation = clip.headers.get("X-Conversation");
+            return clip.blob().then(function (blob) {
+              idleUrl = URL.createObjectURL(blob);
+              root.dataset.conversation = "ready";
+              playNotice();
+            });
+          });
         });
       });
   }
@@ -92,7 +124,7 @@
   var recorder = null;
   var chunks = [];
   function startRecording() {
-    if (recorder || !navigator.mediaDevices) { return; }
+    if (recorder || !conversation || !navigator.mediaDevices) { return; }
     navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
       chunks = [];
       recorder = new MediaRecorder(stream);

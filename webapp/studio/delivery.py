@@ -58,9 +58,27 @@ def render_for_link(render_id: str, token: str) -> Render:
     return render
 
 
-def stream_output(render: Render, actor_id: str | None) -> Iterator[bytes]:
-    """The stamped MP4, decrypted chunk by chunk; only ready renders of a consenting subject."""
+class ConversationOnly(DomainError):
+    status, code = 409, "qa_answer_clip"
+
+
+def conversation_only(render: Render) -> bool:
+    """A Q&A answer clip: stamped without the spoken notice, which its conversation plays
+    first (R26), so it is never exported on its own (R9, R10)."""
+    return (render.options or {}).get("purpose") == "qa_answer"
+
+
+def stream_output(
+    render: Render, actor_id: str | None, *, for_subject: bool = False
+) -> Iterator[bytes]:
+    """The stamped MP4, decrypted chunk by chunk; only ready renders of a consenting subject.
+    A Q&A answer clip only to the depicted person (``for_subject``, the portal)."""
     refuse_taken_down(render)
+    if conversation_only(render) and not for_subject:
+        raise ConversationOnly(
+            "This is a Q&A answer clip: it plays only in its conversation, after the spoken "
+            "AI notice. Render the text as a video to get a file to download."
+        )
     if render.purged_at is not None:
         raise NotFound(
             "This render's file was deleted under our retention schedule.", code="file_deleted"
@@ -106,6 +124,8 @@ def render_status(render: Render) -> dict[str, Any]:
     }
     out["file_deleted"] = render.purged_at is not None
     if render.status == RenderStatus.READY and render.purged_at is None:
+        if conversation_only(render):
+            return out
         out["download_url"] = url_for(
             "api.download_render", render_id=render.id, t=link_token(render), _external=True
         )

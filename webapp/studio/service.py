@@ -48,6 +48,10 @@ LANGUAGES = ("en",)  # Chinese comes with a Chinese base voice
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 WORDS_PER_SECOND = 2.5  # a calm presenter; used to reserve credits before rendering
 LABEL_SECONDS = 2  # the spoken AI notice at the start of every render (R9)
+# What a render is for, set only by the server (never from a client's options): a Q&A
+# avatar's answer clip is stamped without the audible notice, which its conversation plays
+# once at its start (R26; compliance.stamping.QA_ANSWER). Anything else: every label.
+PURPOSES = ("video", "qa_answer", "qa_notice")
 
 
 class QuotaExceeded(DomainError):
@@ -199,9 +203,20 @@ def render_options(raw: dict[str, Any], avatar: Avatar) -> dict[str, Any]:
 
 
 def create_render(
-    owner: User, avatar_id: str, script: str, raw: dict[str, Any], *, enqueue: bool = True
+    owner: User,
+    avatar_id: str,
+    script: str,
+    raw: dict[str, Any],
+    *,
+    enqueue: bool = True,
+    purpose: str = "video",
 ) -> Render:
-    """Moderate the script, check the likeness rights, hold credits, queue ``render``."""
+    """Moderate the script, check the likeness rights, hold credits, queue ``render``.
+
+    ``purpose`` comes from the calling service (``webapp.qa.deploy`` for answer clips),
+    never from the request: ``render_options`` keeps only the known client options."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown render purpose {purpose!r}")
     avatar = get_owned_or_404(Avatar, avatar_id, owner.id)
     sanctions.require_may_create(owner)
     script = " ".join(script.split())
@@ -214,6 +229,8 @@ def create_render(
     if avatar.status != AvatarStatus.READY:
         raise Forbidden("This avatar is not trained yet.", code="avatar_not_ready")
     options = render_options(raw, avatar)
+    if purpose != "video":
+        options["purpose"] = purpose
     _within_daily_quota(owner)
     verdict = moderate(script)
     record_event(

@@ -30,7 +30,7 @@ from flask import current_app
 from compliance.audit import EventTag
 from compliance.labels import LabelOptions, notice_audio
 from compliance.payload import new_watermark_id
-from compliance.stamping import ContentSpec
+from compliance.stamping import QA_ANSWER, STANDARD, ContentSpec, profile_settings
 
 from .. import jobs, registry, webhooks
 from ..audit import record_event
@@ -324,7 +324,7 @@ def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
     samples, rate = synthesize(model / "voice" / "voice.pt", row.script)
     lap("voice")
     report(0.2, "face")
-    settings = registry.compliance_settings()
+    settings = profile_settings(registry.compliance_settings(), stamping_profile(row))
     content = ContentSpec(uuid.uuid4().hex, new_watermark_id())
     stamped = render_video(
         FaceRig.load(model / "face"),
@@ -341,6 +341,13 @@ def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
     wer = speech_error(out, row.script, settings.labels)
     lap("speech check")
     return _Rendered(out, stamped, wer, timings)
+
+
+def stamping_profile(row: Render) -> str:
+    """The row's stamping profile, from the purpose the server gave it when it created the
+    row: a Q&A answer clip has no audible notice (its conversation plays the notice first,
+    R26); every other render, whatever its options, is stamped with every label."""
+    return QA_ANSWER if (row.options or {}).get("purpose") == "qa_answer" else STANDARD
 
 
 def _quarantine(row: Render, rendered: _Rendered) -> dict[str, Any]:
