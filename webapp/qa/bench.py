@@ -325,7 +325,7 @@ def live_deployment(work: Path) -> dict[str, Any]:
     from ..billing import ledger
     from ..consent import service as consent
     from ..extensions import db
-    from ..models import Avatar, ConsentRecord, Order
+    from ..models import Avatar, ConsentRecord, ConsentStatus, Order, SubjectStatus
     from ..registry import compliance_settings
     from . import deploy, service
 
@@ -333,7 +333,7 @@ def live_deployment(work: Path) -> dict[str, Any]:
     identity.start(owner)
     subject, _ = consent.create_subject(owner, "Bench Example", "self")
     record = db.session.query(ConsentRecord).filter_by(subject_id=subject.id).one()
-    record.status, subject.status = "verified", "active"  # outcomes set directly
+    record.status, subject.status = ConsentStatus.VERIFIED, SubjectStatus.ACTIVE  # set directly
     avatar = Avatar(owner_id=owner.id, subject_id=subject.id, name="Bench", status="ready")
     order = Order(
         owner_id=owner.id, item="render_credits", status="paid", quantity=60, amount_cents=1
@@ -388,15 +388,16 @@ def _finish(dep: Any, subject_id: str, clips: dict[str, Any]) -> None:
     from sqlalchemy import select
 
     from ..extensions import db
-    from ..models import QAClip, Render
+    from ..models import QAClip, Render, RenderStatus
     from ..storage import vault
     from ..studio.tasks import stamping_profile
 
     for clip in db.session.scalars(select(QAClip).where(QAClip.deployment_id == dep.id)):
         render = db.session.get(Render, clip.render_id)
-        with open(clips[stamping_profile(render)]["path"], "rb") as fh:
+        assert render is not None
+        with Path(clips[stamping_profile(render)]["path"]).open("rb") as fh:
             render.output_blob_id = vault().put(subject_id, fh)[0]
-        render.status, render.content_id = "ready", uuid.uuid4().hex
+        render.status, render.content_id = RenderStatus.READY, uuid.uuid4().hex
     db.session.commit()
 
 

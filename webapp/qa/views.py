@@ -74,7 +74,7 @@ def clip(slug: str, render_id: str):
 
 
 @bp.get("/talk/<slug>/notice/<render_id>")
-def notice(slug: str, render_id: str):  # type: ignore[no-untyped-def]
+def notice(slug: str, render_id: str):
     """The conversation's AI notice clip; its ``X-Conversation`` header is the token that
     may ask questions (the server answers none before the notice was served, R26)."""
     render, subject, token = talk.notice_for_link(slug, render_id, request.args.get("t", ""))
