@@ -15,7 +15,7 @@ import wave
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import av
 import imageio_ffmpeg
@@ -156,7 +156,7 @@ def check_limits(info: MediaInfo, limits: MediaLimits) -> MediaInfo:
     return info
 
 
-Source = str | os.PathLike[str] | BinaryIO
+Source = str | os.PathLike[str] | IO[bytes]
 
 
 def _open(source: Source) -> Any:
