@@ -73,7 +73,7 @@ def embed(
     bits: npt.NDArray[Any],
     key: bytes,
     options: AudioWatermarkOptions | None = None,
-) -> npt.NDArray[Any]:
+) -> npt.NDArray[np.float32]:
     """Return ``samples`` (float32 mono in [-1, 1]) carrying ``bits``, same length and rate."""
     opts = _check_options(options or AudioWatermarkOptions())
     x = _check_samples(samples, sample_rate)
@@ -82,7 +82,8 @@ def embed(
     mark16 = _mark_16k(_resample(x, sample_rate, RATE), payload, pattern, opts)
     mark = _resample(mark16, RATE, sample_rate)
     mark = np.pad(mark, (0, max(0, len(x) - len(mark))))[: len(x)]
-    return np.clip(x + mark, -1.0, 1.0).astype(np.float32)
+    marked: npt.NDArray[np.float32] = np.clip(x + mark, -1.0, 1.0).astype(np.float32)
+    return marked
 
 
 def detect(
@@ -143,11 +144,14 @@ def _check_bits(bits: npt.NDArray[Any]) -> npt.NDArray[Any]:
 # -- signal plumbing -----------------------------------------------------------------------
 
 
-def _resample(x: npt.NDArray[Any], rate_in: int, rate_out: int) -> npt.NDArray[Any]:
+def _resample(x: npt.NDArray[Any], rate_in: int, rate_out: int) -> npt.NDArray[np.float64]:
     if rate_in == rate_out:
         return np.asarray(x, dtype=np.float64)
     g = gcd(rate_in, rate_out)
-    return resample_poly(np.asarray(x, dtype=np.float64), rate_out // g, rate_in // g)
+    resampled: npt.NDArray[np.float64] = resample_poly(
+        np.asarray(x, dtype=np.float64), rate_out // g, rate_in // g
+    )
+    return resampled
 
 
 def _band(opts: AudioWatermarkOptions) -> tuple[int, int]:
@@ -155,8 +159,9 @@ def _band(opts: AudioWatermarkOptions) -> tuple[int, int]:
     return int(round(opts.low_hz / width)), int(round(opts.high_hz / width))
 
 
-def _window(n: int) -> npt.NDArray[Any]:
-    return np.sqrt(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n))
+def _window(n: int) -> npt.NDArray[np.float64]:
+    window: npt.NDArray[np.float64] = np.sqrt(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n))
+    return window
 
 
 def _stft_band(x: npt.NDArray[Any], opts: AudioWatermarkOptions) -> npt.NDArray[Any]:
@@ -203,17 +208,23 @@ def _features(
     return log_mag - _moving_average(log_mag, opts.smooth_bins), energy > threshold
 
 
-def _moving_average(a: npt.NDArray[Any], width: int) -> npt.NDArray[Any]:
+def _moving_average(a: npt.NDArray[Any], width: int) -> npt.NDArray[np.floating[Any]]:
     half = width // 2
     padded = np.pad(a, ((0, 0), (half, half)), mode="edge")
     csum = np.cumsum(np.pad(padded, ((0, 0), (1, 0))), axis=1)
-    return (csum[:, 2 * half + 1 :] - csum[:, : -2 * half - 1]) / (2 * half + 1)
+    average: npt.NDArray[np.floating[Any]] = (
+        csum[:, 2 * half + 1 :] - csum[:, : -2 * half - 1]
+    ) / (2 * half + 1)
+    return average
 
 
-def _statistic(band: npt.NDArray[Any], opts: AudioWatermarkOptions) -> npt.NDArray[Any]:
+def _statistic(
+    band: npt.NDArray[Any], opts: AudioWatermarkOptions
+) -> npt.NDArray[np.floating[Any]]:
     """The detector's per-cell value: clipped envelope-relative log magnitude, 0 when gated."""
     dev, gate = _features(band, opts)
-    return np.clip(dev, -opts.clip, opts.clip) * gate[:, None]
+    stat: npt.NDArray[np.floating[Any]] = np.clip(dev, -opts.clip, opts.clip) * gate[:, None]
+    return stat
 
 
 # -- key pattern ---------------------------------------------------------------------------
@@ -264,23 +275,29 @@ def _mark_16k(
 
 def _group_means(
     values: npt.NDArray[Any], gate: npt.NDArray[Any], group: npt.NDArray[Any], n_groups: int
-) -> npt.NDArray[Any]:
+) -> npt.NDArray[np.float64]:
     sums = np.bincount(group[gate].ravel(), values[gate].ravel(), n_groups)
     counts = np.bincount(group[gate].ravel(), None, n_groups)
-    return sums / np.maximum(counts, 1)
+    means: npt.NDArray[np.float64] = sums / np.maximum(counts, 1)
+    return means
 
 
 # -- detection -----------------------------------------------------------------------------
 
 
-def _fold(y16: npt.NDArray[Any], opts: AudioWatermarkOptions) -> npt.NDArray[Any] | None:
+def _fold(
+    y16: npt.NDArray[Any], opts: AudioWatermarkOptions
+) -> npt.NDArray[np.floating[Any]] | None:
     """Statistics of all frames summed by frame position modulo the block: (block, bins)."""
     stat = _statistic(_stft_band(y16, opts), opts)
     if len(stat) == 0:
         return None
     pad = (-len(stat)) % opts.block_frames
     stat = np.pad(stat, ((0, pad), (0, 0)))
-    return stat.reshape(-1, opts.block_frames, stat.shape[1]).sum(axis=0)
+    folded: npt.NDArray[np.floating[Any]] = stat.reshape(-1, opts.block_frames, stat.shape[1]).sum(
+        axis=0
+    )
+    return folded
 
 
 def _rolled(pattern: _Pattern, n_bits: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
@@ -296,10 +313,11 @@ def _soft_per_offset(
     index: npt.NDArray[Any],
     signs: npt.NDArray[Any],
     counts: npt.NDArray[Any],
-) -> npt.NDArray[Any]:
+) -> npt.NDArray[np.float64]:
     """Per-offset, per-bit t-statistics (offsets, n_bits)."""
     p, n_bits = len(folded), len(counts)
     corr = np.bincount(index, (signs * folded[None]).ravel(), p * n_bits).reshape(p, n_bits)
     residual = np.sum(folded**2) - np.sum(corr**2 / counts, axis=1)  # per offset
     sigma = np.sqrt(np.maximum(residual, 0.0) / folded.size + 1e-20)
-    return corr / (sigma[:, None] * np.sqrt(counts))
+    t: npt.NDArray[np.float64] = corr / (sigma[:, None] * np.sqrt(counts))
+    return t

@@ -98,9 +98,15 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(font_path()), size)
 
 
+def _bbox(font: ImageFont.FreeTypeFont, text: str) -> tuple[int, int, int, int]:
+    """``font.getbbox(text)``: FreeType boxes are whole pixels, Pillow types them float."""
+    left, top, right, bottom = font.getbbox(text)
+    return int(left), int(top), int(right), int(bottom)
+
+
 def _ink_rows(text: str, font: ImageFont.FreeTypeFont) -> tuple[int, int]:
     """Rendered ink rows (first, last + 1) of ``text``; ink is coverage >= 50 %."""
-    left, top, right, bottom = font.getbbox(text)
+    left, top, right, bottom = _bbox(font, text)
     mask = Image.new("L", (right - left + 2, bottom - top + 2), 0)
     ImageDraw.Draw(mask).text((1 - left, 1 - top), text, fill=255, font=font)
     rows = np.flatnonzero((np.asarray(mask) >= 128).any(axis=1))
@@ -168,7 +174,7 @@ def _render(
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any], tuple[int, int, int, int]]:
     """Text mask, box coverage and text ink box of ``lines`` on a padded rounded box."""
     pad_x, pad_y, gap = max(3, round(0.6 * cap)), max(2, round(0.45 * cap)), round(0.35 * cap)
-    boxes = [font.getbbox(line) for line in lines]
+    boxes = [_bbox(font, line) for line in lines]
     width = max(r - left for left, _, r, _ in boxes) + 2 * pad_x
     height = sum(b - t for _, t, _, b in boxes) + gap * (len(lines) - 1) + 2 * pad_y
     text = Image.new("L", (width, height), 0)
@@ -194,7 +200,8 @@ def _overlay(
     """The overlay of ``lines`` placed ``margin`` pixels from the edges in ``corner``."""
     coverage, box, ink = _render(lines, font, cap)
     text, under = coverage[..., None], (1.0 - coverage[..., None]) * box[..., None] * BOX_ALPHA
-    premult = (text * np.float32(TEXT_RGB) + under * np.float32(BOX_RGB)).astype(np.float32)
+    text_rgb, box_rgb = np.array(TEXT_RGB, np.float32), np.array(BOX_RGB, np.float32)
+    premult = (text * text_rgb + under * box_rgb).astype(np.float32)
     keep = (1.0 - (text + under)).astype(np.float32)  # 1 - alpha
     h, w = coverage.shape
     fw, fh = frame_size
@@ -311,7 +318,7 @@ def _text_template(label: _Overlay, size: tuple[int, int] | None = None) -> npt.
     """The label's text mask (resized to ``size`` = (w, h)), blurred to tolerate small shifts."""
     mask = label.text_mask.astype(np.float32)
     if size is not None and size != (mask.shape[1], mask.shape[0]):
-        mask = cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, size, interpolation=cv2.INTER_AREA).astype(np.float32, copy=False)
     return cv2.GaussianBlur(mask, (0, 0), _match_sigma(label))
 
 
@@ -390,11 +397,12 @@ def _rim(mask: npt.NDArray[Any], width: int, skip: int) -> npt.NDArray[Any]:
 # --- audible notice ------------------------------------------------------------------------
 
 
-def notice_audio(sample_rate: int, options: LabelOptions | None = None) -> npt.NDArray[Any]:
+def notice_audio(sample_rate: int, options: LabelOptions | None = None) -> npt.NDArray[np.float32]:
     """The audible notice as float32 mono in [-1, 1] at ``sample_rate``, silence after it."""
     opts = options or LabelOptions()
     if opts.notice == "none":  # a Q&A answer: its conversation opened with the notice (R26)
         return np.zeros(0, np.float32)
+    sound: npt.NDArray[np.float32]
     if opts.notice == "speech":
         rate, voice = _speech(opts.notice_text)
         gcd = math.gcd(sample_rate, rate)
@@ -403,7 +411,9 @@ def notice_audio(sample_rate: int, options: LabelOptions | None = None) -> npt.N
     else:
         sound = _tone_cue(sample_rate)
     tail = np.zeros(round(TAIL_SECONDS * sample_rate), np.float32)
-    return np.clip(np.concatenate([sound, tail]), -1.0, 1.0).astype(np.float32)
+    # annotated: numpy types the in-place *= above as Any, and mypy narrows sound to it
+    notice: npt.NDArray[np.float32] = np.concatenate([sound, tail])
+    return np.clip(notice, -1.0, 1.0).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=4)
@@ -428,10 +438,10 @@ def _speech(text: str) -> tuple[int, npt.NDArray[Any]]:
     return rate, trimmed
 
 
-def _tone_cue(sample_rate: int) -> npt.NDArray[Any]:
+def _tone_cue(sample_rate: int) -> npt.NDArray[np.float32]:
     """Morse "AI" (short-long, short-short): tone bursts with 8 ms raised-cosine ramps."""
     unit = round(TONE_UNIT_S * sample_rate)
-    parts: list[npt.NDArray[Any]] = []
+    parts: list[npt.NDArray[np.float64]] = []
     for units, gap in ((1, 1), (3, 3), (1, 1), (1, 0)):
         n = units * unit
         burst = TONE_LEVEL * np.sin(2 * np.pi * TONE_HZ * np.arange(n) / sample_rate)

@@ -15,7 +15,7 @@ import wave
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import av
 import imageio_ffmpeg
@@ -156,7 +156,7 @@ def check_limits(info: MediaInfo, limits: MediaLimits) -> MediaInfo:
     return info
 
 
-Source = str | os.PathLike[str] | BinaryIO
+Source = str | os.PathLike[str] | IO[bytes]
 
 
 def _open(source: Source) -> Any:
@@ -209,6 +209,20 @@ class MediaInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the video stream (``video_facts`` files have one)."""
+        if self.width is None or self.height is None:
+            raise ValueError("the file has no video stream")
+        return self.width, self.height
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second of the video stream (``video_facts`` fills in 25 if unknown)."""
+        if self.fps is None:
+            raise ValueError("the video stream has no frame rate")
+        return self.fps
 
 
 def _header(container: Any) -> MediaInfo:
@@ -278,14 +292,15 @@ def frames(
                 yield frame.to_ndarray(format=fmt)
 
 
-def _scaled(frame: Any, max_side: int | None, fmt: str) -> npt.NDArray[Any]:
+def _scaled(frame: Any, max_side: int | None, fmt: str) -> npt.NDArray[np.uint8]:
     if max_side and max(frame.width, frame.height) > max_side:
         scale = max_side / max(frame.width, frame.height)
         frame = frame.reformat(
             width=max(2, int(frame.width * scale) // 2 * 2),
             height=max(2, int(frame.height * scale) // 2 * 2),
         )
-    return frame.to_ndarray(format=fmt)
+    image: npt.NDArray[np.uint8] = frame.to_ndarray(format=fmt)  # av is untyped
+    return image
 
 
 def sample_frames(
@@ -336,31 +351,33 @@ def sample_frames(
 
 def audio(
     path: str | os.PathLike[str], sample_rate: int, max_seconds: float | None = None
-) -> npt.NDArray[Any]:
+) -> npt.NDArray[np.float32]:
     """The first audio track as float32 mono in [-1, 1] at ``sample_rate`` (empty if none);
     with ``max_seconds``, decoding stops there whatever the header claims."""
     with av.open(os.fspath(path)) as container:
         if not container.streams.audio:
             return np.zeros(0, np.float32)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks, have = [], 0
+        chunks: list[npt.NDArray[np.float32]] = []
+        have = 0
         limit = None if max_seconds is None else int(max_seconds * sample_rate)
         for frame in container.decode(audio=0):
             for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
                 have += len(chunks[-1])
             if limit is not None and have >= limit:
                 return np.concatenate(chunks)[:limit].astype(np.float32)
         for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
+            chunks.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 
-def resample(samples: npt.NDArray[Any], rate_in: int, rate_out: int) -> npt.NDArray[Any]:
+def resample(samples: npt.NDArray[Any], rate_in: int, rate_out: int) -> npt.NDArray[np.float32]:
     if rate_in == rate_out:
         return samples.astype(np.float32)
     g = np.gcd(rate_in, rate_out)
-    return resample_poly(samples, rate_out // g, rate_in // g).astype(np.float32)
+    resampled: npt.NDArray[np.floating[Any]] = resample_poly(samples, rate_out // g, rate_in // g)
+    return resampled.astype(np.float32)
 
 
 def write_wav(path: str | os.PathLike[str], samples: npt.NDArray[Any], sample_rate: int) -> None:

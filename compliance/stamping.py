@@ -142,7 +142,7 @@ def stamp(
         manifest=manifest_bytes,
         aigc=aigc_value,
         sha256=digest,
-        duration_s=(facts.frames + lead_frames) / facts.fps,
+        duration_s=(facts.frames + lead_frames) / facts.frame_rate,
     )
 
 
@@ -157,11 +157,11 @@ def _audio_track(
     """Write notice + source audio, watermarked; return the video frames the notice spans."""
     rate = settings.audio_rate
     notice = notice_audio(rate, settings.labels)
-    lead_frames = math.ceil(len(notice) / rate * facts.fps)
-    lead = np.zeros(int(round(lead_frames / facts.fps * rate)), np.float32)
+    lead_frames = math.ceil(len(notice) / rate * facts.frame_rate)
+    lead = np.zeros(int(round(lead_frames / facts.frame_rate * rate)), np.float32)
     lead[: len(notice)] = notice
     body = media.audio(source, rate)
-    expected = int(round(facts.frames / facts.fps * rate))
+    expected = int(round(facts.frames / facts.frame_rate * rate))
     body = np.pad(body, (0, max(0, expected - len(body))))  # silent track for mute sources
     track = np.concatenate([lead, body])
     marked = audio_watermark.embed(track, rate, bits, settings.audio_key(key))
@@ -180,14 +180,14 @@ def _video_track(
     metadata: dict[str, str],
     report: Progress,
 ) -> None:
-    labeler = Labeler(facts.width, facts.height, settings.labels)
-    writer = media.FrameWriter(out, (facts.width, facts.height), facts.fps, wav, metadata)
+    labeler = Labeler(*facts.frame_size, settings.labels)
+    writer = media.FrameWriter(out, facts.frame_size, facts.frame_rate, wav, metadata)
     total = max(facts.frames + lead_frames, 1)
     index = 0
 
     def emit(rgb: npt.NDArray[Any]) -> None:
         nonlocal index
-        labelled = labeler.apply(rgb, index / facts.fps)
+        labelled = labeler.apply(rgb, index / facts.frame_rate)
         writer.write(embed_frame(cv2.cvtColor(labelled, cv2.COLOR_RGB2BGR), bits, settings.video))
         index += 1
         if index % 25 == 0:

@@ -177,7 +177,7 @@ def _child(conn: object, path: str, settings: ComplianceSettings, budget: Budget
 
     cv2.setNumThreads(1)
     try:
-        answer: tuple[str, object] = ("ok", verify(path, settings))
+        answer: tuple[str, Verification | Exception] = ("ok", verify(path, settings))
     except media.MediaLimitExceeded as exc:
         answer = ("limit", exc)
     except (MemoryError, ImportError):  # a lazy import fails only when it cannot map memory
@@ -211,10 +211,11 @@ def verify_within(
     proc = ctx.Process(target=_child, args=(sender, os.fspath(path), settings, budget))
     proc.start()
     sender.close()
+    value: Verification | Exception
     try:
         if not receiver.poll(budget.seconds):
             raise _budget_error(budget, "time")
-        kind, value = receiver.recv()
+        _, value = receiver.recv()  # ("ok", Verification) or ("limit", the error to raise)
     except EOFError:  # killed by the kernel (CPU limit) or crashed out of memory
         proc.join(1.0)
         cpu_killed = proc.exitcode in (-signal.SIGXCPU, -signal.SIGKILL)
@@ -224,6 +225,6 @@ def verify_within(
             proc.kill()
         proc.join()
         receiver.close()
-    if kind == "limit":
+    if isinstance(value, Exception):
         raise value
     return value

@@ -73,9 +73,9 @@ class VideoWatermarkOptions:
     )
 
 
-def _dct_matrix(n: int = BLOCK) -> npt.NDArray[Any]:
+def _dct_matrix(n: int = BLOCK) -> npt.NDArray[np.float64]:
     k, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    d = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    d: npt.NDArray[np.float64] = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
     d[0] /= np.sqrt(2.0)
     return d  # orthonormal DCT-II, equal to cv2.dct on 4x4 blocks
 
@@ -122,7 +122,7 @@ def embed_frame(
 
 def soft_bits_frame(
     bgr: npt.NDArray[Any], n_bits: int, options: VideoWatermarkOptions | None = None
-) -> npt.NDArray[Any]:
+) -> npt.NDArray[np.float64]:
     """Per-bit soft scores in [-1, 1] read from one frame (positive means 1)."""
     opt = options or VideoWatermarkOptions()
     _, plane, _, _ = _plane(bgr, opt.channel)
@@ -133,7 +133,8 @@ def soft_bits_frame(
     index = np.arange(len(votes)) % n_bits
     ones = np.bincount(index, weights=votes, minlength=n_bits)
     counts = np.bincount(index, minlength=n_bits)
-    return 2.0 * ones / np.maximum(counts, 1) - 1.0
+    scores: npt.NDArray[np.float64] = 2.0 * ones / np.maximum(counts, 1) - 1.0
+    return scores
 
 
 # -- detection: a geometric search over scale, grid offset, grid width and payload phase --
@@ -199,7 +200,7 @@ def _resized(frame: npt.NDArray[Any], size: tuple[int, int]) -> npt.NDArray[Any]
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if shrink else UPSCALE)
 
 
-def _s0_dense(plane: npt.NDArray[Any], px: int, py: int) -> npt.NDArray[Any]:
+def _s0_dense(plane: npt.NDArray[Any], px: int, py: int) -> npt.NDArray[np.floating[Any]]:
     """Largest singular value of the LL block at every LL position, grid parity (px, py).
 
     A block's singular values are those of its DCT (orthonormal), and chroma blocks are
@@ -213,7 +214,8 @@ def _s0_dense(plane: npt.NDArray[Any], px: int, py: int) -> npt.NDArray[Any]:
     rows = ll[:, :-3] + ll[:, 1:-2] + ll[:, 2:-1] + ll[:, 3:]  # sums of 4 along each row
     rows *= rows
     q = rows[:-3] + rows[1:-2] + rows[2:-1] + rows[3:]
-    return np.sqrt(q) / 2
+    s0: npt.NDArray[np.floating[Any]] = np.sqrt(q) / 2
+    return s0
 
 
 def _s0_at(plane: npt.NDArray[Any], dx: int, dy: int) -> npt.NDArray[Any]:
@@ -240,30 +242,33 @@ def _uplane(bgr: npt.NDArray[Any], channel: int) -> npt.NDArray[Any]:
 _NEIGHBOURS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32) / 4
 
 
-def _sharpen(s0: npt.NDArray[Any], amount: float) -> npt.NDArray[Any]:
+def _sharpen(s0: npt.NDArray[Any], amount: float) -> npt.NDArray[np.floating[Any]]:
     """Undo some of the blur a rescale spreads between neighbouring blocks:
     ``s0 + amount * (s0 - mean of the 4 neighbours)``."""
     if not amount:
         return s0
     near = cv2.filter2D(s0, -1, _NEIGHBOURS, borderType=cv2.BORDER_REFLECT)
-    return s0 + amount * (s0 - near)
+    sharpened: npt.NDArray[np.floating[Any]] = s0 + amount * (s0 - near)
+    return sharpened
 
 
-def _soft(s0: npt.NDArray[Any], scale: float) -> npt.NDArray[Any]:
+def _soft(s0: npt.NDArray[Any], scale: float) -> npt.NDArray[np.floating[Any]]:
     """Soft bit of each block in [-1, 1]: -sin(2 pi s0 / scale) is +1 on the quantiser's
     "1" points (3/4 of a step), -1 on its "0" points (1/4), and 0 half-way."""
-    return -np.sin(2 * np.pi * s0 / scale)
+    soft: npt.NDArray[np.floating[Any]] = -np.sin(2 * np.pi * s0 / scale)
+    return soft
 
 
-def _fold(grid: npt.NDArray[Any], columns: int, n_bits: int) -> npt.NDArray[Any]:
+def _fold(grid: npt.NDArray[Any], columns: int, n_bits: int) -> npt.NDArray[np.float64]:
     """Average the block soft values by ``(row * columns + column) % n_bits``."""
     r, c = np.indices(grid.shape)
     index = ((r * columns + c) % n_bits).ravel()
     sums = np.bincount(index, grid.ravel(), n_bits)
-    return sums / np.maximum(np.bincount(index, minlength=n_bits), 1)
+    means: npt.NDArray[np.float64] = sums / np.maximum(np.bincount(index, minlength=n_bits), 1)
+    return means
 
 
-def _clarity(grid: npt.NDArray[Any], n_bits: int) -> npt.NDArray[Any]:
+def _clarity(grid: npt.NDArray[Any], n_bits: int) -> npt.NDArray[np.float64]:
     """Key-free sync statistic for every grid width ``C`` (mod n_bits) at once.
 
     Folding the centred block values by ``(r * C + c) % n_bits`` gives sums ``S_C[j]``; on
@@ -281,7 +286,8 @@ def _clarity(grid: npt.NDArray[Any], n_bits: int) -> npt.NDArray[Any]:
         return np.zeros(n)
     if g.shape[0] > n or g.shape[1] > n:  # fold rows and columns modulo n first
         rows, cols = np.indices(g.shape)
-        g = np.bincount(((rows % n) * n + cols % n).ravel(), g.ravel(), n * n).reshape(n, n)
+        folded = np.bincount(((rows % n) * n + cols % n).ravel(), g.ravel(), n * n)
+        g = folded.astype(np.float64, copy=False).reshape(n, n)  # weighted: float64 already
     spectrum = np.fft.rfft2(g, s=(n, n))  # [m, k] for k <= n / 2; the rest mirrors
     half = n // 2 + 1
     power = np.abs(spectrum[_fold_index(n), np.arange(half)]) ** 2  # [C, k]
@@ -290,7 +296,8 @@ def _clarity(grid: npt.NDArray[Any], n_bits: int) -> npt.NDArray[Any]:
     if n % 2 == 0:
         weight[-1] = 1.0
     chi2 = power @ weight / energy  # (1/n) sum_k |DFT(S_C)[k]|^2 / (energy / n)
-    return (chi2 - (n - 1)) / np.sqrt(2.0 * (n - 1))
+    z: npt.NDArray[np.float64] = (chi2 - (n - 1)) / np.sqrt(2.0 * (n - 1))
+    return z
 
 
 @functools.cache

@@ -24,7 +24,8 @@ def test_face() -> npt.NDArray[Any]:
     """A real face photo shipped with scikit-image (RGB uint8)."""
     from skimage import data
 
-    return np.ascontiguousarray(data.astronaut())
+    # scikit-image ships data.astronaut without type annotations
+    return np.ascontiguousarray(data.astronaut())  # type: ignore[no-untyped-call]
 
 
 def load_face_mesh(static: bool = True) -> Any:

@@ -137,7 +137,7 @@ def _link(endpoint: str, **values: str) -> str:
     """An absolute link for a mail: under PUBLIC_URL when set (never the Host header)."""
     base = current_app.config["PUBLIC_URL"]
     if base:
-        return base.rstrip("/") + url_for(endpoint, **values)
+        return base.rstrip("/") + url_for(endpoint, _external=None, **values)
     return url_for(endpoint, _external=True, **values)
 
 

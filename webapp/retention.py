@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from flask import current_app
 from rq.exceptions import DuplicateJobError
@@ -93,13 +93,16 @@ def _days(name: str) -> timedelta:
     return timedelta(days=int(current_app.config[f"RETENTION_{name}_DAYS"]))
 
 
-def _live_subject(query: Select[Any], subject_column: Any) -> Select[Any]:
+Row = TypeVarTuple("Row")
+
+
+def _live_subject(query: Select[*Row], subject_column: Any) -> Select[*Row]:
     """Rows of subjects whose key still exists (a withdrawal already destroyed the rest)."""
     alive = select(Subject.id).where(Subject.key_destroyed_at.is_(None))
     return query.where(subject_column.is_(None) | subject_column.in_(alive))
 
 
-def _uploads(kind: str, before: datetime) -> Select[Any]:
+def _uploads(kind: str, before: datetime) -> Select[Upload]:
     query = select(Upload).where(
         Upload.kind == kind, Upload.purged_at.is_(None), Upload.created_at < before
     )
@@ -212,6 +215,7 @@ def _renders(now: datetime, status: RenderStatus, setting: str, kind: str) -> It
     render: Render
     subject_id: str
     for render, subject_id in db.session.execute(query):
+        assert render.output_blob_id is not None  # the query selects renders with a file
         yield Expired(
             render,
             kind,

@@ -23,8 +23,9 @@ from .audit import record_event
 from .extensions import db
 from .jobs import Progress
 from .models import Job, Subject, Upload, UploadStatus
+from .ownership import get_referenced
 from .registry import media_limits
-from .storage import vault
+from .storage import subject_key, vault
 
 UNREADABLE = "unreadable: not a readable audio/video file; upload an MP4 or MOV recording"
 
@@ -37,7 +38,7 @@ def probe_upload(job: Job, report: Progress) -> dict[str, Any]:
         raise LookupError(f"upload {job.target_id} is gone")
     report(0.1, "decrypting")
     with tempfile.TemporaryDirectory(prefix="dhf-probe-") as tmp:
-        path = vault().export(upload.subject_id, upload.blob_id, Path(tmp) / "media")
+        path = vault().export(subject_key(upload), upload.blob_id, Path(tmp) / "media")
         report(0.5, "probing")
         try:
             info = probe(path, media_limits())
@@ -75,7 +76,7 @@ def _binding_problems(upload: Upload, path: Path) -> list[str]:
     binding.keep_template(upload, faces=faces)
     if len(faces) < binding.MIN_FACES:
         return [f"face_unverifiable: {binding.MESSAGES['face_unverifiable']}"]
-    subject = db.session.get(Subject, upload.subject_id)
+    subject = get_referenced(Subject, subject_key(upload))
     found = binding.check_arrival(subject, training_faces=faces)
     record_event(
         EventTag.CONSENT_BINDING,

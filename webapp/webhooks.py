@@ -76,15 +76,16 @@ def notify(owner_id: str, event_type: str, data: dict[str, Any]) -> str | None:
     user = db.session.get(User, owner_id)
     if user is None or not user.webhook_url:
         return None
+    event_id = "evt_" + uuid.uuid4().hex
     event = {
-        "id": "evt_" + uuid.uuid4().hex,
+        "id": event_id,
         "type": event_type,
         "created": int(time.time()),
         "data": data,
     }
     spec = q.JobSpec(deliver, "cpu", TIMEOUT_S * 3, len(RETRY_INTERVALS), RETRY_INTERVALS)
-    q.enqueue_after_commit(db.session(), redis(), spec, event["id"], owner_id, event)
-    return str(event["id"])
+    q.enqueue_after_commit(db.session(), redis(), spec, event_id, owner_id, event)
+    return event_id
 
 
 def deliver(owner_id: str, event: dict[str, Any]) -> int | None:

@@ -102,19 +102,21 @@ def trilinear(rgb: npt.NDArray[Any], table: npt.NDArray[Any]) -> npt.NDArray[Any
 
 
 @functools.lru_cache(maxsize=4)
-def _dense(path: str) -> npt.NDArray[Any]:
+def _dense(path: str) -> npt.NDArray[np.uint8]:
     """The LUT sampled at every 7-bit RGB value (128^3 entries, uint8): one lookup a pixel."""
     levels = np.arange(128, dtype=np.float32) * 2 + 0.5
     grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
     values = trilinear(grid, load_cube(path)) * 255 + 0.5
-    return np.clip(values, 0, 255).astype(np.uint8)
+    clipped: npt.NDArray[np.floating[Any]] = np.clip(values, 0, 255)
+    return clipped.astype(np.uint8)
 
 
-def apply_lut(rgb: npt.NDArray[Any], path: str | os.PathLike[str]) -> npt.NDArray[Any]:
+def apply_lut(rgb: npt.NDArray[Any], path: str | os.PathLike[str]) -> npt.NDArray[np.uint8]:
     """Apply a .cube LUT (trilinear, sampled at 7 bits per channel) to a uint8 RGB image."""
     q = (rgb >> 1).astype(np.int32)
     index = (q[..., 0] << 14) | (q[..., 1] << 7) | q[..., 2]
-    return _dense(os.fspath(path))[index]
+    graded: npt.NDArray[np.uint8] = _dense(os.fspath(path))[index]
+    return graded
 
 
 def cartoon(rgb: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -209,6 +211,7 @@ class Compositor:
         mask = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.5)
         self._mask = mask if self._mask is None else 0.6 * mask + 0.4 * self._mask
         alpha = np.clip((self._mask - 0.3) / 0.4, 0, 1).astype(np.float32)
+        assert self._background is not None  # made with the segmenter above
         return cv2.blendLinear(rgb, self._background, alpha, 1.0 - alpha)
 
     def _backdrop(self, width: int, height: int) -> npt.NDArray[Any]:

@@ -36,7 +36,9 @@ def _stft_power(samples: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return (spec.real**2 + spec.imag**2).astype(np.float32)
 
 
-def log_mel(samples: npt.NDArray[Any], rate: int, n_frames: int, fps: float) -> npt.NDArray[Any]:
+def log_mel(
+    samples: npt.NDArray[Any], rate: int, n_frames: int, fps: float
+) -> npt.NDArray[np.float32]:
     """(n_frames * 4, 80) log-mel rows aligned to ``n_frames`` video frames."""
     pcm = media.resample(samples, rate, RATE)
     if len(pcm) < N_FFT:
@@ -47,7 +49,8 @@ def log_mel(samples: npt.NDArray[Any], rate: int, n_frames: int, fps: float) -> 
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, len(mel) - 1)
     frac = (pos - lo)[:, None].astype(np.float32)
-    return (mel[lo] * (1 - frac) + mel[hi] * frac).astype(np.float32)
+    rows: npt.NDArray[np.float32] = (mel[lo] * (1 - frac) + mel[hi] * frac).astype(np.float32)
+    return rows
 
 
 def energy_db(samples: npt.NDArray[Any], rate: int, n_frames: int, fps: float) -> npt.NDArray[Any]:

@@ -182,7 +182,8 @@ def _finish(
 
 def _write_crops(work: Path, scale: float, transforms: npt.NDArray[Any]) -> tuple[int, int]:
     width, height = crop_size(scale)
-    out = np.lib.format.open_memmap(
+    # numpy's stubs declare open_memmap without types
+    out = np.lib.format.open_memmap(  # type: ignore[no-untyped-call]
         work / "crops.npy", mode="w+", dtype=np.uint8, shape=(len(transforms), height, width, 3)
     )
     for i, affine in enumerate(transforms):

@@ -83,23 +83,28 @@ def detect(
             yield np.array([(p.x * w, p.y * h, p.z * w) for p in points], np.float32)
 
 
-def inter_ocular(points: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    return np.linalg.norm(points[..., EYE_R, :] - points[..., EYE_L, :], axis=-1)
+def inter_ocular(points: npt.NDArray[Any]) -> npt.NDArray[np.floating[Any]]:
+    distance: npt.NDArray[np.floating[Any]] = np.linalg.norm(
+        points[..., EYE_R, :] - points[..., EYE_L, :], axis=-1
+    )
+    return distance
 
 
-def normalised_lips(points: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def normalised_lips(points: npt.NDArray[Any]) -> npt.NDArray[np.floating[Any]]:
     """(..., 40, 2) lip points relative to the nose tip, in inter-ocular units (DESIGN.md)."""
     rel = points[..., LIPS, :] - points[..., NOSE_TIP : NOSE_TIP + 1, :]
-    return rel / inter_ocular(points)[..., None, None]
+    lips: npt.NDArray[np.floating[Any]] = rel / inter_ocular(points)[..., None, None]
+    return lips
 
 
-def opening(points: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def opening(points: npt.NDArray[Any]) -> npt.NDArray[np.floating[Any]]:
     """Inner-lip gap (point 14 minus point 13) in inter-ocular units."""
     gap = np.linalg.norm(points[..., LIP_LO, :] - points[..., LIP_UP, :], axis=-1)
-    return gap / inter_ocular(points)
+    relative: npt.NDArray[np.floating[Any]] = gap / inter_ocular(points)
+    return relative
 
 
-def umeyama(src: npt.NDArray[Any], dst: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def umeyama(src: npt.NDArray[Any], dst: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     """2x3 similarity (rotation, uniform scale, shift) mapping src points onto dst."""
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s, d = src - mu_s, dst - mu_d
@@ -107,28 +112,31 @@ def umeyama(src: npt.NDArray[Any], dst: npt.NDArray[Any]) -> npt.NDArray[Any]:
     sign = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
     rot = u @ sign @ vt
     scale = np.trace(np.diag(sig) @ sign) / (s**2).sum(1).mean()
-    return np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]]).astype(np.float32)
+    affine = np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]])
+    return affine.astype(np.float32)
 
 
-def eye_frame(points: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def eye_frame(points: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     """2x3 similarity taking pixels to canonical units by the outer eye corners alone."""
     a, b = points[EYE_R], points[EYE_L]
     return umeyama(np.stack([a, b]), np.array([[-0.5, 0.0], [0.5, 0.0]], np.float32))
 
 
-def reference_stable(all_points: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def reference_stable(all_points: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     """Canonical positions of STABLE: their mean over frames in the eye frame."""
     canon = [apply(eye_frame(p), p[list(STABLE)]) for p in all_points]
-    return np.mean(canon, axis=0).astype(np.float32)
+    mean: npt.NDArray[np.floating[Any]] = np.mean(canon, axis=0)
+    return mean.astype(np.float32)
 
 
-def to_canonical(points: npt.NDArray[Any], reference: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def to_canonical(points: npt.NDArray[Any], reference: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     """2x3 similarity taking this frame's pixels to canonical units (fitted on STABLE)."""
     return umeyama(points[list(STABLE)], reference)
 
 
-def apply(affine: npt.NDArray[Any], points: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    return points @ affine[:, :2].T + affine[:, 2]
+def apply(affine: npt.NDArray[Any], points: npt.NDArray[Any]) -> npt.NDArray[np.floating[Any]]:
+    moved: npt.NDArray[np.floating[Any]] = points @ affine[:, :2].T + affine[:, 2]
+    return moved
 
 
 def fill_missing(

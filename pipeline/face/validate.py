@@ -266,8 +266,9 @@ def _audio_problems(path: str | os.PathLike[str], lim: Limits, seconds: float) -
     rate = 16000
     samples = media.audio(path, rate, max_seconds=seconds + 1.0)
     if len(samples) >= rate:
-        seconds = samples[: len(samples) // rate * rate].reshape(-1, rate)
-        loudest = float(10 * np.log10(np.max(np.mean(seconds.astype(np.float64) ** 2, 1)) + 1e-12))
+        per_second = samples[: len(samples) // rate * rate].reshape(-1, rate)
+        power = np.mean(per_second.astype(np.float64) ** 2, 1)
+        loudest = float(10 * np.log10(np.max(power) + 1e-12))
     else:
         loudest = -120.0
     if loudest >= lim.min_audio_dbfs:

@@ -65,13 +65,14 @@ def analyse(samples: npt.NDArray[Any], order: int) -> World:
     )
 
 
-def synthesise(world: World) -> npt.NDArray[Any]:
+def synthesise(world: World) -> npt.NDArray[np.float32]:
     """Waveform (float32, 16 kHz) from WORLD parameters."""
     fft = pyworld.get_cheaptrick_fft_size(RATE)
     sp = pyworld.decode_spectral_envelope(np.ascontiguousarray(world.mcep, np.float64), RATE, fft)
     ap = pyworld.decode_aperiodicity(np.ascontiguousarray(world.cap, np.float64), RATE, fft)
     f0 = np.ascontiguousarray(world.f0, np.float64)
-    return pyworld.synthesize(f0, sp, ap, RATE, FRAME_MS).astype(np.float32)
+    wave: npt.NDArray[np.float64] = pyworld.synthesize(f0, sp, ap, RATE, FRAME_MS)  # untyped
+    return wave.astype(np.float32)
 
 
 def base_voice(text: str, length_scale: float = 1.0) -> npt.NDArray[Any]:
@@ -108,7 +109,9 @@ def mel_cepstral_distortion(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * np.sum(diff**2, axis=1))))
 
 
-def normalise_loudness(samples: npt.NDArray[Any], target_dbfs: float = -23.0) -> npt.NDArray[Any]:
+def normalise_loudness(
+    samples: npt.NDArray[Any], target_dbfs: float = -23.0
+) -> npt.NDArray[np.float32]:
     """Scale so the RMS of the louder (speech) half of 20 ms frames is ``target_dbfs``,
     with the peak kept below -1 dBFS."""
     hop = 320  # 20 ms at 16 kHz (14.5 ms at 22.05 kHz: the same speech/pause split)
@@ -119,4 +122,5 @@ def normalise_loudness(samples: npt.NDArray[Any], target_dbfs: float = -23.0) ->
     speech = energy[energy >= np.median(energy)]
     gain = 10 ** (target_dbfs / 20) / (np.sqrt(speech.mean()) + 1e-9)
     gain = min(gain, 0.89 / (np.abs(samples).max() + 1e-9))
-    return (samples * gain).astype(np.float32)
+    scaled: npt.NDArray[np.float32] = (samples * gain).astype(np.float32)
+    return scaled

@@ -76,7 +76,10 @@ class Alignment:
 
     def shifted(self, seconds: float) -> Alignment:
         """The same alignment with every time moved by ``seconds``."""
-        move = lambda spans: [(n, a + seconds, b + seconds) for n, a, b in spans]  # noqa: E731
+
+        def move(spans: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+            return [(n, a + seconds, b + seconds) for n, a, b in spans]
+
         return Alignment(move(self.phones), move(self.words), self.score)
 
     def word_phones(self) -> list[list[tuple[str, float, float]]]:

@@ -31,6 +31,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..ownership import get_referenced
 from ..storage import vault
 
 
@@ -55,7 +56,7 @@ def review_queue() -> list[ReviewItem]:
         )
         subject = db.session.get(Subject, check.subject_id) if check.subject_id else None
         ordered = sorted(images, key=lambda u: u.info.get("role") != "document")
-        email = db.session.get(User, check.user_id).email
+        email = get_referenced(User, check.user_id).email
         items.append(ReviewItem(check, email, subject, ordered))
     return items
 
@@ -109,8 +110,8 @@ def consent_queue() -> list[ConsentItem]:
     )
     items = []
     for record in records:
-        subject = db.session.get(Subject, record.subject_id)
-        items.append(ConsentItem(record, subject, db.session.get(User, subject.owner_id).email))
+        subject = get_referenced(Subject, record.subject_id)
+        items.append(ConsentItem(record, subject, get_referenced(User, subject.owner_id).email))
     return items
 
 
@@ -124,7 +125,7 @@ def review_consent(record_id: str, admin: User, approve: bool, note: str) -> Con
         raise Conflict(
             f"This consent is {record.status}, not waiting for review.", code="not_queued"
         )
-    subject = db.session.get(Subject, record.subject_id)
+    subject = get_referenced(Subject, record.subject_id)
     if admin.id == subject.owner_id:
         raise Forbidden(
             "Another administrator must review consents of your own account.", code="own_check"
@@ -154,7 +155,7 @@ def kyc_image(upload_id: str) -> tuple[bytes, str]:
     upload = db.session.get(Upload, upload_id)
     if upload is None or upload.kind != "kyc_image" or upload.identity_check_id is None:
         raise NotFound(f"No identity image {upload_id}.")
-    check = db.session.get(IdentityCheck, upload.identity_check_id)
+    check = get_referenced(IdentityCheck, upload.identity_check_id)
     return vault().read(check.key_owner, upload.blob_id), FORMATS[upload.info["format"]]
 
 

@@ -80,7 +80,7 @@ OPENED = {
         "message": STR,
     },
 }
-REPORT_BODY = dict(
+REPORT_BODY: S = dict(
     category={"enum": ["not_me", "fraud", "harmful", "other"]},
     reason=STR,
     contact=STR,

@@ -176,7 +176,7 @@ def _fulfil(order: Order, obj: dict[str, Any]) -> str:
     """Mark paid and grant, once per order whatever the number of events (by session id)."""
     if order.status in (OrderStatus.PAID, OrderStatus.REFUNDED):
         return "already fulfilled"
-    order.status, order.paid_at = "paid", utcnow()
+    order.status, order.paid_at = OrderStatus.PAID, utcnow()
     order.stripe_payment_intent = obj.get("payment_intent") or order.stripe_payment_intent
     ledger.grant(order)
     data = {"order": order.id, "item": order.item, "amount": order.amount_cents}
@@ -187,7 +187,7 @@ def _fulfil(order: Order, obj: dict[str, Any]) -> str:
 def _refund(order: Order) -> str:
     if order.status != OrderStatus.PAID:
         return f"ignored: order is {order.status}"
-    order.status, order.refunded_at = "refunded", utcnow()
+    order.status, order.refunded_at = OrderStatus.REFUNDED, utcnow()
     ledger.refund(order)
     record_event(EventTag.PAYMENT_REFUNDED, actor_id=order.owner_id, data={"order": order.id})
     return "refunded"

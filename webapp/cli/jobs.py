@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any, TypedDict
 
 import click
 from flask import Flask
 
 from ..extensions import db
 from ..models import JobStatus, RenderStatus
+from ..ownership import get_referenced
 from . import _app_context, main
+
+
+class _JobRow(TypedDict):
+    id: str
+    kind: str
+    queue: str
+    target: str
+    status: str
+    progress: float
+    stage: str
+    attempts: int
+    created_at: str
+    error: str | None
 
 
 @main.command("jobs")
@@ -27,7 +42,7 @@ def jobs_cmd(limit: int, status: str | None, as_json: bool) -> None:
         query = select(Job).order_by(Job.created_at.desc()).limit(limit)
         if status:
             query = query.where(Job.status == status)
-        rows = [
+        rows: list[_JobRow] = [
             {
                 "id": j.id,
                 "kind": j.kind,
@@ -60,14 +75,15 @@ def _run_inline(app: Flask, task: str, job_id: str, label: str) -> dict[str, obj
     from ..models import Job
 
     fn = jobs.kind(task).func
-    outcome: dict[str, object] = {}
+    results: list[dict[str, Any]] = []
+    errors: list[Exception] = []
 
     def work() -> None:
         with app.app_context():
             try:
-                outcome["result"] = fn(job_id)
+                results.append(fn(job_id))
             except Exception as exc:  # reported below, after the bar
-                outcome["error"] = exc
+                errors.append(exc)
             finally:
                 db.session.remove()
 
@@ -78,14 +94,15 @@ def _run_inline(app: Flask, task: str, job_id: str, label: str) -> dict[str, obj
         while thread.is_alive():
             thread.join(1.0)
             db.session.expire_all()
-            row = db.session.get(Job, job_id)
+            row = get_referenced(Job, job_id)
             bar.label = f"{label}: {row.stage[:48]:<48}"
             bar.update(int(row.progress * 1000) - done)
             done = int(row.progress * 1000)
-    row = db.session.get(Job, job_id)
-    if "error" in outcome or row.status != JobStatus.FINISHED:
-        raise click.ClickException(f"{task} {row.status}: {row.error or outcome.get('error')}")
-    return dict(outcome.get("result") or {})
+    row = get_referenced(Job, job_id)
+    if errors or row.status != JobStatus.FINISHED:
+        error = row.error or (errors[0] if errors else None)
+        raise click.ClickException(f"{task} {row.status}: {error}")
+    return dict(results[0]) if results else {}
 
 
 @main.group()
@@ -143,16 +160,19 @@ def render_cmd(avatar_id: str, text: str, out: str, background: str, tone: str) 
         row = db.session.get(Avatar, avatar_id)
         if row is None:
             raise click.ClickException(f"no avatar {avatar_id}")
-        owner = db.session.get(User, row.owner_id)
+        owner = get_referenced(User, row.owner_id)
         try:
             render = service.create_render(
                 owner, avatar_id, text, {"background": background, "tone": tone}, enqueue=False
             )
         except Exception as exc:
             raise click.ClickException(getattr(exc, "message", str(exc))) from None
-        result = _run_inline(app, "render", service.latest_job(render.id).id, "rendering")
-        render = db.session.get(Render, render.id)
-        if render.status != RenderStatus.READY:
+        job = service.latest_job(render.id)
+        if job is None:
+            raise click.ClickException(f"render {render.id} has no job to run")
+        result = _run_inline(app, "render", job.id, "rendering")
+        render = get_referenced(Render, render.id)
+        if render.status != RenderStatus.READY or render.output_blob_id is None:
             raise click.ClickException(f"render {render.status}: {json.dumps(result)}")
         vault().export(row.subject_id, render.output_blob_id, out)
     click.echo(json.dumps({**result, "out": out}, indent=2))

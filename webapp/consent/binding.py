@@ -41,7 +41,7 @@ from ..models import (
     Upload,
     UploadStatus,
 )
-from ..storage import store, vault
+from ..storage import store, subject_key, vault
 
 FOOTAGE_FACES = 8  # frames of the footage whose faces stand for it
 MIN_FACES = FOOTAGE_FACES // 2  # sampled frames of the footage that must show a face
@@ -82,12 +82,14 @@ def thresholds() -> ConsentThresholds:
 # -- templates ---------------------------------------------------------------------------
 
 
-def keep_template(upload: Upload, **arrays: np.ndarray | None) -> None:
-    """Store ``faces`` and/or ``voice`` of an upload, encrypted under its subject's key."""
+def keep_template(upload: Upload, **arrays: np.ndarray | None) -> str:
+    """Store ``faces`` and/or ``voice`` of an upload, encrypted under its subject's key;
+    returns the template's blob id."""
     buffer = io.BytesIO()
     np.savez(buffer, **{k: v for k, v in arrays.items() if v is not None})
     buffer.seek(0)
-    upload.template_blob_id, _, _ = store(upload.subject_id, buffer)
+    upload.template_blob_id, _, _ = store(subject_key(upload), buffer)
+    return upload.template_blob_id
 
 
 def _compute(upload: Upload) -> dict[str, np.ndarray]:
@@ -95,7 +97,7 @@ def _compute(upload: Upload) -> dict[str, np.ndarray]:
     from pipeline.consent_media import face_embeddings, sample_frames, voice_embedding
 
     with tempfile.TemporaryDirectory(prefix="dhf-template-") as tmp:
-        path = vault().export(upload.subject_id, upload.blob_id, Path(tmp) / "media")
+        path = vault().export(subject_key(upload), upload.blob_id, Path(tmp) / "media")
         try:
             if upload.kind == "voice_sample":
                 voice = voice_embedding(media.audio(path, 16000, 60.0))
@@ -109,9 +111,10 @@ def _compute(upload: Upload) -> dict[str, np.ndarray]:
 
 def template(upload: Upload) -> dict[str, np.ndarray]:
     """The upload's identity template (made and kept on first use)."""
-    if upload.template_blob_id is None:
-        keep_template(upload, **_compute(upload))
-    raw = vault().read(upload.subject_id, upload.template_blob_id)
+    blob_id = upload.template_blob_id
+    if blob_id is None:
+        blob_id = keep_template(upload, **_compute(upload))
+    raw = vault().read(subject_key(upload), blob_id)
     with np.load(io.BytesIO(raw), allow_pickle=False) as data:
         return {name: data[name] for name in data.files}
 

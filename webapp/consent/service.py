@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 from flask import current_app
@@ -50,6 +50,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..ownership import get_referenced
 from ..storage import store, vault
 from ..studio.tasks import forget
 from . import binding, notice
@@ -151,7 +152,7 @@ def _open(record: ConsentRecord) -> Subject:
             f"{record.status}. Ask the account holder for a new link if needed.",
             code="consent_decided",
         )
-    subject = db.session.get(Subject, record.subject_id)
+    subject = get_referenced(Subject, record.subject_id)
     if needs_own_identity(subject):
         raise Forbidden(
             "Verify your own identity first: open your consent link in a browser.",
@@ -214,7 +215,7 @@ def _analyse(subject: Subject, upload: Upload) -> Any:
             ) from exc
 
 
-def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> ConsentRecord:
+def submit_recording(record: ConsentRecord, stream: IO[bytes], filename: str) -> ConsentRecord:
     """Store the statement video encrypted, run every check, record the decision."""
     subject = _open(record)
     if record.passcode_sha256 is None or record.passcode_expires_at is None:
@@ -225,7 +226,7 @@ def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> 
     identity = verified_identity(subject)
     decision = _decide(record, subject, features, identity)
     reasons = [str(r) for r in decision.reasons]
-    status = decision.status
+    status = ConsentStatus(decision.status)
     if identity is None:  # nobody verified who this person is: a human must look (R1, R2)
         reasons.append("kyc_missing")
         rejected = status == ConsentStatus.REJECTED
@@ -251,7 +252,7 @@ def submit_recording(record: ConsentRecord, stream: BinaryIO, filename: str) -> 
     return record
 
 
-def _store_recording(subject: Subject, stream: BinaryIO, filename: str) -> Upload:
+def _store_recording(subject: Subject, stream: IO[bytes], filename: str) -> Upload:
     blob_id, size, sha = store(subject.id, stream)
     upload = Upload(
         owner_id=subject.owner_id,
@@ -300,10 +301,11 @@ def revoke(record: ConsentRecord) -> dict[str, object]:
     Returns the deletion receipt (R5, R24), also written to the audit log: what was
     canceled and destroyed, and when. Revoking twice returns a receipt with nothing left.
     """
-    subject = db.session.get(Subject, record.subject_id)
+    subject = get_referenced(Subject, record.subject_id)
     now = utcnow()
-    record.status, record.revoked_at = "revoked", record.revoked_at or now
-    subject.status, subject.key_destroyed_at = "revoked", subject.key_destroyed_at or now
+    record.status, record.revoked_at = ConsentStatus.REVOKED, record.revoked_at or now
+    subject.status = SubjectStatus.REVOKED
+    subject.key_destroyed_at = subject.key_destroyed_at or now
     canceled = jobs.cancel_for_subject(subject.id)
     shredded = vault().shred(subject.id)
     shredded["work_folders_deleted"] = forget(subject.id, canceled)

@@ -15,9 +15,10 @@ from flask import (
 
 from .. import identity
 from ..errors import DomainError, InvalidInput
-from ..extensions import db, limiter
+from ..extensions import limiter
 from ..identity import self_hosted
 from ..models import Subject, User
+from ..ownership import get_referenced
 from . import notice, service
 
 bp = Blueprint("consent", __name__)
@@ -35,7 +36,7 @@ def consent_page(token: str):
     page = {"token": token, "record": record, "notice": notice}
     if record.status in service.DECIDED:
         return render_template("consent/page.html", **page)
-    subject = db.session.get(Subject, record.subject_id)
+    subject = get_referenced(Subject, record.subject_id)
     if service.needs_own_identity(subject):
         return render_template(
             "consent/page.html",
@@ -57,10 +58,10 @@ def consent_page(token: str):
 def start_identity(token: str):
     """The depicted person (not the account holder) starts their own KYC from their link."""
     record = service.record_for(token)
-    subject = db.session.get(Subject, record.subject_id)
+    subject = get_referenced(Subject, record.subject_id)
     if not service.needs_own_identity(subject):
         raise InvalidInput("No identity check is needed here.", code="kyc_not_needed")
-    started = identity.start(db.session.get(User, subject.owner_id), subject)
+    started = identity.start(get_referenced(User, subject.owner_id), subject)
     # the check's page tells the person to reopen their link; the token stays out of cookies
     session["identity_return"] = [started.check.id]
     return redirect(started.url or url_for(".consent_page", token=token))

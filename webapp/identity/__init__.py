@@ -22,8 +22,8 @@ from compliance.audit import EventTag
 
 from ..audit import record_event
 from ..errors import InvalidInput
-from ..extensions import db
 from ..models import IdentityCheck, KycStatus, Subject, User, utcnow
+from ..ownership import get_referenced
 
 
 @dataclass(frozen=True)
@@ -78,22 +78,23 @@ def decide(check: IdentityCheck, status: str, reasons: list[str], is_adult: bool
     follows a check of the account holder (``subject_id`` NULL); a subject's own check
     stays on the subject. Minors are rejected whatever the provider said (R1).
     """
-    if is_adult is False and status == KycStatus.VERIFIED:
-        status, reasons = "rejected", [*reasons, "under_18"]
-    if (check.status, list(check.reasons), check.is_adult) == (status, reasons, is_adult):
+    verdict = KycStatus(status)
+    if is_adult is False and verdict == KycStatus.VERIFIED:
+        verdict, reasons = KycStatus.REJECTED, [*reasons, "under_18"]
+    if (check.status, list(check.reasons), check.is_adult) == (verdict, reasons, is_adult):
         return
-    check.status, check.reasons, check.is_adult = status, reasons, is_adult
-    check.decided_at = utcnow() if status in (KycStatus.VERIFIED, KycStatus.REJECTED) else None
+    check.status, check.reasons, check.is_adult = verdict, reasons, is_adult
+    check.decided_at = utcnow() if verdict in (KycStatus.VERIFIED, KycStatus.REJECTED) else None
     if check.subject_id is None:
-        user = db.session.get(User, check.user_id)
-        user.kyc_status = {"needs_review": "pending"}.get(status, status)
+        user = get_referenced(User, check.user_id)
+        user.kyc_status = KycStatus.PENDING if verdict == KycStatus.NEEDS_REVIEW else verdict
     record_event(
         EventTag.KYC_DECISION,
         actor_id=check.user_id,
         data={
             "check": check.id,
             "provider": check.provider,
-            "status": status,
+            "status": verdict,
             "reasons": reasons,
             "subject": check.subject_id,
             "scores": dict(check.scores or {}),

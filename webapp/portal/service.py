@@ -54,6 +54,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..ownership import get_referenced
 from ..reports import service as reports
 
 CODE_DIGITS = 8
@@ -107,7 +108,7 @@ def masked(address: str) -> str:
 def send_code(record: ConsentRecord, now: datetime | None = None) -> PortalCode:
     """Mail a fresh one-time code for this link's subject (older codes stop working)."""
     now = _aware(now or utcnow())
-    subject = db.session.get(Subject, record.subject_id)
+    subject = get_referenced(Subject, record.subject_id)
     to = contact_for(subject)
     if to is None:
         raise Conflict(
@@ -362,7 +363,7 @@ def open_flag(render: Render, reason: str, *, source: str = FLAG_SOURCE) -> Repo
         raise Conflict(
             "You already flagged this video: our team is looking at it.", code="already_flagged"
         )
-    avatar = db.session.get(Avatar, render.avatar_id)
+    avatar = get_referenced(Avatar, render.avatar_id)
     due = utcnow() + timedelta(hours=_setting("PORTAL_FLAG_DUE_HOURS"))
     report = Report(
         category=ReportCategory.NOT_ME,

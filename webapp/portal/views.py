@@ -19,8 +19,9 @@ from flask import (
 
 from ..consent import service as consent
 from ..errors import Unauthorized
-from ..extensions import db, limiter
+from ..extensions import limiter
 from ..models import ConsentRecord, PortalSession, Subject
+from ..ownership import get_referenced
 from ..studio import delivery
 from . import service
 
@@ -44,7 +45,7 @@ def _home(token: str) -> Response:
 @bp.get("")
 def home(token: str):
     record = consent.record_for(token)
-    subject = db.session.get(Subject, record.subject_id)
+    subject = get_referenced(Subject, record.subject_id)
     try:
         granted = service.grant(record, session.get(_COOKIE_KEY))
     except Unauthorized:

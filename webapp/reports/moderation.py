@@ -33,6 +33,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..ownership import get_referenced
 from ..storage import vault
 from . import service
 
@@ -138,7 +139,7 @@ def _take_down(report: Report, admin: User, note: str, step: str | None) -> str:
         raise Conflict(
             f"This render is {render.status}: there is no file to take down.", code="not_published"
         )
-    avatar = db.session.get(Avatar, render.avatar_id)
+    avatar = get_referenced(Avatar, render.avatar_id)
     if render.output_blob_id:
         vault().delete(avatar.subject_id, render.output_blob_id)
     render.status, render.taken_down_at, render.output_blob_id = (

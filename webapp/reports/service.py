@@ -194,7 +194,7 @@ def open_report(
     """Open a public report; the verifier runs on ``file`` (stream, filename)."""
     kind = _category(category, PUBLIC_CATEGORIES)
     text = _text(reason, "reason", required=True)
-    email = normalise_email(contact) if (contact or "").strip() else None
+    email = normalise_email(contact) if contact is not None and contact.strip() else None
     where, given_id = _link(link), _content_id(content_id)
     if file is None and given_id is None and where is None:
         raise InvalidInput(

@@ -15,6 +15,7 @@ from ..audit import record_event
 from ..errors import DomainError, Forbidden, NotFound
 from ..extensions import db
 from ..models import Avatar, Render, RenderStatus, Subject
+from ..ownership import get_referenced
 from ..storage import vault
 
 _SALT = "dhf-render-download"
@@ -85,8 +86,8 @@ def stream_output(
         )
     if render.status != RenderStatus.READY or not render.output_blob_id:
         raise NotFound("This render has no file yet.", code="not_ready")
-    avatar = db.session.get(Avatar, render.avatar_id)
-    subject = db.session.get(Subject, avatar.subject_id)
+    avatar = get_referenced(Avatar, render.avatar_id)
+    subject = get_referenced(Subject, avatar.subject_id)
     if likeness.blocked(subject) == "consent_revoked":
         raise Forbidden(likeness.MESSAGES["consent_revoked"], code="consent_revoked")
     chunks = vault().open(subject.id, render.output_blob_id)

@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -38,7 +38,7 @@ from ..models import (
     User,
     utcnow,
 )
-from ..ownership import get_owned_or_404
+from ..ownership import get_owned_or_404, get_referenced
 from ..registry import MediaOverLimit, media_limits
 from ..storage import store
 
@@ -84,9 +84,12 @@ def _choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
         raise InvalidInput(f"{field} must be one of {', '.join(allowed)}.", code=f"bad_{field}")
 
 
-def upload_training_video(avatar: Avatar, stream: BinaryIO, filename: str) -> tuple[Upload, Job]:
-    """Store the footage encrypted under the subject's key and queue its check."""
-    if not filename:
+def upload_training_video(
+    avatar: Avatar, stream: IO[bytes] | None, filename: str | None
+) -> tuple[Upload, Job]:
+    """Store the footage encrypted under the subject's key and queue its check (no file,
+    or one without a name: 422)."""
+    if stream is None or not filename:
         raise InvalidInput("Attach the recording as multipart field 'video'.", code="missing_file")
     likeness.require_not_withdrawn(avatar.subject)
     _refuse_over_limits(stream)
@@ -109,7 +112,7 @@ def upload_training_video(avatar: Avatar, stream: BinaryIO, filename: str) -> tu
     return upload, job
 
 
-def _refuse_over_limits(stream: BinaryIO) -> None:
+def _refuse_over_limits(stream: IO[bytes]) -> None:
     """422 naming the limit when the header (or, without a duration, the packets) shows the
     file is over ``DHF_MEDIA_MAX_*``; nothing is decoded. Unreadable files are stored and
     the probe job explains them."""
@@ -269,7 +272,7 @@ def _within_daily_quota(owner: User) -> None:
     count = db.session.scalar(
         select(func.count(Render.id)).where(Render.owner_id == owner.id, Render.created_at >= since)
     )
-    if count >= quota:
+    if (count or 0) >= quota:
         raise QuotaExceeded(f"You reached today's limit of {quota} renders; try again tomorrow.")
 
 
@@ -299,7 +302,7 @@ class _Facts:
 
 def _facts(avatar: Avatar) -> _Facts:
     return _Facts(
-        owner=db.session.get(User, avatar.owner_id),
+        owner=get_referenced(User, avatar.owner_id),
         consent=likeness.latest_consent(avatar.subject_id),
         samples=_count(Upload, Upload.avatar_id == avatar.id, Upload.kind == "voice_sample"),
         need=int(current_app.config["VOICE_MIN_SAMPLES"]),

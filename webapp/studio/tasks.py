@@ -41,6 +41,7 @@ from ..extensions import db
 from ..jobs import Canceled, Progress, Stages, span
 from ..likeness import latest_consent
 from ..models import Avatar, AvatarStatus, Job, Render, RenderStatus, Upload
+from ..ownership import get_referenced
 from ..storage import vault
 from . import service
 
@@ -51,7 +52,7 @@ MODEL_PARTS = ("voice", "face")  # folders of the packed model
 
 
 def _training_failed(job: Job) -> None:
-    avatar = db.session.get(Avatar, job.target_id)
+    avatar = get_referenced(Avatar, job.target_id)
     avatar.status = AvatarStatus.FAILED
     webhooks.notify(avatar.owner_id, "avatar.training.failed", {"avatar_id": avatar.id})
 
@@ -73,7 +74,7 @@ def _training_stopped(job: Job) -> None:
     on_cancel=_training_stopped,
 )
 def train_avatar(job: Job, report: Progress) -> dict[str, Any]:
-    avatar = db.session.get(Avatar, job.target_id)
+    avatar = get_referenced(Avatar, job.target_id)
     video, samples = service.training_inputs(avatar)
     _one_person(avatar)
     profile = current_app.config["TRAINING_PROFILE"]
@@ -206,6 +207,8 @@ def _pack(work: Path, subject_id: str) -> str:
 
 def model_dir(avatar: Avatar) -> Path:
     """The unpacked model of an avatar, cached per model blob (shredded with the subject)."""
+    if avatar.model_blob_id is None:
+        raise LookupError(f"Avatar {avatar.id} has no trained model.")
     cache = Path(current_app.config["WORK_DIR"]) / "models" / avatar.subject_id
     target = cache / avatar.model_blob_id
     if not (target / "unpacked").exists():
@@ -261,7 +264,7 @@ def speech_error(video: Path, script: str, labels: LabelOptions) -> float:
 
 
 def _render_failed(job: Job) -> None:  # the credits come back
-    row = db.session.get(Render, job.target_id)
+    row = get_referenced(Render, job.target_id)
     row.status = RenderStatus.FAILED
     ledger.release(row)
     webhooks.notify(row.owner_id, "render.failed", {"render_id": row.id})
@@ -295,7 +298,7 @@ def _render_canceled(job: Job) -> None:
     on_cancel=_render_canceled,
 )
 def render(job: Job, report: Progress) -> dict[str, Any]:
-    row = db.session.get(Render, job.target_id)
+    row = get_referenced(Render, job.target_id)
     row.status = RenderStatus.RENDERING
     with tempfile.TemporaryDirectory(prefix="dhf-render-") as tmp:
         rendered = _render_and_check(row, Path(tmp) / "render.mp4", report)
@@ -319,7 +322,7 @@ def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
         nonlocal began
         timings[name], began = round(time.perf_counter() - began, 2), time.perf_counter()
 
-    model = model_dir(db.session.get(Avatar, row.avatar_id))
+    model = model_dir(get_referenced(Avatar, row.avatar_id))
     report(0.02, "voice")
     samples, rate = synthesize(model / "voice" / "voice.pt", row.script)
     lap("voice")
@@ -366,7 +369,7 @@ def _quarantine(row: Render, rendered: _Rendered) -> dict[str, Any]:
 
 def _publish(row: Render, rendered: _Rendered) -> dict[str, Any]:
     """Store the file encrypted, register its ids, charge the credits, tell the owner."""
-    avatar = db.session.get(Avatar, row.avatar_id)
+    avatar = get_referenced(Avatar, row.avatar_id)
     stamped = rendered.stamped
     with open(rendered.path, "rb") as fh:
         blob_id = vault().put(avatar.subject_id, fh)[0]

@@ -22,7 +22,7 @@ from ..consent import binding
 from ..errors import InvalidInput
 from ..extensions import db
 from ..models import Avatar, Upload, UploadStatus
-from ..storage import store, vault
+from ..storage import store, subject_key, vault
 
 KIND = "voice_sample"
 
@@ -99,7 +99,7 @@ def add_sample(
     _same_voice_as_consent(avatar, voice)
     for old in samples(avatar):
         if old.text == sentence:
-            vault().delete(old.subject_id, old.blob_id)
+            vault().delete(subject_key(old), old.blob_id)
             db.session.delete(old)
     file.stream.seek(0)
     blob_id, size, sha = store(avatar.subject_id, file.stream)
