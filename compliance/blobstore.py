@@ -17,7 +17,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -180,7 +180,7 @@ class LocalStore:
             with open(path, "rb") as fh:
                 yield ObjectInfo(key, path.stat().st_size, sha256_of(fh))
 
-    def _files(self, prefix: str) -> list[Path]:
+    def _files(self, prefix: str) -> Sequence[Path]:
         if not self.root.is_dir():
             return []
         base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root

@@ -123,7 +123,7 @@ class S3Store:
         upload = self._client.create_multipart_upload(Bucket=self.bucket, Key=full, Metadata=meta)
         upload_id = upload["UploadId"]
         try:
-            parts = []
+            parts: list[dict[str, Any]] = []
             while data := spool.read(MULTIPART_THRESHOLD):
                 number = len(parts) + 1
                 got = self._client.upload_part(

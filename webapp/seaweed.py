@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PORTS = (
     "master.port",
@@ -127,7 +128,7 @@ class SeaweedS3:
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
 
-    def client(self, **overrides: str):  # type: ignore[no-untyped-def]
+    def client(self, **overrides: str) -> Any:
         import boto3
         from botocore.config import Config
 
