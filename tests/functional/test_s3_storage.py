@@ -121,3 +121,18 @@ def test_upload_probe_download_and_shred_on_s3(make_app, s3_config, seaweed, gri
     assert set(_objects(seaweed, prefix)) == {f"keys/{subject_id}.destroyed"}
     gone = client.get(link)
     assert gone.status_code == 403 and gone.json["error"] == "consent_revoked"
+
+
+def test_retention_aborts_interrupted_multipart_uploads(make_app, s3_config, seaweed, monkeypatch):
+    from webapp import retention
+
+    app = make_app(**s3_config)
+    prefix = s3_config["STORAGE_URL"].split("/", 3)[3] + "/"
+    s3 = seaweed.client()
+    s3.create_multipart_upload(Bucket=seaweed.bucket, Key=prefix + "blobs/s1/killed")
+    with app.app_context():
+        assert retention.run().stale_uploads_aborted == 0  # younger than a day: may be running
+        monkeypatch.setattr(retention, "STALE_UPLOAD_S", 0)
+        assert retention.run(dry_run=True).stale_uploads_aborted == 0
+        assert retention.run().as_json()["stale_uploads_aborted"] == 1
+    assert s3.list_multipart_uploads(Bucket=seaweed.bucket, Prefix=prefix).get("Uploads", []) == []
