@@ -8,6 +8,7 @@ import sys
 import click
 
 from . import _app_context, main
+from .quality import _emit, bench
 
 
 @main.group()
@@ -50,3 +51,13 @@ def migrate_command(source_dir: str | None, as_json: bool) -> None:
         for key in report["mismatched"]:
             click.echo(f"MISMATCH {key}: the copy's SHA-256 differs; run again", err=True)
     sys.exit(0 if report["ok"] else 1)
+
+
+@bench.command("storage")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON here.")
+def bench_storage(as_json: bool, out: str | None) -> None:
+    """Put/get of 1 MB and 50 MB encrypted objects: local disk vs SeaweedFS on loopback."""
+    from ..storage_bench import bench as run_bench
+
+    _emit(run_bench(), out, as_json)
