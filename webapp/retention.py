@@ -78,6 +78,7 @@ class Summary:
     deleted: dict[str, int] = field(default_factory=dict)
     held: dict[str, int] = field(default_factory=dict)  # expired but under a legal hold
     receipts: list[dict[str, Any]] = field(default_factory=list)
+    stale_uploads_aborted: int = 0  # interrupted uploads cleared (S3 multipart, temp files)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -86,7 +87,11 @@ class Summary:
             "deleted": self.deleted,
             "held": self.held,
             "receipts": self.receipts,
+            "stale_uploads_aborted": self.stale_uploads_aborted,
         }
+
+
+STALE_UPLOAD_S = 24 * 3600  # an unfinished upload this old was interrupted: aborted
 
 
 def _days(name: str) -> timedelta:
@@ -335,6 +340,8 @@ def run(now: datetime | None = None, dry_run: bool = False) -> Summary:
         for subject_id, items in groups.items():
             summary.deleted[kind] = summary.deleted.get(kind, 0) + len(items)
             summary.receipts.append(_receipt(kind, subject_id, items, now, dry_run))
+    if not dry_run:  # no upload runs for a day: what is that old was interrupted
+        summary.stale_uploads_aborted = vault().store.abort_stale_uploads(STALE_UPLOAD_S)
     return summary
 
 

@@ -36,6 +36,7 @@ def test_doctor_passes_every_check(app):
     assert set(report["checks"]) == {
         "database",
         "redis",
+        "storage",
         "ffmpeg",
         "signing_keys",
         "c2pa",

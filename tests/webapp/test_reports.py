@@ -76,8 +76,8 @@ def test_not_me_report_on_a_stamped_render_resolves_freezes_and_tells_the_owner(
         assert report.verification["verdict"] == "ai_generated_by_us"
         kept = vault().read(attachment_owner(report), report.attachment_blob_id)
         assert kept == stamped_media.stamped.read_bytes()
-        blob = Path(app.config["STORAGE_DIR"], "blobs", f"report-{report.id}")
-        assert kept not in b"".join(p.read_bytes() for p in blob.iterdir())  # encrypted
+        with vault().store.get(f"blobs/report-{report.id}/{report.attachment_blob_id}") as fh:
+            assert kept not in fh.read()  # encrypted
         avatar = db.session.get(Avatar, ids["avatar_id"])
         assert avatar.frozen_at is not None and avatar.frozen_reason == f"report {report.id}"
         queued = Queue("cpu", connection=jobs.redis()).jobs

@@ -50,5 +50,6 @@ from . import (  # noqa: E402, F401
     quality,
     retention,
     serve,
+    storage,
     verify,
 )
