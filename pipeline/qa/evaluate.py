@@ -327,8 +327,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def run(out: Path | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Evaluate; with ``out``, write the JSON there and the plot beside it (.png)."""
+def run(
+    out: Path | None = None,
+    log: Callable[[str], None] | None = None,
+    *,
+    variants: bool = True,
+) -> dict[str, Any]:
+    """Evaluate; with ``out``, write the JSON there and the plot beside it (.png).
+    ``variants=False`` skips the scorings tried against the shipped one (about 20 s)."""
     data = load_set()
     started = time.perf_counter()
     info = model_info()  # loads the model if this process has not yet
@@ -357,6 +363,7 @@ def run(out: Path | None = None, log: Callable[[str], None] | None = None) -> di
         | {f"question_{k}": v for k, v in no_rule["top1_by_question_lang"].items()}
         | {"all": no_rule["top1"]},
         "cross_validated": cross_validate(trials),
+        "variants_tried": compare_variants(data) if variants else None,
         "latency_ms_per_question": latency(trials),
         "language_detection": language_detection(data),
         "errors_at_rule": errors_at(trials, t, m),
@@ -371,6 +378,13 @@ def run(out: Path | None = None, log: Callable[[str], None] | None = None) -> di
         if log:
             log(f"wrote {out} and {out.with_suffix('.png')}")
     return result
+
+
+def compare_variants(data: dict[str, Any]) -> dict[str, Any]:
+    """Hybrid scorings tried against the shipped one (``pipeline.qa.variants``), same split."""
+    from .variants import compare
+
+    return compare(data)
 
 
 def _line(name: str, r: dict[str, Any]) -> str:
@@ -402,10 +416,29 @@ def summary(result: dict[str, Any]) -> str:
             f"leave-one-business-out folds (held out, t, m): {folds}",
             _line("  cross-validated rule", cv["rule"]),
             _line("  cross-validated threshold only", cv["threshold_only"]),
+            *_variant_lines(result.get("variants_tried")),
             f"latency ms median {lat['median']} p95 {lat['p95']}; model load "
             f"{result['model_load_seconds']} s; indexing {result['indexing_seconds']} s",
         ]
     )
+
+
+def _variant_lines(tried: dict[str, Any] | None) -> list[str]:
+    if not tried:
+        return []
+
+    def one(name: str, r: dict[str, Any]) -> str:
+        g = r["top1_by_group"]
+        return (
+            f"  {name}: top-1 {r['top1']:.1%} (en {g['en']:.0%}, zh {g['zh']:.0%}, cross "
+            f"{g['cross']:.0%}), fallback {r['out_of_scope_fallback']:.1%}, wrong "
+            f"{r['in_scope_wrong']:.1%} / {r['out_of_scope_answered']:.1%}"
+            + ("" if r["caps_held"] else " (caps exceeded)")
+        )
+
+    rows = [one(r["variant"], r) for r in tried["variants"] + tried["either_signal"]]
+    nested = [one(f"nested {family}", r) for family, r in tried["nested"].items()]
+    return ["variants tried, leave-one-business-out:", *rows, *nested]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,7 +47,10 @@ from .embed import embed
 # item 5.5% (threshold only, 0.51, same split: top-1 59%, fallback 96%, wrong item 3.1%).
 # On the whole set: top-1 69% (en 73%, zh 84%, cross 51%), fallback 95%, wrong item 4.7%.
 # The folds chose t 0.41-0.475 and m 0.07-0.08. Scores are cosines of language-centred
-# vectors, lower than raw e5 cosines (0.8-0.95).
+# vectors, lower than raw e5 cosines (0.8-0.95). Hybrid scorings (character n-gram TF-IDF,
+# the answer text as a phrasing or as an e5 passage) were measured the same way and not
+# adopted: none beat 66% with both caps held once its weight was chosen inside the folds
+# (pipeline/qa/variants.py; pipeline/README.md).
 DEFAULT_THRESHOLD = 0.42
 DEFAULT_MARGIN = 0.08
 

@@ -213,3 +213,43 @@ def test_evaluation_set_is_held_out_and_labelled() -> None:
     assert all(
         detect_lang(q) == lang for it in items for lang, qs in it["heldout"].items() for q in qs
     )
+
+
+def test_char_ngrams_work_without_a_tokenizer() -> None:
+    from pipeline.qa.variants import char_ngrams
+
+    assert char_ngrams("Hi!", 2, 3) == {" h": 1, "hi": 1, "i ": 1, " hi": 1, "hi ": 1}
+    assert {"退款", "可以退"} <= set(char_ngrams("可以退款吗？"))
+
+
+def test_char_tfidf_scores_shared_ngrams_and_ignores_unseen_ones() -> None:
+    from pipeline.qa.variants import CharTfidf
+
+    tfidf = CharTfidf(["can I get a refund", "where do I park", "可以退款吗"])
+    refund, park = tfidf.vector("can I get a refund"), tfidf.vector("where do I park")
+    assert CharTfidf.cosine(refund, refund) == pytest.approx(1.0)
+    assert CharTfidf.cosine(tfidf.vector("refund please"), refund) > CharTfidf.cosine(
+        tfidf.vector("refund please"), park
+    )
+    assert CharTfidf.cosine(tfidf.vector("怎么退款"), tfidf.vector("可以退款吗")) > 0
+    assert tfidf.vector("zzzz") == {}
+
+
+def test_variant_trials_rank_by_the_combined_score() -> None:
+    from pipeline.qa.variants import Scored, trials
+
+    signals = {"e_phr": np.array([0.5, 0.45]), "p_ans": np.array([0.1, 0.4])}
+    x = Scored("b", "q", "en", "en", "a", ("a", "b"), signals)
+    [plain] = trials([x], lambda s: s["e_phr"])
+    [hybrid] = trials([x], lambda s: s["e_phr"] + 0.5 * s["p_ans"])
+    assert (plain.top, plain.runner_up) == ("a", "b")
+    assert (hybrid.top, hybrid.score) == ("b", pytest.approx(0.65))
+
+
+def test_passage_embedding_differs_from_query_embedding() -> None:
+    text = ["Orders ship within one business day."]
+    passage = qa_embed.embed_passages(text)
+    assert passage.shape == (1, qa_embed.DIM) and passage.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(passage, axis=1), 1.0, atol=1e-5)
+    assert 0.5 < float(passage[0] @ qa_embed.embed(text)[0]) < 0.9999
+    assert qa_embed.embed_passages([]).shape == (0, qa_embed.DIM)
