@@ -148,9 +148,17 @@ def test_renders_models_and_consent_recordings_follow_their_own_rules(app):
         kinds = {r["kind"]: r for r in receipts()}
         assert kinds["render"]["files"] == [{"id": render.id, "content_id": "c" * 32}]
         assert verify_log().ok
-        headers, render_id = factories.token_for(owner), render.id
-    res = app.test_client().get(f"/api/v1/renders/{render_id}/download", headers=headers)
+        avatar.status = "ready"
+        db.session.commit()
+        headers, render_id, avatar_id = factories.token_for(owner), render.id, avatar.id
+    client = app.test_client()
+    res = client.get(f"/api/v1/renders/{render_id}/download", headers=headers)
     assert res.status_code == 404 and res.json["error"] == "file_deleted"
+    # the model is gone: a new render is refused up front, not failed in the worker
+    again = client.post(
+        "/api/v1/renders", headers=headers, json={"avatar_id": avatar_id, "script": "Hello again."}
+    )
+    assert again.status_code == 409 and again.json["error"] == "model_deleted"
 
 
 def test_cli_dry_run_deletes_nothing_and_reports_what_it_would(people, monkeypatch):

@@ -21,7 +21,7 @@ from ..audit import record_event
 from ..billing import ledger
 from ..billing.service import training_paid
 from ..consent import binding
-from ..errors import DomainError, Forbidden, InvalidInput
+from ..errors import Conflict, DomainError, Forbidden, InvalidInput
 from ..extensions import db
 from ..models import (
     Avatar,
@@ -231,6 +231,12 @@ def create_render(
     likeness.require(avatar.subject, avatar)
     if avatar.status != AvatarStatus.READY:
         raise Forbidden("This avatar is not trained yet.", code="avatar_not_ready")
+    if avatar.model_purged_at is not None:
+        raise Conflict(
+            "This avatar's trained model was deleted under our retention schedule "
+            "(unused for too long): train it again to render.",
+            code="model_deleted",
+        )
     options = render_options(raw, avatar)
     if purpose != "video":
         options["purpose"] = purpose
