@@ -12,6 +12,7 @@ import wave
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import select
 
 from webapp.extensions import db
@@ -71,7 +72,7 @@ def test_the_report_plays_take_clone_and_base_to_the_owner_only(  # type: ignore
     rows = re.findall(r'<tr data-sample="(\d)">(.*?)</tr>', html, re.S)
     assert [r[0] for r in rows] == ["0", "1", "2"]
     for (_, row), sample in zip(rows, report["samples"], strict=True):
-        assert sample["sentence"] in row and "WER" in row and "similarity" in row
+        assert str(escape(sample["sentence"])) in row and "WER" in row and "similarity" in row
     urls = re.findall(r'<audio controls preload="none" src="([^"]+)"', html)
     assert len(urls) == 9 and all(f"/studio/avatars/{avatar_id}/samples/" in u for u in urls)
     served = {}
