@@ -36,7 +36,7 @@ from .model import (
     stack,
     target_frames,
 )
-from .samples import heldback
+from .samples import heldback, similarity_gain
 from .samples import write as write_samples
 from .speech import Alignment, align
 
@@ -340,6 +340,7 @@ def train(
     samples = write_samples(model, held, heldback(len(held)), out / "samples")
     report = _report(trainer, model, time.perf_counter() - began)
     report["samples"] = samples
+    report["samples_similarity_gain"] = similarity_gain(samples)
     model.save(out / "voice.pt", report)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     _plot(trainer, model, out / "report.png")

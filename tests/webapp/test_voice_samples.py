@@ -69,6 +69,7 @@ def test_the_report_plays_take_clone_and_base_to_the_owner_only(  # type: ignore
 
     _login(client, emails[0])
     html = client.get(f"/studio/avatars/{avatar_id}").get_data(as_text=True)
+    assert "voice similarity gain" in html and "Whisper WER: own take / clone" in html
     rows = re.findall(r'<tr data-sample="(\d)">(.*?)</tr>', html, re.S)
     assert [r[0] for r in rows] == ["0", "1", "2"]
     for (_, row), sample in zip(rows, report["samples"], strict=True):

@@ -46,6 +46,7 @@ def test_the_report_plays_three_held_back_sentences(trained) -> None:  # type: i
     held = [takes[i].text for i in heldback(16)]
     samples = report["samples"]
     assert [s["sentence"] for s in samples] == held and len(held) == 3
+    assert isinstance(report["samples_similarity_gain"], float)
     for s in samples:
         for kind in KINDS:
             wav = checkpoint.parent / s["files"][kind]
