@@ -146,6 +146,20 @@ def stamp(
     )
 
 
+def stamp_audio(
+    samples: npt.NDArray[Any], sample_rate: int, watermark_id: str, settings: ComplianceSettings
+) -> npt.NDArray[Any]:
+    """An audio-only clip stamped as AI audio the way a render's track is: the audible notice
+    of ``settings.labels`` (R9) before it, and the audio watermark carrying ``watermark_id``
+    (R13) over the whole. Float32 mono at ``sample_rate``; a plain WAV has no AIGC tag or
+    C2PA manifest, so the caller registers ``watermark_id`` (R15) for verification."""
+    bits = settings.codec().encode(watermark_id)
+    notice = notice_audio(sample_rate, settings.labels)
+    track = np.concatenate([notice, np.asarray(samples, np.float32)])
+    key = settings.audio_key(settings.watermark_keys[0][1])
+    return audio_watermark.embed(track, sample_rate, bits, key)
+
+
 def _audio_track(
     source: str | os.PathLike[str],
     wav: Path,

@@ -258,3 +258,22 @@ def stamped_media(tmp_path_factory: pytest.TempPathFactory) -> StampedMedia:
     tampered.write_bytes(bytes(raw))
     unrelated = grid / "heldout" / "bbil3s.mpg"
     return StampedMedia(settings, spec, source, stamped, record, stripped, tampered, unrelated)
+
+
+# -- voice: one tiny-profile model per session, shared by the voice and studio tests -----
+
+
+@pytest.fixture(scope="session")
+def tiny_voice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    """The tiny profile trained on 16 slt takes: (checkpoint, report). Its folder also
+    holds report.png and the held-back samples (three sentences: take, clone, base)."""
+    from pipeline.voice.train import takes_in, train
+
+    slt = SHARED_DATA / "voice_slt"
+    if not slt.exists():
+        pytest.skip(f"shared data missing: {slt}")
+    sixteen = tmp_path_factory.mktemp("takes")
+    for take in takes_in(slt / "train")[:16]:
+        for part in (take.wav, take.wav.with_suffix(".txt")):
+            (sixteen / part.name).symlink_to(part)
+    return train(sixteen, tmp_path_factory.mktemp("voice"), "tiny", progress=lambda f, s: None)

@@ -193,7 +193,12 @@ def trained_models(now: datetime) -> Iterable[Expired]:
     )
     query = _live_subject(query, Avatar.subject_id)
     for avatar in db.session.scalars(query):
-        blobs = (avatar.model_blob_id, *(avatar.quality.get("plot_blobs") or {}).values())
+        quality = avatar.quality or {}
+        blobs = (
+            avatar.model_blob_id,
+            *(quality.get("plot_blobs") or {}).values(),
+            *(quality.get("sample_blobs") or {}).values(),  # the report's voice samples
+        )
         yield Expired(
             avatar,
             "trained_model",

@@ -36,6 +36,8 @@ from .model import (
     stack,
     target_frames,
 )
+from .samples import heldback, similarity_gain
+from .samples import write as write_samples
 from .speech import Alignment, align
 
 T = TypeVar("T")
@@ -209,12 +211,15 @@ class Trainer:
         self.rate = speaking_rate([t for t, r in zip(texts, real, strict=True) if r], phone_s)
         self.progress(0.3, f"rendering the base voice at length_scale {self.rate:.2f}")
         renders = [base_voice(t, self.rate) for t, r in zip(texts, real, strict=True) if r]
-        kept = [(t, r) for t, r in zip(texts, real, strict=True) if r]
+        kept = [(t, r) for t, r in zip(takes, real, strict=True) if r]
         base = _map(
-            _base, [(a, t, s.order) for a, (t, _) in zip(renders, kept, strict=True)], s.workers
+            _base,
+            [(a, t.text, s.order) for a, (t, _) in zip(renders, kept, strict=True)],
+            s.workers,
         )
         both = [(t, r, b) for (t, r), b in zip(kept, base, strict=True) if b is not None]
-        self.texts = [t for t, _, _ in both]
+        self.takes = [t for t, _, _ in both]
+        self.texts = [t.text for t, _, _ in both]
         self.real = [r.world for _, r, _ in both]
         self.base = [b.world for _, _, b in both]
         self.alignments = [(b.alignment, r.alignment) for _, r, b in both]
@@ -258,10 +263,10 @@ class Trainer:
     def fit(
         self, xs: list[npt.NDArray[Any]], ys: list[npt.NDArray[Any]], start: float, span: float
     ) -> None:
-        """One alignment pass of training; the first sentence in every 20 (0, 20, 40, ...) is held
-        out for the validation loss."""
+        """One alignment pass of training; ``samples.heldback`` sentences (the first in every
+        20: 0, 20, 40, ...) are held out for the validation loss and the report's samples."""
         s, dev = self.s, self.device
-        val = set(range(0, len(xs), 20)) if len(xs) >= 5 else set()
+        val = set(heldback(len(xs)))
 
         def take(arr: list[npt.NDArray[Any]], held: bool) -> torch.Tensor:
             return torch.from_numpy(np.vstack([a for k, a in enumerate(arr) if (k in val) == held]))
@@ -329,8 +334,13 @@ def train(
     trainer.fit(xs, ys, 0.45, 0.5)
     trainer.variance()
     model = trainer.model()
-    report = _report(trainer, model, time.perf_counter() - began)
     out = Path(out_dir)
+    progress(0.97, "samples: held-back sentences, clone and base voice")
+    held = [(t.text, t.wav) for t in trainer.takes]
+    samples = write_samples(model, held, heldback(len(held)), out / "samples")
+    report = _report(trainer, model, time.perf_counter() - began)
+    report["samples"] = samples
+    report["samples_similarity_gain"] = similarity_gain(samples)
     model.save(out / "voice.pt", report)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     _plot(trainer, model, out / "report.png")

@@ -177,3 +177,24 @@ def plot(avatar_id: str, name: str):
     if not blob_id:
         return jsonify(error="not_found", message="No such plot."), 404
     return Response(vault().read(avatar.subject_id, blob_id), mimetype="image/png")
+
+
+@bp.get("/avatars/<avatar_id>/samples/<name>")
+@login_required
+def sample(avatar_id: str, name: str):
+    """A quality-report voice sample (WAV, kept encrypted with the subject's data; the clone
+    and base voice clips carry the AI notice and watermark): the avatar's owner only."""
+    from ..storage import vault
+
+    avatar = _avatar(avatar_id)
+    blob_id = ((avatar.quality or {}).get("sample_blobs") or {}).get(name)
+    if not blob_id:
+        return jsonify(error="not_found", message="No such sample."), 404
+    return Response(
+        vault().read(avatar.subject_id, blob_id),
+        mimetype="audio/wav",
+        headers={
+            "Content-Disposition": f'inline; filename="dhf-sample-{name}"',
+            "Cache-Control": "private, no-store",
+        },
+    )

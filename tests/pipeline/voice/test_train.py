@@ -13,8 +13,9 @@ from compliance.media import audio, resample
 from pipeline.voice.evaluate import _embed, _wer
 from pipeline.voice.features import OUTPUT_RATE, RATE, base_voice
 from pipeline.voice.model import VoiceModel, settings_for
+from pipeline.voice.samples import KINDS, heldback
 from pipeline.voice.synthesize import sentences, synthesize
-from pipeline.voice.train import takes_in, train
+from pipeline.voice.train import takes_in
 
 from ...conftest import SHARED_DATA
 
@@ -26,14 +27,8 @@ WER_MAX = 0.3
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
-    if not SLT.exists():
-        pytest.skip(f"shared data missing: {SLT}")
-    sixteen = tmp_path_factory.mktemp("takes")
-    for take in takes_in(SLT / "train")[:16]:
-        for part in (take.wav, take.wav.with_suffix(".txt")):
-            (sixteen / part.name).symlink_to(part)
-    return train(sixteen, tmp_path_factory.mktemp("voice"), "tiny", progress=lambda f, s: None)
+def trained(tiny_voice: tuple[Path, dict]) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    return tiny_voice
 
 
 def test_tiny_training_writes_a_checkpoint_and_a_report(trained) -> None:  # type: ignore[no-untyped-def]
@@ -43,6 +38,27 @@ def test_tiny_training_writes_a_checkpoint_and_a_report(trained) -> None:  # typ
     assert report["loss_train"][-1] < report["loss_train"][0]  # it learned something
     model = VoiceModel.load(checkpoint)
     assert model.settings == settings_for("tiny")
+
+
+def test_the_report_plays_three_held_back_sentences(trained) -> None:  # type: ignore[no-untyped-def]
+    checkpoint, report = trained
+    takes = takes_in(SLT / "train")[:16]
+    held = [takes[i].text for i in heldback(16)]
+    samples = report["samples"]
+    assert [s["sentence"] for s in samples] == held and len(held) == 3
+    assert isinstance(report["samples_similarity_gain"], float)
+    for s in samples:
+        for kind in KINDS:
+            wav = checkpoint.parent / s["files"][kind]
+            assert wav.stat().st_size > 16000, wav  # real audio, not an empty file
+            assert 0 <= s["wer"][kind] <= 1.5 and -1 <= s["similarity"][kind] <= 1
+        assert s["rate_hz"] == {"real": 16000, "clone": 22050, "base": 22050}
+        assert s["wer"]["real"] <= 0.3  # the speaker's own read take: Whisper follows it
+
+
+def test_held_back_sentences_are_one_in_twenty_and_three_for_small_sets() -> None:
+    assert heldback(100) == [0, 20, 40, 60, 80] and heldback(75) == [0, 20, 40, 60]
+    assert heldback(16) == [0, 5, 10] and heldback(45) == [0, 15, 30] and heldback(4) == []
 
 
 @pytest.fixture(scope="module")
