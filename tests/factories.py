@@ -249,9 +249,63 @@ def grid_consent(grid: Path, tmp_path: Path, passcode: str = GRID_PASSCODE):  # 
     return out, Challenge(tuple(cues))
 
 
-def worker_process(app, queues: str = "gpu", **config: str):  # type: ignore[no-untyped-def]
+def trainable_avatar(owner: User, tmp_path: Path, clips: list[Path], footage: bool = True):  # type: ignore[no-untyped-def]
+    """A consented subject and an avatar with valid voice takes (``clips``' audio and
+    transcripts) and, with ``footage``, valid training footage (the clips joined), stored
+    through the vault; plus a paid training order. Returns ``(subject, avatar, footage)``,
+    footage being the joined clip's path. Needs an app context."""
+    from compliance import media
+    from webapp.models import Order, Upload
+    from webapp.storage import store
+
+    subj, _ = consented_subject(owner)
+    av = avatar(owner, subj)
+    joined = tmp_path / "footage.mp4"
+    media.concat(clips, joined)
+    sources = [(joined, "training_video", None)] if footage else []
+    for clip in clips:
+        wav = tmp_path / f"{clip.stem}.wav"
+        media.write_wav(wav, media.audio(clip, 16000), 16000)
+        sources.append((wav, "voice_sample", clip.with_suffix(".txt").read_text().strip()))
+    for path, kind, text in sources:
+        blob, size, sha = store(subj.id, io.BytesIO(path.read_bytes()))
+        db.session.add(
+            Upload(
+                owner_id=owner.id,
+                subject_id=subj.id,
+                avatar_id=av.id,
+                kind=kind,
+                blob_id=blob,
+                filename=path.name,
+                size=size,
+                sha256=sha,
+                status="valid",
+                text=text,
+            )
+        )
+    db.session.add(
+        Order(
+            owner_id=owner.id,
+            item="avatar_training",
+            avatar_id=av.id,
+            status="paid",
+            amount_cents=13000,
+        )
+    )
+    db.session.commit()
+    return subj, av, joined
+
+
+def worker_process(  # type: ignore[no-untyped-def]
+    app, queues: str = "gpu", *, instance: Path | None = None, burst: bool = False, **config: str
+):
     """A real ``dhf worker`` process for ``app``'s database, Redis and storage, configured
-    only by the environment (``config`` adds DHF_* settings); the caller stops it."""
+    only by the environment (``config`` adds DHF_* settings); the caller stops it (or
+    waits for it, with ``burst``).
+
+    With ``instance`` the worker shares no folder with the app: that is its instance
+    folder (its work folder is the default ``<instance>/work``), and the app's storage,
+    work and signing folders are not passed (give ``SIGNING_DIR`` in ``config``)."""
     import os
     import subprocess
     import sys
@@ -259,6 +313,15 @@ def worker_process(app, queues: str = "gpu", **config: str):  # type: ignore[no-
     from .conftest import REPO
 
     cfg = app.config
+    folders = (
+        {"DHF_INSTANCE_DIR": str(instance)}
+        if instance is not None
+        else {
+            "DHF_STORAGE_DIR": cfg["STORAGE_DIR"],
+            "DHF_WORK_DIR": cfg["WORK_DIR"],
+            "DHF_SIGNING_DIR": cfg["SIGNING_DIR"],
+        }
+    )
     env = dict(
         os.environ,
         DATABASE_URL=cfg["DATABASE_URL"],
@@ -266,17 +329,17 @@ def worker_process(app, queues: str = "gpu", **config: str):  # type: ignore[no-
         DHF_SECRET_KEY=cfg["SECRET_KEY"],
         DHF_MASTER_KEYS=cfg["MASTER_KEYS"],
         DHF_WATERMARK_KEYS=cfg["WATERMARK_KEYS"],
-        DHF_STORAGE_DIR=cfg["STORAGE_DIR"],
         **{f"DHF_{k}": cfg[k] for k in STORAGE_SETTINGS if cfg.get(k)},
-        DHF_WORK_DIR=cfg["WORK_DIR"],
-        DHF_SIGNING_DIR=cfg["SIGNING_DIR"],
+        **folders,
         **{f"DHF_{k}": v for k, v in config.items()},
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "webapp.cli", "worker", "--queues", queues],
+        [sys.executable, "-m", "webapp.cli", "worker", "--queues", queues]
+        + (["--burst"] if burst else []),
         env=env,
         cwd=REPO,
         start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if burst else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if burst else subprocess.DEVNULL,
+        text=True,
     )

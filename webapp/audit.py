@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from compliance.audit import GENESIS, ChainReport, EventTag, row_hash, verify_chain
 
 from .extensions import db
 from .models import AuditEvent, utcnow
+
+# the advisory lock (one bigint) that serializes appends to the chain on PostgreSQL
+CHAIN_LOCK = 0x6468_665F_6175_6474  # "dhf_audt"
 
 
 def record_event(
@@ -17,9 +20,17 @@ def record_event(
 ) -> AuditEvent:
     """Append one event to the chain in the caller's transaction.
 
-    Concurrent writers cannot fork the chain: ``prev_hash`` is unique, so the second of
-    two writers racing for the same predecessor fails its commit and must retry.
+    Concurrent writers take turns: a lock is taken here and held to the caller's commit,
+    so each writer reads the predecessor the last one committed: on PostgreSQL a
+    transaction-level advisory lock, on SQLite the database's write lock (a write that
+    changes nothing takes it before the read). ``prev_hash`` is unique besides, so a
+    writer that bypassed the lock could not fork the chain.
     """
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+    elif dialect == "sqlite":
+        db.session.execute(text("UPDATE audit_events SET id = id WHERE 0"))
     last = db.session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
     prev = last.hash if last else GENESIS
     now = utcnow()

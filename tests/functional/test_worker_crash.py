@@ -9,7 +9,6 @@ finished, redoes the interrupted one, and the avatar ends up with exactly one mo
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import time
@@ -18,11 +17,9 @@ from pathlib import Path
 import pytest
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
-from compliance import media
 from webapp.extensions import db
-from webapp.models import AuditEvent, Avatar, Job, Order, Upload
+from webapp.models import AuditEvent, Avatar, Job
 from webapp.queue import connect
-from webapp.storage import store
 from webapp.studio import service
 
 from .. import factories
@@ -72,41 +69,7 @@ def test_killed_training_resumes_and_completes_once(make_app, tmp_path):
     )
     clips = sorted((SHARED_DATA / "grid_s1" / "train").glob("*.mpg"))[:CLIPS]
     with app.app_context():
-        owner = factories.user()
-        subject, _ = factories.consented_subject(owner)
-        avatar = factories.avatar(owner, subject)
-        media.concat(clips, tmp_path / "footage.mp4")
-        sources = [(tmp_path / "footage.mp4", "training_video", None)]
-        for clip in clips:
-            wav = tmp_path / f"{clip.stem}.wav"
-            media.write_wav(wav, media.audio(clip, 16000), 16000)
-            sources.append((wav, "voice_sample", clip.with_suffix(".txt").read_text().strip()))
-        for path, kind, text in sources:
-            blob, size, sha = store(subject.id, io.BytesIO(path.read_bytes()))
-            db.session.add(
-                Upload(
-                    owner_id=owner.id,
-                    subject_id=subject.id,
-                    avatar_id=avatar.id,
-                    kind=kind,
-                    blob_id=blob,
-                    filename=path.name,
-                    size=size,
-                    sha256=sha,
-                    status="valid",
-                    text=text,
-                )
-            )
-        db.session.add(
-            Order(
-                owner_id=owner.id,
-                item="avatar_training",
-                avatar_id=avatar.id,
-                status="paid",
-                amount_cents=13000,
-            )
-        )
-        db.session.commit()
+        _, avatar, _ = factories.trainable_avatar(factories.user(), tmp_path, clips)
         job_id, avatar_id = service.start_training(avatar).id, avatar.id
 
     first = _worker(app)

@@ -86,3 +86,26 @@ def test_deleted_row_is_detected(app):
         db.session.commit()
         report = verify_log()
     assert report.problems == ("row 4: does not follow the previous row (deleted or inserted row)",)
+
+
+def test_concurrent_writers_extend_one_chain(app):
+    """Many web threads (verifications, under load) appending at once: none fails, and the
+    chain stays one line (found by ``dhf bench load``: the unique predecessor refused them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(i: int) -> None:
+        with app.app_context():
+            record_event(EventTag.ADMIN_ACTION, actor_id=f"w{i}", data={"i": i})
+            db.session.commit()
+            db.session.remove()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(40)))
+    with app.app_context():
+        report = verify_log()
+        assert report.ok, report
+        count = db.session.scalar(
+            text("SELECT count(*) FROM audit_events WHERE tag = :t"),
+            {"t": str(EventTag.ADMIN_ACTION)},
+        )
+        assert count == 40

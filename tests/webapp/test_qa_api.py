@@ -650,7 +650,7 @@ def test_the_render_task_stamps_answers_without_the_spoken_notice(app, client, m
         handed[row.script] = settings.labels.notice
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(tasks, "model_dir", lambda avatar: Path("/nonexistent"))
+    monkeypatch.setattr(tasks, "model_dir", lambda avatar, target: Path("/nonexistent"))
     monkeypatch.setattr(voice, "synthesize", lambda path, text: (np.zeros(160), 16000))
     monkeypatch.setattr(face_render.FaceRig, "load", classmethod(lambda cls, path: None))
     monkeypatch.setattr(face_render, "render_video", render_video)

@@ -206,6 +206,51 @@ def bench_verify(as_json: bool, concurrent: int, clips: int, out: str | None) ->
     _emit(result, out, as_json)
 
 
+@bench.command("load")
+@_json_option
+@click.option("--renders", default=20, show_default=True, help="Renders queued at once.")
+@click.option("--verifications", default=50, show_default=True, help="Verifications at once.")
+@click.option("--workers", default=2, show_default=True, help="gpu worker processes.")
+@click.option(
+    "--pg-admin-url",
+    default="postgresql+psycopg://postgres@localhost/postgres",
+    show_default=True,
+    help="A PostgreSQL server where a throwaway database may be created.",
+)
+@click.option(
+    "--verify-queue-s",
+    type=float,
+    default=None,
+    help="DHF_VERIFY_QUEUE_S for the run (default: the configured one).",
+)
+@_out_option
+def bench_load(
+    as_json: bool,
+    renders: int,
+    verifications: int,
+    workers: int,
+    pg_admin_url: str,
+    verify_queue_s: float | None,
+    out: str | None,
+) -> None:
+    """Concurrent public verifications while queued renders run on separate workers
+    (PostgreSQL, Redis, SeaweedFS S3; a tiny-profile avatar trained first)."""
+    from ..bench_load import CLIPS, run
+
+    sources = sorted(_shared_data("grid_s1", "train").glob("*.mpg"))[:CLIPS]
+    if not sources:
+        raise click.UsageError("no GRID clips in ../shared/data/grid_s1/train")
+    result = run(
+        renders=renders,
+        verifications=verifications,
+        workers=workers,
+        pg_admin_url=pg_admin_url,
+        clips=sources,
+        verify_queue_s=verify_queue_s,
+    )
+    _emit(result, out, as_json)
+
+
 @bench.command("qa")
 @_json_option
 @click.option("--visitors", default=20, show_default=True, help="Concurrent visitors.")

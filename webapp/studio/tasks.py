@@ -304,19 +304,17 @@ def _not_samples(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if member.name == f"voice/{SAMPLES_DIR}" else member
 
 
-def model_dir(avatar: Avatar) -> Path:
-    """The unpacked model of an avatar, cached per model blob (shredded with the subject)."""
+def model_dir(avatar: Avatar, target: Path) -> Path:
+    """The avatar's trained model, fetched from the vault and unpacked into ``target`` (a
+    render's temporary folder). Nothing is cached beside it: a worker may run on another
+    machine than the web process whose withdrawal shreds the subject, so no plaintext
+    model may outlive the job that unpacked it."""
     if avatar.model_blob_id is None:
         raise LookupError(f"Avatar {avatar.id} has no trained model.")
-    cache = Path(current_app.config["WORK_DIR"]) / "models" / avatar.subject_id
-    target = cache / avatar.model_blob_id
-    if not (target / "unpacked").exists():
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        data = vault().read(avatar.subject_id, avatar.model_blob_id)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(target, filter="data")
-        (target / "unpacked").touch()
+    target.mkdir(parents=True)
+    data = vault().read(avatar.subject_id, avatar.model_blob_id)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(target, filter="data")
     return target
 
 
@@ -421,7 +419,7 @@ def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
         nonlocal began
         timings[name], began = round(time.perf_counter() - began, 2), time.perf_counter()
 
-    model = model_dir(get_referenced(Avatar, row.avatar_id))
+    model = model_dir(get_referenced(Avatar, row.avatar_id), out.parent / "model")
     report(0.02, "voice")
     samples, rate = synthesize(model / "voice" / "voice.pt", row.script)
     lap("voice")
@@ -508,8 +506,9 @@ def _publish(row: Render, rendered: _Rendered) -> dict[str, Any]:
 
 
 def forget(subject_id: str, job_ids: list[str]) -> int:
-    """Delete a subject's plaintext working files: unpacked models and the work folders of
-    their canceled jobs (revocation). Returns how many folders were removed."""
+    """Delete a subject's plaintext working files on this machine: the work folders of their
+    canceled jobs and unpacked models an earlier version cached (revocation). Returns how
+    many folders were removed."""
     work = Path(current_app.config["WORK_DIR"])
     folders = [work / "models" / subject_id, *(work / job_id for job_id in job_ids)]
     present = [f for f in folders if f.exists()]
