@@ -1,0 +1,80 @@
+"""A real RTMP server on 127.0.0.1 for the live-stream tests and ``dhf bench live``:
+Debian's nginx with libnginx-mod-rtmp (``make test`` installs both when missing), run in
+the foreground with its own configuration in a temporary folder (../shared/STACK.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+
+
+def missing() -> str | None:
+    """Why no RTMP server can run here, or None."""
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        return "nginx is not installed (apt-get install nginx-light libnginx-mod-rtmp)"
+    if not MODULE.exists():
+        return f"the nginx RTMP module is missing ({MODULE}; apt-get install libnginx-mod-rtmp)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RtmpServer:
+    """``nginx -c <conf> -p <dir>`` with one application ``live`` (live on, no recording)."""
+
+    def __init__(self, folder: Path, port: int | None = None):
+        self.folder, self.port = folder, port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+        self.conf = folder / "nginx.conf"
+        self.conf.write_text(
+            f"load_module {MODULE};\n"
+            "daemon off;\nmaster_process off;\n"
+            f"pid {folder}/nginx.pid;\nerror_log {folder}/error.log;\n"
+            "events {}\n"
+            f"rtmp {{ server {{ listen 127.0.0.1:{self.port}; "
+            "application live { live on; record off; } } }\n"
+        )
+
+    def url(self, key: str) -> str:
+        return f"rtmp://127.0.0.1:{self.port}/live/{key}"
+
+    def start(self) -> RtmpServer:
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen(
+            [nginx, "-c", os.fspath(self.conf), "-p", os.fspath(self.folder)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    raise RuntimeError(f"nginx exited: {err}") from None
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not listen within 10 s")
+
+    def stop(self) -> None:
+        """Drop every connection (the server goes away, as a platform's ingest may)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
+        self.proc = None
