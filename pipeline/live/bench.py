@@ -85,10 +85,10 @@ def _show(
     time.sleep(0.5)  # the viewer waits on the idle stream
     cpu0, wall0 = _cpu_seconds(), time.monotonic()
     try:
-        comments = _play(engine, options, segments, answer, seconds, comment_every_s, viewer)
+        comments = _play(engine, options, segments, answer, seconds, comment_every_s, server)
         go_live, first_byte = comments.pop("go_live"), comments.pop("first_byte")
         engine.stop()
-        viewer.finish(15)
+        viewer.finish()
     finally:
         engine.abort()
         server.stop()
@@ -112,7 +112,7 @@ def _play(
     answer: Path,
     seconds: float,
     comment_every_s: float,
-    viewer: measure.Puller,
+    server: RtmpServer,
 ) -> dict[str, Any]:
     """Go live, keep the plan looping, post a "comment" now and then, until ``seconds``."""
     rng = random.Random(19)
@@ -120,7 +120,7 @@ def _play(
     engine.start()
     for n, path in enumerate(segments):
         engine.play(Clip(path, f"segment:{n}", options))
-    first_byte = viewer.wait_first_byte(10)
+    first_byte = server.first_frame_at("b", 10)
     asked: list[float] = []
     next_comment = go_live + rng.uniform(5, comment_every_s)
     n = len(segments)

@@ -223,11 +223,15 @@ class Relay:
             self._kill()
         self._thread.join(timeout)
         self._kill()
+        if self._proc is not None:
+            _wait(self._proc, 1.0)
 
     def abort(self) -> None:
         self._stop.set()
         self._kill()
         self._thread.join(2.0)
+        if self._proc is not None:
+            _wait(self._proc, 1.0)
 
 
 def _end_of_stream(q_: queue.Queue[bytes | None]) -> None:
@@ -260,17 +264,24 @@ def _close(fh: IO[bytes]) -> None:
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for the process (killed after ``timeout``) and close its pipes."""
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            _close(pipe)
 
 
 def relay_args(output: str, options: EngineOptions, tcurl: str | None = None) -> list[str]:
     """The relay's ffmpeg arguments for one output URL (or the HLS folder)."""
-    source = ["-f", "mpegts", "-probesize", "500000", "-analyzeduration", "500000"]
-    source += ["-fflags", "+nobuffer", "-i", "pipe:0", "-map", "0", "-c", "copy"]
+    # probe briefly (the encoder fixed every parameter; a key frame comes every
+    # gop_seconds) and do not wait to estimate a frame rate
+    source = ["-f", "mpegts", "-probesize", "200000", "-analyzeduration", "500000"]
+    source += ["-fpsprobesize", "0"]
+    source += ["-i", "pipe:0", "-map", "0", "-c", "copy"]
     if output == "hls":
         assert options.hls_dir is not None
         folder = options.hls_dir
@@ -557,11 +568,14 @@ class Engine:
     def _fan_out(self) -> None:
         assert self._encoder is not None and self._encoder.stdout is not None
         out: Any = self._encoder.stdout
-        while chunk := out.read1(1 << 16):
-            if self._aborted.is_set():
-                return
-            for relay in self._relays:
-                relay.feed(chunk)
+        try:
+            while chunk := out.read1(1 << 16):
+                if self._aborted.is_set():
+                    return
+                for relay in self._relays:
+                    relay.feed(chunk)
+        except (ValueError, OSError):  # closed by abort()
+            return
         code = self._encoder.wait()
         if code != 0 and not self._aborted.is_set():
             assert self._encoder.stderr is not None

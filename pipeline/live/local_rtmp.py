@@ -30,13 +30,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _has_video_frame(flv: bytes) -> bool:
+    """Whether an FLV file holds a whole video tag carrying a frame (not only the AVC
+    sequence header)."""
+    at = 13  # FLV header (9) + PreviousTagSize0 (4)
+    while at + 11 <= len(flv):
+        kind, size = flv[at], int.from_bytes(flv[at + 1 : at + 4], "big")
+        body = flv[at + 11 : at + 11 + size]
+        if len(body) < size:
+            return False
+        if kind == 9 and size > 2 and body[1] == 1:  # AVC NALU (1), not sequence header (0)
+            return True
+        at += 11 + size + 4
+    return False
+
+
 class RtmpServer:
-    """``nginx -c <conf> -p <dir>`` with one application ``live`` (live on, no recording)."""
+    """``nginx -c <conf> -p <dir>`` with one application ``live`` (live on; each stream is
+    also recorded to ``rec/<key>.flv``, so its first frame can be timed at the server)."""
 
     def __init__(self, folder: Path, port: int | None = None):
         self.folder, self.port = folder, port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "rec").mkdir(parents=True, exist_ok=True)
         self.conf = folder / "nginx.conf"
         self.conf.write_text(
             f"load_module {MODULE};\n"
@@ -44,8 +60,21 @@ class RtmpServer:
             f"pid {folder}/nginx.pid;\nerror_log {folder}/error.log;\n"
             "events {}\n"
             f"rtmp {{ server {{ listen 127.0.0.1:{self.port}; "
-            "application live { live on; record off; } } }\n"
+            "application live { live on; "
+            f"record all; record_path {folder}/rec; record_unique off; record_lock off; "
+            "} } }\n"
         )
+
+    def first_frame_at(self, key: str, timeout: float) -> float | None:
+        """time.monotonic() when the server had written the stream's first video frame
+        (its own recording, read as it grows); None if none came within ``timeout``."""
+        path = self.folder / "rec" / f"{key}.flv"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.exists() and _has_video_frame(path.read_bytes()):
+                return time.monotonic()
+            time.sleep(0.005)
+        return None
 
     def url(self, key: str) -> str:
         return f"rtmp://127.0.0.1:{self.port}/live/{key}"
@@ -78,3 +107,5 @@ class RtmpServer:
             if self.proc.stderr is not None:
                 self.proc.stderr.close()
         self.proc = None
+        for recording in (self.folder / "rec").glob("*.flv"):
+            recording.unlink()  # a new publisher starts a new recording

@@ -8,8 +8,8 @@ sent.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,34 +24,28 @@ from compliance import media
 class Puller:
     """``ffmpeg -i URL -c copy out.ts`` in the background: a viewer recording the stream.
 
-    Started before the show goes live, it waits on the server's idle stream, so the first
-    packet's arrival (``first_byte_at``, time.monotonic()) is when the stream reached the
-    server and came back."""
+    Started before the show goes live, it waits on the server's idle stream and records
+    from the first frame. (ffmpeg probes a few seconds of stream before it writes: time
+    the first frame at the server with ``RtmpServer.first_frame_at`` instead.)"""
 
     def __init__(self, url: str, out: Path):
         self.out = out
         cmd = [media.executable(), "-hide_banner", "-loglevel", "error", "-y"]
-        cmd += ["-fflags", "+nobuffer", "-i", url, "-map", "0", "-c", "copy", "-f", "mpegts"]
+        cmd += ["-i", url, "-map", "0", "-c", "copy", "-f", "mpegts"]
         self.proc = subprocess.Popen([*cmd, os.fspath(out)], stderr=subprocess.PIPE)
-        self.first_byte_at: float | None = None
 
-    def wait_first_byte(self, timeout: float) -> float | None:
-        """Poll the recording until it grows; returns time.monotonic() of its first bytes."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.first_byte_at is None:
-            if self.out.exists() and self.out.stat().st_size > 0:
-                self.first_byte_at = time.monotonic()
-            else:
-                time.sleep(0.01)
-        return self.first_byte_at
-
-    def finish(self, timeout: float = 10.0) -> str:
-        """Wait for the puller to see the stream end (else stop it); returns its stderr."""
+    def finish(self, linger: float = 1.0) -> str:
+        """Stop recording ``linger`` seconds from now (the server keeps a viewer of an
+        ended stream waiting for the next publisher); returns ffmpeg's stderr."""
         try:
-            _, err = self.proc.communicate(timeout=timeout)
+            _, err = self.proc.communicate(timeout=linger)
         except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            _, err = self.proc.communicate(timeout=5)
+            self.proc.send_signal(signal.SIGINT)  # ffmpeg closes its output cleanly
+            try:
+                _, err = self.proc.communicate(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                _, err = self.proc.communicate()
         return (err or b"").decode(errors="replace")
 
 

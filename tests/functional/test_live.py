@@ -225,10 +225,10 @@ def test_show_is_pushed_labelled_watermarked_and_resolves_in_verify(
     viewer = measure.Puller(rtmp.url("show"), tmp_path / "pulled.ts")
     went_live = time.monotonic()
     show = _go_live(live_app, client, headers, room_id)
-    first = viewer.wait_first_byte(10)
-    assert first is not None and first - went_live < 2.0  # README has the measured figure
+    first = rtmp.first_frame_at("show", 10)
+    assert first is not None and first - went_live < 2.5  # README has the measured figure
     show.join(25)
-    viewer.finish(10)
+    viewer.finish()
 
     room = _room_row(live_app, room_id)
     assert room.status == "ended" and room.stop_reason == "max_length"
@@ -236,7 +236,10 @@ def test_show_is_pushed_labelled_watermarked_and_resolves_in_verify(
     assert abs(facts.fps - 25.0) < 0.2, facts
     assert facts.stalls == 0, facts
     assert 12.0 <= facts.video_s <= 14.5, facts
-    assert abs(facts.audio_s - facts.video_s) < 0.15, facts
+    # sound and picture of the segment found independently in the recording: in step
+    drift = measure.av_offset(tmp_path / "pulled.ts", live_clips.intro.path, 4.0, 0.0)
+    assert drift["audio_score"] > 0.8 and abs(drift["video_s"]) < 0.05, drift
+    assert abs(drift["drift_s"]) <= 0.045, drift
 
     # the opening label at the start of the segment, the corner mark on every sampled frame
     # (the segment's and then the idle loop's: t = 11.5 s is past the 11.3 s segment)
@@ -265,7 +268,7 @@ def test_a_comment_is_answered_inside_the_stream(live_app, rtmp, live_clips, tmp
     )
     viewer = measure.Puller(rtmp.url("show"), tmp_path / "pulled.ts")
     show = _go_live(live_app, client, headers, room_id)
-    assert viewer.wait_first_byte(10) is not None
+    assert rtmp.first_frame_at("show", 10) is not None
     started = time.monotonic()
     time.sleep(1.0)
     res = client.post(
@@ -283,7 +286,7 @@ def test_a_comment_is_answered_inside_the_stream(live_app, rtmp, live_clips, tmp
     )
     assert unmatched.json["status"] == "unmatched"
     show.join(25)
-    viewer.finish(10)
+    viewer.finish()
 
     listed = client.get(f"/api/v1/live-rooms/{room_id}/comments", headers=headers).json
     by_text = {c["text"]: c for c in listed["comments"]}
@@ -316,7 +319,7 @@ def test_withdrawn_consent_stops_the_stream_within_2_seconds(live_app, rtmp, liv
     )
     viewer = measure.Puller(rtmp.url("show"), tmp_path / "pulled.ts")
     show = _go_live(live_app, client, headers, room_id)
-    first = viewer.wait_first_byte(10)
+    first = rtmp.first_frame_at("show", 10)
     assert first is not None
     time.sleep(3.0)
     res = client.post(f"/api/v1/consent/{consent_token}/revoke")
@@ -325,7 +328,7 @@ def test_withdrawn_consent_stops_the_stream_within_2_seconds(live_app, rtmp, liv
     show.join(5)
     stopped = time.monotonic() - revoked
     assert stopped < 2.0, stopped
-    viewer.finish(10)
+    viewer.finish()
 
     room = _room_row(live_app, room_id)
     assert room.status == "ended" and room.stop_reason == "consent_revoked"
@@ -346,18 +349,18 @@ def test_the_stream_survives_the_rtmp_server_going_away(live_app, rtmp, live_cli
     )
     first_viewer = measure.Puller(rtmp.url("show"), tmp_path / "before.ts")
     show = _go_live(live_app, client, headers, room_id)
-    assert first_viewer.wait_first_byte(10) is not None
+    assert rtmp.first_frame_at("show", 10) is not None
     time.sleep(2.0)
     rtmp.stop()  # the ingest drops every connection
-    first_viewer.finish(5)
+    first_viewer.finish(0.5)
     time.sleep(1.5)
     rtmp.start()  # ... and comes back on the same port
     back = time.monotonic()
     second_viewer = measure.Puller(rtmp.url("show"), tmp_path / "after.ts")
-    resumed = second_viewer.wait_first_byte(8)
+    resumed = rtmp.first_frame_at("show", 8)
     assert resumed is not None, "the engine did not reconnect"
     show.join(20)
-    second_viewer.finish(10)
+    second_viewer.finish()
 
     assert resumed - back < 3.0  # re-dialled within the back-off (0.3, 0.5, 1 s)
     after = measure.stream_facts(tmp_path / "after.ts")
