@@ -198,7 +198,7 @@ def _figures(
 def _answers_heard(pulled: Path, answer: Path, starts: list[float]) -> int:
     """How many spliced answers are really in the recording where the engine put them."""
     rate = 16000
-    sound = media.audio(pulled, rate)
+    sound = measure.audio(pulled, rate)
     speech = media.audio(answer, rate)[int(3.0 * rate) : int(5.0 * rate)]
     heard = 0
     for start in starts:

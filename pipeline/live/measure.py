@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,18 +35,24 @@ class Puller:
         cmd += ["-i", url, "-map", "0", "-c", "copy", "-f", "mpegts"]
         self.proc = subprocess.Popen([*cmd, os.fspath(out)], stderr=subprocess.PIPE)
 
-    def finish(self, linger: float = 1.0) -> str:
-        """Stop recording ``linger`` seconds from now (the server keeps a viewer of an
-        ended stream waiting for the next publisher); returns ffmpeg's stderr."""
-        try:
-            _, err = self.proc.communicate(timeout=linger)
-        except subprocess.TimeoutExpired:
+    def finish(self, quiet_s: float = 1.5, timeout: float = 10.0) -> str:
+        """Stop recording once nothing arrived for ``quiet_s`` (the server keeps a viewer of
+        an ended stream waiting for the next publisher); returns ffmpeg's stderr."""
+        deadline, last, size = time.monotonic() + timeout, time.monotonic(), -1
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            now_size = self.out.stat().st_size if self.out.exists() else 0
+            if now_size != size:
+                size, last = now_size, time.monotonic()
+            elif time.monotonic() - last >= quiet_s:
+                break
+            time.sleep(0.1)
+        if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # ffmpeg closes its output cleanly
-            try:
-                _, err = self.proc.communicate(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                _, err = self.proc.communicate()
+        try:
+            _, err = self.proc.communicate(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
         return (err or b"").decode(errors="replace")
 
 
@@ -92,6 +99,35 @@ def stream_facts(path: Path, fps: float = 25.0) -> StreamFacts:
         first_video_pts=float(times[0]) if len(times) else 0.0,
         first_audio_pts=audio_start or 0.0,
     )
+
+
+def audio(path: Path, rate: int = 16000) -> npt.NDArray[Any]:
+    """The recording's sound, mono float32 at ``rate``, from its first audio packet.
+
+    A live recording may hold a damaged packet (a viewer joining or leaving mid-packet):
+    it is skipped, and its span filled with silence so later sound keeps its time."""
+    chunks: list[npt.NDArray[Any]] = []
+    have = 0
+    start: float | None = None
+    with av.open(os.fspath(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue
+            for frame in frames:
+                t = float(frame.time or 0.0)
+                start = t if start is None else start
+                gap = int(round((t - start) * rate)) - have
+                if gap > rate // 10:  # a skipped packet: keep the timeline
+                    chunks.append(np.zeros(gap, np.float32))
+                    have += gap
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1).astype(np.float32))
+                    have += len(chunks[-1])
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
 def cut(source: Path, out: Path, start_s: float, seconds: float) -> Path:
@@ -170,7 +206,7 @@ def av_offset(
     rate = 16000
     facts = stream_facts(recording)
     lead = facts.first_audio_pts - facts.first_video_pts  # audio's start in stream time
-    sound = media.audio(recording, rate)
+    sound = audio(recording, rate)
     theirs = media.audio(clip, rate)
     needle = theirs[int(clip_at_s * rate) : int((clip_at_s + 2.0) * rate)]
     lo = max(0, int((expected_s + clip_at_s - window_s - lead) * rate))

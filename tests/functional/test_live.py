@@ -264,7 +264,7 @@ def test_show_is_pushed_labelled_watermarked_and_resolves_in_verify(
 def test_a_comment_is_answered_inside_the_stream(live_app, rtmp, live_clips, tmp_path):
     client = live_app.test_client()
     headers, room_id, _ = _room(
-        live_app, client, rtmp, live_clips, intro=live_clips.short, max_seconds=12, qa=True
+        live_app, client, rtmp, live_clips, intro=live_clips.short, max_seconds=14, qa=True
     )
     viewer = measure.Puller(rtmp.url("show"), tmp_path / "pulled.ts")
     show = _go_live(live_app, client, headers, room_id)
@@ -297,14 +297,14 @@ def test_a_comment_is_answered_inside_the_stream(live_app, rtmp, live_clips, tmp
     assert [c["text"] for c in operator["comments"]] == ["Do you ship to the moon?"]
 
     # the answer clip's own speech (after its spoken notice) is heard in the pulled stream,
-    # after the comment, at the first boundary (the end of the 5.5 s segment)
+    # after the comment, at the first boundary (the end of the 5 s segment)
     rate = 16000
-    pulled = media.audio(tmp_path / "pulled.ts", rate)
+    pulled = measure.audio(tmp_path / "pulled.ts", rate)
     theirs = media.audio(live_clips.answer.path, rate)
-    speech = theirs[int(3.0 * rate) : int(5.0 * rate)]
+    speech = theirs[int(2.6 * rate) : int(4.4 * rate)]
     at, score = measure.find_audio(pulled, speech, rate)
-    assert score > 0.8, score
-    answer_start = at - 3.0
+    assert score > 0.8, (score, _room_row(live_app, room_id).stats)
+    answer_start = at - 2.6
     segment = media.probe(live_clips.short.path).duration_s
     assert answer_start > asked_at
     assert abs(answer_start - segment) < 0.2, (answer_start, segment)
@@ -352,7 +352,7 @@ def test_the_stream_survives_the_rtmp_server_going_away(live_app, rtmp, live_cli
     assert rtmp.first_frame_at("show", 10) is not None
     time.sleep(2.0)
     rtmp.stop()  # the ingest drops every connection
-    first_viewer.finish(0.5)
+    first_viewer.finish(quiet_s=0.5, timeout=2)
     time.sleep(1.5)
     rtmp.start()  # ... and comes back on the same port
     back = time.monotonic()
@@ -362,7 +362,8 @@ def test_the_stream_survives_the_rtmp_server_going_away(live_app, rtmp, live_cli
     show.join(20)
     second_viewer.finish()
 
-    assert resumed - back < 3.0  # re-dialled within the back-off (0.3, 0.5, 1 s)
+    # re-dialled within the back-off (0.3, 0.5, 1 s), plus a key frame to start from
+    assert resumed - back < 5.0
     after = measure.stream_facts(tmp_path / "after.ts")
     assert after.video_s > 5.0 and abs(after.fps - 25.0) < 0.3, after
     room = _room_row(live_app, room_id)

@@ -157,7 +157,8 @@ class Show:
                 record_event(EventTag.LIVE_ON_AIR, data={"room": room.id})
             if room.stop_requested_at is not None:
                 return "stopped"
-            if time.monotonic() - began >= room.max_seconds:
+            on_air_s = self.engine.stats.frames / self.options.fps  # stream time
+            if on_air_s >= room.max_seconds or time.monotonic() - began >= room.max_seconds + 60:
                 return "max_length"
             self._queue_segments()
             self._splice_answers()
