@@ -159,7 +159,13 @@ def _figures(
     answers = [a for a in engine.aired if a.key.startswith("answer:")]
     waits = [a.at - t for t, a in zip(comments["asked"], answers, strict=False)]
     heard = _answers_heard(pulled, answer, [a.frame / fps for a in answers])
-    on_air = [a for a in engine.aired if a.key.startswith("segment:")]
+    # segments whose measured moment (3.5-5.5 s in, +-3 s) lies inside the recording
+    # (a viewer may miss the last second or two when the publisher leaves)
+    on_air = [
+        a
+        for a in engine.aired
+        if a.key.startswith("segment:") and a.frame / fps + 9.0 < facts.video_s
+    ]
     drift = {}
     if on_air:
         clip_of = {f"segment:{n}": p for n, p in enumerate(segments)}
