@@ -41,7 +41,7 @@ def test_the_watch_page_plays_the_show_and_a_typed_question_is_answered(
     rtmp = RtmpServer(tmp_path / "nginx").start()
     try:
         headers, room_id, _ = _room(
-            app, client, rtmp, live_clips, intro=live_clips.intro, max_seconds=40, qa=True
+            app, client, rtmp, live_clips, intro=live_clips.intro, max_seconds=90, qa=True
         )
         res = client.post(f"/api/v1/live-rooms/{room_id}/start", headers=headers)
         assert res.status_code == 202, res.json
@@ -49,15 +49,25 @@ def test_the_watch_page_plays_the_show_and_a_typed_question_is_answered(
         page = open_page(AUTOPLAY)
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        responses: list[str] = []
+        page.on("response", lambda r: responses.append(f"{r.status} {r.url}"))
         page.goto(res.json["watch_url"].replace("http://localhost", base))
         assert page.locator("#ai-label").inner_text() == "AI生成 · AI-generated"
         assert "not a live person" in page.locator("#ai-notice").inner_text()
-        _until(
-            page,
-            "() => { const v = document.getElementById('stream');"
-            " return v.videoWidth === 360 && v.currentTime > 1.0; }",
-            timeout_s=25,
-        )
+        try:
+            _until(
+                page,
+                "() => { const v = document.getElementById('stream');"
+                " return v.videoWidth === 360 && v.currentTime > 1.0; }",
+                timeout_s=40,
+            )
+        except AssertionError:
+            state = page.evaluate(
+                "() => { const v = document.getElementById('stream'); return [v.videoWidth,"
+                " v.currentTime, v.readyState, v.networkState, String(v.error && v.error.code),"
+                " document.getElementById('status').textContent, typeof window.Hls]; }"
+            )
+            raise AssertionError((state, errors, responses[-12:])) from None
         page.fill("#comment", "How long does delivery take?")
         page.click("#send")
         _until(page, "() => document.getElementById('status').dataset.comment === 'queued'")
