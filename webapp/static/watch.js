@@ -7,15 +7,30 @@
   const status = document.getElementById("status");
   if (!root || root.dataset.live !== "yes") return;
 
+  // The playlist appears a second or two after the show goes live: wait for it, and
+  // start over whenever the player gives up (the show's outputs reconnect too).
   function play() {
+    fetch(root.dataset.hls, { cache: "no-store" }).then(function (res) {
+      if (!res.ok) { setTimeout(play, 1000); return; }
+      attach();
+    }, function () { setTimeout(play, 1000); });
+  }
+
+  function attach() {
     if (window.Hls && window.Hls.isSupported()) {
-      const hls = new window.Hls({ enableWorker: false, liveSyncDurationCount: 2, manifestLoadingMaxRetry: 30,
-                                   manifestLoadingRetryDelay: 500 });
+      const hls = new window.Hls({ enableWorker: false, liveSyncDurationCount: 2 });
       hls.loadSource(root.dataset.hls);
       hls.attachMedia(video);
-      hls.on(window.Hls.Events.MANIFEST_PARSED, function () { video.play().catch(function () {}); });
+      hls.on(window.Hls.Events.MANIFEST_PARSED, function () {
+        if (!status.dataset.comment) status.textContent = "";
+        video.play().catch(function () {});
+      });
       hls.on(window.Hls.Events.ERROR, function (_, data) {
-        if (data.fatal) { status.textContent = "The stream was interrupted: reconnecting."; hls.startLoad(); }
+        if (data.fatal) {
+          status.textContent = "The stream was interrupted: reconnecting.";
+          hls.destroy();
+          setTimeout(play, 1000);
+        }
       });
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
       video.src = root.dataset.hls;
