@@ -35,6 +35,7 @@ from webapp.models import (
     QAClip,
     Render,
     Subject,
+    utcnow,
 )
 from webapp.storage import vault
 
@@ -312,7 +313,10 @@ def test_a_comment_is_answered_inside_the_stream(live_app, rtmp, live_clips, tmp
     assert measure.find_audio(media.audio(live_clips.short.path, rate), speech, rate)[1] < 0.5
 
 
-def test_withdrawn_consent_stops_the_stream_within_2_seconds(live_app, rtmp, live_clips, tmp_path):
+@pytest.mark.parametrize("gate", ["consent_revoked", "avatar_frozen"])
+def test_withdrawal_or_a_freeze_stops_the_stream_within_2_seconds(
+    live_app, rtmp, live_clips, tmp_path, gate
+):
     client = live_app.test_client()
     headers, room_id, consent_token = _room(
         live_app, client, rtmp, live_clips, intro=live_clips.intro, max_seconds=60
@@ -322,8 +326,14 @@ def test_withdrawn_consent_stops_the_stream_within_2_seconds(live_app, rtmp, liv
     first = rtmp.first_frame_at("show", 10)
     assert first is not None
     time.sleep(3.0)
-    res = client.post(f"/api/v1/consent/{consent_token}/revoke")
-    assert res.status_code == 200, res.json
+    if gate == "consent_revoked":  # the person's own link
+        res = client.post(f"/api/v1/consent/{consent_token}/revoke")
+        assert res.status_code == 200, res.json
+    else:  # trust & safety freezes the avatar (an admin action or an urgent report)
+        with live_app.app_context():
+            avatar = db.session.scalar(select(Avatar))
+            avatar.frozen_at, avatar.frozen_reason = utcnow(), "report under review"
+            db.session.commit()
     revoked = time.monotonic()
     show.join(5)
     stopped = time.monotonic() - revoked
@@ -331,7 +341,7 @@ def test_withdrawn_consent_stops_the_stream_within_2_seconds(live_app, rtmp, liv
     viewer.finish()
 
     room = _room_row(live_app, room_id)
-    assert room.status == "ended" and room.stop_reason == "consent_revoked"
+    assert room.status == "ended" and room.stop_reason == gate
     facts = measure.stream_facts(tmp_path / "pulled.ts")
     # nothing went out after the withdrawal: the stream is at most 2 s longer than the
     # moment it was withdrawn (stream time counted from the first byte the viewer got)
@@ -339,7 +349,7 @@ def test_withdrawn_consent_stops_the_stream_within_2_seconds(live_app, rtmp, liv
     with live_app.app_context():
         assert not (Path(live_app.config["WORK_DIR"]) / "live" / room_id / "clips").exists()
         subject = db.session.scalar(select(Subject))
-        assert subject.status == "revoked"
+        assert subject.status == ("revoked" if gate == "consent_revoked" else "active")
 
 
 def test_the_stream_survives_the_rtmp_server_going_away(live_app, rtmp, live_clips, tmp_path):
