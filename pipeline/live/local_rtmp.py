@@ -68,13 +68,17 @@ class RtmpServer:
     def first_frame_at(self, key: str, timeout: float) -> float | None:
         """time.monotonic() when the server had written the stream's first video frame
         (its own recording, read as it grows); None if none came within ``timeout``."""
-        path = self.folder / "rec" / f"{key}.flv"
+        path = self.recording(key)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if path.exists() and _has_video_frame(path.read_bytes()):
                 return time.monotonic()
             time.sleep(0.005)
         return None
+
+    def recording(self, key: str) -> Path:
+        """The server's own recording of a stream: every frame that reached it."""
+        return self.folder / "rec" / f"{key}.flv"
 
     def url(self, key: str) -> str:
         return f"rtmp://127.0.0.1:{self.port}/live/{key}"
