@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # The one torch pin (the CPU wheel) lives in constraints.txt; step 1 below installs it.
 TORCH_PIN := $(shell grep -m1 '^torch==' constraints.txt)
 
-.PHONY: run test install install-test browser lint doctor clean
+.PHONY: run test install install-test browser rtmp lint doctor clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,16 @@ browser:
 	  $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }; }
 
+# The live-stream tests push to a real RTMP server: Debian's nginx with its RTMP module.
+rtmp:
+	@test -f /usr/lib/nginx/modules/ngx_rtmp_module.so || { \
+	  echo "installing Debian's nginx-light + libnginx-mod-rtmp for the live-stream tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq nginx-light libnginx-mod-rtmp >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx-light libnginx-mod-rtmp; }; }
+
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
-test: install-test browser
+test: install-test browser rtmp
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

@@ -62,6 +62,10 @@ class EventTag(StrEnum):
     AVATAR_FROZEN = "avatar:frozen"
     AVATAR_UNFROZEN = "avatar:unfrozen"
     SANCTION = "account:sanction"  # a step on the sanctions ladder (R20), with the reason
+    LIVE_STARTED = "live:started"  # an operator started a show (who drove it, when)
+    LIVE_ON_AIR = "live:on-air"  # the first frame went out
+    LIVE_ENDED = "live:ended"  # stopped, with the reason (stopped, max_length, gate code)
+    LIVE_COMMENT = "live:comment"  # a viewer comment: matched, unmatched or refused
 
 
 class AuditRow(Protocol):

@@ -289,8 +289,24 @@ def find_label(
     """
     opts = options or LabelOptions()
     height, width = frame_rgb.shape[:2]
-    label = _label_overlay(width, height, opts)
-    x0, y0, x1, y1 = _search_region(label, width, height, opts.corner)
+    return _find(frame_rgb, _label_overlay(width, height, opts), opts.corner)
+
+
+def find_mark(
+    frame_rgb: npt.NDArray[Any], options: LabelOptions | None = None
+) -> tuple[int, int, int, int] | None:
+    """Box of the persistent corner mark (shown on every frame), or None: the same pixel
+    check as :func:`find_label`, for the mark's text in the mark's corner."""
+    opts = options or LabelOptions()
+    height, width = frame_rgb.shape[:2]
+    return _find(frame_rgb, _mark_overlay(width, height, opts), opts.mark_corner)
+
+
+def _find(
+    frame_rgb: npt.NDArray[Any], label: _Overlay, corner: str
+) -> tuple[int, int, int, int] | None:
+    height, width = frame_rgb.shape[:2]
+    x0, y0, x1, y1 = _search_region(label, width, height, corner)
     luma = cv2.cvtColor(np.ascontiguousarray(frame_rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
     for cx0, cy0, cx1, cy1 in _candidates(luma, label, (x0, y0)):
         if _looks_like_label(luma, (cx0, cy0, cx1, cy1), label):

@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .billing import bp as billing_bp
     from .consent.views import bp as consent_bp
     from .dashboard import bp as dashboard_bp
+    from .live import bp as live_bp
     from .portal.views import bp as portal_bp
     from .public import bp as public_bp
     from .qa import bp as qa_bp
@@ -62,6 +63,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(voice_bp)
     app.register_blueprint(qa_bp)
+    app.register_blueprint(live_bp)
     _register_job_kinds()
     _sqlite_pragmas(app)
     return app
@@ -71,6 +73,7 @@ def _register_job_kinds() -> None:
     """Import every module that declares job kinds (``@jobs.job``), so that the registry
     is complete in each process: web, worker and CLI."""
     from . import uploads, webhooks  # noqa: F401
+    from .live import show  # noqa: F401
     from .studio import tasks  # noqa: F401
 
 

@@ -138,6 +138,16 @@ DEFAULTS: dict[str, Any] = {
     "QA_AUDIO_MAX_BYTES": 1024 * 1024,  # a spoken question's upload
     "QA_AUDIO_MAX_SECONDS": 15.0,  # a spoken question's running time, checked before decoding
     "QA_LOG_RETENTION_DAYS": 90,  # conversation logs are deleted after this many days
+    # live shows (issue 19)
+    "LIVE_MAX_SEGMENTS": 50,  # planned segments per show (each one render)
+    "LIVE_MAX_OUTPUTS": 3,  # RTMP(S) ingest URLs one show streams to
+    "LIVE_DEFAULT_SECONDS": 3600,  # a show's maximum length when none is given
+    "LIVE_MAX_SECONDS": 4 * 3600,  # the longest maximum length a show may have
+    "LIVE_MAX_COMMENT_CHARS": 300,  # one viewer comment
+    "LIVE_RATELIMIT_COMMENTS": "120 per minute",  # platform comment ingest, per room
+    "LIVE_RATELIMIT_WATCH": "10 per minute",  # watch-page questions, per client IP
+    "LIVE_RECONNECT_S": "0.5,1,2,4,8",  # waits before re-dialling a dropped RTMP output
+    "LIVE_ALLOW_LOOPBACK": False,  # tests only: outputs may be rtmp://127.0.0.1
     "WORK_DIR": None,  # default: <instance>/work (training intermediates, unpacked models)
     "SESSION_COOKIE_SECURE": None,  # default: True in production (HTTPS only)
     "REMEMBER_COOKIE_SECURE": None,  # default: True in production
@@ -223,6 +233,8 @@ def _derive(app: Flask) -> None:
         raise ConfigError("DHF_KYC_PROVIDER=dev auto-approves identities: refused in production")
     if production and cfg["WEBHOOK_ALLOW_LOOPBACK"]:
         raise ConfigError("DHF_WEBHOOK_ALLOW_LOOPBACK is for tests: refused in production")
+    if production and cfg["LIVE_ALLOW_LOOPBACK"]:
+        raise ConfigError("DHF_LIVE_ALLOW_LOOPBACK is for tests: refused in production")
     for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE"):
         cfg[name] = cfg[name] or os.environ.get(name)  # Stripe's own variable names work too
     if production and not (cfg["STRIPE_SECRET_KEY"] and cfg["STRIPE_WEBHOOK_SECRET"]):

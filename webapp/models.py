@@ -661,3 +661,93 @@ class QALog(db.Model):  # type: ignore[name-defined]
     lang: Mapped[str] = mapped_column(String(2), nullable=False)
     spoken: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[datetime] = _created()
+
+
+# -- live shows (issue 19): a plan of pre-rendered segments played as one live stream ------
+
+
+class LiveRoomStatus(StrEnum):
+    DRAFT = "draft"  # no segment yet
+    RENDERING = "rendering"  # the idle clip or the first segment is still rendering
+    READY = "ready"  # may go live (the rest renders while it plays)
+    LIVE = "live"  # the show job was started and streams (or is about to)
+    ENDED = "ended"  # stopped: by its operator, at its maximum length, or by the gate
+
+
+class LiveCommentStatus(StrEnum):
+    QUEUED = "queued"  # matched an approved answer: spliced in at the next boundary
+    AIRED = "aired"  # its answer went on air (``aired_at``)
+    UNMATCHED = "unmatched"  # no approved answer: listed for the operator
+    REJECTED = "rejected"  # refused by moderation: never matched, never aired
+
+
+class LiveRoom(db.Model):  # type: ignore[name-defined]
+    """A live show of one avatar: its plan (``LiveSegment`` rows), the idle loop, the Q&A
+    deployment that answers comments, its limits and its output URLs."""
+
+    __tablename__ = "live_rooms"
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = _owner()
+    avatar_id: Mapped[str] = mapped_column(
+        ForeignKey("avatars.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    qa_deployment_id: Mapped[str | None] = mapped_column(
+        ForeignKey("qa_deployments.id", ondelete="SET NULL")
+    )
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    slug: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)  # watch page
+    loop: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)  # replay the plan
+    idle_script: Mapped[str] = mapped_column(Text, nullable=False)  # the loop between segments
+    idle_render_id: Mapped[str | None] = mapped_column(
+        ForeignKey("renders.id", ondelete="SET NULL")
+    )
+    max_seconds: Mapped[int] = mapped_column(Integer, nullable=False)  # the show ends here
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # planned
+    outputs: Mapped[list[str]] = _json(list)  # rtmp(s):// ingest URLs (secret stream keys)
+    status: Mapped[LiveRoomStatus] = _state(
+        LiveRoomStatus, "ck_live_rooms_status", LiveRoomStatus.DRAFT
+    )
+    started_by: Mapped[str | None] = mapped_column(String(32))  # the operator (user id)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # first frame
+    stop_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stop_reason: Mapped[str | None] = mapped_column(String(32))  # stopped | max_length | gate
+    stats: Mapped[dict[str, Any]] = _json()  # the engine's figures at the end
+    created_at: Mapped[datetime] = _created()
+
+
+class LiveSegment(db.Model):  # type: ignore[name-defined]
+    """One scripted segment of a show's plan, rendered ahead as an ordinary render."""
+
+    __tablename__ = "live_segments"
+    id: Mapped[str] = _id()
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("live_rooms.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    title: Mapped[str] = mapped_column(String(120), nullable=False)
+    script: Mapped[str] = mapped_column(Text, nullable=False)
+    render_id: Mapped[str | None] = mapped_column(ForeignKey("renders.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (UniqueConstraint("room_id", "position", name="uq_live_segments_position"),)
+
+
+class LiveComment(db.Model):  # type: ignore[name-defined]
+    """A viewer's comment (watch page or a platform's webhook) and what answered it."""
+
+    __tablename__ = "live_comments"
+    id: Mapped[str] = _id()
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("live_rooms.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    source: Mapped[str] = mapped_column(String(16), nullable=False)  # api | watch
+    author: Mapped[str | None] = mapped_column(String(80))  # as the platform names them
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[LiveCommentStatus] = _state(
+        LiveCommentStatus, "ck_live_comments_status", LiveCommentStatus.UNMATCHED
+    )
+    item_id: Mapped[str | None] = mapped_column(String(32))  # the matched Q&A item
+    render_id: Mapped[str | None] = mapped_column(String(32))  # the answer clip that airs
+    score: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _created()
+    aired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -57,3 +57,24 @@ qa_conversation = limiter.shared_limit(
     _qa_conversation, scope="qa-conversation", key_func=_conversation_key, methods=["POST"]
 )
 report = limiter.shared_limit(_report, scope="report", methods=["POST"])  # reports, appeals
+
+
+def _live_comments() -> str:
+    return str(current_app.config["LIVE_RATELIMIT_COMMENTS"])
+
+
+def _live_watch() -> str:
+    return str(current_app.config["LIVE_RATELIMIT_WATCH"])
+
+
+def _room_key() -> str:
+    """A live room's ingest bucket: the room id in the path (one platform webhook may
+    relay many viewers' comments from one address)."""
+    return "live-room:" + str((request.view_args or {}).get("room_id", ""))
+
+
+# live shows (issue 19): platform comment ingest per room, watch-page questions per IP
+live_comments = limiter.shared_limit(
+    _live_comments, scope="live-comments", key_func=_room_key, methods=["POST"]
+)
+live_watch = limiter.shared_limit(_live_watch, scope="live-watch", methods=["POST"])

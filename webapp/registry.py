@@ -131,9 +131,14 @@ def taken_down_at(row: ContentRecord) -> datetime | None:
 def _content_json(row: ContentRecord | None) -> dict[str, Any] | None:
     if row is None:
         return None
+    from .live.service import rooms_of_render
+
     removed = taken_down_at(row)
     return {
         "content_id": row.content_id,
+        # the public shows that aired it (issue 19); never the avatar id, which would link
+        # every file of one person
+        "live_rooms": rooms_of_render(row.render_id) if row.render_id else [],
         "created_at": row.created_at.isoformat(),
         "producer": current_app.config["AIGC_PRODUCER"],
         "consent_status": consent_status(row),

@@ -8,6 +8,7 @@ from . import (  # noqa: E402,F401
     account,
     billing,
     consent,
+    live,
     openapi,
     qa,
     reports,

@@ -311,6 +311,7 @@ PUBLIC = {
     "api.ask",
     "api.ask_audio",
     "api.report_status",
+    "api.watch_comment",
 }
 
 
@@ -330,6 +331,8 @@ def _operation(endpoint: str, method: str, params: list[str]) -> S:
             "api.upload_voice_sample",
             "api.create_qa_set",
             "api.create_qa_item",
+            "api.post_live_comment",
+            "api.watch_comment",
             "api.start_conversation",
             "api.create_report",
             "api.create_appeal",

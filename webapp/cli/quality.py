@@ -265,3 +265,23 @@ def bench_qa(as_json: bool, visitors: int, questions: int, think: float, out: st
     from ..qa.bench import run
 
     _emit(run(visitors=visitors, rounds=questions, think_s=think), out, as_json)
+
+
+@bench.command("live")
+@_json_option
+@click.option("--minutes", default=2.0, show_default=True, help="Length of the show.")
+@click.option(
+    "--comment-every", default=20.0, show_default=True, help="Seconds between viewer comments."
+)
+@_out_option
+def bench_live(as_json: bool, minutes: float, comment_every: float, out: str | None) -> None:
+    """A show pushed to a local nginx-rtmp and pulled back: fps, stalls, A/V drift,
+    time to first frame, comment-to-answer time, CPU."""
+    from pipeline.live.bench import run as run_bench
+
+    grid = _shared_data("grid_s1", "train")
+    try:
+        result = run_bench(grid, minutes=minutes, comment_every_s=comment_every)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    _emit(result, out, as_json)

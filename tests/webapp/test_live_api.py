@@ -1,0 +1,199 @@
+"""Live rooms through the API (issue 19), without streaming (tests/functional/test_live.py
+streams): planning renders every clip through the ordinary render path, output URLs are
+checked on the server, comments are length-limited, moderated, matched and rate-limited."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from webapp import safe_http
+from webapp.billing import ledger
+from webapp.extensions import db
+from webapp.models import Job, LiveRoom, Order, Render
+
+from .. import factories
+
+INGEST = "rtmp://live.example.com/app/sk_live_0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def public_dns(monkeypatch):  # type: ignore[no-untyped-def]
+    """live.example.com resolves to a public address; the rest as written."""
+    real = safe_http.resolve
+
+    def resolve(host: str, port: int) -> list[str]:
+        return ["93.184.215.14"] if host == "live.example.com" else real(host, port)
+
+    monkeypatch.setattr(safe_http, "resolve", resolve)
+
+
+def _owner(app, credits: int = 600):  # type: ignore[no-untyped-def]
+    with app.app_context():
+        owner = factories.user()
+        subject, _ = factories.consented_subject(owner)
+        avatar = factories.avatar(owner, subject)
+        avatar.status = "ready"
+        order = Order(
+            owner_id=owner.id,
+            item="render_credits",
+            status="paid",
+            quantity=credits // 60,
+            amount_cents=100,
+        )
+        db.session.add(order)
+        db.session.flush()
+        ledger.grant(order)
+        db.session.commit()
+        return factories.token_for(owner), avatar.id
+
+
+def _body(avatar_id: str, **extra):  # type: ignore[no-untyped-def]
+    return {
+        "avatar_id": avatar_id,
+        "name": "Spring sale",
+        "segments": [
+            {"title": "Intro", "script": "Welcome to our spring sale."},
+            {"title": "Kettle", "script": "This kettle boils a litre in two minutes."},
+        ],
+        "outputs": [INGEST],
+        **extra,
+    }
+
+
+def test_planning_a_show_renders_every_clip_through_the_render_path(app, client):
+    headers, avatar_id = _owner(app)
+    res = client.post("/api/v1/live-rooms", json=_body(avatar_id), headers=headers)
+    assert res.status_code == 202, res.json
+    room = res.json
+    assert room["status"] == "rendering"
+    assert room["outputs"] == ["rtmp://live.example.com/app/****cdef"]  # the key stays secret
+    assert [s["status"] for s in room["segments"]] == ["queued", "queued"]
+    assert room["idle"]["status"] == "queued"
+    with app.app_context():
+        renders = db.session.scalars(select(Render).order_by(Render.created_at)).all()
+        assert len(renders) == 3  # the idle loop and both segments: billed, moderated, stamped
+        assert all(r.credits_reserved > 0 for r in renders)
+        assert db.session.scalar(select(func.count(Job.id)).where(Job.kind == "render")) == 3
+    res = client.post(f"/api/v1/live-rooms/{room['id']}/start", headers=headers)
+    assert res.status_code == 409 and res.json["error"] == "not_ready"
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://live.example.com/app/key", "rtmp:// or rtmps://"),
+        ("file:///etc/passwd", "rtmp:// or rtmps://"),
+        ("rtmp://user:pw@live.example.com/app/key", "user name or password"),
+        ("rtmp://live.example.com/", "whole ingest URL"),
+        ("rtmp://127.0.0.1/app/key", "loopback"),
+        ("rtmp://10.1.2.3/app/key", "private"),
+        ("rtmp://169.254.169.254/app/key", "link-local"),
+        ("rtmp://[::ffff:127.0.0.1]/app/key", "loopback"),
+        ("rtmp://0x7f000001/app/key", "loopback"),
+        ("rtmp://live.example.com/app/" + "k" * 500, "at most 500"),
+        ("rtmp://live.example.com/app/k ey", "spaces"),
+    ],
+)
+def test_output_urls_are_checked_on_the_server(app, client, url, why):
+    headers, avatar_id = _owner(app)
+    res = client.post("/api/v1/live-rooms", json=_body(avatar_id, outputs=[url]), headers=headers)
+    assert res.status_code == 422, res.json
+    assert res.json["error"] == "bad_output_url"
+    assert why in res.json["message"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count(LiveRoom.id))) == 0
+        assert db.session.scalar(select(func.count(Render.id))) == 0  # nothing rendered
+
+
+def test_a_script_against_policy_refuses_the_whole_plan(app, client):
+    headers, avatar_id = _owner(app)
+    body = _body(avatar_id)
+    body["segments"].append({"script": "Double your money: guaranteed returns for every viewer."})
+    res = client.post("/api/v1/live-rooms", json=body, headers=headers)
+    assert res.status_code == 422
+    assert res.json["error"].startswith("moderation_")
+    assert res.json["message"].startswith("Segment 3 falls under our policy")
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Render.id))) == 0
+
+
+def test_not_enough_credits_for_the_plan(app, client):
+    headers, avatar_id = _owner(app, credits=0)
+    res = client.post("/api/v1/live-rooms", json=_body(avatar_id), headers=headers)
+    assert res.status_code == 402 and res.json["error"] == "insufficient_credits", res.json
+
+
+def test_rooms_are_private_to_their_owner(app, client):
+    headers, avatar_id = _owner(app)
+    room = client.post("/api/v1/live-rooms", json=_body(avatar_id), headers=headers).json
+    other, _ = _owner(app)
+    assert client.get(f"/api/v1/live-rooms/{room['id']}", headers=other).status_code == 404
+    assert client.post(f"/api/v1/live-rooms/{room['id']}/start", headers=other).status_code == 404
+    assert (
+        client.post(
+            f"/api/v1/live-rooms/{room['id']}/comments", json={"text": "hi"}, headers=other
+        ).status_code
+        == 404
+    )
+
+
+def _live_room(app, client):  # type: ignore[no-untyped-def]
+    """A room marked live (no stream runs here), for the comment rules."""
+    headers, avatar_id = _owner(app)
+    room = client.post("/api/v1/live-rooms", json=_body(avatar_id), headers=headers).json
+    with app.app_context():
+        row = db.session.get(LiveRoom, room["id"])
+        row.status = "live"
+        db.session.commit()
+    return headers, room
+
+
+def test_comments_are_limited_moderated_and_listed_for_the_operator(app, client):
+    headers, room = _live_room(app, client)
+    url = f"/api/v1/live-rooms/{room['id']}/comments"
+    long = client.post(url, json={"text": "x" * 301}, headers=headers)
+    assert long.status_code == 422 and long.json["error"] == "too_long"
+    bad = client.post(
+        url, json={"text": "double your money with guaranteed returns"}, headers=headers
+    )
+    assert bad.status_code == 201 and bad.json["status"] == "rejected"
+    plain = client.post(url, json={"text": "Is the kettle blue?"}, headers=headers)
+    assert plain.json["status"] == "unmatched"  # no Q&A set attached: the operator answers
+    listed = client.get(f"{url}?status=unmatched", headers=headers).json["comments"]
+    assert [c["text"] for c in listed] == ["Is the kettle blue?"]
+    slug = room["watch_url"].rsplit("/", 1)[1]
+    watch = client.post(f"/api/v1/live/{slug}/comments", json={"text": "hello"})
+    assert watch.status_code == 201 and watch.json["status"] == "unmatched"
+
+
+def test_comment_ingest_is_rate_limited_per_room(make_app):
+    app = make_app(LIVE_RATELIMIT_COMMENTS="3 per minute")
+    client = app.test_client()
+    headers, room = _live_room(app, client)
+    url = f"/api/v1/live-rooms/{room['id']}/comments"
+    codes = [
+        client.post(url, json={"text": f"q{n}"}, headers=headers).status_code for n in range(4)
+    ]
+    assert codes == [201, 201, 201, 429]
+
+
+def test_comments_need_a_live_show(app, client):
+    headers, avatar_id = _owner(app)
+    room = client.post("/api/v1/live-rooms", json=_body(avatar_id), headers=headers).json
+    res = client.post(
+        f"/api/v1/live-rooms/{room['id']}/comments", json={"text": "hi"}, headers=headers
+    )
+    assert res.status_code == 409 and res.json["error"] == "not_live"
+
+
+def test_the_watch_page_says_it_is_an_ai_and_hides_the_stream_when_off_air(app, client):
+    headers, avatar_id = _owner(app)
+    room = client.post("/api/v1/live-rooms", json=_body(avatar_id), headers=headers).json
+    slug = room["watch_url"].rsplit("/", 1)[1]
+    page = client.get(f"/live/{slug}")
+    assert page.status_code == 200
+    assert "AI生成 · AI-generated" in page.get_data(as_text=True)
+    assert "not a live person" in page.get_data(as_text=True)
+    assert client.get(f"/live/{slug}/hls/index.m3u8").status_code == 403
+    assert client.get(f"/live/{slug}/hls/..%2Fclips").status_code == 404
