@@ -158,8 +158,9 @@ def _qa_deployment(app, client, headers, avatar_id: str, clips: LiveClips) -> st
         rows = db.session.scalars(select(QAClip).where(QAClip.deployment_id == dep_id)).all()
         ids = {c.key: c.render_id for c in rows}
     for key, render_id in ids.items():
-        fallback = key.startswith("fallback")  # never aired here: not registered
-        _ready(app, render_id, clips.short if fallback else clips.answer, register=not fallback)
+        # the fallback and the talk page's notice clip are never aired here: not registered
+        aside = key.startswith(("fallback", "notice"))
+        _ready(app, render_id, clips.short if aside else clips.answer, register=not aside)
     return dep_id
 
 
