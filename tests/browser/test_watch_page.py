@@ -17,6 +17,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
     pytest.mark.skipif(missing() is not None, reason=missing() or ""),
+    pytest.mark.parametrize("backend", ["sqlite"], indirect=True),  # the page, not the DB
 ]
 
 

@@ -42,7 +42,12 @@ from webapp.storage import vault
 from .. import factories
 from ..conftest import SHARED_DATA
 
-pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+# The stream engine does not depend on the database: one backend is enough here (the
+# live API's tests run on both).
+pytestmark = [
+    pytest.mark.skipif(missing() is not None, reason=missing() or ""),
+    pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
+]
 
 QUESTION = "How long does delivery take?"
 ANSWER = "Delivery takes two to three working days."

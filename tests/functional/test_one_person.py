@@ -23,7 +23,7 @@ GRID = SHARED_DATA / "grid_s1"
 SLT = SHARED_DATA / "voice_slt" / "train"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def grid(tmp_path_factory):  # type: ignore[no-untyped-def]
     """The GRID speaker's genuine consent (and its seeded challenge), takes, footage."""
     if not GRID.exists() or not SLT.exists():

@@ -26,7 +26,7 @@ GRID = SHARED_DATA / "grid_s1"
 ONE_DB = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # media-bound tests
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def face_video(tmp_path_factory):  # type: ignore[no-untyped-def]
     if not GRID.exists():
         pytest.skip("shared data missing")
@@ -46,9 +46,10 @@ def _attempt(code: str = factories.FIXED_PASSCODE) -> dict[str, object]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def recordings(face_video, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """Every recording the tests submit, built once (the challenge is seeded)."""
+    """Every recording the tests submit, built once for both databases (the challenge is
+    seeded)."""
     made = {}
     variants = {
         "genuine": {},

@@ -17,7 +17,7 @@ SCRIPT = "Orders placed before noon ship the same day."
 OTHER = "Thank you for watching, see you at the spring sale."
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rendered(tmp_path_factory):  # type: ignore[no-untyped-def]
     """An MP4 laid out as stamping lays out a render: the audible notice and its pause,
     then the script (here in the shipped voice)."""

@@ -129,7 +129,7 @@ def test_public_verify_page(registered, stamped_media):
     assert re.search(r'id="consent">active<', page)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hostile(tmp_path_factory):
     from .. import bombs
 
