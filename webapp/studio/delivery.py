@@ -64,9 +64,9 @@ class ConversationOnly(DomainError):
 
 
 def conversation_only(render: Render) -> bool:
-    """A Q&A answer clip: stamped without the spoken notice, which its conversation plays
-    first (R26), so it is never exported on its own (R9, R10)."""
-    return (render.options or {}).get("purpose") == "qa_answer"
+    """A Q&A answer clip or idle loop: stamped without the spoken notice, which its
+    conversation plays first (R26), so it is never exported on its own (R9, R10)."""
+    return (render.options or {}).get("purpose") in ("qa_answer", "qa_idle")
 
 
 def stream_output(

@@ -51,7 +51,8 @@ LABEL_SECONDS = 2  # the spoken AI notice at the start of every render (R9)
 # What a render is for, set only by the server (never from a client's options): a Q&A
 # avatar's answer clip is stamped without the audible notice, which its conversation plays
 # once at its start (R26; compliance.stamping.QA_ANSWER). Anything else: every label.
-PURPOSES = ("video", "qa_answer", "qa_notice")
+PURPOSES = ("video", "qa_answer", "qa_notice", "qa_idle")
+IDLE_SECONDS = 8  # a Q&A avatar's idle loop (purpose qa_idle): silence, mouth closed
 
 
 class QuotaExceeded(DomainError):
@@ -185,6 +186,12 @@ def estimate_seconds(script: str) -> int:
     return LABEL_SECONDS + max(1, math.ceil(words / WORDS_PER_SECOND))
 
 
+def estimate_for(script: str, purpose: str) -> int:
+    """Credits to hold for a render of ``purpose``: an idle loop says nothing and runs
+    ``IDLE_SECONDS``; anything else is its script read aloud."""
+    return IDLE_SECONDS if purpose == "qa_idle" else estimate_seconds(script)
+
+
 def render_options(raw: dict[str, Any], avatar: Avatar) -> dict[str, Any]:
     """Validated render options with defaults from the avatar."""
     options = {
@@ -262,7 +269,7 @@ def create_render(
     render = Render(owner_id=owner.id, avatar_id=avatar.id, script=script, options=options)
     db.session.add(render)
     db.session.flush()
-    ledger.reserve(render, estimate_seconds(script))
+    ledger.reserve(render, estimate_for(script, purpose))
     jobs.submit("render", owner.id, render.id, enqueue=enqueue)
     record_event(
         EventTag.RENDER_CREATED, actor_id=owner.id, data={"render": render.id, "avatar": avatar.id}
