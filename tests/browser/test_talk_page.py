@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from ..webapp.test_qa_api import FALLBACK, ITEMS, _live
+from compliance import media
+
+from ..webapp.test_qa_api import FALLBACK, ITEMS, _live, question_wav
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -32,6 +34,11 @@ PLAYING = (
 )
 
 
+ANSWERING = (  # an answer clip plays (the idle loop plays too: PLAYING alone is not enough)
+    "() => { const v = document.getElementById('avatar');"
+    " return document.getElementById('talk').dataset.playing === 'answer'"
+    " && !v.paused && v.currentTime > 0.5; }"
+)
 IDLING = (
     "() => { const v = document.getElementById('avatar');"
     " return document.getElementById('talk').dataset.playing === 'idle'"
@@ -65,8 +72,7 @@ def test_a_typed_question_plays_the_approved_clip(live_server, open_page, stampe
 
     page.fill("#question", "What time do you open?")
     page.click("#ask")
-    _until(page, PLAYING)
-    assert page.evaluate("() => document.getElementById('talk').dataset.playing") == "answer"
+    _until(page, ANSWERING)
     assert page.locator("#ai-label").is_visible()  # stays on while the clip plays
     assert page.locator("#subtitle").is_hidden()
     page.evaluate("() => { document.getElementById('avatar').playbackRate = 16; }")
@@ -113,3 +119,38 @@ def _embedded(page, base: str, slug: str, shop: str) -> None:  # type: ignore[no
     assert {r.url.split("?")[0]: r.status for r in seen}[f"{base}/talk/{slug}/embed.js"] == 403
     assert page.locator("iframe").count() == 0
     page.close()
+
+
+@pytest.fixture
+def spoken_question(tmp_path):  # type: ignore[no-untyped-def]
+    """A question said by the bundled piper voice (16-bit PCM WAV, silence around it)."""
+    return question_wav("What are your opening hours?", tmp_path / "question.wav", 0.4)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the API tests cover both
+def test_a_spoken_question_plays_the_approved_clip(
+    live_server, open_page, stamped_media, spoken_question
+):
+    app, base = live_server
+    _, _, dep, _ = _live(app, app.test_client(), stamped_media)
+    page = open_page(
+        AUTOPLAY,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={spoken_question}",
+    )
+    page.goto(f"{base}/talk/{dep['slug']}")
+    _notice_played(page)
+    seconds = media.probe(spoken_question).duration_s
+    page.locator("#speak").hover()
+    page.mouse.down()  # hold to speak: the fake microphone plays the question (it loops)
+    page.wait_for_timeout(int(1000 * seconds) + 600)
+    with page.expect_response(lambda r: r.url.endswith("/ask-audio"), timeout=30_000) as got:
+        page.mouse.up()
+    assert got.value.ok, got.value.text()
+    heard = got.value.json()
+    _until(page, ANSWERING, 30.0)
+    assert "opening hours" in heard["question"].lower(), heard
+    assert heard["answer"]["text"] == ITEMS[0]["answer"]
+    src = page.evaluate("() => document.getElementById('avatar').getAttribute('src')")
+    assert src == heard["answer"]["url"]
