@@ -18,6 +18,12 @@ from ..webapp.test_qa_api import FALLBACK, ITEMS, _live, question_wav
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 AUTOPLAY = "--autoplay-policy=no-user-gesture-required"
+# The embedding test's shop (a routed public name) loads the script from 127.0.0.1, which
+# Chromium's private-network protection blocks for http pages; real sites embed a public host.
+LOOPBACK_FROM_PUBLIC = (
+    "--disable-features=BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights,"
+    "LocalNetworkAccessChecks"
+)
 
 
 def _until(page, script: str, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
@@ -62,7 +68,7 @@ def test_a_typed_question_plays_the_approved_clip(live_server, open_page, stampe
     app, base = live_server
     shop = "http://shop.example"
     _, _, dep, consent_token = _live(app, app.test_client(), stamped_media, origins=[shop])
-    page = open_page(AUTOPLAY)
+    page = open_page(AUTOPLAY, LOOPBACK_FROM_PUBLIC)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(f"{base}/talk/{dep['slug']}")
@@ -72,7 +78,7 @@ def test_a_typed_question_plays_the_approved_clip(live_server, open_page, stampe
 
     page.fill("#question", "What time do you open?")
     page.click("#ask")
-    _until(page, ANSWERING)
+    _until(page, ANSWERING, 60.0)  # the first question loads the matcher's model
     assert page.locator("#ai-label").is_visible()  # stays on while the clip plays
     assert page.locator("#subtitle").is_hidden()
     page.evaluate("() => { document.getElementById('avatar').playbackRate = 16; }")
@@ -105,7 +111,7 @@ def _embedded(page, base: str, slug: str, shop: str) -> None:  # type: ignore[no
     for site in (shop, "http://evil.example"):
         page.route(f"{site}/", lambda route: route.fulfill(content_type="text/html", body=tag))
     seen: list = []
-    page.on("response", seen.append)
+    page.on("response", lambda response: seen.append(response))
     page.goto(f"{shop}/")
     page.locator("iframe.dhf-avatar").wait_for(state="attached")
     frame = page.frame_locator("iframe.dhf-avatar")
