@@ -122,8 +122,9 @@ def _embedded(page, base: str, slug: str, shop: str) -> None:  # type: ignore[no
     seen.clear()
     page.goto("http://evil.example/")
     page.wait_for_load_state("load")
-    assert {r.url.split("?")[0]: r.status for r in seen}[f"{base}/talk/{slug}/embed.js"] == 403
-    assert page.locator("iframe").count() == 0
+    refused = {r.url.split("?")[0]: r.status for r in seen}.get(f"{base}/talk/{slug}/embed.js")
+    assert refused in (403, None)  # Chromium may block the refused script's response (ORB)
+    assert page.locator("iframe").count() == 0  # the load event came after the script's turn
     page.close()
 
 
