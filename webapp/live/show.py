@@ -227,6 +227,7 @@ class Show:
             "frames": stats.frames,
             "idle_frames": stats.idle_frames,
             "late_frames": stats.late_frames,
+            "cuts_for_answers": stats.cuts,
             "max_lag_s": round(stats.max_lag_s, 3),
             "aired": [e.key for e in self.engine.aired][-200:],
             "outputs": {k: asdict(v) for k, v in stats.relays.items()},
