@@ -48,6 +48,7 @@ from ..models import (
 )
 from ..ownership import get_owned_or_404, get_referenced
 from ..studio import service as studio
+from . import schedule
 
 MAX_OUTPUT_URL = 500
 DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}
@@ -270,6 +271,8 @@ def create_room(owner: User, body: dict[str, Any], *, enqueue: bool = True) -> L
         )
     room.status = LiveRoomStatus.RENDERING
     db.session.commit()
+    if enqueue:
+        schedule.arm(room)
     return sync(room)
 
 
@@ -292,6 +295,8 @@ def update_room(room: LiveRoom, body: dict[str, Any]) -> LiveRoom:
         dep = _deployment(get_referenced(User, room.owner_id), avatar, body["qa_deployment_id"])
         room.qa_deployment_id = dep.id if dep else None
     db.session.commit()
+    if "starts_at" in body:
+        schedule.arm(room)
     return room
 
 
@@ -369,6 +374,7 @@ def room_json(room: LiveRoom) -> dict[str, Any]:
         "loop": room.loop,
         "max_seconds": room.max_seconds,
         "starts_at": room.starts_at.isoformat() if room.starts_at else None,
+        "schedule": {"state": room.schedule_state, "note": room.schedule_note},
         "outputs": [masked(u) for u in room.outputs],
         "idle": {
             "script": room.idle_script,
@@ -399,9 +405,9 @@ def room_json(room: LiveRoom) -> dict[str, Any]:
 # -- going live -----------------------------------------------------------------------------
 
 
-def start(room: LiveRoom, operator: User, *, enqueue: bool = True) -> Job:
+def start(room: LiveRoom, operator: User, *, enqueue: bool = True, scheduled: bool = False) -> Job:
     """Queue the show (``live_show`` job) once its first clips are ready and the likeness
-    may be used; records who started it."""
+    may be used; records who started it (``scheduled``: its schedule, for its owner)."""
     avatar = get_referenced(Avatar, room.avatar_id)
     likeness.require(avatar.subject, avatar)
     sanctions.require_may_create(operator)
@@ -423,7 +429,7 @@ def start(room: LiveRoom, operator: User, *, enqueue: bool = True) -> Job:
     record_event(
         EventTag.LIVE_STARTED,
         actor_id=operator.id,
-        data={"room": room.id, "avatar": room.avatar_id, "job": job.id},
+        data={"room": room.id, "avatar": room.avatar_id, "job": job.id, "scheduled": scheduled},
     )
     db.session.commit()
     return job
