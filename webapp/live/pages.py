@@ -8,9 +8,19 @@ message with the server's words and its error code. The room page polls ``status
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
@@ -81,13 +91,41 @@ def body_from(form: MultiDict[str, str], *, plan: bool) -> dict[str, Any]:
     if plan:
         body["avatar_id"] = form.get("avatar_id", "")
         body["idle_script"] = form.get("idle_script", "")
-        titles, scripts = form.getlist("segment_title"), form.getlist("segment_script")
-        body["segments"] = [
-            {"title": title, "script": script}
-            for title, script in zip(titles, scripts, strict=False)
-            if script.strip() or title.strip()
-        ]
+        body["segments"] = _segments(form)
     return body
+
+
+def _segments(form: MultiDict[str, str]) -> list[dict[str, Any]]:
+    """The plan's rows (empty ones left out), each with its product card if it has one."""
+    rows = itertools.zip_longest(
+        form.getlist("segment_title"),
+        form.getlist("segment_script"),
+        form.getlist("card_title"),
+        form.getlist("card_price"),
+        fillvalue="",
+    )
+    out = []
+    for n, (title, script, card_title, price) in enumerate(rows):
+        picture = _picture(n)
+        if not (title.strip() or script.strip() or card_title.strip() or picture):
+            continue
+        segment: dict[str, Any] = {"title": title, "script": script}
+        if card_title.strip() or price.strip() or picture:
+            segment["card"] = {"title": card_title, "price": price, "image": picture}
+        out.append(segment)
+    return out
+
+
+def _picture(n: int) -> bytes | None:
+    """Row ``n``'s card picture, read no further than one byte past its limit (the
+    service refuses it then, before decoding)."""
+    upload = request.files.get(f"card_image_{n}")
+    if upload is None or not upload.filename:
+        return None
+    try:
+        return upload.stream.read(int(current_app.config["LIVE_CARD_IMAGE_MAX_BYTES"]) + 1)
+    finally:
+        upload.close()  # a large upload is spooled to a temporary file
 
 
 @bp.get("")

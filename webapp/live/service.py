@@ -48,7 +48,7 @@ from ..models import (
 )
 from ..ownership import get_owned_or_404, get_referenced
 from ..studio import service as studio
-from . import schedule
+from . import cards, schedule
 
 MAX_OUTPUT_URL = 500
 DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}
@@ -150,7 +150,8 @@ def masked(url: str) -> str:
 # -- rooms ----------------------------------------------------------------------------------
 
 
-def _segments(raw: Any) -> list[tuple[str, str]]:
+def _segments(raw: Any) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """``(title, script, card)`` per segment, every card checked (``cards.parse``)."""
     if not isinstance(raw, list) or not raw or not all(isinstance(s, dict) for s in raw):
         raise InvalidInput(
             'segments must be a list like [{"title": "Intro", "script": "..."}].',
@@ -163,7 +164,8 @@ def _segments(raw: Any) -> list[tuple[str, str]]:
     out = []
     for n, seg in enumerate(raw, start=1):
         title = _text(seg.get("title") or f"Segment {n}", "segment title", 120)
-        out.append((title, _text(seg.get("script"), f"script of segment {n}", chars)))
+        script = _text(seg.get("script"), f"script of segment {n}", chars)
+        out.append((title, script, cards.parse(seg.get("card"), n)))
     return out
 
 
@@ -258,15 +260,21 @@ def create_room(owner: User, body: dict[str, Any], *, enqueue: bool = True) -> L
     )
     dep = _deployment(owner, avatar, body.get("qa_deployment_id"))
     room.qa_deployment_id = dep.id if dep else None
-    _precheck(owner, avatar, [idle, *(script for _, script in segments)])
+    _precheck(owner, avatar, [idle, *(script for _, script, _ in segments)])
     db.session.add(room)
     db.session.commit()
     room.idle_render_id = studio.create_render(owner, avatar.id, idle, {}, enqueue=enqueue).id
-    for position, (title, script) in enumerate(segments):
-        render = studio.create_render(owner, avatar.id, script, {}, enqueue=enqueue)
+    for position, (title, script, raw_card) in enumerate(segments):
+        card = cards.store(raw_card, avatar.subject_id)
+        render = studio.create_render(owner, avatar.id, script, {}, enqueue=enqueue, card=card)
         db.session.add(
             LiveSegment(
-                room_id=room.id, position=position, title=title, script=script, render_id=render.id
+                room_id=room.id,
+                position=position,
+                title=title,
+                script=script,
+                render_id=render.id,
+                card=card,
             )
         )
     room.status = LiveRoomStatus.RENDERING
@@ -389,6 +397,7 @@ def room_json(room: LiveRoom) -> dict[str, Any]:
                 "script": s.script,
                 "render_id": s.render_id,
                 "status": _render_state(s.render_id),
+                "card": cards.card_json(s.card),
             }
             for s in segments_of(room)
         ],

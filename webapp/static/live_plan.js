@@ -8,6 +8,7 @@
       const copy = rows[rows.length - 1].cloneNode(true);
       for (const field of copy.querySelectorAll("input, textarea")) field.value = "";
       copy.querySelector("input").placeholder = "Segment " + (rows.length + 1);
+      copy.querySelector('input[type="file"]').name = "card_image_" + rows.length;
       add.before(copy);
     });
   }
