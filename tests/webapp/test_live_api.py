@@ -7,10 +7,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from compliance.stamping import QA_ANSWER, STANDARD
 from webapp import safe_http
 from webapp.billing import ledger
 from webapp.extensions import db
 from webapp.models import Job, LiveRoom, Order, Render
+from webapp.studio.tasks import stamping_profile
 
 from .. import factories
 
@@ -72,9 +74,16 @@ def test_planning_a_show_renders_every_clip_through_the_render_path(app, client)
     assert room["idle"]["status"] == "queued"
     with app.app_context():
         renders = db.session.scalars(select(Render).order_by(Render.created_at)).all()
-        assert len(renders) == 3  # the idle loop and both segments: billed, moderated, stamped
+        # the notice, the idle loop and both segments: billed, moderated, stamped
+        assert len(renders) == 4
         assert all(r.credits_reserved > 0 for r in renders)
-        assert db.session.scalar(select(func.count(Job.id)).where(Job.kind == "render")) == 3
+        assert db.session.scalar(select(func.count(Job.id)).where(Job.kind == "render")) == 4
+        # the notice clip has every label; the rest air between notices, without the spoken one
+        purposes = {r.id: r.options["purpose"] for r in renders}
+        assert purposes.pop(room["notice"]["render_id"]) == "live_notice"
+        assert set(purposes.values()) == {"live_clip"}
+        assert stamping_profile(renders[1]) == QA_ANSWER
+        assert stamping_profile(db.session.get(Render, room["notice"]["render_id"])) == STANDARD
     res = client.post(f"/api/v1/live-rooms/{room['id']}/start", headers=headers)
     assert res.status_code == 409 and res.json["error"] == "not_ready"
 

@@ -332,6 +332,7 @@ def _operation(endpoint: str, method: str, params: list[str]) -> S:
             "api.create_qa_set",
             "api.create_qa_item",
             "api.post_live_comment",
+            "api.post_live_line",
             "api.watch_comment",
             "api.start_conversation",
             "api.create_report",

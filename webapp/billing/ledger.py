@@ -87,6 +87,20 @@ def settle(render: Render, used_seconds: int) -> None:
     _post(render.owner_id, -used_seconds, "spend", render.id, render_id=render.id)
 
 
+def charge_live(owner_id: str, minute_key: str, seconds: int) -> bool:
+    """Debit one started minute of a live show (key ``live:<show job>:<minute>``). True when
+    it is paid, now or by an earlier run of the same show job (a restarted job never pays
+    twice); False, and nothing written, when the balance does not cover it."""
+    _lock(owner_id)
+    key = f"live:{minute_key}"
+    if db.session.scalar(select(CreditEntry.id).where(CreditEntry.idem_key == key)):
+        return True
+    if balance(owner_id) < seconds:
+        return False
+    _post(owner_id, -seconds, "live", minute_key)  # False only if a racing run posted it
+    return True
+
+
 def release(render: Render) -> None:
     """A failed or cancelled render: the reservation comes back in full."""
     _lock(render.owner_id)
