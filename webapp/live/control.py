@@ -208,10 +208,12 @@ class ShowBilling:
             return None
         while self.next_minute <= int(on_air_s // 60):
             key = f"{self.job_id}:{self.next_minute}"
-            if not ledger.charge_live(self.room.owner_id, key, self.price):
+            paid = ledger.charge_live(self.room.owner_id, key, self.price)
+            if paid == "short":
                 return "credits"
             self.next_minute += 1
-            self._warn_when_low()
+            if paid == "charged":
+                self._warn_when_low()
         return None
 
     def _warn_when_low(self) -> None:

@@ -199,7 +199,9 @@ class Show:
             render = service.ready_render(segment.render_id)
             if render is None:
                 return  # not rendered yet: the idle loop plays meanwhile
-            self.engine.play(Clip(self._export(render), f"segment:{segment.id}", self.options))
+            clip = Clip(self._export(render), f"segment:{segment.id}", self.options)
+            self.durations[clip.key] = len(clip.audio) / self.options.sample_rate
+            self.engine.play(clip)
             self.next_position += 1
 
     def _splice_answers(self) -> None:
