@@ -315,6 +315,7 @@ class Show:
             "late_frames": stats.late_frames,
             "max_lag_s": round(stats.max_lag_s, 3),
             "aired": [e.key for e in self.engine.aired][-200:],
+            "aired_frames": [e.frame for e in self.engine.aired][-200:],
             "outputs": {k: asdict(v) for k, v in stats.relays.items()},
             "error": self.engine.error,
         }
