@@ -29,7 +29,6 @@ from webapp import jobs, registry
 from webapp.billing import ledger
 from webapp.extensions import db
 from webapp.live.service import rooms_of_render as registry_rooms
-from webapp.qa import service as qa_service
 from webapp.models import (
     AuditEvent,
     Avatar,
@@ -44,6 +43,7 @@ from webapp.models import (
     Subject,
     utcnow,
 )
+from webapp.qa import service as qa_service
 from webapp.storage import vault
 
 from .. import factories
