@@ -56,6 +56,19 @@ VERIFY = _obj(
 )
 FILE = {"type": "string", "format": "binary"}
 NULLSTR = {"type": ["string", "null"]}
+LIVE_LINE = _obj(
+    ("id", "text", "status"),
+    id=STR,
+    text=STR,
+    operator_id=STR,
+    status={"enum": ["rendering", "queued", "aired", "failed"]},
+    render_id=NULLSTR,
+    render_status=NULLSTR,
+    created_at=STR,
+    airs_after=NULLSTR,  # rendering: when the clip should be ready (then the next boundary)
+    airs_at=NULLSTR,  # queued: the show's estimate; aired: when it aired
+    aired_at=NULLSTR,
+)
 REPORT = _obj(
     ("ticket_id", "status", "due_by"),
     ticket_id=STR,
@@ -288,6 +301,10 @@ SCHEMAS: dict[str, S] = {
     "api.upload_voice_sample": {
         "form": {"audio": FILE, "text": STR, "prompt_id": STR},
         "response": _obj(("count", "remaining"), count=INT, remaining=INT),
+    },
+    "api.post_live_line": {"body": _obj(("text",), text=STR), "response": LIVE_LINE},
+    "api.list_live_lines": {
+        "response": _obj(("lines",), lines={"type": "array", "items": LIVE_LINE})
     },
 }
 
