@@ -441,7 +441,7 @@ def test_an_operator_line_and_the_repeated_notice_air_in_the_stream(
     app = _live_app(make_app, stamped_media, LIVE_NOTICE_INTERVAL_S=6)
     client = app.test_client()
     headers, room_id, _ = _room(
-        app, client, rtmp, live_clips, intro=live_clips.short, max_seconds=16
+        app, client, rtmp, live_clips, intro=live_clips.short, max_seconds=13
     )
     viewer = measure.Puller(rtmp.url("show"), tmp_path / "pulled.ts")
     show = _go_live(app, client, headers, room_id)

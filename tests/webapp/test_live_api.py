@@ -258,6 +258,17 @@ def test_an_operator_line_is_moderated_then_rendered_billed_and_logged(app, clie
         ]
     listed = client.get(url, headers=headers).json["lines"]
     assert [x["text"] for x in listed] == ["The kettle is also sold in blue."]
+    # the profile is the server's: a client asking for the notice-free one gets every label
+    body = {"avatar_id": room["avatar_id"], "script": "Hello.", "purpose": "live_clip"}
+    plain = client.post("/api/v1/renders", headers=headers, json=body)
+    with app.app_context():
+        assert stamping_profile(db.session.get(Render, plain.json["id"])) == STANDARD
+    # and a live clip is never downloaded on its own (it airs after the show's notice)
+    with app.app_context():
+        db.session.get(Render, line["render_id"]).status = "ready"
+        db.session.commit()
+    got = client.get(f"/api/v1/renders/{line['render_id']}/download", headers=headers)
+    assert got.status_code == 409 and got.json["error"] == "qa_answer_clip"
     log = client.get(f"/api/v1/live-rooms/{room['id']}/log", headers=headers).json
     assert [(e["event"], e["actor_id"]) for e in log["log"]][:2] == [
         ("live:line", owner_id),
@@ -273,6 +284,7 @@ def test_an_operator_line_is_moderated_then_rendered_billed_and_logged(app, clie
     assert res.status_code == 403 and res.json["error"] == "kyc_required"
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the page, not the database
 def test_the_console_is_the_verified_owners_page(app, client):
     headers, room = _live_room(app, client)
     with app.app_context():

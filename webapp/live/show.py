@@ -122,8 +122,9 @@ class Show:
         self.seen_aired = 0
         self.durations: dict[str, float] = {}  # engine key -> clip length (s)
         self.ahead: list[str] = []  # keys spliced and not on air yet, in splice order
-        notice = room.notice_render_id and service.ready_render(room.notice_render_id)
-        self.notice_path = self._export(notice) if notice else None
+        # a room with a notice clip never airs without it (taken down since the start: fail)
+        notice = room.notice_render_id
+        self.notice_path = self._export(service.ready_render(notice)) if notice else None
         self.notice_interval = float(current_app.config["LIVE_NOTICE_INTERVAL_S"])
         self.last_notice: int | None = None  # the output frame the last notice began at
 
