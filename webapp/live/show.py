@@ -206,7 +206,6 @@ class Show:
             self.next_position += 1
 
     def _splice_answers(self) -> None:
-
         queued = db.session.scalars(
             select(LiveComment).where(
                 LiveComment.room_id == self.room.id,
@@ -264,7 +263,7 @@ class Show:
             select(LiveLine).where(
                 LiveLine.room_id == self.room.id, LiveLine.status == LiveLineStatus.RENDERING
             )
-        )
+        ).all()
         for line in rendering:
             render = db.session.get(Render, line.render_id) if line.render_id else None
             if render is None or render.status in control.FAILED_RENDERS:
