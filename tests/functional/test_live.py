@@ -504,3 +504,28 @@ def test_an_operator_line_and_the_repeated_notice_air_in_the_stream(
     ]:
         assert step in trail, (step, trail)
     assert ("live:line-aired", owner_id) in [(e["event"], e["actor_id"]) for e in log["log"]]
+
+
+def test_a_show_whose_credits_are_gone_ends_cleanly_as_it_goes_on_air(live_app, rtmp, live_clips):
+    """The show pays its first minute when its first frame goes out; the order that paid
+    for the credits is refunded between the start and then: the show ends (``credits``),
+    closing its streams, without a minute paid."""
+    client = live_app.test_client()
+    headers, room_id, _ = _room(
+        live_app, client, rtmp, live_clips, intro=live_clips.short, max_seconds=30
+    )
+    res = client.post(f"/api/v1/live-rooms/{room_id}/start", headers=headers)
+    assert res.status_code == 202, res.json
+    with live_app.app_context():
+        ledger.refund(db.session.scalar(select(Order)))
+        db.session.commit()
+    show = ShowThread(live_app, res.json["job_id"])
+    show.join(15)
+    room = _room_row(live_app, room_id)
+    assert room.stop_reason == "credits", room.stats
+    assert room.stats["outputs"]["rtmp0"]["failures"] == 0  # closed, not cut
+    with live_app.app_context():
+        paid = db.session.scalars(select(CreditEntry).where(CreditEntry.kind == "live")).all()
+        assert paid == []
+        ended = db.session.scalar(select(AuditEvent).where(AuditEvent.tag == "live:ended"))
+        assert ended.data["reason"] == "credits"
