@@ -59,9 +59,9 @@ def test_plan_a_show_wait_for_its_clips_go_live_and_stop(live_server, page):
     assert page.inner_text("#room-status") == "rendering"
     assert "Card: Electric kettle · ¥199 · with picture" in page.inner_text("#plan")
     assert page.is_disabled("#start-show")
-    with app.app_context():  # the render worker finishes the idle clip and the first segment
+    with app.app_context():  # the notice, the idle clip and the first segment are rendered
         slug = db.session.scalars(select(LiveRoom.slug)).one()
-        for render in db.session.scalars(select(Render).order_by(Render.created_at)).all()[:2]:
+        for render in db.session.scalars(select(Render).order_by(Render.created_at)).all()[:3]:
             render.status, render.output_blob_id = "ready", f"blob-{render.id}"
         db.session.commit()
     # the page notices by itself (status.json) and reloads with Go live enabled

@@ -56,7 +56,7 @@ def test_plan_start_and_stop_a_show_from_the_pages(app, client):
         segments = db.session.scalars(select(LiveSegment).order_by(LiveSegment.position)).all()
         assert [s.title for s in segments] == ["Intro", "Kettle"]  # the empty row is ignored
         assert room.max_seconds == 1800 and room.outputs == [INGEST]
-        renders = [room.idle_render_id, *(s.render_id for s in segments)]
+        renders = [room.notice_render_id, room.idle_render_id, *(s.render_id for s in segments)]
         room_id, slug = room.id, room.slug
     assert "sk_live_0123456789abcdef" not in html and "****cdef" in html  # the key is secret
     assert f"/live/{slug}" in html and 'id="start-show"' in html and "disabled" in html
@@ -65,8 +65,8 @@ def test_plan_start_and_stop_a_show_from_the_pages(app, client):
     assert "(not_ready)" in page.get_data(as_text=True)
     status = client.get(f"/studio/live/{room_id}/status.json").json
     assert status["status"] == "rendering" and status["idle"]["status"] == "queued"
-    with app.app_context():  # the render worker finished the idle clip and the first segment
-        for render_id in renders[:2]:
+    with app.app_context():  # the render worker finished the notice, idle and first segment
+        for render_id in renders[:3]:
             render = db.session.get(Render, render_id)
             render.status, render.output_blob_id = "ready", "blob-" + render_id
         db.session.commit()

@@ -50,8 +50,8 @@ def test_a_scheduled_show_waits_for_its_clips_then_starts_itself(app, client):
     status, state, note = _state(app, room["id"])
     assert (status, state) == ("rendering", "waiting") and "still rendering" in (note or "")
     assert schedule.job_id(room["id"], at, 1) in _scheduled(app)  # checked again soon
-    with app.app_context():  # the render worker finishes the idle clip and the first segment
-        for render in db.session.scalars(select(Render).order_by(Render.created_at)).all()[:2]:
+    with app.app_context():  # the notice, the idle clip and the first segment are rendered
+        for render in db.session.scalars(select(Render).order_by(Render.created_at)).all()[:3]:
             render.status, render.output_blob_id = "ready", f"blob-{render.id}"
         db.session.commit()
         assert schedule.autostart(room["id"], at.isoformat(), 1) == "started"

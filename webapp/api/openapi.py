@@ -56,6 +56,19 @@ VERIFY = _obj(
 )
 FILE = {"type": "string", "format": "binary"}
 NULLSTR = {"type": ["string", "null"]}
+LIVE_LINE = _obj(
+    ("id", "text", "status"),
+    id=STR,
+    text=STR,
+    operator_id=STR,
+    status={"enum": ["rendering", "queued", "aired", "failed"]},
+    render_id=NULLSTR,
+    render_status=NULLSTR,
+    created_at=STR,
+    airs_after=NULLSTR,  # rendering: when the clip should be ready (then the next boundary)
+    airs_at=NULLSTR,  # queued: the show's estimate; aired: when it aired
+    aired_at=NULLSTR,
+)
 REPORT = _obj(
     ("ticket_id", "status", "due_by"),
     ticket_id=STR,
@@ -289,6 +302,10 @@ SCHEMAS: dict[str, S] = {
         "form": {"audio": FILE, "text": STR, "prompt_id": STR},
         "response": _obj(("count", "remaining"), count=INT, remaining=INT),
     },
+    "api.post_live_line": {"body": _obj(("text",), text=STR), "response": LIVE_LINE},
+    "api.list_live_lines": {
+        "response": _obj(("lines",), lines={"type": "array", "items": LIVE_LINE})
+    },
 }
 
 PUBLIC = {
@@ -332,6 +349,7 @@ def _operation(endpoint: str, method: str, params: list[str]) -> S:
             "api.create_qa_set",
             "api.create_qa_item",
             "api.post_live_comment",
+            "api.post_live_line",
             "api.watch_comment",
             "api.start_conversation",
             "api.create_report",

@@ -49,9 +49,11 @@ _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 WORDS_PER_SECOND = 2.5  # a calm presenter; used to reserve credits before rendering
 LABEL_SECONDS = 2  # the spoken AI notice at the start of every render (R9)
 # What a render is for, set only by the server (never from a client's options): a Q&A
-# avatar's answer clip is stamped without the audible notice, which its conversation plays
-# once at its start (R26; compliance.stamping.QA_ANSWER). Anything else: every label.
-PURPOSES = ("video", "qa_answer", "qa_notice")
+# avatar's answer clip and a live show's clips (segments, idle loop, operator lines) are
+# stamped without the audible notice, which their conversation or show plays separately
+# (R26; compliance.stamping.QA_ANSWER). Anything else, notices included: every label.
+PURPOSES = ("video", "qa_answer", "qa_notice", "live_clip", "live_notice")
+IN_SESSION = ("qa_answer", "live_clip")  # no audible notice: never exported on their own
 
 
 class QuotaExceeded(DomainError):
@@ -217,9 +219,10 @@ def create_render(
 ) -> Render:
     """Moderate the script, check the likeness rights, hold credits, queue ``render``.
 
-    ``purpose`` comes from the calling service (``webapp.qa.deploy`` for answer clips),
-    never from the request: ``render_options`` keeps only the known client options; so does
-    ``card`` (a live segment's product card, checked by ``webapp.live.cards``)."""
+    ``purpose`` comes from the calling service (``webapp.qa.deploy`` for answer clips,
+    ``webapp.live`` for a show's clips), never from the request: ``render_options`` keeps
+    only the known client options; so does ``card`` (a live segment's product card,
+    checked by ``webapp.live.cards``)."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown render purpose {purpose!r}")
     avatar = get_owned_or_404(Avatar, avatar_id, owner.id)

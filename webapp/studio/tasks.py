@@ -464,9 +464,10 @@ def card_overlay(row: Render) -> Any:
 
 def stamping_profile(row: Render) -> str:
     """The row's stamping profile, from the purpose the server gave it when it created the
-    row: a Q&A answer clip has no audible notice (its conversation plays the notice first,
-    R26); every other render, whatever its options, is stamped with every label."""
-    return QA_ANSWER if (row.options or {}).get("purpose") == "qa_answer" else STANDARD
+    row: a Q&A answer clip or a live show's clip has no audible notice (its conversation or
+    show plays the notice separately, R26); every other render, whatever its options, is
+    stamped with every label."""
+    return QA_ANSWER if (row.options or {}).get("purpose") in service.IN_SESSION else STANDARD
 
 
 def _quarantine(row: Render, rendered: _Rendered) -> dict[str, Any]:
