@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from webapp.extensions import db
@@ -15,6 +16,9 @@ from ..conftest import TEST_PASSWORD
 from .test_live_api import _owner, public_dns  # noqa: F401 (the fixture is used)
 
 INGEST = "rtmp://live.example.com/app/sk_live_0123456789abcdef"
+
+# the pages call the API's service layer, whose tests run on both database engines
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 def _signed_in(app, client) -> str:  # type: ignore[no-untyped-def]
