@@ -147,6 +147,9 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_RATELIMIT_COMMENTS": "120 per minute",  # platform comment ingest, per room
     "LIVE_RATELIMIT_WATCH": "10 per minute",  # watch-page questions, per client IP
     "LIVE_RECONNECT_S": "0.5,1,2,4,8",  # waits before re-dialling a dropped RTMP output
+    "LIVE_CARD_IMAGE_MAX_BYTES": 512 * 1024,  # one product card's picture (before decoding)
+    "LIVE_CARD_IMAGE_MAX_PIXELS": 16_000_000,  # its width x height, read from its header
+    "LIVE_SCHEDULE_GRACE_S": 900,  # a scheduled show not ready this long after starts_at: missed
     "LIVE_ALLOW_LOOPBACK": False,  # tests only: outputs may be rtmp://127.0.0.1
     "LIVE_NOTICE_INTERVAL_S": 600,  # the spoken AI notice airs at the start and this often
     "LIVE_MINUTE_CREDITS": 30,  # credit seconds debited per started minute on air

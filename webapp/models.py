@@ -715,6 +715,10 @@ class LiveRoom(db.Model):  # type: ignore[name-defined]
     )
     max_seconds: Mapped[int] = mapped_column(Integer, nullable=False)  # the show ends here
     starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # planned
+    # the scheduled start: scheduled | waiting (clips not ready at starts_at) | started |
+    # missed (still not ready after LIVE_SCHEDULE_GRACE_S) | refused (see schedule_note)
+    schedule_state: Mapped[str | None] = mapped_column(String(16))
+    schedule_note: Mapped[str | None] = mapped_column(Text)  # why, for the owner
     outputs: Mapped[list[str]] = _json(list)  # rtmp(s):// ingest URLs (secret stream keys)
     status: Mapped[LiveRoomStatus] = _state(
         LiveRoomStatus, "ck_live_rooms_status", LiveRoomStatus.DRAFT
@@ -740,6 +744,8 @@ class LiveSegment(db.Model):  # type: ignore[name-defined]
     title: Mapped[str] = mapped_column(String(120), nullable=False)
     script: Mapped[str] = mapped_column(Text, nullable=False)
     render_id: Mapped[str | None] = mapped_column(ForeignKey("renders.id", ondelete="SET NULL"))
+    # the product card drawn on its frames: {title, price, image_blob_id?} (vault blob)
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = _created()
     __table_args__ = (UniqueConstraint("room_id", "position", name="uq_live_segments_position"),)
 

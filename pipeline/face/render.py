@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,8 +289,12 @@ def render_video(
     settings: ComplianceSettings,
     composite: CompositeOptions | None = None,
     progress: Progress | None = None,
+    overlay: Callable[[npt.NDArray[Any]], npt.NDArray[Any]] | None = None,
 ) -> StampRecord:
-    """Render, composite, encode and stamp the final MP4 (the record for the registry)."""
+    """Render, composite, encode and stamp the final MP4 (the record for the registry).
+
+    ``overlay`` draws on each composited RGB frame before stamping (a live segment's
+    product card), so the labels and the watermark are applied to the final pictures."""
     report = progress or (lambda fraction, message: None)
     compositor = Compositor(avatar, composite or CompositeOptions())
     total = frame_count(avatar, samples, rate)
@@ -303,7 +307,10 @@ def render_video(
         writer = media.FrameWriter(raw, compositor.size, avatar.fps, wav, {}, crf=14)
         try:
             for i, frame in enumerate(iter_frames(avatar, samples, rate)):
-                writer.write(cv2.cvtColor(compositor.apply(frame), cv2.COLOR_RGB2BGR))
+                picture = compositor.apply(frame)
+                if overlay is not None:
+                    picture = overlay(picture)
+                writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
                 if i % 25 == 0:
                     report(0.6 * i / total, "rendering")
         finally:

@@ -51,7 +51,7 @@ from ..models import (
 )
 from ..ownership import get_owned_or_404, get_referenced
 from ..studio import service as studio
-from . import control
+from . import cards, control, schedule
 
 MAX_OUTPUT_URL = 500
 DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}
@@ -159,7 +159,8 @@ def masked(url: str) -> str:
 # -- rooms ----------------------------------------------------------------------------------
 
 
-def _segments(raw: Any) -> list[tuple[str, str]]:
+def _segments(raw: Any) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """``(title, script, card)`` per segment, every card checked (``cards.parse``)."""
     if not isinstance(raw, list) or not raw or not all(isinstance(s, dict) for s in raw):
         raise InvalidInput(
             'segments must be a list like [{"title": "Intro", "script": "..."}].',
@@ -172,7 +173,8 @@ def _segments(raw: Any) -> list[tuple[str, str]]:
     out = []
     for n, seg in enumerate(raw, start=1):
         title = _text(seg.get("title") or f"Segment {n}", "segment title", 120)
-        out.append((title, _text(seg.get("script"), f"script of segment {n}", chars)))
+        script = _text(seg.get("script"), f"script of segment {n}", chars)
+        out.append((title, script, cards.parse(seg.get("card"), n)))
     return out
 
 
@@ -267,29 +269,40 @@ def create_room(owner: User, body: dict[str, Any], *, enqueue: bool = True) -> L
     )
     dep = _deployment(owner, avatar, body.get("qa_deployment_id"))
     room.qa_deployment_id = dep.id if dep else None
-    _precheck(owner, avatar, [idle, *(script for _, script in segments), NOTICE_SCRIPT])
+    _precheck(owner, avatar, [idle, *(script for _, script, _ in segments), NOTICE_SCRIPT])
     db.session.add(room)
     db.session.commit()
     room.notice_render_id = studio.create_render(
         owner, avatar.id, NOTICE_SCRIPT, {}, enqueue=enqueue, purpose="live_notice"
     ).id
     room.idle_render_id = _clip_render(owner, avatar.id, idle, enqueue)
-    for position, (title, script) in enumerate(segments):
-        render_id = _clip_render(owner, avatar.id, script, enqueue)
+    for position, (title, script, raw_card) in enumerate(segments):
+        card = cards.store(raw_card, avatar.subject_id)
+        render_id = _clip_render(owner, avatar.id, script, enqueue, card=card)
         db.session.add(
             LiveSegment(
-                room_id=room.id, position=position, title=title, script=script, render_id=render_id
+                room_id=room.id,
+                position=position,
+                title=title,
+                script=script,
+                render_id=render_id,
+                card=card,
             )
         )
     room.status = LiveRoomStatus.RENDERING
     db.session.commit()
+    if enqueue:
+        schedule.arm(room)
     return sync(room)
 
 
-def _clip_render(owner: User, avatar_id: str, script: str, enqueue: bool) -> str:
-    """A clip the show airs between its notices: stamped without the audible notice."""
+def _clip_render(
+    owner: User, avatar_id: str, script: str, enqueue: bool, card: dict[str, Any] | None = None
+) -> str:
+    """A clip the show airs between its notices: stamped without the audible notice (a
+    segment's product card drawn on it)."""
     return studio.create_render(
-        owner, avatar_id, script, {}, enqueue=enqueue, purpose="live_clip"
+        owner, avatar_id, script, {}, enqueue=enqueue, purpose="live_clip", card=card
     ).id
 
 
@@ -312,6 +325,8 @@ def update_room(room: LiveRoom, body: dict[str, Any]) -> LiveRoom:
         dep = _deployment(get_referenced(User, room.owner_id), avatar, body["qa_deployment_id"])
         room.qa_deployment_id = dep.id if dep else None
     db.session.commit()
+    if "starts_at" in body:
+        schedule.arm(room)
     return room
 
 
@@ -398,6 +413,7 @@ def room_json(room: LiveRoom) -> dict[str, Any]:
         "loop": room.loop,
         "max_seconds": room.max_seconds,
         "starts_at": room.starts_at.isoformat() if room.starts_at else None,
+        "schedule": {"state": room.schedule_state, "note": room.schedule_note},
         "outputs": [masked(u) for u in room.outputs],
         "idle": {
             "script": room.idle_script,
@@ -417,6 +433,7 @@ def room_json(room: LiveRoom) -> dict[str, Any]:
                 "script": s.script,
                 "render_id": s.render_id,
                 "status": _render_state(s.render_id),
+                "card": cards.card_json(s.card),
             }
             for s in segments_of(room)
         ],
@@ -434,9 +451,9 @@ def room_json(room: LiveRoom) -> dict[str, Any]:
 # -- going live -----------------------------------------------------------------------------
 
 
-def start(room: LiveRoom, operator: User, *, enqueue: bool = True) -> Job:
+def start(room: LiveRoom, operator: User, *, enqueue: bool = True, scheduled: bool = False) -> Job:
     """Queue the show (``live_show`` job) once its first clips are ready and the likeness
-    may be used; records who started it."""
+    may be used; records who started it (``scheduled``: its schedule, for its owner)."""
     avatar = get_referenced(Avatar, room.avatar_id)
     likeness.require(avatar.subject, avatar)
     sanctions.require_may_create(operator)
@@ -457,7 +474,14 @@ def start(room: LiveRoom, operator: User, *, enqueue: bool = True) -> Job:
     room.status, room.started_by = LiveRoomStatus.LIVE, operator.id
     room.started_at = room.ended_at = room.stop_requested_at = room.stop_reason = None
     job = jobs.submit("live_show", room.owner_id, room.id, enqueue=enqueue)
-    control.log(room, EventTag.LIVE_STARTED, operator.id, avatar=room.avatar_id, job=job.id)
+    control.log(
+        room,
+        EventTag.LIVE_STARTED,
+        operator.id,
+        avatar=room.avatar_id,
+        job=job.id,
+        scheduled=scheduled,
+    )
     db.session.commit()
     return job
 

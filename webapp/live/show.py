@@ -241,8 +241,8 @@ class Show:
         """Seconds until the clip on air ends (the idle loop is cut at the next frame)."""
         if not self.engine.aired or self.engine.aired[-1].key == "idle":
             return 0.0
-        current = self.engine.aired[-1]
-        played = (self.engine.stats.frames - current.frame) / self.options.fps
+        current = self.engine.aired[-1]  # (the rest of an interrupted segment: from offset)
+        played = (self.engine.stats.frames - current.frame + current.offset) / self.options.fps
         return max(0.0, self.durations.get(current.key, 0.0) - played)
 
     def _splice_notice(self) -> None:
@@ -313,6 +313,7 @@ class Show:
             "frames": stats.frames,
             "idle_frames": stats.idle_frames,
             "late_frames": stats.late_frames,
+            "cuts_for_answers": stats.cuts,
             "max_lag_s": round(stats.max_lag_s, 3),
             "aired": [e.key for e in self.engine.aired][-200:],
             "aired_frames": [e.frame for e in self.engine.aired][-200:],

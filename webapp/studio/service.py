@@ -215,12 +215,14 @@ def create_render(
     *,
     enqueue: bool = True,
     purpose: str = "video",
+    card: dict[str, Any] | None = None,
 ) -> Render:
     """Moderate the script, check the likeness rights, hold credits, queue ``render``.
 
     ``purpose`` comes from the calling service (``webapp.qa.deploy`` for answer clips,
     ``webapp.live`` for a show's clips), never from the request: ``render_options`` keeps
-    only the known client options."""
+    only the known client options; so does ``card`` (a live segment's product card,
+    checked by ``webapp.live.cards``)."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown render purpose {purpose!r}")
     avatar = get_owned_or_404(Avatar, avatar_id, owner.id)
@@ -243,6 +245,8 @@ def create_render(
     options = render_options(raw, avatar)
     if purpose != "video":
         options["purpose"] = purpose
+    if card:
+        options["card"] = card
     _within_daily_quota(owner)
     verdict = moderate(script)
     record_event(

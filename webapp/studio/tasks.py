@@ -435,12 +435,31 @@ def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
         settings,
         composite_options(row.options),
         span(report, 0.2, 0.85, "render"),
+        overlay=card_overlay(row),
     )
     lap("face+composite+stamp")
     report(0.86, "speech check")
     wer = speech_error(out, row.script, settings.labels)
     lap("speech check")
     return _Rendered(out, stamped, wer, timings)
+
+
+def card_overlay(row: Render) -> Any:
+    """A live segment's product card, drawn on the frames before stamping (None: none).
+    Its picture is the small PNG ``webapp.live.cards`` checked and re-encoded."""
+    card = (row.options or {}).get("card")
+    if not card:
+        return None
+    from PIL import Image
+
+    from pipeline.live.card import Card, CardOverlay
+
+    image = None
+    if card.get("image_blob_id"):
+        subject_id = get_referenced(Avatar, row.avatar_id).subject_id
+        data = vault().read(subject_id, card["image_blob_id"])
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+    return CardOverlay(Card(card["title"], card.get("price") or "", image))
 
 
 def stamping_profile(row: Render) -> str:
