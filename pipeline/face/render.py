@@ -289,8 +289,12 @@ def render_video(
     settings: ComplianceSettings,
     composite: CompositeOptions | None = None,
     progress: Progress | None = None,
+    frames: Iterator[npt.NDArray[Any]] | None = None,
 ) -> StampRecord:
-    """Render, composite, encode and stamp the final MP4 (the record for the registry)."""
+    """Render, composite, encode and stamp the final MP4 (the record for the registry).
+
+    ``frames`` replaces the 2D frames (a 3D look's, ``pipeline.face3d.render``): the
+    compositing, encoding and stamping stay the same."""
     report = progress or (lambda fraction, message: None)
     compositor = Compositor(avatar, composite or CompositeOptions())
     total = frame_count(avatar, samples, rate)
@@ -302,7 +306,8 @@ def render_video(
         raw = Path(tmp) / "raw.mp4"
         writer = media.FrameWriter(raw, compositor.size, avatar.fps, wav, {}, crf=14)
         try:
-            for i, frame in enumerate(iter_frames(avatar, samples, rate)):
+            source = frames if frames is not None else iter_frames(avatar, samples, rate)
+            for i, frame in enumerate(source):
                 writer.write(cv2.cvtColor(compositor.apply(frame), cv2.COLOR_RGB2BGR))
                 if i % 25 == 0:
                     report(0.6 * i / total, "rendering")
