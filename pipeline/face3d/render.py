@@ -44,17 +44,20 @@ def _affine3(affine: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
 
 
 def head_motions(
-    avatar: FaceRig, templates: npt.NDArray[Any], centre: npt.NDArray[Any]
+    manifest: dict[str, Any],
+    arrays: dict[str, npt.NDArray[Any]],
+    templates: npt.NDArray[Any],
+    centre: npt.NDArray[Any],
 ) -> npt.NDArray[np.float32]:
     """(T, 3, 3) motion of the head per output frame, in the neutral frame's pixels.
 
     Each template frame's pose relative to its clip's median pose (the stabilising
     transforms of ingest), limited in turn, scale and shift about the face ``centre``."""
-    transforms = avatar.arrays["transforms"]
-    starts = np.array([c["start"] for c in avatar.manifest["clips"]])
-    ends = np.array([c["end"] for c in avatar.manifest["clips"]])
+    transforms = arrays["transforms"]
+    starts = np.array([c["start"] for c in manifest["clips"]])
+    ends = np.array([c["end"] for c in manifest["clips"]])
     medians = [np.median(transforms[s:e], axis=0) for s, e in zip(starts, ends, strict=True)]
-    iod = float(np.median(lm.inter_ocular(avatar.arrays["points"])))
+    iod = float(np.median(lm.inter_ocular(arrays["points"])))
     out = np.empty((len(templates), 3, 3), np.float32)
     for i, t in enumerate(templates):
         clip = int(np.searchsorted(starts, t, side="right")) - 1
@@ -81,12 +84,14 @@ def limit(
 
 
 class Driver:
-    """Turns predicted mouth shapes and head motions into poses of one rig."""
+    """Turns mouth shapes and head motions into poses of one rig.
 
-    def __init__(self, rig: Rig, avatar: FaceRig) -> None:
+    ``closed`` is the canonical lips + chin (51 x 2) that shows the rig as it was filmed:
+    the audio model's closed mouth, so silence is the neutral frame's own mouth."""
+
+    def __init__(self, rig: Rig, closed: npt.NDArray[Any]) -> None:
         self.rig = rig
-        space = avatar.trained.space
-        self.closed = space.decode(avatar.trained.neutral[None])[0]
+        self.closed = np.asarray(closed, np.float32)
         self.to_pixels = rig.pixels_from_canonical()
         self.centre = rig.face[:, :2].mean(0)
 
@@ -116,9 +121,10 @@ def iter_frames(
     with timer.stage("face_model"):
         n = face_render.frame_count(avatar, samples, rate)
         shapes = avatar.trained.space.decode(face_render.predict_shapes(avatar, samples, rate, n))
-        driver = Driver(rig, avatar)
+        trained = avatar.trained
+        driver = Driver(rig, trained.space.decode(trained.neutral[None])[0])
         templates = face_render.template_indices(avatar.manifest, n, start)
-        motions = head_motions(avatar, templates, driver.centre)
+        motions = head_motions(avatar.manifest, avatar.arrays, templates, driver.centre)
     with timer.stage("gl_setup"):
         scene = Scene(rig, look, out_size)
     try:

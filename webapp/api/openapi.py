@@ -229,7 +229,7 @@ SCHEMAS: dict[str, S] = {
             ("subject_id", "name"),
             subject_id=STR,
             name=STR,
-            style={"enum": ["real2d", "cartoon2d"]},
+            style={"enum": ["real2d", "cartoon2d", "3d_realistic", "3d_semi", "3d_cartoon"]},
             framing={"enum": ["half", "full"]},
         ),
         "response": _obj(("id", "status"), id=STR, status=STR),
