@@ -274,6 +274,7 @@ SCHEMAS: dict[str, S] = {
     },
     "api.get_render": {"response": RENDER},
     "api.download_render": {"response": FILE, "media": "video/mp4"},
+    "api.export_model": {"response": FILE, "media": "model/gltf-binary"},
     "api.verify_file": {"form": {"file": FILE}, "response": VERIFY},
     "api.set_webhook": {
         "body": _obj(("url",), url=STR),

@@ -6,11 +6,18 @@ the audio model learns)."""
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pygltflib
 import pytest
 
 from compliance import media
@@ -24,12 +31,13 @@ from pipeline.face import landmarks as lm
 from pipeline.face.composite import CompositeOptions
 from pipeline.face.profiles import profile
 from pipeline.face.render import FaceRig
-from pipeline.face3d import mesh
+from pipeline.face3d import gltf, mesh
 from pipeline.face3d import render as render3d
 from pipeline.face3d.rig import Rig, build
 from pipeline.face3d.scene import LOOKS, Scene
 
-from ...conftest import SHARED_DATA
+from ... import factories
+from ...conftest import REPO, SHARED_DATA
 
 CLIPS = ("bbal7s.mpg", "bbaz7a.mpg")
 
@@ -150,3 +158,86 @@ def test_every_look_renders_and_an_unknown_one_is_refused(footage: Footage) -> N
     assert np.abs(looks["3d_realistic"] - looks["3d_cartoon"]).mean() > 10
     with pytest.raises(ValueError, match="unknown 3D look"):
         Scene(footage.rig, "4d_hologram")
+
+
+VALIDATOR = REPO / ".tools" / "gltf-validator" / "node_modules"
+
+
+def validator_issues(glb: Path) -> dict:  # type: ignore[type-arg]
+    """The Khronos glTF validator's issues (``make gltf-validator`` installs it)."""
+    if not (VALIDATOR / "gltf-validator").exists() or shutil.which("node") is None:
+        pytest.skip("gltf-validator not installed: run `make gltf-validator` (needs npm)")
+    script = REPO / "tests" / "tools" / "validate_gltf.js"
+    done = subprocess.run(
+        ["node", str(script), str(glb)],
+        env={**os.environ, "NODE_PATH": str(VALIDATOR)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_the_glb_export_passes_the_validator_with_visemes_and_animations(
+    footage: Footage, tmp_path: Path
+) -> None:
+    shapes = footage.avatar.arrays["shapes"]
+    data = gltf.write(footage.rig, shapes, shapes[footage.rig.neutral], {"content_id": "c1"})
+    doc = pygltflib.GLTF2.load_from_bytes(data)
+    assert doc.asset.extras == {"content_id": "c1"}
+    names = doc.meshes[0].extras["targetNames"]
+    assert names == [f"viseme_{k}" for k in range(gltf.VISEMES)] + ["breath"]
+    assert all(len(p.targets) == len(names) for p in doc.meshes[0].primitives)
+    assert [a.name for a in doc.animations] == ["idle", "talk"]
+    glb = tmp_path / "model.glb"
+    glb.write_bytes(data)
+    issues = validator_issues(glb)
+    assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
+
+
+def _pack(face: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(face, arcname="face")
+    return buffer.getvalue()
+
+
+def test_model_glb_is_the_owners_only_registered_audited_and_needs_consent(
+    make_app, stamped_media, footage: Footage
+) -> None:
+    from compliance.audit import EventTag
+    from webapp.consent import service as consent
+    from webapp.extensions import db
+    from webapp.models import AuditEvent, ConsentRecord, ContentRecord
+    from webapp.storage import vault
+
+    app = make_app(
+        SIGNING_DIR=str(stamped_media.settings.signing_dir),
+        WATERMARK_KEYS=stamped_media.watermark_keys,
+    )
+    with app.app_context():
+        owner, other = factories.user(), factories.user()
+        subject, _ = factories.consented_subject(owner)
+        avatar = factories.avatar(owner, subject)
+        avatar.model_blob_id = vault().put(subject.id, io.BytesIO(_pack(footage.avatar.work)))[0]
+        avatar.status = "ready"
+        db.session.commit()
+        mine, theirs, avatar_id = factories.token_for(owner), factories.token_for(other), avatar.id
+        subject_id = subject.id
+    client = app.test_client()
+    url = f"/api/v1/avatars/{avatar_id}/model.glb"
+    assert client.get(url, headers=theirs).status_code == 404
+    res = client.get(url, headers=mine)
+    assert res.status_code == 200 and res.mimetype == "model/gltf-binary"
+    extras = pygltflib.GLTF2.load_from_bytes(res.data).asset.extras
+    with app.app_context():
+        record = db.session.get(ContentRecord, extras["provenance"]["content_id"])
+        assert record is not None and record.avatar_id == avatar_id
+        assert record.watermark_id == extras["provenance"]["watermark_id"]
+        assert json.loads(extras["AIGC"])["ProduceID"] == record.content_id
+        events = db.session.query(AuditEvent).filter_by(tag=str(EventTag.AVATAR_MODEL_EXPORTED))
+        assert [e.data["content"] for e in events] == [record.content_id]
+        consent.revoke(db.session.query(ConsentRecord).filter_by(subject_id=subject_id).one())
+    refused = client.get(url, headers=mine)
+    assert refused.status_code == 403 and refused.json["error"] == "consent_revoked"
