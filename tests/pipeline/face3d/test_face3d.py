@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import tarfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,20 +25,16 @@ from compliance.payload import new_watermark_id
 from compliance.stamping import ContentSpec
 from compliance.verification import verify
 from pipeline.consent_media import face_embeddings
-from pipeline.face import ingest, train
 from pipeline.face import landmarks as lm
 from pipeline.face.composite import CompositeOptions
-from pipeline.face.profiles import profile
 from pipeline.face.render import FaceRig
 from pipeline.face3d import gltf, mesh
 from pipeline.face3d import render as render3d
-from pipeline.face3d.rig import Rig, build
+from pipeline.face3d.rig import Rig
 from pipeline.face3d.scene import LOOKS, Scene
 
 from ... import factories
-from ...conftest import REPO, SHARED_DATA
-
-CLIPS = ("bbal7s.mpg", "bbaz7a.mpg")
+from ...conftest import REPO, Face3dFootage, pack_face
 
 
 @dataclass
@@ -50,16 +45,9 @@ class Footage:
 
 
 @pytest.fixture(scope="module")
-def footage(tmp_path_factory: pytest.TempPathFactory) -> Footage:
-    train_dir = SHARED_DATA / "grid_s1" / "train"
-    clips = [train_dir / name for name in CLIPS]
-    if not all(c.exists() for c in clips):
-        pytest.skip(f"shared data missing: {train_dir}")
-    work = tmp_path_factory.mktemp("face3d") / "face"
-    ingest.ingest(clips, work, "tiny")
-    train.train(work, work / "model", profile("tiny", epochs=2), lambda f, m: None)
-    rig = build(work, work / "rig3d")
-    return Footage(FaceRig.load(work), rig, clips[0])
+def footage(face3d_footage: Face3dFootage) -> Footage:
+    face = face3d_footage.face
+    return Footage(FaceRig.load(face), Rig.load(face / "rig3d"), face3d_footage.clip)
 
 
 def test_rig_builds_from_real_footage(footage: Footage) -> None:
@@ -124,10 +112,12 @@ def test_realistic_and_semi_frames_keep_the_identity(footage: Footage) -> None:
         assert distance <= 0.45, (look, distance)
 
 
-def test_a_3d_render_is_stamped_and_verifies_as_ours(footage: Footage, stamped_media) -> None:
+def test_a_3d_render_is_stamped_and_verifies_as_ours(
+    footage: Footage, stamped_media, tmp_path: Path
+) -> None:
     samples = media.audio(footage.clip, 16000)[: 16000 * 2]
     content = ContentSpec(uuid.uuid4().hex, new_watermark_id())
-    out = footage.avatar.work / "render3d.mp4"
+    out = tmp_path / "render3d.mp4"
     record = render3d.render_video(
         footage.rig,
         footage.avatar,
@@ -196,13 +186,6 @@ def test_the_glb_export_passes_the_validator_with_visemes_and_animations(
     assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
 
 
-def _pack(face: Path) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        tar.add(face, arcname="face")
-    return buffer.getvalue()
-
-
 def test_model_glb_is_the_owners_only_registered_audited_and_needs_consent(
     make_app, stamped_media, footage: Footage
 ) -> None:
@@ -220,7 +203,9 @@ def test_model_glb_is_the_owners_only_registered_audited_and_needs_consent(
         owner, other = factories.user(), factories.user()
         subject, _ = factories.consented_subject(owner)
         avatar = factories.avatar(owner, subject)
-        avatar.model_blob_id = vault().put(subject.id, io.BytesIO(_pack(footage.avatar.work)))[0]
+        avatar.model_blob_id = vault().put(subject.id, io.BytesIO(pack_face(footage.avatar.work)))[
+            0
+        ]
         avatar.status = "ready"
         db.session.commit()
         mine, theirs, avatar_id = factories.token_for(owner), factories.token_for(other), avatar.id
