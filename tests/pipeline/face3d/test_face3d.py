@@ -211,6 +211,9 @@ def test_model_glb_is_the_owners_only_registered_audited_and_needs_consent(
         mine, theirs, avatar_id = factories.token_for(owner), factories.token_for(other), avatar.id
         subject_id = subject.id
     client = app.test_client()
+    for style, status in (("3d_semi", 201), ("4d_hologram", 422)):
+        body = {"subject_id": subject_id, "name": "Ada in 3D", "style": style}
+        assert client.post("/api/v1/avatars", json=body, headers=mine).status_code == status
     url = f"/api/v1/avatars/{avatar_id}/model.glb"
     assert client.get(url, headers=theirs).status_code == 404
     res = client.get(url, headers=mine)
