@@ -41,3 +41,28 @@ def default_backend() -> GLBackend:
 def describe(ctx: Any) -> str:
     """The renderer's name (``llvmpipe ...`` on CPU)."""
     return str(ctx.info.get("GL_RENDERER", "unknown"))
+
+
+def selftest(backend: GLBackend | None = None) -> str:
+    """Draw one red triangle headless and read it back (``dhf doctor``)."""
+    import moderngl
+    import numpy as np
+
+    ctx = (backend or default_backend()).context()
+    try:
+        program = ctx.program(
+            vertex_shader="#version 330\nin vec2 p; void main() { gl_Position = vec4(p, 0, 1); }",
+            fragment_shader="#version 330\nout vec4 c; void main() { c = vec4(1, 0, 0, 1); }",
+        )
+        corners = np.array([-1, -1, 3, -1, -1, 3], np.float32)
+        vao = ctx.vertex_array(program, [(ctx.buffer(corners), "2f", "p")])
+        fbo = ctx.simple_framebuffer((8, 8))
+        fbo.use()
+        fbo.clear(0.0, 0.0, 0.0, 1.0)
+        vao.render(moderngl.TRIANGLES)
+        pixels = np.frombuffer(fbo.read(components=3), np.uint8).reshape(-1, 3)
+        if not (pixels == (255, 0, 0)).all():
+            raise RuntimeError("the headless OpenGL context drew the wrong picture")
+        return f"drew and read back a triangle on {describe(ctx)}"
+    finally:
+        ctx.release()
