@@ -3,8 +3,8 @@
 Owner only, and only while the likeness may be used (KYC, consent, freeze: the same gate
 as a render). Every export is a new file with its own content and watermark ids,
 registered in the content registry (R15) and audited: the watermark is embedded in the
-texture (the same video watermark as renders, so a screenshot of the model verifies),
-and ``asset.extras`` carries the AIGC label (R11) and a C2PA-style provenance record."""
+texture image (the same video watermark as renders; whether it survives a third party's
+rendering of the model is not measured yet), and ``asset.extras`` carries the AIGC label (R11) and a C2PA-style provenance record."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def provenance(avatar: Avatar, content: ContentSpec, settings: Any) -> dict[str,
             "actions": [{"action": "c2pa.created", "when": utcnow().isoformat()}],
             "content_id": content.content_id,
             "watermark_id": content.watermark_id,
-            "watermark": "texture: the video watermark of our renders (verify a render of it)",
+            "watermark": "embedded in the texture image (the video watermark of our renders)",
             "ai_generated": True,
             "notice": "AI-generated 3D likeness, made with the depicted person's consent.",
             "verify": "/api/v1/verify",
