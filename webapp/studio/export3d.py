@@ -4,7 +4,8 @@ Owner only, and only while the likeness may be used (KYC, consent, freeze: the s
 as a render). Every export is a new file with its own content and watermark ids,
 registered in the content registry (R15) and audited: the watermark is embedded in the
 texture image (the same video watermark as renders; whether it survives a third party's
-rendering of the model is not measured yet), and ``asset.extras`` carries the AIGC label (R11) and a C2PA-style provenance record."""
+rendering of the model is not measured yet), and ``asset.extras`` carries the AIGC label
+(R11) and a C2PA-style provenance record."""
 
 from __future__ import annotations
 
