@@ -48,6 +48,7 @@ class EventTag(StrEnum):
     RENDER_QUARANTINED = "render:quarantined"  # the speech check heard another text
     RENDER_PUBLISHED = "render:published"  # stamped, registered, downloadable
     RENDER_DOWNLOADED = "render:downloaded"
+    AVATAR_MODEL_EXPORTED = "avatar:model-exported"  # the 3D model (GLB), with its ids
     VERIFY_REQUEST = "verify:request"
     PAYMENT_FULFILLED = "payment:fulfilled"
     PAYMENT_REFUNDED = "payment:refunded"

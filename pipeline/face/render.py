@@ -289,12 +289,15 @@ def render_video(
     settings: ComplianceSettings,
     composite: CompositeOptions | None = None,
     progress: Progress | None = None,
+    frames: Iterator[npt.NDArray[Any]] | None = None,
     overlay: Callable[[npt.NDArray[Any]], npt.NDArray[Any]] | None = None,
 ) -> StampRecord:
     """Render, composite, encode and stamp the final MP4 (the record for the registry).
 
-    ``overlay`` draws on each composited RGB frame before stamping (a live segment's
-    product card), so the labels and the watermark are applied to the final pictures."""
+    ``frames`` replaces the 2D frames (a 3D look's, ``pipeline.face3d.render``): the
+    compositing, encoding and stamping stay the same. ``overlay`` draws on each composited
+    RGB frame before stamping (a live segment's product card), so the labels and the
+    watermark are applied to the final pictures."""
     report = progress or (lambda fraction, message: None)
     compositor = Compositor(avatar, composite or CompositeOptions())
     total = frame_count(avatar, samples, rate)
@@ -306,7 +309,8 @@ def render_video(
         raw = Path(tmp) / "raw.mp4"
         writer = media.FrameWriter(raw, compositor.size, avatar.fps, wav, {}, crf=14)
         try:
-            for i, frame in enumerate(iter_frames(avatar, samples, rate)):
+            source = frames if frames is not None else iter_frames(avatar, samples, rate)
+            for i, frame in enumerate(source):
                 picture = compositor.apply(frame)
                 if overlay is not None:
                     picture = overlay(picture)

@@ -242,7 +242,7 @@ SCHEMAS: dict[str, S] = {
             ("subject_id", "name"),
             subject_id=STR,
             name=STR,
-            style={"enum": ["real2d", "cartoon2d"]},
+            style={"enum": ["real2d", "cartoon2d", "3d_realistic", "3d_semi", "3d_cartoon"]},
             framing={"enum": ["half", "full"]},
         ),
         "response": _obj(("id", "status"), id=STR, status=STR),
@@ -287,6 +287,7 @@ SCHEMAS: dict[str, S] = {
     },
     "api.get_render": {"response": RENDER},
     "api.download_render": {"response": FILE, "media": "video/mp4"},
+    "api.export_model": {"response": FILE, "media": "model/gltf-binary"},
     "api.verify_file": {"form": {"file": FILE}, "response": VERIFY},
     "api.set_webhook": {
         "body": _obj(("url",), url=STR),

@@ -42,7 +42,8 @@ from ..ownership import get_owned_or_404, get_referenced
 from ..registry import MediaOverLimit, media_limits
 from ..storage import store
 
-STYLES = ("real2d", "cartoon2d")  # 3D styles come with the 3D head model
+# 2D styles, and the 3D looks of the avatar's 3D rig (pipeline.face3d.scene.LOOKS)
+STYLES = ("real2d", "cartoon2d", "3d_realistic", "3d_semi", "3d_cartoon")
 FRAMINGS = ("half", "full")
 LANGUAGES = ("en",)  # Chinese comes with a Chinese base voice
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")

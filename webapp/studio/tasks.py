@@ -123,10 +123,16 @@ def _train_models(
     def face_model(out: Path, progress: Progress) -> None:
         face_train.train(work / "face", out, profile, progress)
 
+    def rig3d(out: Path, progress: Progress) -> None:
+        from pipeline.face3d import rig
+
+        rig.build(work / "face", out)
+
     stages.run("sources", 0.01, 0.02, sources)
     stages.run("face", 0.02, 0.25, face)
     stages.run("voice", 0.25, 0.55, voice)
-    stages.run("face-model", 0.55, 0.9, face_model, folder=work / "face" / "model")
+    stages.run("face-model", 0.55, 0.88, face_model, folder=work / "face" / "model")
+    stages.run("rig3d", 0.88, 0.9, rig3d, folder=work / "face" / "rig3d")
 
 
 def _store_model(stages: Stages, avatar: Avatar, profile: str) -> dict[str, Any]:
@@ -322,7 +328,10 @@ def model_dir(avatar: Avatar, target: Path) -> Path:
 
 
 MAX_RECHECK_S = 600.0  # a render is at most RENDER_MAX_CHARS of speech: far below this
-STYLE = {"real2d": "real", "cartoon2d": "cartoon"}  # API style -> the compositor's
+# API style -> the compositor's (a 3D look is drawn by pipeline.face3d, then composited
+# like a real-person frame)
+THREE_D = ("3d_realistic", "3d_semi", "3d_cartoon")
+STYLE = {"real2d": "real", "cartoon2d": "cartoon", **dict.fromkeys(THREE_D, "real")}
 
 
 def composite_options(options: dict[str, Any]) -> Any:
@@ -410,7 +419,6 @@ def render(job: Job, report: Progress) -> dict[str, Any]:
 def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
     """Synthesize the script in the avatar's voice, render and stamp the video, and hear
     it back (speech check)."""
-    from pipeline.face.render import FaceRig, render_video
     from pipeline.voice.synthesize import synthesize
 
     began, timings = time.perf_counter(), {}
@@ -426,14 +434,12 @@ def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
     report(0.2, "face")
     settings = profile_settings(registry.compliance_settings(), stamping_profile(row))
     content = ContentSpec(uuid.uuid4().hex, new_watermark_id())
-    stamped = render_video(
-        FaceRig.load(model / "face"),
-        samples,
-        rate,
+    stamped = _render_face(
+        model / "face",
+        (samples, rate),
         out,
-        content,
-        settings,
-        composite_options(row.options),
+        (content, settings),
+        row.options or {},
         span(report, 0.2, 0.85, "render"),
         overlay=card_overlay(row),
     )
@@ -460,6 +466,32 @@ def card_overlay(row: Render) -> Any:
         data = vault().read(subject_id, card["image_blob_id"])
         image = Image.open(io.BytesIO(data)).convert("RGB")
     return CardOverlay(Card(card["title"], card.get("price") or "", image))
+
+
+def _render_face(
+    face: Path,
+    audio: tuple[Any, int],
+    out: Path,
+    stamping: tuple[ContentSpec, ComplianceSettings],
+    options: dict[str, Any],
+    report: Progress,
+    overlay: Any = None,
+) -> Any:
+    """The 2D renderer, or a 3D look of the avatar's rig (built now for avatars trained
+    before 3D looks existed); either way composited and stamped the same way."""
+    from pipeline.face.render import FaceRig, render_video
+
+    avatar, composite = FaceRig.load(face), composite_options(options)
+    style = options.get("style", "real2d")
+    if style not in THREE_D:
+        return render_video(avatar, *audio, out, *stamping, composite, report, overlay=overlay)
+    from pipeline.face3d import render as render3d
+    from pipeline.face3d.rig import load_or_build
+
+    rig = load_or_build(face)
+    return render3d.render_video(
+        rig, avatar, *audio, style, out, *stamping, composite, report, overlay
+    )
 
 
 def stamping_profile(row: Render) -> str:
