@@ -15,7 +15,9 @@ from ..profiles import lookup
 class FaceProfile:
     name: str
     # ingest
-    crop_scale: float = 80.0  # pixels per inter-ocular distance of the canonical mouth crops
+    # unused since issue 20 (ingest sizes the crops from the footage's own inter-ocular
+    # distance, ingest.native_scale); kept so checkpoints that store it still load
+    crop_scale: float = 80.0
     # model (audio -> lip shape)
     channels: int = 96  # width of the temporal conv net
     blocks: int = 3  # residual dilated blocks (dilations 1, 2, 4, ...)
@@ -29,6 +31,8 @@ class FaceProfile:
     window: int = 48  # video frames per training chunk
     lr: float = 2e-3
     weight_decay: float = 1e-4
+    patience: int = 0  # > 0: stop a net after this many epochs without a better held-back loss
+    min_delta: float = 0.005  # relative improvement that counts as better (early stopping)
     val_fraction: float = 0.1  # last clips held back for the quality report / best checkpoint
     seed: int = 0
     # rendering
@@ -43,7 +47,6 @@ class FaceProfile:
 PROFILES = {
     "tiny": FaceProfile(
         name="tiny",
-        crop_scale=40.0,
         channels=32,
         blocks=2,
         components=8,
@@ -54,7 +57,7 @@ PROFILES = {
         ensemble=1,
     ),
     "cpu": FaceProfile(name="cpu"),
-    "gpu": FaceProfile(name="gpu", crop_scale=96.0, channels=192, blocks=4, epochs=300),
+    "gpu": FaceProfile(name="gpu", channels=192, blocks=4, epochs=300),
 }
 
 

@@ -126,15 +126,36 @@ def eval_qa(as_json: bool, out: str | None) -> None:
 
 @eval_group.command("face")
 @_eval_options("grid_s1")
+@click.option(
+    "--reuse", is_flag=True, help="Keep the ingest, face model and voice already in the work dir."
+)
+@click.option(
+    "--product/--no-product",
+    default=True,
+    show_default=True,
+    help="Also the product path: cloned voice -> face -> composite, its audio-visual sync.",
+)
+@click.option("--voice-profile", default=None, help="Voice profile (default: --profile).")
 def eval_face(
-    train: str | None, heldout: str | None, profile: str, as_json: bool, out: str | None
+    train: str | None,
+    heldout: str | None,
+    profile: str,
+    as_json: bool,
+    out: str | None,
+    reuse: bool,
+    product: bool,
+    voice_profile: str | None,
 ) -> None:
-    """Train a face model on train/ clips, render each heldout/ clip from its real audio, score."""
+    """Train a face model on train/ clips, render each heldout/ clip from its real audio, score;
+    then train the voice on the same footage and score the product path's sync."""
     from pipeline.face.evaluate import evaluate
 
     train_dir = Path(train) if train else _shared_data("grid_s1", "train")
     heldout_dir = Path(heldout) if heldout else _shared_data("grid_s1", "heldout")
-    _emit(evaluate(train_dir, heldout_dir, profile=profile), out, as_json)
+    result = evaluate(
+        train_dir, heldout_dir, profile, reuse=reuse, product=product, voice_profile=voice_profile
+    )
+    _emit(result, out, as_json)
 
 
 @bench.command("voice")
@@ -153,12 +174,26 @@ def bench_voice(as_json: bool, profiles: str, out: str | None) -> None:
 @click.option("--seconds", default=10.0, show_default=True, help="Length of the script audio.")
 @click.option("--size", default=512, show_default=True, help="Output frame size (square).")
 @click.option("--profile", type=click.Choice(["tiny", "cpu", "gpu"]), default="cpu")
+@click.option(
+    "--footage-height",
+    default=0,
+    show_default=True,
+    help="> 0: GRID clips upscaled to this height (1080: HD footage), output at their size.",
+)
 @_out_option
-def bench_render(as_json: bool, seconds: float, size: int, profile: str, out: str | None) -> None:
+def bench_render(
+    as_json: bool, seconds: float, size: int, profile: str, footage_height: int, out: str | None
+) -> None:
     """Render frames per second, per stage (face model, blend, composite, watermark, encode)."""
     from pipeline.face.bench import bench as run_bench
 
-    result = run_bench(_shared_data("grid_s1"), seconds=seconds, size=size, profile=profile)
+    result = run_bench(
+        _shared_data("grid_s1"),
+        seconds=seconds,
+        size=size,
+        profile=profile,
+        footage_height=footage_height,
+    )
     _emit(result, out, as_json)
 
 
