@@ -13,6 +13,7 @@ upscaled to that height, output at the footage's own size (source framing).
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -117,6 +118,7 @@ def bench(
     result = _result(timer.seconds, frames, seconds, out_size, profile, trained_now)
     result["footage_size"] = avatar.manifest["size"]
     result["crop_scale_px_per_iod"] = avatar.manifest["crop_scale"]
+    result["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return result
 
 

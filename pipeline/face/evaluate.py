@@ -23,6 +23,7 @@ the plain looped template (training frames played from the start). Metrics:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -90,6 +91,12 @@ def track(frames: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
     """FaceMesh points (N, 478, 2) of a clip, gaps filled from neighbours."""
     tracks = [p if p is None else p[:, :2] for p in lm.detect(frames, video=True)]
     return lm.fill_missing(tracks)[0]
+
+
+@functools.lru_cache(maxsize=128)
+def track_clip(path: Path) -> npt.NDArray[Any]:
+    """``track`` of a real clip's frames, once per evaluation (both protocols use it)."""
+    return track(list(media.frames(path)))
 
 
 def mouth_crops(
@@ -225,7 +232,7 @@ def real_audio(avatar: FaceRig, heldout: list[Path]) -> dict[str, Any]:
         floor = [
             avatar.template_frame(int(i)) for i in template_indices(avatar.manifest, len(real))
         ]
-        real_pts = track(real)
+        real_pts = track_clip(clip)
         reference = lm.reference_stable(real_pts)
         per_clip["model"].append(score(real, fake, real_pts, reference))
         per_clip["template"].append(score(real, floor, real_pts, reference))

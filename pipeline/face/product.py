@@ -32,8 +32,9 @@ import numpy.typing as npt
 from compliance import media
 
 from . import features
+from . import landmarks as lm
 from .composite import CompositeOptions, Compositor
-from .evaluate import MAX_LAG, best_lag, clips_in, log, track
+from .evaluate import MAX_LAG, best_lag, clips_in, log, track, track_clip
 from .render import FaceRig, render_frames, template_indices
 
 FLOOR_DB = 40.0  # the envelope's range under the clip's peak level
@@ -72,12 +73,9 @@ def envelope(samples: npt.NDArray[Any], rate: int, n_frames: int, fps: float) ->
     return floored
 
 
-def sync(frames: list[npt.NDArray[Any]], env: npt.NDArray[Any]) -> dict[str, Any]:
-    """Mouth opening of ``frames`` against the speech envelope: per-lag correlations."""
-    from . import landmarks as lm
-
-    opening = lm.opening(track(frames))
-    lag, scores = best_lag(env, opening)
+def sync(points: npt.NDArray[Any], env: npt.NDArray[Any]) -> dict[str, Any]:
+    """Mouth opening of tracked frames against the speech envelope: per-lag correlations."""
+    lag, scores = best_lag(env, lm.opening(points))
     return {"lag": lag, "lag_scores": scores}
 
 
@@ -112,10 +110,10 @@ def product_path(
         seconds["voice"] += voiced - started
         seconds["face"] += time.perf_counter() - voiced
         env = envelope(samples, rate, len(frames), avatar.fps)
-        groups["product"].append(sync(frames, env))
+        groups["product"].append(sync(track(frames), env))
         floor = [avatar.template_frame(int(i)) for i in template_indices(avatar.manifest, len(env))]
-        groups["template"].append(sync([compositor.apply(f) for f in floor], env))
-        real = list(media.frames(clip))
+        groups["template"].append(sync(track([compositor.apply(f) for f in floor]), env))
+        real = track_clip(clip)
         real_env = envelope(media.audio(clip, features.RATE), features.RATE, len(real), avatar.fps)
         groups["real"].append(sync(real, real_env))
         log(
