@@ -219,7 +219,7 @@ class Blender:
         moved = shifted.copy()
         moved[:, 2] -= moved[:, :2] @ (offset * self.scale)
         patch = cv2.warpAffine(
-            crop, moved, roi, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            crop, moved, roi, flags=ingest.RESAMPLE, borderMode=cv2.BORDER_REPLICATE
         )
         alpha = cv2.warpAffine(self.mask, shifted, roi, flags=cv2.INTER_LINEAR)[..., None]
         out = frame.copy()

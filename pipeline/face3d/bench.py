@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from compliance.watermark import embed_frame
 from pipeline.consent_media import face_embeddings
 from pipeline.face import features
 from pipeline.face import landmarks as lm
-from pipeline.face.bench import BENCH_KEY, _encode, script_audio
+from pipeline.face.bench import BENCH_KEY, script_audio
 from pipeline.face.composite import CompositeOptions, Compositor
 from pipeline.face.evaluate import best_lag, clips_in, log, prepare, work_root
 from pipeline.face.render import FaceRig, Timer, render_frames
@@ -74,20 +75,28 @@ def bench(
     )
     labeler = Labeler(size, size)
     bits = PayloadCodec([BENCH_KEY]).encode("0123456789abcdef")
-    frames = []
+    frames = 0
     rendered = render3d.iter_frames(
         rig, avatar, samples, features.RATE, look, out_size=gl_size, timer=timer
     )
-    for i, rgb in enumerate(rendered):
-        with timer.stage("composite"):
-            out = compositor.apply(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA))
-        with timer.stage("labels"):
-            out = labeler.apply(out, i / avatar.fps)
-        with timer.stage("watermark"):
-            frames.append(embed_frame(cv2.cvtColor(out, cv2.COLOR_RGB2BGR), bits))
+    with tempfile.TemporaryDirectory(prefix="dhf-bench-") as tmp:
+        wav = Path(tmp) / "a.wav"
+        media.write_wav(wav, samples, features.RATE)
+        writer = media.FrameWriter(Path(tmp) / "out.mp4", (size, size), avatar.fps, wav, {})
+        for i, rgb in enumerate(rendered):
+            with timer.stage("composite"):
+                out = compositor.apply(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA))
+            with timer.stage("labels"):
+                out = labeler.apply(out, i / avatar.fps)
+            with timer.stage("watermark"):
+                bgr = embed_frame(cv2.cvtColor(out, cv2.COLOR_RGB2BGR), bits)
+            with timer.stage("encode"):
+                writer.write(bgr)
+            frames += 1
+        with timer.stage("encode"):
+            writer.close()
     compositor.close()
-    _encode(frames, samples, avatar.fps, size, timer)
-    return _result(timer.seconds, len(frames), look, gl_size, rig_s, profile, trained_now)
+    return _result(timer.seconds, frames, look, gl_size, rig_s, profile, trained_now)
 
 
 def _result(
