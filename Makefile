@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # The one torch pin (the CPU wheel) lives in constraints.txt; step 1 below installs it.
 TORCH_PIN := $(shell grep -m1 '^torch==' constraints.txt)
 
-.PHONY: run test install install-test browser rtmp lint doctor clean
+.PHONY: run test install install-test browser rtmp gltf-validator lint doctor clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,16 @@ rtmp:
 	  $$SUDO apt-get install -y -qq nginx-light libnginx-mod-rtmp >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx-light libnginx-mod-rtmp; }; }
 
+# The Khronos glTF validator (npm, pinned) for the 3D export tests, into .tools/ (never
+# fetched at run time; the tests skip the check with the reason when it is missing).
+GLTF_VALIDATOR := .tools/gltf-validator/node_modules/gltf-validator
+gltf-validator:
+	@test -d $(GLTF_VALIDATOR) || { command -v npm >/dev/null 2>&1 && \
+	  npm install --no-audit --no-fund --silent --prefix .tools/gltf-validator \
+	  gltf-validator@2.0.0-dev.3.10 || echo "npm missing: the GLB validator test will skip"; }
+
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
-test: install-test browser rtmp
+test: install-test browser rtmp gltf-validator
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

@@ -48,6 +48,7 @@ class EventTag(StrEnum):
     RENDER_QUARANTINED = "render:quarantined"  # the speech check heard another text
     RENDER_PUBLISHED = "render:published"  # stamped, registered, downloadable
     RENDER_DOWNLOADED = "render:downloaded"
+    AVATAR_MODEL_EXPORTED = "avatar:model-exported"  # the 3D model (GLB), with its ids
     VERIFY_REQUEST = "verify:request"
     PAYMENT_FULFILLED = "payment:fulfilled"
     PAYMENT_REFUNDED = "payment:refunded"
@@ -64,8 +65,12 @@ class EventTag(StrEnum):
     SANCTION = "account:sanction"  # a step on the sanctions ladder (R20), with the reason
     LIVE_STARTED = "live:started"  # an operator started a show (who drove it, when)
     LIVE_ON_AIR = "live:on-air"  # the first frame went out
+    LIVE_STOP_REQUESTED = "live:stop-requested"  # the operator asked the show to end
     LIVE_ENDED = "live:ended"  # stopped, with the reason (stopped, max_length, gate code)
     LIVE_COMMENT = "live:comment"  # a viewer comment: matched, unmatched or refused
+    LIVE_LINE = "live:line"  # an operator typed a line (rendering, or refused by moderation)
+    LIVE_LINE_AIRED = "live:line-aired"  # an operator's line went on air
+    LIVE_CREDITS_LOW = "live:credits-low"  # credits cover fewer than LIVE_LOW_CREDIT_MINUTES
 
 
 class AuditRow(Protocol):

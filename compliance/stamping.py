@@ -5,9 +5,10 @@ MP4 with the AIGC tag) -> read the AIGC tag back -> C2PA sign -> atomic move int
 The returned record holds every id the content registry links (R15).
 
 Two stamping profiles (``profile_settings``): ``standard`` for every render, and
-``qa_answer`` for a Q&A avatar's answer clips, which carry the same labels, watermark,
-AIGC tag and C2PA manifest but no audible notice: the conversation plays a separately
-stamped notice clip once at its start and the server serves no answer before it (R26).
+``qa_answer`` for a Q&A avatar's answer clips and a live show's clips, which carry the
+same labels, watermark, AIGC tag and C2PA manifest but no audible notice: the conversation
+plays a separately stamped notice clip once at its start and the server serves no answer
+before it; a live show airs its notice clip first and again at a set interval (R26).
 """
 
 from __future__ import annotations

@@ -277,3 +277,40 @@ def tiny_voice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  
         for part in (take.wav, take.wav.with_suffix(".txt")):
             (sixteen / part.name).symlink_to(part)
     return train(sixteen, tmp_path_factory.mktemp("voice"), "tiny", progress=lambda f, s: None)
+
+
+# -- face3d: one trained face folder with its 3D rig per session (pipeline + browser) ----
+
+
+@dataclass(frozen=True)
+class Face3dFootage:
+    face: Path  # an ingest dir with model/ (tiny, 2 epochs: not a learning test) and rig3d/
+    clip: Path  # the first GRID clip it was made from
+
+
+@pytest.fixture(scope="session")
+def face3d_footage(tmp_path_factory: pytest.TempPathFactory) -> Face3dFootage:
+    from pipeline.face import ingest, train
+    from pipeline.face.profiles import profile
+    from pipeline.face3d.rig import build
+
+    train_dir = SHARED_DATA / "grid_s1" / "train"
+    clips = [train_dir / name for name in ("bbal7s.mpg", "bbaz7a.mpg")]
+    if not all(c.exists() for c in clips):
+        pytest.skip(f"shared data missing: {train_dir}")
+    face = tmp_path_factory.mktemp("face3d") / "face"
+    ingest.ingest(clips, face, "tiny")
+    train.train(face, face / "model", profile("tiny", epochs=2), lambda f, m: None)
+    build(face, face / "rig3d")
+    return Face3dFootage(face, clips[0])
+
+
+def pack_face(face: Path) -> bytes:
+    """A trained model tar (as webapp.studio.tasks packs it) holding only ``face``."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(face, arcname="face")
+    return buffer.getvalue()

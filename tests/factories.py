@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 from flask.testing import FlaskClient
@@ -306,11 +308,27 @@ def worker_process(  # type: ignore[no-untyped-def]
     With ``instance`` the worker shares no folder with the app: that is its instance
     folder (its work folder is the default ``<instance>/work``), and the app's storage,
     work and signing folders are not passed (give ``SIGNING_DIR`` in ``config``)."""
-    import os
     import subprocess
     import sys
 
     from .conftest import REPO
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "webapp.cli", "worker", "--queues", queues]
+        + (["--burst"] if burst else []),
+        env=dhf_env(app, instance, **config),
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.PIPE if burst else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if burst else subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def dhf_env(app, instance: Path | None = None, **config: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The environment of a ``dhf`` process (worker or web) for ``app``'s database, Redis
+    and storage: see ``worker_process`` for ``instance`` and ``config``."""
+    import os
 
     cfg = app.config
     folders = (
@@ -322,7 +340,7 @@ def worker_process(  # type: ignore[no-untyped-def]
             "DHF_SIGNING_DIR": cfg["SIGNING_DIR"],
         }
     )
-    env = dict(
+    return dict(
         os.environ,
         DATABASE_URL=cfg["DATABASE_URL"],
         REDIS_URL=cfg["REDIS_URL"],
@@ -333,13 +351,28 @@ def worker_process(  # type: ignore[no-untyped-def]
         **folders,
         **{f"DHF_{k}": v for k, v in config.items()},
     )
-    return subprocess.Popen(
-        [sys.executable, "-m", "webapp.cli", "worker", "--queues", queues]
-        + (["--burst"] if burst else []),
-        env=env,
-        cwd=REPO,
-        start_new_session=True,
-        stdout=subprocess.PIPE if burst else subprocess.DEVNULL,
-        stderr=subprocess.STDOUT if burst else subprocess.DEVNULL,
-        text=True,
-    )
+
+
+@contextlib.contextmanager
+def waitress(app) -> Iterator[int]:  # type: ignore[no-untyped-def]
+    """``app`` served by ``dhf serve``'s waitress server in a thread; yields its port."""
+    import threading
+
+    from webapp.cli.serve import _web_server
+
+    server = _web_server(app, "127.0.0.1", 0, 2)
+    stopped = threading.Event()
+
+    def run() -> None:
+        try:
+            server.run()
+        except (OSError, ValueError):  # the loop notices the socket closed under it
+            assert stopped.is_set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield server.effective_port
+    finally:
+        stopped.set()
+        server.close()

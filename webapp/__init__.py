@@ -43,6 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .consent.views import bp as consent_bp
     from .dashboard import bp as dashboard_bp
     from .live import bp as live_bp
+    from .live.pages import bp as live_pages_bp
     from .portal.views import bp as portal_bp
     from .public import bp as public_bp
     from .qa import bp as qa_bp
@@ -64,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(voice_bp)
     app.register_blueprint(qa_bp)
     app.register_blueprint(live_bp)
+    app.register_blueprint(live_pages_bp)
     _register_job_kinds()
     _sqlite_pragmas(app)
     return app

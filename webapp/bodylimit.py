@@ -32,6 +32,9 @@ def body_limit() -> int:
         return int(cfg["JSON_MAX_BYTES"])
     if request.endpoint in VERIFY_ENDPOINTS:
         return min(int(cfg["VERIFY_MAX_BYTES"]), int(cfg["MAX_CONTENT_LENGTH"]))
+    if request.endpoint == "live_pages.new":  # a plan with a product picture per segment
+        pictures = int(cfg["LIVE_MAX_SEGMENTS"]) * int(cfg["LIVE_CARD_IMAGE_MAX_BYTES"])
+        return min(int(cfg["JSON_MAX_BYTES"]) + pictures, int(cfg["MAX_CONTENT_LENGTH"]))
     if request.endpoint in SPOKEN_QUESTION_ENDPOINTS:
         limit = int(cfg["QA_AUDIO_MAX_BYTES"]) + MULTIPART_OVERHEAD
         return min(limit, int(cfg["MAX_CONTENT_LENGTH"]))

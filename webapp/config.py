@@ -150,7 +150,15 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_RATELIMIT_COMMENTS": "120 per minute",  # platform comment ingest, per room
     "LIVE_RATELIMIT_WATCH": "10 per minute",  # watch-page questions, per client IP
     "LIVE_RECONNECT_S": "0.5,1,2,4,8",  # waits before re-dialling a dropped RTMP output
+    "LIVE_CARD_IMAGE_MAX_BYTES": 512 * 1024,  # one product card's picture (before decoding)
+    "LIVE_CARD_IMAGE_MAX_PIXELS": 16_000_000,  # its width x height, read from its header
+    "LIVE_SCHEDULE_GRACE_S": 900,  # a scheduled show not ready this long after starts_at: missed
     "LIVE_ALLOW_LOOPBACK": False,  # tests only: outputs may be rtmp://127.0.0.1
+    "LIVE_NOTICE_INTERVAL_S": 600,  # the spoken AI notice airs at the start and this often
+    "LIVE_MINUTE_CREDITS": 30,  # credit seconds debited per started minute on air
+    "LIVE_LOW_CREDIT_MINUTES": 5,  # warn the operator when credits cover fewer minutes
+    "LIVE_MAX_LINE_CHARS": 300,  # one line an operator types during a show
+    "LIVE_RENDER_FACTOR": 5.0,  # render seconds per clip second (the airing estimate)
     "WORK_DIR": None,  # default: <instance>/work (training intermediates, unpacked models)
     "SESSION_COOKIE_SECURE": None,  # default: True in production (HTTPS only)
     "REMEMBER_COOKIE_SECURE": None,  # default: True in production

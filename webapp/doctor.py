@@ -102,6 +102,12 @@ def _whisper() -> str:
     return asr.selftest()
 
 
+def _opengl() -> str:
+    from pipeline.face3d.backend import selftest
+
+    return selftest()
+
+
 CHECKS: dict[str, Callable[[], str]] = {
     "database": _database,
     "redis": _redis,
@@ -115,6 +121,7 @@ CHECKS: dict[str, Callable[[], str]] = {
     "resemblyzer": bundled.selftest_voice_encoder,
     "dlib_face_model": bundled.selftest_dlib,
     "imwatermark_rivagan": bundled.selftest_rivagan,
+    "opengl_egl": _opengl,
 }
 
 

@@ -449,7 +449,7 @@ class CreditEntry(db.Model):  # type: ignore[name-defined]
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     owner_id: Mapped[str] = _owner()
     delta: Mapped[int] = mapped_column(Integer, nullable=False)  # credit seconds
-    # grant | refund (orders); reserve | release | spend (renders)
+    # grant | refund (orders); reserve | release | spend (renders); live (a minute on air)
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     # "<kind>:<order or render id>": each movement happens at most once
     idem_key: Mapped[str] = mapped_column(String(80), nullable=False)
@@ -681,6 +681,13 @@ class LiveCommentStatus(StrEnum):
     REJECTED = "rejected"  # refused by moderation: never matched, never aired
 
 
+class LiveLineStatus(StrEnum):
+    RENDERING = "rendering"  # its render is queued or running on the gpu queue
+    QUEUED = "queued"  # rendered and handed to the show: it airs at the next boundary
+    AIRED = "aired"  # it went on air (``aired_at``)
+    FAILED = "failed"  # its render failed, or the show ended before it aired
+
+
 class LiveRoom(db.Model):  # type: ignore[name-defined]
     """A live show of one avatar: its plan (``LiveSegment`` rows), the idle loop, the Q&A
     deployment that answers comments, its limits and its output URLs."""
@@ -701,8 +708,17 @@ class LiveRoom(db.Model):  # type: ignore[name-defined]
     idle_render_id: Mapped[str | None] = mapped_column(
         ForeignKey("renders.id", ondelete="SET NULL")
     )
+    # the spoken AI notice (purpose live_notice, every label): aired first and then again
+    # every LIVE_NOTICE_INTERVAL_S; the room's other clips carry no audible notice
+    notice_render_id: Mapped[str | None] = mapped_column(
+        ForeignKey("renders.id", ondelete="SET NULL")
+    )
     max_seconds: Mapped[int] = mapped_column(Integer, nullable=False)  # the show ends here
     starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # planned
+    # the scheduled start: scheduled | waiting (clips not ready at starts_at) | started |
+    # missed (still not ready after LIVE_SCHEDULE_GRACE_S) | refused (see schedule_note)
+    schedule_state: Mapped[str | None] = mapped_column(String(16))
+    schedule_note: Mapped[str | None] = mapped_column(Text)  # why, for the owner
     outputs: Mapped[list[str]] = _json(list)  # rtmp(s):// ingest URLs (secret stream keys)
     status: Mapped[LiveRoomStatus] = _state(
         LiveRoomStatus, "ck_live_rooms_status", LiveRoomStatus.DRAFT
@@ -728,6 +744,8 @@ class LiveSegment(db.Model):  # type: ignore[name-defined]
     title: Mapped[str] = mapped_column(String(120), nullable=False)
     script: Mapped[str] = mapped_column(Text, nullable=False)
     render_id: Mapped[str | None] = mapped_column(ForeignKey("renders.id", ondelete="SET NULL"))
+    # the product card drawn on its frames: {title, price, image_blob_id?} (vault blob)
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = _created()
     __table_args__ = (UniqueConstraint("room_id", "position", name="uq_live_segments_position"),)
 
@@ -751,3 +769,37 @@ class LiveComment(db.Model):  # type: ignore[name-defined]
     score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = _created()
     aired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LiveLine(db.Model):  # type: ignore[name-defined]
+    """A line an operator typed during a show: moderated, rendered on the fly as an
+    ordinary render (purpose ``live_clip``) and spliced in at the next boundary."""
+
+    __tablename__ = "live_lines"
+    id: Mapped[str] = _id()
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("live_rooms.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    operator_id: Mapped[str] = mapped_column(String(32), nullable=False)  # who typed it
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    render_id: Mapped[str | None] = mapped_column(ForeignKey("renders.id", ondelete="SET NULL"))
+    status: Mapped[LiveLineStatus] = _state(
+        LiveLineStatus, "ck_live_lines_status", LiveLineStatus.RENDERING
+    )
+    airs_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the estimate
+    created_at: Mapped[datetime] = _created()
+    aired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LiveLogEntry(db.Model):  # type: ignore[name-defined]
+    """A room's operator log: who drove the show and when (each entry is also audited)."""
+
+    __tablename__ = "live_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("live_rooms.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    actor_id: Mapped[str | None] = mapped_column(String(32))  # the operator; None: the show
+    tag: Mapped[str] = mapped_column(String(40), nullable=False)  # the audit event's tag
+    data: Mapped[dict[str, Any]] = _json()
+    created_at: Mapped[datetime] = _created()

@@ -11,7 +11,8 @@ from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # The pages load only their own scripts and styles from /static: no inline code.
-# blob:/data: for the recorder previews and generated plots; mediastream: for the camera.
+# blob:/data: for the recorder previews and generated plots; mediastream: for the camera;
+# connect-src blob: for the 3D page (three.js fetches the GLB's own textures as blobs).
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
@@ -19,7 +20,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "style-src 'self'",
         "img-src 'self' data: blob:",
         "media-src 'self' blob: mediastream:",
-        "connect-src 'self'",
+        "connect-src 'self' blob:",
         "object-src 'none'",
         "base-uri 'self'",
         "frame-ancestors 'none'",

@@ -5,12 +5,15 @@ drives it with held-out GRID audio for ``seconds``, and times per frame: the fac
 (audio features, shape prediction, mouth retrieval: one pass over the whole script,
 shared by its frames), blending (template frame read + mouth paste), compositing at
 ``size`` x ``size`` (half-body framing, background replacement, tone), labels, the
-invisible watermark and H.264 encoding.
+invisible watermark and H.264 encoding (frames stream into the encoder as they come).
+``footage_height`` (``--footage-height 1080``) runs the same on the training clips
+upscaled to that height, output at the footage's own size (source framing).
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +28,7 @@ from compliance.labels import Labeler
 from compliance.payload import PayloadCodec
 from compliance.watermark import embed_frame
 
-from . import features
+from . import features, ingest
 from .composite import CompositeOptions, Compositor
 from .evaluate import clips_in, log, prepare, work_root
 from .render import FaceRig, Timer, iter_frames
@@ -44,54 +47,86 @@ def script_audio(heldout: Path, seconds: float) -> npt.NDArray[Any]:
     return np.concatenate(chunks)[: int(seconds * features.RATE)]
 
 
+def hd_footage(data_dir: Path, work: Path, height: int, clips: int = 8) -> Path:
+    """An ingest of ``clips`` training clips upscaled to ``height`` (cached in ``work``).
+
+    Stands in for a customer's HD selfie video: the frames, crops and paste run at that
+    resolution (the shape model is resolution-free, so the eval's checkpoint drives it)."""
+    out = work / f"hd-{height}"
+    if (out / ingest.MANIFEST).exists():
+        return out
+    sources = clips_in(Path(data_dir) / "train")[:clips]
+    videos = []
+    with tempfile.TemporaryDirectory(prefix="dhf-hd-") as tmp:
+        for clip in sources:
+            video = Path(tmp) / f"{clip.stem}.mp4"
+            media.ffmpeg(
+                ["-i", str(clip), "-vf", f"scale=-2:{height}:flags=lanczos", "-c:v", "libx264",
+                 "-crf", "14", "-c:a", "aac", str(video)]
+            )  # fmt: skip
+            videos.append(video)
+        log(f"ingesting {len(videos)} clips upscaled to {height} px high into {out}")
+        ingest.ingest(videos, out, "cpu")
+    return out
+
+
 def bench(
-    data_dir: Path | str, seconds: float = 10.0, size: int = 512, profile: str = "cpu"
+    data_dir: Path | str,
+    seconds: float = 10.0,
+    size: int = 512,
+    profile: str = "cpu",
+    footage_height: int = 0,
 ) -> dict[str, Any]:
+    """Per-stage fps; ``footage_height`` > 0: on footage of that height, output at its size."""
     work = work_root(profile)
     trained_now = not (work / "model" / "model.pt").exists()
     if trained_now:
         log(f"no trained {profile} model in {work}: training one first")
         prepare(Path(data_dir) / "train", profile, work)
-    avatar = FaceRig.load(work)
+    source = hd_footage(Path(data_dir), work, footage_height) if footage_height else work
+    avatar = FaceRig.load(source, work / "model" / "model.pt")
     samples = script_audio(Path(data_dir) / "heldout", seconds)
     timer = Timer()
-    compositor = Compositor(
-        avatar,
-        CompositeOptions(size=(size, size), framing="half", background=(32, 96, 160), tone="warm"),
+    options = CompositeOptions(
+        size=None if footage_height else (size, size),
+        framing="source" if footage_height else "half",
+        background=(32, 96, 160),
+        tone="warm",
     )
-    labeler = Labeler(size, size)
+    compositor = Compositor(avatar, options)
+    out_size = compositor.size
+    labeler = Labeler(*out_size)
     bits = PayloadCodec([BENCH_KEY]).encode("0123456789abcdef")
-    frames = []
-    for i, rgb in enumerate(iter_frames(avatar, samples, features.RATE, timer=timer)):
-        with timer.stage("composite"):
-            out = compositor.apply(rgb)
-        with timer.stage("labels"):
-            out = labeler.apply(out, i / avatar.fps)
-        with timer.stage("watermark"):
-            frames.append(embed_frame(cv2.cvtColor(out, cv2.COLOR_RGB2BGR), bits))
-    compositor.close()
-    _encode(frames, samples, avatar.fps, size, timer)
-    return _result(timer.seconds, len(frames), seconds, size, profile, trained_now)
-
-
-def _encode(
-    frames: list[npt.NDArray[Any]], samples: npt.NDArray[Any], fps: float, size: int, timer: Timer
-) -> None:
+    frames = 0
     with tempfile.TemporaryDirectory(prefix="dhf-bench-") as tmp:
         wav = Path(tmp) / "a.wav"
         media.write_wav(wav, samples, features.RATE)
-        with timer.stage("encode"):
-            writer = media.FrameWriter(Path(tmp) / "out.mp4", (size, size), fps, wav, {})
-            for bgr in frames:
+        writer = media.FrameWriter(Path(tmp) / "out.mp4", out_size, avatar.fps, wav, {})
+        for i, rgb in enumerate(iter_frames(avatar, samples, features.RATE, timer=timer)):
+            with timer.stage("composite"):
+                out = compositor.apply(rgb)
+            with timer.stage("labels"):
+                out = labeler.apply(out, i / avatar.fps)
+            with timer.stage("watermark"):
+                bgr = embed_frame(cv2.cvtColor(out, cv2.COLOR_RGB2BGR), bits)
+            with timer.stage("encode"):
                 writer.write(bgr)
+            frames += 1
+        with timer.stage("encode"):
             writer.close()
+    compositor.close()
+    result = _result(timer.seconds, frames, seconds, out_size, profile, trained_now)
+    result["footage_size"] = avatar.manifest["size"]
+    result["crop_scale_px_per_iod"] = avatar.manifest["crop_scale"]
+    result["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result
 
 
 def _result(
     stages: dict[str, float],
     frames: int,
     seconds: float,
-    size: int,
+    size: tuple[int, int],
     profile: str,
     trained_now: bool,
 ) -> dict[str, Any]:
@@ -100,7 +135,7 @@ def _result(
     everything = sum(stages.values())
     return {
         "profile": profile,
-        "size": [size, size],
+        "size": list(size),
         "audio_seconds": seconds,
         "frames": frames,
         "fps_per_stage": fps,

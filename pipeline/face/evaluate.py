@@ -7,6 +7,11 @@ the plain looped template (training frames played from the start). Metrics:
 
 - LMD: mean over frames and the 40 FACEMESH_LIPS points of the Euclidean distance, each
   point relative to the nose tip (1) and divided by the inter-ocular distance (33-263);
+  this counts head pose: a template turned a little from the real clip's pose scores
+  as mouth error;
+- pose-stabilised LMD: the same distance with each frame's lips mapped into the canonical
+  frame by the similarity fitted on its own rigid upper-face points (as the PSNR crop
+  below), so only the mouth's own shape and place under the face counts;
 - opening: inner-lip gap |p14 - p13| / IOD; Pearson correlation per clip, averaged;
 - AV offset: the lag (frames, -6..6) of the best opening cross-correlation, summed over
   clips (positive: the render is late); also the mean absolute per-clip lag;
@@ -18,6 +23,8 @@ the plain looped template (training frames played from the start). Metrics:
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import resource
 import sys
@@ -57,15 +64,22 @@ def clips_in(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_EXTS)
 
 
-def prepare(train_dir: Path, profile: str, work: Path) -> dict[str, float]:
-    """Ingest and train into ``work``; return the timings."""
+def prepare(train_dir: Path, profile: str, work: Path, reuse: bool = False) -> dict[str, float]:
+    """Ingest and train into ``work``; return the timings (``reuse``: keep a trained one)."""
     work.mkdir(parents=True, exist_ok=True)
+    timings = work / "timings.json"
+    if reuse and timings.exists() and (work / "model" / "model.pt").exists():
+        log(f"reusing the ingest and model in {work}")
+        loaded: dict[str, float] = json.loads(timings.read_text())
+        return loaded
     started = time.perf_counter()
     ingest.ingest(clips_in(train_dir), work, profile, progress=_ingest_progress)
     ingested = time.perf_counter()
     train.train(work, work / "model", profile, lambda f, m: log(f"train {100 * f:.0f}%: {m}"))
     done = time.perf_counter()
-    return {"ingest_seconds": ingested - started, "train_seconds": done - ingested}
+    result = {"ingest_seconds": ingested - started, "train_seconds": done - ingested}
+    timings.write_text(json.dumps(result))
+    return result
 
 
 def _ingest_progress(fraction: float, message: str) -> None:
@@ -77,6 +91,12 @@ def track(frames: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
     """FaceMesh points (N, 478, 2) of a clip, gaps filled from neighbours."""
     tracks = [p if p is None else p[:, :2] for p in lm.detect(frames, video=True)]
     return lm.fill_missing(tracks)[0]
+
+
+@functools.lru_cache(maxsize=128)
+def track_clip(path: Path) -> npt.NDArray[Any]:
+    """``track`` of a real clip's frames, once per evaluation (both protocols use it)."""
+    return track(list(media.frames(path)))
 
 
 def mouth_crops(
@@ -93,6 +113,11 @@ def mouth_crops(
         )
         out.append(cv2.warpAffine(rgb, affine, size, flags=cv2.INTER_AREA))
     return out
+
+
+def canonical_lips(points: npt.NDArray[Any], reference: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """(N, 40, 2) lips of each frame in the canonical frame fitted on its rigid points."""
+    return np.stack([lm.apply(lm.to_canonical(p, reference), p[list(lm.LIPS)]) for p in points])
 
 
 def best_lag(real: npt.NDArray[Any], fake: npt.NDArray[Any]) -> tuple[int, npt.NDArray[Any]]:
@@ -121,6 +146,9 @@ def score(
     """All per-clip figures of ``fake`` frames against the real ones."""
     pts = track(fake)
     lmd = np.linalg.norm(lm.normalised_lips(pts) - lm.normalised_lips(real_pts), axis=-1).mean()
+    lmd_pose = np.linalg.norm(
+        canonical_lips(pts, reference) - canonical_lips(real_pts, reference), axis=-1
+    ).mean()
     o_real, o_fake = lm.opening(real_pts), lm.opening(pts)
     lag, lags = best_lag(o_real, o_fake)
     crops_r = mouth_crops(real, real_pts, reference)
@@ -139,6 +167,7 @@ def score(
     )
     return {
         "lmd": float(lmd),
+        "lmd_pose": float(lmd_pose),
         "opening_corr": _corr(o_real, o_fake),
         "lag": lag,
         "lag_scores": lags,
@@ -150,15 +179,49 @@ def score(
 
 
 def evaluate(
-    train_dir: Path | str, heldout_dir: Path | str, profile: str = "cpu"
+    train_dir: Path | str,
+    heldout_dir: Path | str,
+    profile: str = "cpu",
+    reuse: bool = False,
+    product: bool = True,
+    voice_profile: str | None = None,
 ) -> dict[str, Any]:
+    """The real-audio protocol and (``product``) the product path of ``product.py``.
+
+    ``reuse`` keeps an ingest, face model and voice already trained in the work dir."""
     work = work_root(profile)
     log(f"profile {profile}: ingest + train on {train_dir} (work dir {work})")
-    timings = prepare(Path(train_dir), profile, work)
+    timings = prepare(Path(train_dir), profile, work, reuse)
     avatar = FaceRig.load(work)
+    heldout = clips_in(Path(heldout_dir))
+    result = real_audio(avatar, heldout)
+    result = {"profile": profile, "train_clips": len(clips_in(Path(train_dir))), **result}
+    result["timing"] = {
+        **{k: round(v, 1) for k, v in timings.items()},
+        **result.pop("render"),
+        "cpu_threads": 2,
+    }
+    if product:
+        from .composite import CompositeOptions
+        from .product import product_path, train_voice
+
+        voiced = train_voice(Path(train_dir), work, voice_profile or profile, reuse)
+        result["product_path"] = product_path(
+            avatar, work / "voice" / "voice.pt", heldout, CompositeOptions()
+        )
+        result["product_path"].update(voiced)
+    result["timing"]["peak_memory_mb"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+    )
+    result["load_average_1min"] = round(os.getloadavg()[0], 2)
+    result["training_report"] = _training_report(work)
+    return result
+
+
+def real_audio(avatar: FaceRig, heldout: list[Path]) -> dict[str, Any]:
+    """Each held-out clip rendered from its real audio, scored against the real frames."""
     per_clip: dict[str, list[dict[str, Any]]] = {"model": [], "template": []}
     render_s, rendered = 0.0, 0
-    heldout = clips_in(Path(heldout_dir))
     for n, clip in enumerate(heldout):
         real = list(media.frames(clip))
         samples = media.audio(clip, features.RATE)
@@ -169,38 +232,35 @@ def evaluate(
         floor = [
             avatar.template_frame(int(i)) for i in template_indices(avatar.manifest, len(real))
         ]
-        real_pts = track(real)
+        real_pts = track_clip(clip)
         reference = lm.reference_stable(real_pts)
         per_clip["model"].append(score(real, fake, real_pts, reference))
         per_clip["template"].append(score(real, floor, real_pts, reference))
         m, f = per_clip["model"][-1], per_clip["template"][-1]
         log(
             f"{n + 1}/{len(heldout)} {clip.name}: LMD {m['lmd']:.4f} (floor {f['lmd']:.4f}) "
+            f"pose LMD {m['lmd_pose']:.4f} (floor {f['lmd_pose']:.4f}) "
             f"corr {m['opening_corr']:.2f} lag {m['lag']} PSNR {m['psnr']:.1f}"
         )
-    result = {
-        "profile": profile,
-        "train_clips": len(clips_in(Path(train_dir))),
+    model, floor_ = summarise(per_clip["model"]), summarise(per_clip["template"])
+    return {
         "heldout_clips": len(heldout),
-        "model": summarise(per_clip["model"]),
-        "template_floor": summarise(per_clip["template"]),
+        "model": model,
+        "template_floor": floor_,
+        "lmd_ratio": model["lmd"] / floor_["lmd"],
+        "lmd_pose_ratio": model["lmd_pose"] / floor_["lmd_pose"],
+        "render": {
+            "render_fps": round(rendered / max(render_s, 1e-9), 1),
+            "render_frames": rendered,
+        },
     }
-    result["lmd_ratio"] = result["model"]["lmd"] / result["template_floor"]["lmd"]
-    result["timing"] = {
-        **{k: round(v, 1) for k, v in timings.items()},
-        "render_fps": round(rendered / max(render_s, 1e-9), 1),
-        "render_frames": rendered,
-        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "cpu_threads": 2,
-    }
-    result["training_report"] = _training_report(work)
-    return result
 
 
 def summarise(clips: list[dict[str, Any]]) -> dict[str, Any]:
     summed = np.sum([c["lag_scores"] for c in clips], axis=0)
     return {
         "lmd": float(np.mean([c["lmd"] for c in clips])),
+        "lmd_pose": float(np.mean([c["lmd_pose"] for c in clips])),
         "opening_corr": float(np.mean([c["opening_corr"] for c in clips])),
         "av_offset_frames": int(np.argmax(summed)) - MAX_LAG,
         "av_offset_abs_mean_per_clip": float(np.mean([abs(c["lag"]) for c in clips])),
@@ -212,8 +272,6 @@ def summarise(clips: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _training_report(work: Path) -> dict[str, Any]:
-    import json
-
     report = json.loads((work / "model" / "report.json").read_text())
     report.pop("history", None)
     return report

@@ -34,6 +34,8 @@ from .profiles import FaceProfile, profile
 
 CROP_BOX = (-0.8, 0.3, 0.8, 1.9)  # canonical x0, y0, x1, y1 of the lower face (IOD units)
 MANIFEST = "manifest.json"
+MAX_FRAME = (1920, 1080)  # long and short side of the stored frames: output up to 1080p
+RESAMPLE = cv2.INTER_CUBIC  # crops and pastes: bilinear twice blurred a 1:1 round trip
 
 
 @dataclass
@@ -62,15 +64,34 @@ def crop_size(scale: float) -> tuple[int, int]:
     return round((x1 - x0) * scale), round((y1 - y0) * scale)
 
 
+def fit_size(width: int, height: int) -> tuple[int, int]:
+    """The stored frame size: the footage's own, shrunk (never enlarged) to fit 1080p in
+    either orientation; even sides for the encoder."""
+    long_side, short_side = max(width, height), min(width, height)
+    scale = min(1.0, MAX_FRAME[0] / long_side, MAX_FRAME[1] / short_side)
+    if scale >= 1.0:
+        return width, height
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def fitted(rgb: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """A frame at its stored size (``fit_size``)."""
+    size = fit_size(rgb.shape[1], rgb.shape[0])
+    if size == (rgb.shape[1], rgb.shape[0]):
+        return rgb
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
 def read_clip(path: str | os.PathLike[str], frames_dir: Path, first: int) -> Clip:
-    """Track one clip, writing its frames as JPEGs numbered from ``first`` as they stream by
-    (a long recording never sits in memory)."""
+    """Track one clip, writing its frames (at most 1080p) as JPEGs numbered from ``first``
+    as they stream by: memory stays one frame whatever the footage's length."""
     info = media.video_facts(path)
     size = (0, 0)
 
     def stream() -> Iterator[npt.NDArray[Any]]:
         nonlocal size
-        for i, rgb in enumerate(media.frames(path)):
+        for i, decoded in enumerate(media.frames(path)):
+            rgb = fitted(decoded)
             name = os.fspath(frames_dir / f"{first + i:06d}.jpg")
             cv2.imwrite(name, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
             size = (rgb.shape[1], rgb.shape[0])
@@ -83,6 +104,13 @@ def read_clip(path: str | os.PathLike[str], frames_dir: Path, first: int) -> Cli
     mel = features.log_mel(samples, features.RATE, len(tracks), fps)
     energy = features.energy_db(samples, features.RATE, len(tracks), fps)
     return Clip(len(tracks), size, fps, points, found, mel, energy)
+
+
+def native_scale(points: npt.NDArray[Any]) -> float:
+    """Crop pixels per IOD: the footage's own largest inter-ocular distance (pixels), so a
+    crop is never coarser than the frame it came from and a pasted mouth is never enlarged
+    (scale <= 1.0) in any frame."""
+    return float(np.ceil(lm.inter_ocular(points).max()))
 
 
 def stabilised_transforms(
@@ -155,7 +183,8 @@ def _finish(
     for c in clips:
         s, e = c["start"], c["end"]
         c["loop_points"] = loop_points(data["energy"][s:e], openings[s:e], cfg.silence_db)
-    crops = _write_crops(work, cfg.crop_scale, transforms)
+    scale = native_scale(points)
+    crops = _write_crops(work, scale, transforms)
     np.save(work / "points.npy", points.astype(np.float32))
     np.save(work / "found.npy", data["found"])
     np.save(work / "transforms.npy", transforms.astype(np.float32))
@@ -170,7 +199,7 @@ def _finish(
         "clips": clips,
         "reference": reference.tolist(),
         "crop_box": list(CROP_BOX),
-        "crop_scale": cfg.crop_scale,
+        "crop_scale": scale,
         "crop_size": list(crops),
         "face_found": float(np.mean(data["found"])),
     }
@@ -192,7 +221,7 @@ def _write_crops(work: Path, scale: float, transforms: npt.NDArray[Any]) -> tupl
             bgr,
             crop_affine(affine, scale),
             (width, height),
-            flags=cv2.INTER_LINEAR,
+            flags=RESAMPLE,
             borderMode=cv2.BORDER_REPLICATE,
         )
         out[i] = crop[..., ::-1]

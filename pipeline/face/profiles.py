@@ -15,7 +15,9 @@ from ..profiles import lookup
 class FaceProfile:
     name: str
     # ingest
-    crop_scale: float = 80.0  # pixels per inter-ocular distance of the canonical mouth crops
+    # unused since issue 20 (ingest sizes the crops from the footage's own inter-ocular
+    # distance, ingest.native_scale); kept so checkpoints that store it still load
+    crop_scale: float = 80.0
     # model (audio -> lip shape)
     channels: int = 96  # width of the temporal conv net
     blocks: int = 3  # residual dilated blocks (dilations 1, 2, 4, ...)
@@ -29,6 +31,13 @@ class FaceProfile:
     window: int = 48  # video frames per training chunk
     lr: float = 2e-3
     weight_decay: float = 1e-4
+    # early stopping: > 0 stops a net after this many epochs without a held-back loss
+    # min_delta (relative) better than its best. Off: measured on the tiny profile (GRID,
+    # issue 20) the one-cycle schedule's held-back loss is noisy and flat at the high
+    # learning rate, then falls while it anneals (best at epoch 49 of 60): patience 5-10
+    # stopped at epoch 7-26 with a 1.19-1.62x worse held-back loss, 15-20 never stopped
+    patience: int = 0
+    min_delta: float = 0.005
     val_fraction: float = 0.1  # last clips held back for the quality report / best checkpoint
     seed: int = 0
     # rendering
@@ -43,7 +52,6 @@ class FaceProfile:
 PROFILES = {
     "tiny": FaceProfile(
         name="tiny",
-        crop_scale=40.0,
         channels=32,
         blocks=2,
         components=8,
@@ -54,7 +62,7 @@ PROFILES = {
         ensemble=1,
     ),
     "cpu": FaceProfile(name="cpu"),
-    "gpu": FaceProfile(name="gpu", crop_scale=96.0, channels=192, blocks=4, epochs=300),
+    "gpu": FaceProfile(name="gpu", channels=192, blocks=4, epochs=300),
 }
 
 

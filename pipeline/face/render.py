@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,7 +219,7 @@ class Blender:
         moved = shifted.copy()
         moved[:, 2] -= moved[:, :2] @ (offset * self.scale)
         patch = cv2.warpAffine(
-            crop, moved, roi, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            crop, moved, roi, flags=ingest.RESAMPLE, borderMode=cv2.BORDER_REPLICATE
         )
         alpha = cv2.warpAffine(self.mask, shifted, roi, flags=cv2.INTER_LINEAR)[..., None]
         out = frame.copy()
@@ -306,10 +306,16 @@ def render_video(
     settings: ComplianceSettings,
     composite: CompositeOptions | None = None,
     progress: Progress | None = None,
+    frames: Iterator[npt.NDArray[Any]] | None = None,
+    overlay: Callable[[npt.NDArray[Any]], npt.NDArray[Any]] | None = None,
     loop: bool = False,
 ) -> StampRecord:
-    """Render, composite, encode and stamp the final MP4 (the record for the registry);
-    ``loop`` as in ``iter_frames``."""
+    """Render, composite, encode and stamp the final MP4 (the record for the registry).
+
+    ``frames`` replaces the 2D frames (a 3D look's, ``pipeline.face3d.render``): the
+    compositing, encoding and stamping stay the same. ``overlay`` draws on each composited
+    RGB frame before stamping (a live segment's product card), so the labels and the
+    watermark are applied to the final pictures. ``loop`` as in ``iter_frames``."""
     report = progress or (lambda fraction, message: None)
     compositor = Compositor(avatar, composite or CompositeOptions())
     total = frame_count(avatar, samples, rate)
@@ -321,8 +327,12 @@ def render_video(
         raw = Path(tmp) / "raw.mp4"
         writer = media.FrameWriter(raw, compositor.size, avatar.fps, wav, {}, crf=14)
         try:
-            for i, frame in enumerate(iter_frames(avatar, samples, rate, loop=loop)):
-                writer.write(cv2.cvtColor(compositor.apply(frame), cv2.COLOR_RGB2BGR))
+            source = frames if frames is not None else iter_frames(avatar, samples, rate, loop=loop)
+            for i, frame in enumerate(source):
+                picture = compositor.apply(frame)
+                if overlay is not None:
+                    picture = overlay(picture)
+                writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
                 if i % 25 == 0:
                     report(0.6 * i / total, "rendering")
         finally:

@@ -157,6 +157,7 @@ def train(
     model = Ensemble(cfg, len(data.space.scale))
     untrained = evaluate_split(data, lambda mel: predict(model.eval(), mel))
     history: dict[str, list[float]] = {}
+    epochs_run: list[int] = []
     for i, member in enumerate(model.members):
         torch.manual_seed(cfg.seed + i)
         member.load_state_dict(AudioToShape(cfg, len(data.space.scale)).state_dict())
@@ -170,6 +171,7 @@ def train(
             ),
         )
         member.load_state_dict(best)
+        epochs_run.append(len(curves["val"]))
         history.update({f"{k} (net {i + 1})": v for k, v in curves.items()})
         save_checkpoint(
             out / "model.pt",
@@ -184,6 +186,7 @@ def train(
         "train_seconds": round(time.perf_counter() - started, 1),
         "frames": int(sum(len(y) for _, y in data.train + data.val)),
         "held_back_segments": len(data.val),
+        "epochs": {"planned": cfg.epochs, "run": epochs_run, "patience": cfg.patience},
         "model": evaluate_split(data, lambda mel: predict(model.eval(), mel)),
         "ridge_baseline": evaluate_split(data, ridge.predict),
         "mean_shape": evaluate_split(
@@ -208,6 +211,7 @@ def _run(
     scale = torch.from_numpy(data.space.scale)
     history: dict[str, list[float]] = {"train": [], "val": []}
     best_val, best = float("inf"), {k: v.clone() for k, v in model.state_dict().items()}
+    stale = 0  # epochs since the held-back loss last improved by min_delta
     for epoch in range(cfg.epochs):
         model.train()
         losses = []
@@ -222,12 +226,16 @@ def _run(
         val = _val_loss(model, data, scale)
         history["train"].append(float(np.mean(losses)))
         history["val"].append(val)
+        stale = 0 if val < best_val * (1 - cfg.min_delta) else stale + 1
         if val < best_val:
             best_val, best = val, {k: v.clone() for k, v in model.state_dict().items()}
         if epoch % 10 == 0 or epoch == cfg.epochs - 1:
             report(
                 (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}: train {losses[-1]:.4f} val {val:.4f}"
             )
+        if cfg.patience and stale >= cfg.patience:
+            report(1.0, f"stopped early at epoch {epoch + 1}: held-back loss flat")
+            break
     return history, best
 
 

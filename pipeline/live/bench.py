@@ -159,12 +159,16 @@ def _figures(
     answers = [a for a in engine.aired if a.key.startswith("answer:")]
     waits = [a.at - t for t, a in zip(comments["asked"], answers, strict=False)]
     heard = _answers_heard(pulled, answer, [a.frame / fps for a in answers])
-    # segments whose measured moment (3.5-5.5 s in, +-3 s) lies inside the recording
-    # (a viewer may miss the last second or two when the publisher leaves)
+    # segments played whole (not interrupted by an answer) whose measured moment (3.5-5.5 s
+    # in, +-3 s) lies inside the recording (a viewer may miss the last second or two when
+    # the publisher leaves)
+    resumed = {a.key for a in engine.aired if a.offset}
     on_air = [
         a
         for a in engine.aired
-        if a.key.startswith("segment:") and a.frame / fps + 9.0 < facts.video_s
+        if a.key.startswith("segment:")
+        and a.key not in resumed
+        and a.frame / fps + 9.0 < facts.video_s
     ]
     drift = {}
     if on_air:
@@ -184,6 +188,7 @@ def _figures(
             "frames": stats.frames,
             "idle_frames": stats.idle_frames,
             "late_frames": stats.late_frames,
+            "cuts_for_answers": stats.cuts,
             "max_lag_s": round(stats.max_lag_s, 3),
             "relays": {k: vars(v) for k, v in stats.relays.items()},
         },

@@ -13,9 +13,18 @@ whatever the CPU does. The thread paces itself to the wall clock (frame ``k`` is
 skipped or duplicated, so the output timeline stays exact.
 
 **Never a stall.** At every clip boundary the next clip is, in this order: a spliced
-answer, the next programme segment, else the idle loop. The idle loop plays until
-something is queued and is then cut at the next frame. Clips are prepared (audio
-decoded) by whoever queues them, not on the clock thread.
+answer, the rest of a segment an answer interrupted, the next programme segment, else
+the idle loop. The idle loop plays until something is queued and is then cut at the
+next frame. Clips are prepared (audio decoded) by whoever queues them, not on the clock
+thread.
+
+**Answers do not wait for the end of a segment.** When a clip is loaded its audio is
+searched for natural pauses (:func:`pauses`: at least ``pause_s`` well below the clip's
+speech level); an answer queued while a segment plays is cut in at the segment's next
+pause, and the segment resumes where it stopped once the answer (and any answer queued
+behind it) has played. The cut lies in silence, so the sound has no click; the picture
+cross-fades over ``crossfade_frames`` so it does not jump. Frames and samples still come
+from one count, so the one-clock guarantee is unchanged.
 
 **Outputs.** The encoder runs once; each output is a copying relay fed from its own queue,
 so a platform that drops the connection does not touch the others. A relay that exits is
@@ -30,6 +39,7 @@ the likeness gate and calls :meth:`Engine.abort` (outputs killed at once) or
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import queue
 import subprocess
@@ -65,6 +75,10 @@ class EngineOptions:
     backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)  # relay restart waits
     stable_s: float = 10.0  # a relay that ran this long starts its back-off from the start
     queue_frames: int = 50  # raw frames buffered toward the encoder (2 s at 25 fps)
+    pause_s: float = 0.2  # the shortest quiet span an answer may be cut in at
+    pause_db: float = -30.0  # "quiet": this far below the clip's speech level (95th pct)
+    min_tail_s: float = 0.6  # a segment this close to its end is finished, not cut
+    crossfade_frames: int = 3  # pictures blended where a clip is cut mid-way
 
     @property
     def samples_per_frame(self) -> int:
@@ -73,14 +87,41 @@ class EngineOptions:
         return self.sample_rate // self.fps
 
 
+def pauses(pcm: npt.NDArray[Any], options: EngineOptions) -> frozenset[int]:
+    """Output frame indices at which a clip may be cut cleanly: the frame boundary nearest
+    the middle of each quiet span of at least ``pause_s`` (20 ms windows whose level is
+    ``pause_db`` or more below the clip's 95th-percentile level). Relative, so a noisy
+    recording and a clean synthetic voice both have pauses; none in a silent clip."""
+    window = options.sample_rate // 50
+    n = len(pcm) // window
+    if n < 2:
+        return frozenset()
+    rms = np.sqrt(np.mean(np.square(pcm[: n * window].astype(np.float64).reshape(n, window)), 1))
+    reference = float(np.percentile(rms, 95))
+    if reference <= 0:
+        return frozenset()
+    quiet = rms < reference * 10 ** (options.pause_db / 20)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    spf, shortest = options.samples_per_frame, options.pause_s * 50
+    cuts = set()
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        if end - start >= shortest:
+            middle = (start + end) * window / 2
+            cuts.add(int(round(middle / spf)))
+    return frozenset(cuts)
+
+
 class Clip:
-    """A stamped clip ready to play: its audio decoded now, its frames decoded while it
-    plays (scaled to the output size, picked by time so any source frame rate works)."""
+    """A stamped clip ready to play: its audio decoded now (and its pauses found), its
+    frames decoded while it plays (scaled to the output size, picked by time so any source
+    frame rate works)."""
 
     def __init__(self, path: str | os.PathLike[str], key: str, options: EngineOptions):
         self.path, self.key, self.options = Path(path), key, options
         pcm = media.audio(self.path, options.sample_rate)
         self.audio: npt.NDArray[np.int16] = (np.clip(pcm, -1, 1) * 32767).astype(np.int16)
+        self.length = -(-len(self.audio) // options.samples_per_frame)  # frames, by its sound
+        self.cuts = pauses(pcm, options)
 
     def frames(self) -> Iterator[tuple[bytes, bytes]]:
         """``(yuv420p frame, PCM s16le for that frame)`` pairs on the output clock."""
@@ -111,11 +152,22 @@ class Clip:
 
 @dataclass
 class Aired:
-    """One clip that went on air: its key, the output frame it started at, and when."""
+    """One clip that went on air: its key, the output frame it started at, and when;
+    ``offset`` > 0 is the rest of a segment resumed after an answer, from that frame of
+    the clip."""
 
     key: str
     frame: int
     at: float  # time.monotonic() when its first frame was handed to the encoder
+    offset: int = 0
+
+
+class Playing:
+    """A clip on air (or interrupted): its frame iterator and how far it has got."""
+
+    def __init__(self, clip: Clip, *, answer: bool = False):
+        self.clip, self.answer, self.index = clip, answer, 0
+        self.frames: Iterator[tuple[bytes, bytes]] = clip.frames()
 
 
 @dataclass
@@ -131,6 +183,7 @@ class EngineStats:
     frames: int = 0  # output frames written
     idle_frames: int = 0
     late_frames: int = 0  # written more than one frame period after they were due
+    cuts: int = 0  # segments interrupted at a pause for an answer
     max_lag_s: float = 0.0  # the latest a frame was written after it was due
     started_at: float | None = None  # time.monotonic() of the first frame
     relays: dict[str, RelayStats] = field(default_factory=dict)
@@ -325,6 +378,7 @@ class Engine:
         self.aired: list[Aired] = []
         self._program: collections.deque[Clip] = collections.deque()
         self._answers: collections.deque[Clip] = collections.deque()
+        self._resume: Playing | None = None  # a segment interrupted by an answer
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._aborted = threading.Event()
@@ -347,9 +401,10 @@ class Engine:
             self._answers.append(clip)
 
     def pending(self) -> int:
-        """Segments and answers queued and not yet on air."""
+        """Segments and answers queued and not yet on air (an interrupted segment's rest
+        counts as one)."""
         with self._lock:
-            return len(self._program) + len(self._answers)
+            return len(self._program) + len(self._answers) + (self._resume is not None)
 
     @property
     def running(self) -> bool:
@@ -479,31 +534,61 @@ class Engine:
 
     # -- threads --------------------------------------------------------------------------
 
-    def _next(self, current: Clip | None) -> Clip:
+    def _next(self) -> Playing:
         with self._lock:
             if self._answers:
-                return self._answers.popleft()
+                return Playing(self._answers.popleft(), answer=True)
+            if self._resume is not None:
+                resumed, self._resume = self._resume, None
+                return resumed
             if self._program:
-                return self._program.popleft()
-        return self.idle
+                return Playing(self._program.popleft())
+        return Playing(self.idle)
+
+    def _cut_now(self, playing: Playing) -> bool:
+        """Leave the clip on air before its end? The idle loop: as soon as anything is
+        queued. A segment: at one of its pauses when an answer waits (not in its last
+        ``min_tail_s``: it ends soon anyway). An answer: never."""
+        if playing.clip is self.idle:
+            return self.pending() > 0
+        if playing.answer or playing.index not in playing.clip.cuts:
+            return False
+        tail = playing.clip.length - playing.index
+        with self._lock:
+            waiting = bool(self._answers)
+        return waiting and tail >= self.options.min_tail_s * self.options.fps
 
     def _clock(self) -> None:
         """Emit one frame and its audio per tick, clip after clip, until stopped."""
         step, k = 1.0 / self.options.fps, 0
         t0 = time.monotonic()
         self.stats.started_at = t0
-        clip: Clip | None = None
-        frames: Iterator[tuple[bytes, bytes]] = iter(())
+        playing: Playing | None = None
+        fade: tuple[bytes, int] | None = None  # the picture cut away from, frames blended
+        last = b""
         try:
             while not self._stopping.is_set():
-                item = next(frames, None)
-                if item is None or (clip is self.idle and self.pending()):
-                    clip = self._next(clip)
-                    frames = clip.frames()
-                    item = next(frames, None)
+                item = next(playing.frames, None) if playing is not None else None
+                if playing is not None and item is not None and self._cut_now(playing):
+                    if playing.clip is not self.idle:
+                        self.stats.cuts += 1
+                        playing.frames = itertools.chain([item], playing.frames)  # not lost
+                        with self._lock:
+                            self._resume = playing
+                    fade, item = (last, 0), None
+                if item is None:
+                    playing = self._next()
+                    item = next(playing.frames, None)
                     if item is None:
                         continue  # an empty clip: take the next one
-                    self.aired.append(Aired(clip.key, k, time.monotonic()))
+                    self.aired.append(
+                        Aired(playing.clip.key, k, time.monotonic(), offset=playing.index)
+                    )
+                    if playing.index and fade is None:  # back into an interrupted segment
+                        fade = (last, 0)
+                assert playing is not None
+                if fade is not None:
+                    item, fade = self._blend(item, fade)
                 due = t0 + k * step
                 now = time.monotonic()
                 if now < due:
@@ -514,14 +599,30 @@ class Engine:
                     self.stats.late_frames += lag > step
                 if not self._put(item):
                     return
+                last = item[0]
+                playing.index += 1
                 k += 1
                 self.stats.frames = k
-                self.stats.idle_frames += clip is self.idle
+                self.stats.idle_frames += playing.clip is self.idle
         except Exception as exc:  # a clip that cannot be decoded ends the show loudly
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             for q_ in (self._video_q, self._audio_q):
                 _end_of_stream(q_)
+
+    def _blend(
+        self, item: tuple[bytes, bytes], fade: tuple[bytes, int]
+    ) -> tuple[tuple[bytes, bytes], tuple[bytes, int] | None]:
+        """Cross-fade from the picture cut away from into the new clip's first frames."""
+        before, done = fade
+        total = self.options.crossfade_frames
+        if done >= total or len(before) != len(item[0]):
+            return item, None
+        weight = (done + 1) * 256 // (total + 1)  # of the new picture, out of 256
+        new = np.frombuffer(item[0], np.uint8).astype(np.uint16)
+        old = np.frombuffer(before, np.uint8).astype(np.uint16)
+        mixed = ((new * weight + old * (256 - weight)) >> 8).astype(np.uint8)
+        return (mixed.tobytes(), item[1]), (before, done + 1)
 
     def _put(self, item: tuple[bytes, bytes]) -> bool:
         for q_, data in ((self._video_q, item[0]), (self._audio_q, item[1])):

@@ -1,6 +1,11 @@
 """The whole product through the API with real workers, on a tiny-profile avatar of one
 real person (the GRID speaker: face, voice and consent), ending at the public verifier;
-then the person withdraws consent and the verifier and the render API follow at once."""
+then the person withdraws consent and the verifier and the render API follow at once.
+
+It runs on PostgreSQL with S3 object storage (the session's SeaweedFS): every object in
+the bucket is ciphertext and nothing but the dev mail outbox stays in the instance folder;
+the withdrawal leaves only the person's tombstone under their key. Local storage is what
+the other app tests use."""
 
 from __future__ import annotations
 
@@ -14,11 +19,12 @@ from compliance.keys import init_keys
 from pipeline.voice.validate import MESSAGES
 from webapp.billing.gateway import dev_event, gateway, sign_payload
 from webapp.extensions import db
-from webapp.models import Job, Order
+from webapp.models import Avatar, Job, Order, Render
 from webapp.queue import connect
 
 from .. import factories
 from ..conftest import SHARED_DATA
+from . import s3check
 
 pytestmark = pytest.mark.slow
 GRID = SHARED_DATA / "grid_s1"
@@ -45,13 +51,16 @@ def _pay(app, client, order_id: str) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path, monkeypatch):
+def test_signup_to_verified_video_and_withdrawal(
+    make_app, s3_config, seaweed, tmp_path, monkeypatch
+):
     if not GRID.exists():
         pytest.skip("shared data missing")
     # the GRID speaker cannot read our statement: its key words are waived here only
     # and the tiny profile's 8-take clone is a toy: Whisper's speech gate is measured on real
     # profiles (README); here it only has to let a render through (and, below, not)
     app = make_app(
+        **s3_config,
         TRAINING_PROFILE="tiny",
         VOICE_MIN_SAMPLES=CLIPS,
         CONSENT_STATEMENT_WORDS=0,
@@ -146,6 +155,21 @@ def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path, monkeypatch
     out = tmp_path / "render.mp4"
     out.write_bytes(video.data)
 
+    # on S3: the person's uploads, model and render, as ciphertext only; no plaintext on disk
+    prefix = s3check.prefix_of(s3_config)
+    stored = s3check.objects(seaweed, prefix)
+    with app.app_context():
+        made = {
+            db.session.get(Avatar, avatar["id"]).model_blob_id,
+            db.session.get(Render, done["id"]).output_blob_id,
+        }
+    assert {f"blobs/{subject['id']}/{b}" for b in made} <= set(stored)
+    s3check.assert_ciphertext_only(stored, [video.data, footage.read_bytes()])
+    s3check.assert_hashes_match(seaweed, prefix, stored)
+    assert not (tmp_path / "storage").exists()
+    kept = s3check.files_in(tmp_path / "instance")
+    assert [f for f in kept if not f.startswith("mail/")] == []  # mail/: the dev outbox
+
     # a render whose speech the ASR re-check does not accept is quarantined, not delivered
     app.config["RENDER_MAX_WER"] = 0.0
     held = client.post(
@@ -178,3 +202,9 @@ def test_signup_to_verified_video_and_withdrawal(make_app, tmp_path, monkeypatch
     assert (again.status_code, again.json["error"]) == (403, "consent_revoked")
     with app.app_context():
         assert {j.status for j in db.session.query(Job)} <= {"finished", "canceled"}
+
+    # the withdrawal shredded the person's key and deleted every object of theirs
+    left = s3check.objects(seaweed, prefix)
+    assert f"keys/{subject['id']}.destroyed" in left
+    assert not [k for k in left if k.startswith(f"blobs/{subject['id']}/")]
+    assert f"keys/{subject['id']}.key" not in left

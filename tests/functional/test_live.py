@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +28,22 @@ from pipeline.live.local_rtmp import RtmpServer, missing
 from webapp import jobs, registry
 from webapp.billing import ledger
 from webapp.extensions import db
+from webapp.live.service import rooms_of_render as registry_rooms
 from webapp.models import (
+    AuditEvent,
     Avatar,
+    CreditEntry,
     Job,
     LiveRoom,
     Order,
     QAClip,
+    QADeployment,
+    QASet,
     Render,
     Subject,
     utcnow,
 )
+from webapp.qa import service as qa_service
 from webapp.storage import vault
 
 from .. import factories
@@ -65,6 +72,12 @@ class LiveClips:
     short: Stamped  # one GRID sentence, about 5.5 s with the spoken notice
     answer: Stamped
     idle: Stamped
+    notice: Stamped  # the room's notice clip: 1 s of GRID after the spoken notice, about 3 s
+
+    @property
+    def notice_s(self) -> float:
+        """Stream time at which the first programme clip starts (after the notice)."""
+        return float(media.probe(self.notice.path).duration_s)
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +93,13 @@ def live_clips(stamped_media, tmp_path_factory) -> LiveClips:
         spec = ContentSpec(uuid.uuid4().hex, new_watermark_id())
         return Stamped(out, stamp(source, out, spec, stamped_media.settings))
 
+    second = measure.cut(grid[40], work / "one-second.mp4", 0.8, 1.0)
     return LiveClips(
         Stamped(stamped_media.stamped, stamped_media.record),
         one(grid[10], "short"),
         one(grid[20], "answer"),
         one(grid[30], "idle"),
+        one(second, "notice"),
     )
 
 
@@ -95,8 +110,7 @@ def rtmp(tmp_path):  # type: ignore[no-untyped-def]
     server.stop()
 
 
-@pytest.fixture
-def live_app(make_app, stamped_media):  # type: ignore[no-untyped-def]
+def _live_app(make_app, stamped_media, **extra):  # type: ignore[no-untyped-def]
     """The app verifies with the keys the clips were stamped with."""
     return make_app(
         WATERMARK_KEYS=stamped_media.watermark_keys,
@@ -104,7 +118,13 @@ def live_app(make_app, stamped_media):  # type: ignore[no-untyped-def]
         AIGC_PRODUCER="DHFTEST",
         LIVE_ALLOW_LOOPBACK=True,
         LIVE_RECONNECT_S="0.3,0.5,1",
+        **extra,
     )
+
+
+@pytest.fixture
+def live_app(make_app, stamped_media):  # type: ignore[no-untyped-def]
+    return _live_app(make_app, stamped_media)
 
 
 def _owner(app):  # type: ignore[no-untyped-def]
@@ -181,11 +201,15 @@ def _room(app, client, rtmp, clips, *, intro, max_seconds, qa=False, key="show")
     }
     if qa:
         body["qa_deployment_id"] = _qa_deployment(app, client, headers, avatar_id, clips)
+        with app.app_context():  # the matcher's model loaded before the show, not during it
+            dep = db.session.get(QADeployment, body["qa_deployment_id"])
+            qa_service.matcher_for(db.session.get(QASet, dep.set_id)).answer_for("warm up")
     res = client.post("/api/v1/live-rooms", json=body, headers=headers)
     assert res.status_code == 202, res.json
     room = res.json
     assert room["status"] == "rendering"
     assert room["outputs"] == [f"rtmp://127.0.0.1:{rtmp.port}/live/****"]  # the key is secret
+    _ready(app, room["notice"]["render_id"], clips.notice)
     _ready(app, room["idle"]["render_id"], clips.idle)
     _ready(app, room["segments"][0]["render_id"], intro)
     return headers, room["id"], consent_token
@@ -227,8 +251,9 @@ def test_show_is_pushed_labelled_watermarked_and_resolves_in_verify(
 ):
     client = live_app.test_client()
     headers, room_id, _ = _room(
-        live_app, client, rtmp, live_clips, intro=live_clips.intro, max_seconds=13
+        live_app, client, rtmp, live_clips, intro=live_clips.intro, max_seconds=16
     )
+    lead = live_clips.notice_s  # the room's notice clip airs first (about 3 s)
     viewer = measure.Puller(rtmp.url("show"), tmp_path / "pulled.ts")
     went_live = time.monotonic()
     show = _go_live(live_app, client, headers, room_id)
@@ -241,30 +266,32 @@ def test_show_is_pushed_labelled_watermarked_and_resolves_in_verify(
     assert room.status == "ended" and room.stop_reason == "max_length"
     # what reached the RTMP server (its own recording): the whole show, 25 fps, no stall
     pushed = measure.stream_facts(rtmp.recording("show"))
-    assert 12.9 <= pushed.video_s <= 13.5 and pushed.stalls == 0, pushed
+    assert 15.9 <= pushed.video_s <= 16.5 and pushed.stalls == 0, pushed
     assert abs(pushed.fps - 25.0) < 0.05 and abs(pushed.audio_s - pushed.video_s) < 0.1, pushed
     # what the viewer pulled back: the same timing (nginx may not hand a viewer the last
     # second or two it holds when the publisher leaves: README, "Measured")
     facts = measure.stream_facts(tmp_path / "pulled.ts")
     assert abs(facts.fps - 25.0) < 0.2 and facts.stalls == 0, facts
-    assert 10.5 <= facts.video_s <= pushed.video_s + 0.05, facts
+    assert 13.5 <= facts.video_s <= pushed.video_s + 0.05, facts
     # sound and picture of the segment found independently in the recording: in step
-    drift = measure.av_offset(tmp_path / "pulled.ts", live_clips.intro.path, 4.0, 0.0)
-    assert drift["audio_score"] > 0.8 and abs(drift["video_s"]) < 0.05, drift
+    drift = measure.av_offset(tmp_path / "pulled.ts", live_clips.intro.path, 4.0, lead)
+    assert drift["audio_score"] > 0.8 and abs(drift["video_s"] - lead) < 0.05, drift
     assert abs(drift["drift_s"]) <= 0.045, drift
 
-    # the opening label at the start of the segment, the corner mark on every sampled frame
-    # (the segment's and then the idle loop's: t = 11.8 s is past the 11.3 s segment)
-    frames = measure.frames_at(tmp_path / "pulled.ts", [0.5, 2.0, 4.0, 7.0, 10.0])
-    frames += measure.frames_at(rtmp.recording("show"), [11.8])
-    assert len(frames) == 6
-    assert find_label(frames[0]) is not None and find_label(frames[1]) is not None
+    # the opening label at the start of the notice and of the segment, the corner mark on
+    # every sampled frame (the notice's, the segment's and then the idle loop's, past the
+    # 11.3 s segment)
+    times = [0.5, lead + 0.5, lead + 2.0, lead + 4.0, lead + 7.0, lead + 10.0]
+    frames = measure.frames_at(tmp_path / "pulled.ts", times)
+    frames += measure.frames_at(rtmp.recording("show"), [lead + 11.8])
+    assert len(frames) == 7
+    assert all(find_label(frames[n]) is not None for n in (0, 1, 2))
     assert all(find_mark(f) is not None for f in frames), "a frame without the AI mark"
     unlabelled = next(media.frames(SHARED_DATA / "grid_s1" / "heldout" / "bbil3s.mpg"))
     assert find_mark(unlabelled) is None  # the check is not fooled by the plain footage
 
     # a 10-s excerpt a viewer recorded: the watermark decides, verify finds the room
-    excerpt = measure.cut(tmp_path / "pulled.ts", tmp_path / "excerpt.mp4", 0.6, 10.0)
+    excerpt = measure.cut(tmp_path / "pulled.ts", tmp_path / "excerpt.mp4", lead + 0.6, 10.0)
     with live_app.app_context():
         result = registry.verify_path(excerpt)
     assert result["verdict"] == "ai_generated_by_us", result
@@ -277,13 +304,13 @@ def test_show_is_pushed_labelled_watermarked_and_resolves_in_verify(
 def test_a_comment_is_answered_inside_the_stream(live_app, rtmp, live_clips, tmp_path):
     client = live_app.test_client()
     headers, room_id, _ = _room(
-        live_app, client, rtmp, live_clips, intro=live_clips.short, max_seconds=14, qa=True
+        live_app, client, rtmp, live_clips, intro=live_clips.short, max_seconds=17, qa=True
     )
     viewer = measure.Puller(rtmp.url("show"), tmp_path / "pulled.ts")
     show = _go_live(live_app, client, headers, room_id)
     assert rtmp.first_frame_at("show", 10) is not None
     started = time.monotonic()
-    time.sleep(1.0)
+    time.sleep(live_clips.notice_s + 1.0)  # during the segment that follows the notice
     res = client.post(
         f"/api/v1/live-rooms/{room_id}/comments",
         json={"text": "how long will delivery take?", "author": "buyer42"},
@@ -310,17 +337,21 @@ def test_a_comment_is_answered_inside_the_stream(live_app, rtmp, live_clips, tmp
     assert [c["text"] for c in operator["comments"]] == ["Do you ship to the moon?"]
 
     # the answer clip's own speech (after its spoken notice) is heard in the pulled stream,
-    # after the comment, at the first boundary (the end of the 5 s segment)
+    # after the comment, at the first boundary (the end of the notice and the 5 s segment)
     rate = 16000
     pulled = measure.audio(tmp_path / "pulled.ts", rate)
     theirs = media.audio(live_clips.answer.path, rate)
     speech = theirs[int(2.6 * rate) : int(4.4 * rate)]
     at, score = measure.find_audio(pulled, speech, rate)
-    assert score > 0.8, (score, _room_row(live_app, room_id).stats)
+    assert score > 0.8, (score, len(pulled) / rate, asked_at, _room_row(live_app, room_id).stats)
     answer_start = at - 2.6
     segment = media.probe(live_clips.short.path).duration_s
     assert answer_start > asked_at
-    assert abs(answer_start - segment) < 0.2, (answer_start, segment)
+    assert abs(answer_start - (live_clips.notice_s + segment)) < 0.2, (
+        answer_start,
+        segment,
+        _room_row(live_app, room_id).stats,
+    )
     # and the same speech is not in the intro clip: the match is the answer, not chance
     assert measure.find_audio(media.audio(live_clips.short.path, rate), speech, rate)[1] < 0.5
 
@@ -398,3 +429,103 @@ def test_the_stream_survives_the_rtmp_server_going_away(live_app, rtmp, live_cli
     assert rtmp_stats["failures"] >= 1 and rtmp_stats["starts"] >= 2, rtmp_stats
     assert room.stats["outputs"]["hls"]["failures"] == 0  # the other output never noticed
     assert np.isclose(room.stats["frames"], 14 * 25, atol=25)  # the clock never stopped
+
+
+def test_an_operator_line_and_the_repeated_notice_air_in_the_stream(
+    make_app, stamped_media, rtmp, live_clips, tmp_path
+):
+    """An operator's line is refused by moderation or rendered (the render worker's part
+    stood in for by ``_ready``) and spliced in at the next boundary, when the show said it
+    would air, with who typed it in the audit log; the notice clip airs first and again at
+    the first boundary after the interval; the first minute on air is paid."""
+    app = _live_app(make_app, stamped_media, LIVE_NOTICE_INTERVAL_S=6)
+    client = app.test_client()
+    headers, room_id, _ = _room(
+        app, client, rtmp, live_clips, intro=live_clips.short, max_seconds=13
+    )
+    viewer = measure.Puller(rtmp.url("show"), tmp_path / "pulled.ts")
+    show = _go_live(app, client, headers, room_id)
+    assert rtmp.first_frame_at("show", 10) is not None
+    started = time.monotonic()
+    url = f"/api/v1/live-rooms/{room_id}/lines"
+    refused = client.post(
+        url, json={"text": "Guaranteed returns: double your money tonight."}, headers=headers
+    )
+    assert refused.status_code == 422 and refused.json["error"].startswith("moderation_")
+    res = client.post(url, json={"text": "Thanks for joining us, everyone."}, headers=headers)
+    assert res.status_code == 201 and res.json["status"] == "rendering", res.json
+    line = res.json
+    _ready(app, line["render_id"], live_clips.answer)  # the gpu worker renders it
+    ready_at = time.monotonic() - started
+    show.join(30)
+    viewer.finish()
+
+    room = _room_row(app, room_id)
+    assert room.stop_reason == "max_length", room.stats
+    line = client.get(url, headers=headers).json["lines"][0]
+    assert line["status"] == "aired", line
+    # the show's estimate of when it would air (the rest of the notice on air) held
+    estimate = datetime.fromisoformat(line["airs_at"])
+    aired = datetime.fromisoformat(line["aired_at"])
+    assert abs((aired - estimate).total_seconds()) < 1.0, (estimate, aired)
+    # notice, the line at the notice's end, the notice again at the first boundary after
+    # 6 s on air (the end of the line), then the planned segment
+    keys = room.stats["aired"]
+    assert keys[:4] == ["notice", f"line:{line['id']}", "notice", keys[3]], keys
+    assert keys[3].startswith("segment:"), keys
+
+    rate = 16000
+    pulled = measure.audio(tmp_path / "pulled.ts", rate)
+    notice = media.audio(live_clips.notice.path, rate)
+    spoken = media.audio(live_clips.answer.path, rate)[int(2.6 * rate) : int(4.4 * rate)]
+    at, score = measure.find_audio(pulled, spoken, rate)
+    assert score > 0.8 and abs(at - 2.6 - live_clips.notice_s) < 0.2, (at, score)
+    assert at - 2.6 > ready_at - 0.5  # not before the line was ready
+    first, score1 = measure.find_audio(pulled[: 4 * rate], notice, rate)
+    line_s = media.probe(live_clips.answer.path).duration_s
+    again, score2 = measure.find_audio(pulled[6 * rate :], notice, rate)
+    assert score1 > 0.8 and first < 0.2, (first, score1)
+    assert score2 > 0.8 and abs(6 + again - (live_clips.notice_s + line_s)) < 0.2, again
+
+    # who drove the show and when: the operator log and the audit chain, with their id
+    log = client.get(f"/api/v1/live-rooms/{room_id}/log", headers=headers).json
+    with app.app_context():
+        owner_id = db.session.get(LiveRoom, room_id).owner_id
+        events = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+        trail = [(e.tag, e.actor_id) for e in events if e.tag.startswith("live:")]
+        paid = db.session.scalars(select(CreditEntry.delta).where(CreditEntry.kind == "live"))
+        assert list(paid) == [-30]  # one started minute
+        assert registry_rooms(line["render_id"]) == [room_id]  # verify resolves to the room
+    for step in [
+        ("live:started", owner_id),
+        ("live:line", owner_id),
+        ("live:line-aired", owner_id),
+        ("live:ended", None),
+    ]:
+        assert step in trail, (step, trail)
+    assert ("live:line-aired", owner_id) in [(e["event"], e["actor_id"]) for e in log["log"]]
+
+
+def test_a_show_whose_credits_are_gone_ends_cleanly_as_it_goes_on_air(live_app, rtmp, live_clips):
+    """The show pays its first minute when its first frame goes out; the order that paid
+    for the credits is refunded between the start and then: the show ends (``credits``),
+    closing its streams, without a minute paid."""
+    client = live_app.test_client()
+    headers, room_id, _ = _room(
+        live_app, client, rtmp, live_clips, intro=live_clips.short, max_seconds=30
+    )
+    res = client.post(f"/api/v1/live-rooms/{room_id}/start", headers=headers)
+    assert res.status_code == 202, res.json
+    with live_app.app_context():
+        ledger.refund(db.session.scalar(select(Order)))
+        db.session.commit()
+    show = ShowThread(live_app, res.json["job_id"])
+    show.join(15)
+    room = _room_row(live_app, room_id)
+    assert room.stop_reason == "credits", room.stats
+    assert room.stats["outputs"]["rtmp0"]["failures"] == 0  # closed, not cut
+    with live_app.app_context():
+        paid = db.session.scalars(select(CreditEntry).where(CreditEntry.kind == "live")).all()
+        assert paid == []
+        ended = db.session.scalar(select(AuditEvent).where(AuditEvent.tag == "live:ended"))
+        assert ended.data["reason"] == "credits"

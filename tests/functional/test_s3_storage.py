@@ -19,20 +19,9 @@ from webapp.studio import delivery
 
 from .. import factories
 from ..conftest import REPO
+from . import s3check
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-
-
-def _objects(seaweed, prefix: str) -> dict[str, bytes]:
-    """Every object under ``prefix`` as the S3 operator sees it."""
-    client = seaweed.client()
-    listed = client.list_objects_v2(Bucket=seaweed.bucket, Prefix=prefix).get("Contents", [])
-    return {
-        o["Key"][len(prefix) :]: client.get_object(Bucket=seaweed.bucket, Key=o["Key"])[
-            "Body"
-        ].read()
-        for o in listed
-    }
 
 
 def _worker(app, instance, queues: str):  # type: ignore[no-untyped-def]
@@ -79,7 +68,7 @@ def test_upload_probe_download_and_shred_on_s3(make_app, s3_config, seaweed, gri
     upload_id, job_id = res.json["upload_id"], res.json["job_id"]
 
     # the upload is on S3, as ciphertext only; nothing went to the local storage folder
-    stored = _objects(seaweed, prefix)
+    stored = s3check.objects(seaweed, prefix)
     with app.app_context():
         blob_id = db.session.get(Upload, upload_id).blob_id
     assert set(stored) == {f"keys/{subject_id}.key", f"blobs/{subject_id}/{blob_id}"}
@@ -118,7 +107,7 @@ def test_upload_probe_download_and_shred_on_s3(make_app, s3_config, seaweed, gri
     # withdrawal: the key goes, then every object of the person
     res = client.post(f"/api/v1/consent/{consent_token}/revoke")
     assert res.status_code == 200, res.json
-    assert set(_objects(seaweed, prefix)) == {f"keys/{subject_id}.destroyed"}
+    assert set(s3check.objects(seaweed, prefix)) == {f"keys/{subject_id}.destroyed"}
     gone = client.get(link)
     assert gone.status_code == 403 and gone.json["error"] == "consent_revoked"
 

@@ -5,6 +5,11 @@ whole process group with SIGKILL while the voice stage runs, let RQ's own mainte
 notice the abandoned job (its heartbeat lapses after at most 90 s; we move the clock
 instead of waiting) and start a new worker. The retry skips the stages that had
 finished, redoes the interrupted one, and the avatar ends up with exactly one model.
+
+Storage is S3 (the session's SeaweedFS): afterwards no multipart upload is left open,
+every object under the person's prefix is named by a row of the database (the killed
+attempt published nothing), each is whole (its bytes match our hash in its metadata) and
+ciphertext, and no plaintext stays on disk.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from webapp.studio import service
 
 from .. import factories
 from ..conftest import SHARED_DATA
+from . import s3check
 
 pytestmark = pytest.mark.slow
 CLIPS = 6
@@ -61,11 +67,14 @@ def _wait(app, job_id: str, until, timeout: float = 600) -> Job:  # type: ignore
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # one backend: ~90 s each
-def test_killed_training_resumes_and_completes_once(make_app, tmp_path):
+def test_killed_training_resumes_and_completes_once(make_app, s3_config, seaweed, tmp_path):
     if not (SHARED_DATA / "grid_s1").exists():
         pytest.skip("shared data missing")
     app = make_app(
-        TRAINING_PROFILE="tiny", VOICE_MIN_SAMPLES=CLIPS, WORK_DIR=str(tmp_path / "work")
+        **s3_config,
+        TRAINING_PROFILE="tiny",
+        VOICE_MIN_SAMPLES=CLIPS,
+        WORK_DIR=str(tmp_path / "work"),
     )
     clips = sorted((SHARED_DATA / "grid_s1" / "train").glob("*.mpg"))[:CLIPS]
     with app.app_context():
@@ -111,4 +120,17 @@ def test_killed_training_resumes_and_completes_once(make_app, tmp_path):
             if e.data.get("avatar") == avatar_id
         ]
         assert len(finished) == 1  # one model, recorded once
+        referenced = s3check.referenced_blobs()
+        subject_id, model = avatar.subject_id, avatar.model_blob_id
     assert not work.exists()  # plaintext intermediates removed after the model was stored
+
+    # S3: nothing half-written, nothing unpublished, nothing open, nothing in plaintext
+    prefix = s3check.prefix_of(s3_config)
+    assert s3check.open_uploads(seaweed, prefix) == []
+    stored = s3check.objects(seaweed, prefix)
+    blobs = {k.rsplit("/", 1)[1] for k in stored if k.startswith(f"blobs/{subject_id}/")}
+    assert model in blobs and blobs <= referenced, blobs - referenced
+    assert set(stored) == {f"keys/{subject_id}.key"} | {f"blobs/{subject_id}/{b}" for b in blobs}
+    s3check.assert_hashes_match(seaweed, prefix, stored)
+    s3check.assert_ciphertext_only(stored, [c.read_bytes() for c in clips])
+    assert not (tmp_path / "storage").exists()

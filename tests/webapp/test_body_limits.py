@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 
-from webapp.cli.serve import _web_server
+from .. import factories
 
 
 def test_oversized_json_body_is_413_envelope(make_app):
@@ -33,19 +32,8 @@ def test_default_json_limit_is_one_mib(make_app):
 
 def test_waitress_refuses_before_buffering_with_the_envelope(make_app):
     app = make_app(MAX_CONTENT_LENGTH=4096, JSON_MAX_BYTES=1024)
-    server = _web_server(app, "127.0.0.1", 0, 2)
-    stopped = threading.Event()
-
-    def run() -> None:
-        try:
-            server.run()
-        except (OSError, ValueError):  # the loop notices the socket closed under it
-            assert stopped.is_set()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
+    with factories.waitress(app) as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.putrequest("POST", "/api/v1/verify")
         conn.putheader("Content-Type", "multipart/form-data; boundary=x")
         conn.putheader("Content-Length", str(10 * 1024**3))  # 10 GiB announced, none sent
@@ -55,7 +43,3 @@ def test_waitress_refuses_before_buffering_with_the_envelope(make_app):
         assert res.getheader("Content-Type") == "application/json"
         assert json.loads(res.read())["error"] == "too_large"
         conn.close()
-    finally:
-        stopped.set()
-        server.close()
-        thread.join(timeout=5)

@@ -46,5 +46,6 @@ def test_doctor_passes_every_check(app):
         "resemblyzer",
         "dlib_face_model",
         "imwatermark_rivagan",
+        "opengl_egl",
     }
     assert report["checks"]["c2pa"]["detail"] == "signed and read back: Trusted"

@@ -7,12 +7,25 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from compliance.stamping import QA_ANSWER, STANDARD
 from webapp import safe_http
 from webapp.billing import ledger
 from webapp.extensions import db
-from webapp.models import Job, LiveRoom, Order, Render
+from webapp.live import control
+from webapp.models import (
+    AuditEvent,
+    CreditEntry,
+    Job,
+    LiveLogEntry,
+    LiveRoom,
+    Order,
+    Render,
+    User,
+)
+from webapp.studio.tasks import stamping_profile
 
 from .. import factories
+from ..conftest import TEST_PASSWORD
 
 INGEST = "rtmp://live.example.com/app/sk_live_0123456789abcdef"
 
@@ -72,9 +85,16 @@ def test_planning_a_show_renders_every_clip_through_the_render_path(app, client)
     assert room["idle"]["status"] == "queued"
     with app.app_context():
         renders = db.session.scalars(select(Render).order_by(Render.created_at)).all()
-        assert len(renders) == 3  # the idle loop and both segments: billed, moderated, stamped
+        # the notice, the idle loop and both segments: billed, moderated, stamped
+        assert len(renders) == 4
         assert all(r.credits_reserved > 0 for r in renders)
-        assert db.session.scalar(select(func.count(Job.id)).where(Job.kind == "render")) == 3
+        assert db.session.scalar(select(func.count(Job.id)).where(Job.kind == "render")) == 4
+        # the notice clip has every label; the rest air between notices, without the spoken one
+        purposes = {r.id: r.options["purpose"] for r in renders}
+        assert purposes.pop(room["notice"]["render_id"]) == "live_notice"
+        assert set(purposes.values()) == {"live_clip"}
+        assert stamping_profile(renders[1]) == QA_ANSWER
+        assert stamping_profile(db.session.get(Render, room["notice"]["render_id"])) == STANDARD
     res = client.post(f"/api/v1/live-rooms/{room['id']}/start", headers=headers)
     assert res.status_code == 409 and res.json["error"] == "not_ready"
 
@@ -197,3 +217,127 @@ def test_the_watch_page_says_it_is_an_ai_and_hides_the_stream_when_off_air(app, 
     assert "not a live person" in page.get_data(as_text=True)
     assert client.get(f"/live/{slug}/hls/index.m3u8").status_code == 403
     assert client.get(f"/live/{slug}/hls/..%2Fclips").status_code == 404
+
+
+def _log(app, room_id: str) -> list[tuple[str, str | None, dict]]:  # type: ignore[type-arg]
+    with app.app_context():
+        rows = db.session.scalars(
+            select(LiveLogEntry).where(LiveLogEntry.room_id == room_id).order_by(LiveLogEntry.id)
+        )
+        return [(e.tag, e.actor_id, dict(e.data)) for e in rows]
+
+
+def test_an_operator_line_is_moderated_then_rendered_billed_and_logged(app, client):
+    headers, room = _live_room(app, client)
+    url = f"/api/v1/live-rooms/{room['id']}/lines"
+    with app.app_context():
+        owner_id = db.session.get(LiveRoom, room["id"]).owner_id
+        renders_before = db.session.scalar(select(func.count(Render.id)))
+    bad = client.post(url, json={"text": "Double your money: guaranteed returns!"}, headers=headers)
+    assert bad.status_code == 422 and bad.json["error"].startswith("moderation_"), bad.json
+    long = client.post(url, json={"text": "x" * 301}, headers=headers)
+    assert long.status_code == 422 and long.json["error"] == "too_long"
+    res = client.post(url, json={"text": "The kettle is also sold in blue."}, headers=headers)
+    assert res.status_code == 201, res.json
+    line = res.json
+    assert line["status"] == "rendering" and line["operator_id"] == owner_id
+    assert line["airs_after"] is not None  # the console's estimate: ready, then next boundary
+    with app.app_context():
+        # only the allowed line became a render: on the gpu queue, credits held, no notice
+        assert db.session.scalar(select(func.count(Render.id))) == renders_before + 1
+        render = db.session.get(Render, line["render_id"])
+        assert render.options["purpose"] == "live_clip" and render.credits_reserved > 0
+        job = db.session.scalar(select(Job).where(Job.target_id == render.id))
+        assert job.kind == "render" and job.queue == "gpu"
+        events = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.tag == "live:line").order_by(AuditEvent.id)
+        ).all()
+        assert [(e.actor_id, e.data["status"]) for e in events] == [
+            (owner_id, "rejected"),
+            (owner_id, "rendering"),
+        ]
+    listed = client.get(url, headers=headers).json["lines"]
+    assert [x["text"] for x in listed] == ["The kettle is also sold in blue."]
+    # the profile is the server's: a client asking for the notice-free one gets every label
+    body = {"avatar_id": room["avatar_id"], "script": "Hello.", "purpose": "live_clip"}
+    plain = client.post("/api/v1/renders", headers=headers, json=body)
+    with app.app_context():
+        assert stamping_profile(db.session.get(Render, plain.json["id"])) == STANDARD
+    # and a live clip is never downloaded on its own (it airs after the show's notice)
+    with app.app_context():
+        db.session.get(Render, line["render_id"]).status = "ready"
+        db.session.commit()
+    got = client.get(f"/api/v1/renders/{line['render_id']}/download", headers=headers)
+    assert got.status_code == 409 and got.json["error"] == "qa_answer_clip"
+    log = client.get(f"/api/v1/live-rooms/{room['id']}/log", headers=headers).json
+    assert [(e["event"], e["actor_id"]) for e in log["log"]][:2] == [
+        ("live:line", owner_id),
+        ("live:line", owner_id),
+    ]
+    assert log["credits"]["minute_credits"] == 30
+
+    # a real, verified person drives the show: no KYC, no lines (checked on the server)
+    with app.app_context():
+        db.session.get(User, owner_id).kyc_status = "pending"
+        db.session.commit()
+    res = client.post(url, json={"text": "Hello again."}, headers=headers)
+    assert res.status_code == 403 and res.json["error"] == "kyc_required"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the page, not the database
+def test_the_console_is_the_verified_owners_page(app, client):
+    headers, room = _live_room(app, client)
+    with app.app_context():
+        owner = db.session.get(User, db.session.get(LiveRoom, room["id"]).owner_id)
+        email = owner.email
+    page = f"/live-rooms/{room['id']}/console"
+    assert client.get(page).status_code == 302  # signed-in only
+    assert client.post("/login", data={"email": email, "password": TEST_PASSWORD}).status_code
+    assert client.get(page).status_code == 200
+    res = client.post(f"{page}/lines", json={"text": "Free shipping today."})
+    assert res.status_code == 201 and res.json["status"] == "rendering", res.json
+    state = client.get(f"/live-rooms/{room['id']}/console.json").json
+    assert [x["text"] for x in state["lines"]] == ["Free shipping today."]
+    assert state["status"] == "live" and state["credits"]["low"] is False
+    other = client.application.test_client()
+    with app.app_context():
+        stranger = factories.user().email
+    other.post("/login", data={"email": stranger, "password": TEST_PASSWORD})
+    assert other.get(page).status_code == 404
+    assert other.post(f"{page}/lines", json={"text": "hi"}).status_code == 404
+
+
+def test_live_minutes_are_paid_per_started_minute_once_with_a_warning_first(app, client):
+    headers, avatar_id = _owner(app)
+    room = client.post("/api/v1/live-rooms", json=_body(avatar_id), headers=headers).json
+    with app.app_context():
+        row = db.session.get(LiveRoom, room["id"])
+        have = ledger.balance(row.owner_id)  # what the renders left: set it to 3 minutes
+        db.session.add(
+            CreditEntry(owner_id=row.owner_id, delta=90 - have, kind="refund", idem_key="t:90")
+        )
+        db.session.commit()
+        meter = control.ShowBilling(row, "job1")
+        assert meter.tick(0.0) is None  # minute 0 paid as the show goes on air
+        assert ledger.balance(row.owner_id) == 60
+        assert meter.tick(59.9) is None and ledger.balance(row.owner_id) == 60
+        assert meter.tick(61.0) is None and meter.tick(125.0) is None
+        assert ledger.balance(row.owner_id) == 0
+        # a restarted show job pays nothing twice
+        assert control.ShowBilling(row, "job1").tick(125.0) is None
+        assert ledger.balance(row.owner_id) == 0
+        assert meter.tick(180.0) == "credits"  # minute 3 cannot be paid: the show stops
+        assert ledger.balance(row.owner_id) == 0
+        live = db.session.scalars(select(CreditEntry.delta).where(CreditEntry.kind == "live")).all()
+        assert live == [-30, -30, -30]
+        db.session.commit()
+    # the warning came with the first minute (60 s left < 5 minutes' worth), once
+    warnings = [e for e in _log(app, room["id"]) if e[0] == "live:credits-low"]
+    assert len(warnings) == 1 and warnings[0][2]["minutes_left"] == 2
+    # every clip ready, but no credits for a first minute: the show does not start
+    with app.app_context():
+        for render in db.session.scalars(select(Render)):
+            render.status, render.output_blob_id = "ready", "blob"
+        db.session.commit()
+    res = client.post(f"/api/v1/live-rooms/{room['id']}/start", headers=headers)
+    assert res.status_code == 402 and res.json["error"] == "insufficient_credits", res.json

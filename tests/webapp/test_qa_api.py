@@ -736,7 +736,7 @@ def test_the_render_task_stamps_answers_without_the_spoken_notice(app, client, m
     handed: dict[str, str] = {}
     looped: dict[str, tuple[bool, float, float]] = {}
 
-    def render_video(rig, samples, rate, out, content, settings, *rest, loop=False):  # type: ignore[no-untyped-def]
+    def render_video(rig, samples, rate, out, content, settings, *rest, loop=False, **kw):  # type: ignore[no-untyped-def]
         handed[row.script] = settings.labels.notice
         looped[row.script] = (loop, float(np.abs(samples).max()), len(samples) / rate)
         raise RuntimeError("stop here")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+
 import pytest
 
 from webapp.security import CONTENT_SECURITY_POLICY
@@ -59,3 +62,32 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_bucket(make_app):
     assert _guesses(client, ["2.2.2.2"]) == [401]  # another client behind the same proxy
     # only the last hop counts: a spoofed left-most address does not pick a bucket
     assert _guesses(client, ["9.9.9.9, 1.1.1.1"]) == [429]
+
+
+def _guesses_over_http(port: int, ips: list[str]) -> list[int]:
+    body = json.dumps({"email": "ada@example.com", "password": "wrong password!"})
+    answers = []
+    for ip in ips:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Content-Type": "application/json", "X-Forwarded-For": ip}
+        conn.request("POST", "/api/v1/auth/tokens", body=body, headers=headers)
+        answers.append(conn.getresponse().status)
+        conn.close()
+    return answers
+
+
+def test_dhf_serve_hands_forwarded_headers_to_the_app_only_behind_trusted_proxies(make_app):
+    """The same over ``dhf serve``'s waitress: it drops ``X-Forwarded-*`` by default, which
+    behind nginx put every client in the proxy's one bucket; now it passes them on when
+    ``DHF_TRUSTED_PROXIES`` is set (and still drops them when it is not)."""
+    trusted = make_app(RATELIMIT_AUTH="2 per minute", TRUSTED_PROXIES=1)
+    with factories.waitress(trusted) as port:
+        assert _guesses_over_http(port, ["1.1.1.1", "2.2.2.2", "1.1.1.1", "1.1.1.1"]) == [
+            401,
+            401,
+            401,
+            429,
+        ]
+    untrusted = make_app(RATELIMIT_AUTH="2 per minute")
+    with factories.waitress(untrusted) as port:
+        assert _guesses_over_http(port, ["3.3.3.3", "4.4.4.4", "5.5.5.5"]) == [401, 401, 429]

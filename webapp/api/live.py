@@ -1,7 +1,8 @@
 """Live shows (issue 19): rooms, going live and stopping, and viewers' comments.
 
-Owners (bearer token): ``/live-rooms`` CRUD, ``start``, ``stop``, the comment list, and the
-comment ingest for platforms' comment webhooks (rate-limited per room). Viewers (public,
+Owners (bearer token): ``/live-rooms`` CRUD, ``start``, ``stop``, the comment list, the
+comment ingest for platforms' comment webhooks (rate-limited per room), operator lines and
+the operator log. Viewers (public,
 rate-limited per IP): ``/live/<slug>/comments`` from the watch page.
 """
 
@@ -12,7 +13,7 @@ from sqlalchemy import select
 
 from .. import ratelimits
 from ..extensions import db
-from ..live import service
+from ..live import control, service
 from ..models import LiveRoom
 from ..ownership import get_owned_or_404
 from . import bp
@@ -126,3 +127,29 @@ def watch_comment(slug: str):
         raise NotFound("No show at this address.")
     comment = service.add_comment(room, body["text"], source="watch")
     return jsonify(id=comment.id, status=comment.status), 201
+
+
+@bp.get("/live-rooms/<room_id>/lines")
+@token_required
+def list_live_lines(room_id: str):
+    """The operator's typed lines, newest first: state and when each airs (estimate)."""
+    room = _room(room_id)
+    return jsonify(lines=[control.line_json(line) for line in control.lines(room)])
+
+
+@bp.post("/live-rooms/<room_id>/lines")
+@token_required
+def post_live_line(room_id: str):
+    """Type a line {text} during the show: moderated, rendered on the gpu queue (billed like
+    a render), spliced in at the next boundary once ready. Needs a KYC-verified account."""
+    body = _json_body("text")
+    line = control.add_line(_room(room_id), api_user(), body["text"])
+    return jsonify(control.line_json(line)), 201
+
+
+@bp.get("/live-rooms/<room_id>/log")
+@token_required
+def live_operator_log(room_id: str):
+    """The room's operator log (who drove the show and when) and its credits in minutes."""
+    room = _room(room_id)
+    return jsonify(log=control.operator_log(room), credits=control.credits_json(room))

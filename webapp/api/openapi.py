@@ -56,6 +56,19 @@ VERIFY = _obj(
 )
 FILE = {"type": "string", "format": "binary"}
 NULLSTR = {"type": ["string", "null"]}
+LIVE_LINE = _obj(
+    ("id", "text", "status"),
+    id=STR,
+    text=STR,
+    operator_id=STR,
+    status={"enum": ["rendering", "queued", "aired", "failed"]},
+    render_id=NULLSTR,
+    render_status=NULLSTR,
+    created_at=STR,
+    airs_after=NULLSTR,  # rendering: when the clip should be ready (then the next boundary)
+    airs_at=NULLSTR,  # queued: the show's estimate; aired: when it aired
+    aired_at=NULLSTR,
+)
 REPORT = _obj(
     ("ticket_id", "status", "due_by"),
     ticket_id=STR,
@@ -229,7 +242,7 @@ SCHEMAS: dict[str, S] = {
             ("subject_id", "name"),
             subject_id=STR,
             name=STR,
-            style={"enum": ["real2d", "cartoon2d"]},
+            style={"enum": ["real2d", "cartoon2d", "3d_realistic", "3d_semi", "3d_cartoon"]},
             framing={"enum": ["half", "full"]},
         ),
         "response": _obj(("id", "status"), id=STR, status=STR),
@@ -274,6 +287,7 @@ SCHEMAS: dict[str, S] = {
     },
     "api.get_render": {"response": RENDER},
     "api.download_render": {"response": FILE, "media": "video/mp4"},
+    "api.export_model": {"response": FILE, "media": "model/gltf-binary"},
     "api.verify_file": {"form": {"file": FILE}, "response": VERIFY},
     "api.set_webhook": {
         "body": _obj(("url",), url=STR),
@@ -288,6 +302,10 @@ SCHEMAS: dict[str, S] = {
     "api.upload_voice_sample": {
         "form": {"audio": FILE, "text": STR, "prompt_id": STR},
         "response": _obj(("count", "remaining"), count=INT, remaining=INT),
+    },
+    "api.post_live_line": {"body": _obj(("text",), text=STR), "response": LIVE_LINE},
+    "api.list_live_lines": {
+        "response": _obj(("lines",), lines={"type": "array", "items": LIVE_LINE})
     },
 }
 
@@ -332,6 +350,7 @@ def _operation(endpoint: str, method: str, params: list[str]) -> S:
             "api.create_qa_set",
             "api.create_qa_item",
             "api.post_live_comment",
+            "api.post_live_line",
             "api.watch_comment",
             "api.start_conversation",
             "api.create_report",

@@ -6,7 +6,7 @@ from flask import Response, jsonify, request
 
 from ..models import Avatar, Render
 from ..ownership import get_owned_or_404
-from ..studio import delivery, service
+from ..studio import delivery, export3d, service
 from . import bp
 from .auth import api_user, token_required
 from .routes import _json_body
@@ -33,6 +33,18 @@ def create_avatar():
 def train_avatar(avatar_id: str):
     job = service.start_training(get_owned_or_404(Avatar, avatar_id, api_user().id))
     return jsonify(job_id=job.id), 202
+
+
+@bp.get("/avatars/<avatar_id>/model.glb")
+@token_required
+def export_model(avatar_id: str):
+    """The avatar's 3D model (owner only, consent checked, registered and audited)."""
+    data, content = export3d.export_glb(get_owned_or_404(Avatar, avatar_id, api_user().id))
+    return Response(
+        data,
+        mimetype=export3d.GLB_MIME,
+        headers={"Content-Disposition": f'attachment; filename="dhf-{content.content_id}.glb"'},
+    )
 
 
 @bp.post("/renders")

@@ -87,6 +87,19 @@ def settle(render: Render, used_seconds: int) -> None:
     _post(render.owner_id, -used_seconds, "spend", render.id, render_id=render.id)
 
 
+def charge_live(owner_id: str, minute_key: str, seconds: int) -> str:
+    """Debit one started minute of a live show (key ``live:<show job>:<minute>``):
+    ``"charged"`` now, ``"paid"`` by an earlier run of the same show job (a restarted job
+    never pays twice), or ``"short"``, nothing written, when the balance does not cover it."""
+    _lock(owner_id)
+    key = f"live:{minute_key}"
+    if db.session.scalar(select(CreditEntry.id).where(CreditEntry.idem_key == key)):
+        return "paid"
+    if balance(owner_id) < seconds:
+        return "short"
+    return "charged" if _post(owner_id, -seconds, "live", minute_key) else "paid"
+
+
 def release(render: Render) -> None:
     """A failed or cancelled render: the reservation comes back in full."""
     _lock(render.owner_id)

@@ -13,7 +13,10 @@ from pathlib import Path
 import click
 
 from .. import create_app
+from ..studio.service import STYLES
 from . import _app_context, main
+
+THREE_D = tuple(s for s in STYLES if s.startswith("3d_"))
 
 
 @main.group()
@@ -126,15 +129,50 @@ def eval_qa(as_json: bool, out: str | None) -> None:
 
 @eval_group.command("face")
 @_eval_options("grid_s1")
+@click.option("--style", type=click.Choice(("real2d", *THREE_D)), default="real2d")
+@click.option("--clips", default=6, show_default=True, help="Held-out clips (3D styles).")
+@click.option(
+    "--reuse", is_flag=True, help="Keep the ingest, face model and voice already in the work dir."
+)
+@click.option(
+    "--product/--no-product",
+    default=True,
+    show_default=True,
+    help="Also the product path: cloned voice -> face -> composite, its audio-visual sync.",
+)
+@click.option("--voice-profile", default=None, help="Voice profile (default: --profile).")
 def eval_face(
-    train: str | None, heldout: str | None, profile: str, as_json: bool, out: str | None
+    train: str | None,
+    heldout: str | None,
+    profile: str,
+    as_json: bool,
+    out: str | None,
+    style: str,
+    clips: int,
+    reuse: bool,
+    product: bool,
+    voice_profile: str | None,
 ) -> None:
-    """Train a face model on train/ clips, render each heldout/ clip from its real audio, score."""
+    """Train a face model on train/ clips, render each heldout/ clip from its real audio, score;
+    then train the voice on the same footage and score the product path's sync.
+
+    A 3D style scores its look against the 2D renderer on the same clips (identity, FaceMesh
+    re-detection, mouth opening) and saves a screenshot per look in docs/results/."""
+    if style in THREE_D:
+        from pipeline.face3d.bench import evaluate as evaluate_3d
+
+        shots = Path("docs/results")
+        result = evaluate_3d(_shared_data("grid_s1"), profile, clips, (style,), shots)
+        _emit(result, out, as_json)
+        return
     from pipeline.face.evaluate import evaluate
 
     train_dir = Path(train) if train else _shared_data("grid_s1", "train")
     heldout_dir = Path(heldout) if heldout else _shared_data("grid_s1", "heldout")
-    _emit(evaluate(train_dir, heldout_dir, profile=profile), out, as_json)
+    result = evaluate(
+        train_dir, heldout_dir, profile, reuse=reuse, product=product, voice_profile=voice_profile
+    )
+    _emit(result, out, as_json)
 
 
 @bench.command("voice")
@@ -153,12 +191,36 @@ def bench_voice(as_json: bool, profiles: str, out: str | None) -> None:
 @click.option("--seconds", default=10.0, show_default=True, help="Length of the script audio.")
 @click.option("--size", default=512, show_default=True, help="Output frame size (square).")
 @click.option("--profile", type=click.Choice(["tiny", "cpu", "gpu"]), default="cpu")
+@click.option("--style", type=click.Choice(("real2d", *THREE_D)), default="real2d")
+@click.option(
+    "--footage-height",
+    default=0,
+    show_default=True,
+    help="> 0: GRID clips upscaled to this height (1080: HD footage), output at their size.",
+)
 @_out_option
-def bench_render(as_json: bool, seconds: float, size: int, profile: str, out: str | None) -> None:
-    """Render frames per second, per stage (face model, blend, composite, watermark, encode)."""
+def bench_render(
+    as_json: bool,
+    seconds: float,
+    size: int,
+    profile: str,
+    style: str,
+    footage_height: int,
+    out: str | None,
+) -> None:
+    """Render frames per second, per stage (face model, blend or 3D drawing, composite,
+    watermark, encode); a 3D style also times building its rig."""
+    data = _shared_data("grid_s1")
+    if style in THREE_D:
+        from pipeline.face3d.bench import bench as bench_3d
+
+        _emit(bench_3d(data, style, seconds=seconds, size=size, profile=profile), out, as_json)
+        return
     from pipeline.face.bench import bench as run_bench
 
-    result = run_bench(_shared_data("grid_s1"), seconds=seconds, size=size, profile=profile)
+    result = run_bench(
+        data, seconds=seconds, size=size, profile=profile, footage_height=footage_height
+    )
     _emit(result, out, as_json)
 
 

@@ -96,7 +96,12 @@ def _json_error_channel() -> type:
 
 
 def _web_server(app: Flask, host: str, port: int, threads: int):
-    """waitress refusing bodies over the largest per-route limit before spooling them."""
+    """waitress refusing bodies over the largest per-route limit before spooling them.
+
+    waitress drops every ``X-Forwarded-*`` header unless told otherwise, so behind
+    ``DHF_TRUSTED_PROXIES`` proxies it must pass them on: the app's ``ProxyFix`` then
+    believes exactly that many hops (``webapp/security.py``). With none, waitress keeps
+    dropping them."""
     from waitress import create_server
 
     from ..bodylimit import server_limit
@@ -107,6 +112,7 @@ def _web_server(app: Flask, host: str, port: int, threads: int):
         port=port,
         threads=threads,
         max_request_body_size=server_limit(app.config) + 1,
+        clear_untrusted_proxy_headers=int(app.config["TRUSTED_PROXIES"]) == 0,
     )
     server.channel_class = _json_error_channel()
     return server

@@ -3,9 +3,11 @@
 Every scripted thing a show says is an ordinary render (``studio.service.create_render``):
 moderated, billed from render credits, counted in the daily quota, stamped (labels,
 watermark, AIGC tag, C2PA) and registered, so a clip recorded from the stream resolves in
-``verify``. A room may go live once its idle clip and first segment are ready; the rest
-render while it plays. Comments never reach synthesis: they are matched against the
-attached Q&A deployment's approved answers, whose clips are already rendered.
+``verify``. Its clips are stamped without the audible notice (purpose ``live_clip``); the
+room's notice clip (purpose ``live_notice``, every label) airs first and then every
+``LIVE_NOTICE_INTERVAL_S``. A room may go live once its notice, idle clip and first segment
+are ready; the rest render while it plays. Comments never reach synthesis: they are matched
+against the attached Q&A deployment's approved answers, whose clips are already rendered.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from ..models import (
     JobStatus,
     LiveComment,
     LiveCommentStatus,
+    LiveLine,
     LiveRoom,
     LiveRoomStatus,
     LiveSegment,
@@ -48,10 +51,17 @@ from ..models import (
 )
 from ..ownership import get_owned_or_404, get_referenced
 from ..studio import service as studio
+from . import cards, control, schedule
 
 MAX_OUTPUT_URL = 500
 DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}
 DEFAULT_IDLE = "Welcome to the show. Ask your questions in the comments."
+# the room's notice clip (purpose live_notice: it opens with the spoken notice, R9); every
+# other clip of the show is a live_clip, stamped without it (R26, see README)
+NOTICE_SCRIPT = (
+    "You are watching an AI avatar, not a live person. It is a digital likeness, used with "
+    "that person's consent, and it says only what its owner approved."
+)
 
 
 class UnsafeOutput(InvalidInput):
@@ -149,7 +159,8 @@ def masked(url: str) -> str:
 # -- rooms ----------------------------------------------------------------------------------
 
 
-def _segments(raw: Any) -> list[tuple[str, str]]:
+def _segments(raw: Any) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """``(title, script, card)`` per segment, every card checked (``cards.parse``)."""
     if not isinstance(raw, list) or not raw or not all(isinstance(s, dict) for s in raw):
         raise InvalidInput(
             'segments must be a list like [{"title": "Intro", "script": "..."}].',
@@ -162,7 +173,8 @@ def _segments(raw: Any) -> list[tuple[str, str]]:
     out = []
     for n, seg in enumerate(raw, start=1):
         title = _text(seg.get("title") or f"Segment {n}", "segment title", 120)
-        out.append((title, _text(seg.get("script"), f"script of segment {n}", chars)))
+        script = _text(seg.get("script"), f"script of segment {n}", chars)
+        out.append((title, script, cards.parse(seg.get("card"), n)))
     return out
 
 
@@ -257,20 +269,41 @@ def create_room(owner: User, body: dict[str, Any], *, enqueue: bool = True) -> L
     )
     dep = _deployment(owner, avatar, body.get("qa_deployment_id"))
     room.qa_deployment_id = dep.id if dep else None
-    _precheck(owner, avatar, [idle, *(script for _, script in segments)])
+    _precheck(owner, avatar, [idle, *(script for _, script, _ in segments), NOTICE_SCRIPT])
     db.session.add(room)
     db.session.commit()
-    room.idle_render_id = studio.create_render(owner, avatar.id, idle, {}, enqueue=enqueue).id
-    for position, (title, script) in enumerate(segments):
-        render = studio.create_render(owner, avatar.id, script, {}, enqueue=enqueue)
+    room.notice_render_id = studio.create_render(
+        owner, avatar.id, NOTICE_SCRIPT, {}, enqueue=enqueue, purpose="live_notice"
+    ).id
+    room.idle_render_id = _clip_render(owner, avatar.id, idle, enqueue)
+    for position, (title, script, raw_card) in enumerate(segments):
+        card = cards.store(raw_card, avatar.subject_id)
+        render_id = _clip_render(owner, avatar.id, script, enqueue, card=card)
         db.session.add(
             LiveSegment(
-                room_id=room.id, position=position, title=title, script=script, render_id=render.id
+                room_id=room.id,
+                position=position,
+                title=title,
+                script=script,
+                render_id=render_id,
+                card=card,
             )
         )
     room.status = LiveRoomStatus.RENDERING
     db.session.commit()
+    if enqueue:
+        schedule.arm(room)
     return sync(room)
+
+
+def _clip_render(
+    owner: User, avatar_id: str, script: str, enqueue: bool, card: dict[str, Any] | None = None
+) -> str:
+    """A clip the show airs between its notices: stamped without the audible notice (a
+    segment's product card drawn on it)."""
+    return studio.create_render(
+        owner, avatar_id, script, {}, enqueue=enqueue, purpose="live_clip", card=card
+    ).id
 
 
 def update_room(room: LiveRoom, body: dict[str, Any]) -> LiveRoom:
@@ -292,6 +325,8 @@ def update_room(room: LiveRoom, body: dict[str, Any]) -> LiveRoom:
         dep = _deployment(get_referenced(User, room.owner_id), avatar, body["qa_deployment_id"])
         room.qa_deployment_id = dep.id if dep else None
     db.session.commit()
+    if "starts_at" in body:
+        schedule.arm(room)
     return room
 
 
@@ -311,7 +346,14 @@ def rooms_of_render(render_id: str) -> list[str]:
         db.session.scalars(select(LiveSegment.room_id).where(LiveSegment.render_id == render_id))
     )
     found |= set(
-        db.session.scalars(select(LiveRoom.id).where(LiveRoom.idle_render_id == render_id))
+        db.session.scalars(
+            select(LiveRoom.id).where(
+                (LiveRoom.idle_render_id == render_id) | (LiveRoom.notice_render_id == render_id)
+            )
+        )
+    )
+    found |= set(
+        db.session.scalars(select(LiveLine.room_id).where(LiveLine.render_id == render_id))
     )
     found |= set(
         db.session.scalars(
@@ -342,10 +384,12 @@ def ready_render(render_id: str | None) -> Render | None:
 
 
 def sync(room: LiveRoom) -> LiveRoom:
-    """``rendering`` -> ``ready`` once the idle clip and the first segment are ready."""
+    """``rendering`` -> ``ready`` once the notice, the idle clip and the first segment are
+    ready (a room planned before notice clips existed has clips that carry the notice)."""
     if room.status in (LiveRoomStatus.RENDERING, LiveRoomStatus.READY):
         segments = segments_of(room)
-        ready = ready_render(room.idle_render_id) is not None and bool(segments)
+        notice = room.notice_render_id is None or ready_render(room.notice_render_id)
+        ready = bool(notice) and ready_render(room.idle_render_id) is not None and bool(segments)
         ready = ready and ready_render(segments[0].render_id) is not None
         room.status = LiveRoomStatus.READY if ready else LiveRoomStatus.RENDERING
         db.session.commit()
@@ -369,11 +413,17 @@ def room_json(room: LiveRoom) -> dict[str, Any]:
         "loop": room.loop,
         "max_seconds": room.max_seconds,
         "starts_at": room.starts_at.isoformat() if room.starts_at else None,
+        "schedule": {"state": room.schedule_state, "note": room.schedule_note},
         "outputs": [masked(u) for u in room.outputs],
         "idle": {
             "script": room.idle_script,
             "render_id": room.idle_render_id,
             "status": _render_state(room.idle_render_id),
+        },
+        "notice": {
+            "render_id": room.notice_render_id,
+            "status": _render_state(room.notice_render_id),
+            "interval_s": int(_cfg("NOTICE_INTERVAL_S")),
         },
         "segments": [
             {
@@ -383,11 +433,13 @@ def room_json(room: LiveRoom) -> dict[str, Any]:
                 "script": s.script,
                 "render_id": s.render_id,
                 "status": _render_state(s.render_id),
+                "card": cards.card_json(s.card),
             }
             for s in segments_of(room)
         ],
         "watch_url": url_for("live.watch", slug=room.slug, _external=True),
         "hls_url": url_for("live.hls", slug=room.slug, name="index.m3u8", _external=True),
+        "console_url": url_for("live.console", room_id=room.id, _external=True),
         "started_by": room.started_by,
         "started_at": room.started_at.isoformat() if room.started_at else None,
         "ended_at": room.ended_at.isoformat() if room.ended_at else None,
@@ -399,9 +451,9 @@ def room_json(room: LiveRoom) -> dict[str, Any]:
 # -- going live -----------------------------------------------------------------------------
 
 
-def start(room: LiveRoom, operator: User, *, enqueue: bool = True) -> Job:
+def start(room: LiveRoom, operator: User, *, enqueue: bool = True, scheduled: bool = False) -> Job:
     """Queue the show (``live_show`` job) once its first clips are ready and the likeness
-    may be used; records who started it."""
+    may be used; records who started it (``scheduled``: its schedule, for its owner)."""
     avatar = get_referenced(Avatar, room.avatar_id)
     likeness.require(avatar.subject, avatar)
     sanctions.require_may_create(operator)
@@ -412,18 +464,23 @@ def start(room: LiveRoom, operator: User, *, enqueue: bool = True) -> Job:
     sync(room)
     if room.status != LiveRoomStatus.READY:
         raise Conflict(
-            "The idle clip and the first segment are still rendering: start when they are ready.",
+            "The notice, the idle clip and the first segment are still rendering: start "
+            "when they are ready.",
             code="not_ready",
         )
+    control.require_first_minute(room)
     for url in room.outputs:
         check_output(url)  # DNS may have changed since the room was saved
     room.status, room.started_by = LiveRoomStatus.LIVE, operator.id
     room.started_at = room.ended_at = room.stop_requested_at = room.stop_reason = None
     job = jobs.submit("live_show", room.owner_id, room.id, enqueue=enqueue)
-    record_event(
+    control.log(
+        room,
         EventTag.LIVE_STARTED,
-        actor_id=operator.id,
-        data={"room": room.id, "avatar": room.avatar_id, "job": job.id},
+        operator.id,
+        avatar=room.avatar_id,
+        job=job.id,
+        scheduled=scheduled,
     )
     db.session.commit()
     return job
@@ -435,6 +492,7 @@ def stop(room: LiveRoom, operator: User) -> LiveRoom:
     if room.status != LiveRoomStatus.LIVE:
         raise Conflict("This show is not live.", code="not_live")
     room.stop_requested_at = utcnow()
+    control.log(room, EventTag.LIVE_STOP_REQUESTED, operator.id)
     job = db.session.scalar(
         select(Job)
         .where(Job.target_id == room.id, Job.kind == "live_show")
@@ -452,11 +510,7 @@ def stop(room: LiveRoom, operator: User) -> LiveRoom:
 def end(room: LiveRoom, reason: str, *, actor_id: str | None = None) -> None:
     """Mark the show ended (the caller commits)."""
     room.status, room.ended_at, room.stop_reason = LiveRoomStatus.ENDED, utcnow(), reason
-    record_event(
-        EventTag.LIVE_ENDED,
-        actor_id=actor_id,
-        data={"room": room.id, "reason": reason, "stats": dict(room.stats or {})},
-    )
+    control.log(room, EventTag.LIVE_ENDED, actor_id, reason=reason, stats=dict(room.stats or {}))
 
 
 def room_by_slug(slug: str) -> LiveRoom:

@@ -1,21 +1,36 @@
-"""The public watch page ``/live/<slug>`` and the HLS files it plays.
+"""The public watch page ``/live/<slug>`` and the HLS files it plays; the operator's console.
 
 The stream is served only while the show is live and the likeness may be used; the page
 says it is an AI avatar (R26) and takes comments through the API
 (``POST /api/v1/live/<slug>/comments``, rate-limited per IP).
+
+The console ``/live-rooms/<id>/console`` is the room owner's, signed in and KYC-verified
+(``control.require_operator``, on every request): it polls ``console.json`` (comments, the
+unmatched list, lines with when they air, the operator log, credits in minutes) and posts
+typed lines (session cookie + CSRF token header). Its JSON endpoints answer errors as JSON.
 """
 
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, render_template, send_from_directory
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
+)
+from flask_login import current_user, login_required
 
 from .. import likeness
-from ..errors import Forbidden, NotFound
+from ..errors import DomainError, Forbidden, InvalidInput, NotFound
 from ..extensions import db
 from ..models import Avatar, LiveRoom, LiveRoomStatus, Subject
-from . import service
+from ..ownership import get_owned_or_404
+from . import control, service
 from .show import hls_dir
 
 bp = Blueprint("live", __name__)
@@ -64,3 +79,62 @@ def hls(slug: str, name: str) -> Response:
     response = send_from_directory(folder, name, mimetype=mimetype, max_age=0)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# -- the operator's console -----------------------------------------------------------------
+
+
+def _operated(room_id: str) -> LiveRoom:
+    room = get_owned_or_404(LiveRoom, room_id, current_user.id)
+    control.require_operator(room, current_user)
+    return room
+
+
+@bp.get("/live-rooms/<room_id>/console")
+@login_required
+def console(room_id: str):
+    room = _operated(room_id)
+    return render_template(
+        "live/console.html",
+        room=room,
+        label=AI_LABEL,
+        max_chars=int(current_app.config["LIVE_MAX_LINE_CHARS"]),
+    )
+
+
+def _json_error(exc: DomainError) -> tuple[Response, int]:
+    return jsonify(error=exc.code, message=exc.message), exc.status
+
+
+@bp.get("/live-rooms/<room_id>/console.json")
+@login_required
+def console_state(room_id: str):
+    """Everything the console shows, polled every second or two."""
+    try:
+        room = service.sync(_operated(room_id))
+    except DomainError as exc:
+        return _json_error(exc)
+    recent = service.comments(room, limit=50)
+    return jsonify(
+        status=room.status,
+        stop_reason=room.stop_reason,
+        comments=[service.comment_json(c) for c in recent],
+        unmatched=[service.comment_json(c) for c in service.comments(room, "unmatched", 50)],
+        lines=[control.line_json(line) for line in control.lines(room, 50)],
+        log=control.operator_log(room, 50),
+        credits=control.credits_json(room),
+    )
+
+
+@bp.post("/live-rooms/<room_id>/console/lines")
+@login_required
+def console_line(room_id: str):
+    """A typed line from the console: the same path as ``POST /api/v1/.../lines``."""
+    try:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise InvalidInput("Send a JSON object body with Content-Type: application/json.")
+        line = control.add_line(_operated(room_id), current_user, body.get("text"))
+    except DomainError as exc:
+        return _json_error(exc)
+    return jsonify(control.line_json(line)), 201

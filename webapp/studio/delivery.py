@@ -17,6 +17,7 @@ from ..extensions import db
 from ..models import Avatar, Render, RenderStatus, Subject
 from ..ownership import get_referenced
 from ..storage import vault
+from .service import IN_SESSION
 
 _SALT = "dhf-render-download"
 
@@ -64,9 +65,10 @@ class ConversationOnly(DomainError):
 
 
 def conversation_only(render: Render) -> bool:
-    """A Q&A answer clip or idle loop: stamped without the spoken notice, which its
-    conversation plays first (R26), so it is never exported on its own (R9, R10)."""
-    return (render.options or {}).get("purpose") in ("qa_answer", "qa_idle")
+    """A Q&A answer clip or idle loop, or a live show's clip: stamped without the spoken
+    notice, which its conversation or show plays separately (R26), so never exported on its
+    own (R9, R10)."""
+    return (render.options or {}).get("purpose") in IN_SESSION
 
 
 def stream_output(
@@ -77,8 +79,9 @@ def stream_output(
     refuse_taken_down(render)
     if conversation_only(render) and not for_subject:
         raise ConversationOnly(
-            "This is a Q&A answer clip: it plays only in its conversation, after the spoken "
-            "AI notice. Render the text as a video to get a file to download."
+            "This is a Q&A answer or live-show clip: it plays only in its conversation or "
+            "show, after the spoken AI notice. Render the text as a video to get a file to "
+            "download."
         )
     if render.purged_at is not None:
         raise NotFound(

@@ -42,16 +42,20 @@ from ..ownership import get_owned_or_404, get_referenced
 from ..registry import MediaOverLimit, media_limits
 from ..storage import store
 
-STYLES = ("real2d", "cartoon2d")  # 3D styles come with the 3D head model
+# 2D styles, and the 3D looks of the avatar's 3D rig (pipeline.face3d.scene.LOOKS)
+STYLES = ("real2d", "cartoon2d", "3d_realistic", "3d_semi", "3d_cartoon")
 FRAMINGS = ("half", "full")
 LANGUAGES = ("en",)  # Chinese comes with a Chinese base voice
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 WORDS_PER_SECOND = 2.5  # a calm presenter; used to reserve credits before rendering
 LABEL_SECONDS = 2  # the spoken AI notice at the start of every render (R9)
 # What a render is for, set only by the server (never from a client's options): a Q&A
-# avatar's answer clip is stamped without the audible notice, which its conversation plays
-# once at its start (R26; compliance.stamping.QA_ANSWER). Anything else: every label.
-PURPOSES = ("video", "qa_answer", "qa_notice", "qa_idle")
+# avatar's answer clip and idle loop and a live show's clips (segments, idle loop,
+# operator lines) are stamped without the audible notice, which their conversation or show
+# plays separately (R26; compliance.stamping.QA_ANSWER). Anything else, notices included:
+# every label.
+PURPOSES = ("video", "qa_answer", "qa_notice", "qa_idle", "live_clip", "live_notice")
+IN_SESSION = ("qa_answer", "qa_idle", "live_clip")  # no audible notice: never exported alone
 IDLE_SECONDS = 8  # a Q&A avatar's idle loop (purpose qa_idle): silence, mouth closed
 
 
@@ -220,11 +224,14 @@ def create_render(
     *,
     enqueue: bool = True,
     purpose: str = "video",
+    card: dict[str, Any] | None = None,
 ) -> Render:
     """Moderate the script, check the likeness rights, hold credits, queue ``render``.
 
-    ``purpose`` comes from the calling service (``webapp.qa.deploy`` for answer clips),
-    never from the request: ``render_options`` keeps only the known client options."""
+    ``purpose`` comes from the calling service (``webapp.qa.deploy`` for answer clips,
+    ``webapp.live`` for a show's clips), never from the request: ``render_options`` keeps
+    only the known client options; so does ``card`` (a live segment's product card,
+    checked by ``webapp.live.cards``)."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown render purpose {purpose!r}")
     avatar = get_owned_or_404(Avatar, avatar_id, owner.id)
@@ -247,6 +254,8 @@ def create_render(
     options = render_options(raw, avatar)
     if purpose != "video":
         options["purpose"] = purpose
+    if card:
+        options["card"] = card
     _within_daily_quota(owner)
     verdict = moderate(script)
     record_event(

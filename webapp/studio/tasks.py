@@ -123,10 +123,16 @@ def _train_models(
     def face_model(out: Path, progress: Progress) -> None:
         face_train.train(work / "face", out, profile, progress)
 
+    def rig3d(out: Path, progress: Progress) -> None:
+        from pipeline.face3d import rig
+
+        rig.build(work / "face", out)
+
     stages.run("sources", 0.01, 0.02, sources)
     stages.run("face", 0.02, 0.25, face)
     stages.run("voice", 0.25, 0.55, voice)
-    stages.run("face-model", 0.55, 0.9, face_model, folder=work / "face" / "model")
+    stages.run("face-model", 0.55, 0.88, face_model, folder=work / "face" / "model")
+    stages.run("rig3d", 0.88, 0.9, rig3d, folder=work / "face" / "rig3d")
 
 
 def _store_model(stages: Stages, avatar: Avatar, profile: str) -> dict[str, Any]:
@@ -324,7 +330,10 @@ def model_dir(avatar: Avatar, target: Path) -> Path:
 MAX_RECHECK_S = 600.0  # a render is at most RENDER_MAX_CHARS of speech: far below this
 IDLE_RATE = 16000  # the idle loop's silent track (resampled by the stamping)
 IDLE_MAX_PEAK = 0.01  # -40 dBFS: what still counts as silence in its stamped track
-STYLE = {"real2d": "real", "cartoon2d": "cartoon"}  # API style -> the compositor's
+# API style -> the compositor's (a 3D look is drawn by pipeline.face3d, then composited
+# like a real-person frame)
+THREE_D = ("3d_realistic", "3d_semi", "3d_cartoon")
+STYLE = {"real2d": "real", "cartoon2d": "cartoon", **dict.fromkeys(THREE_D, "real")}
 
 
 def composite_options(options: dict[str, Any]) -> Any:
@@ -412,7 +421,6 @@ def render(job: Job, report: Progress) -> dict[str, Any]:
 def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
     """Synthesize the script in the avatar's voice, render and stamp the video, and hear
     it back (speech check)."""
-    from pipeline.face.render import FaceRig, render_video
     from pipeline.voice.synthesize import synthesize
 
     began, timings = time.perf_counter(), {}
@@ -433,15 +441,14 @@ def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
     report(0.2, "face")
     settings = profile_settings(registry.compliance_settings(), stamping_profile(row))
     content = ContentSpec(uuid.uuid4().hex, new_watermark_id())
-    stamped = render_video(
-        FaceRig.load(model / "face"),
-        samples,
-        rate,
+    stamped = _render_face(
+        model / "face",
+        (samples, rate),
         out,
-        content,
-        settings,
-        composite_options(row.options),
+        (content, settings),
+        row.options or {},
         span(report, 0.2, 0.85, "render"),
+        overlay=card_overlay(row),
         loop=idle,
     )
     lap("face+composite+stamp")
@@ -451,13 +458,61 @@ def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
     return _Rendered(out, stamped, wer, timings)
 
 
+def card_overlay(row: Render) -> Any:
+    """A live segment's product card, drawn on the frames before stamping (None: none).
+    Its picture is the small PNG ``webapp.live.cards`` checked and re-encoded."""
+    card = (row.options or {}).get("card")
+    if not card:
+        return None
+    from PIL import Image
+
+    from pipeline.live.card import Card, CardOverlay
+
+    image = None
+    if card.get("image_blob_id"):
+        subject_id = get_referenced(Avatar, row.avatar_id).subject_id
+        data = vault().read(subject_id, card["image_blob_id"])
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+    return CardOverlay(Card(card["title"], card.get("price") or "", image))
+
+
+def _render_face(
+    face: Path,
+    audio: tuple[Any, int],
+    out: Path,
+    stamping: tuple[ContentSpec, ComplianceSettings],
+    options: dict[str, Any],
+    report: Progress,
+    overlay: Any = None,
+    loop: bool = False,
+) -> Any:
+    """The 2D renderer, or a 3D look of the avatar's rig (built now for avatars trained
+    before 3D looks existed); either way composited and stamped the same way. ``loop``
+    (an idle loop played forwards then back) is the 2D renderer's; a 3D look's idle clip
+    plays forwards only."""
+    from pipeline.face.render import FaceRig, render_video
+
+    avatar, composite = FaceRig.load(face), composite_options(options)
+    style = options.get("style", "real2d")
+    if style not in THREE_D:
+        return render_video(
+            avatar, *audio, out, *stamping, composite, report, overlay=overlay, loop=loop
+        )
+    from pipeline.face3d import render as render3d
+    from pipeline.face3d.rig import load_or_build
+
+    rig = load_or_build(face)
+    return render3d.render_video(
+        rig, avatar, *audio, style, out, *stamping, composite, report, overlay
+    )
+
+
 def stamping_profile(row: Render) -> str:
     """The row's stamping profile, from the purpose the server gave it when it created the
-    row: a Q&A answer clip or idle loop has no audible notice (its conversation plays the
-    notice first, R26; a loop would repeat it every few seconds); every other render,
-    whatever its options, is stamped with every label."""
-    purpose = (row.options or {}).get("purpose")
-    return QA_ANSWER if purpose in ("qa_answer", "qa_idle") else STANDARD
+    row: a Q&A answer clip or idle loop, or a live show's clip, has no audible notice (its
+    conversation or show plays the notice separately, R26; a loop would repeat it every few
+    seconds); every other render, whatever its options, is stamped with every label."""
+    return QA_ANSWER if (row.options or {}).get("purpose") in service.IN_SESSION else STANDARD
 
 
 def is_idle(row: Render) -> bool:

@@ -28,7 +28,7 @@ from ..extensions import db
 from ..models import Avatar, Render
 from ..ownership import get_owned_or_404
 from ..portal import service as portal
-from . import delivery, service
+from . import delivery, export3d, service
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 
@@ -99,6 +99,21 @@ def avatar(avatar_id: str):
         styles=service.STYLES,
         framings=service.FRAMINGS,
     )
+
+
+@bp.get("/avatars/<avatar_id>/3d")
+@login_required
+def model3d(avatar_id: str):
+    """The avatar's 3D model, animated in the browser (three.js, vendored)."""
+    return render_template("studio/model3d.html", avatar=_avatar(avatar_id))
+
+
+@bp.get("/avatars/<avatar_id>/model.glb")
+@login_required
+def model_glb(avatar_id: str):
+    """The same export as ``GET /api/v1/avatars/{id}/model.glb``, for the page."""
+    data, _content = export3d.export_glb(_avatar(avatar_id))
+    return Response(data, mimetype=export3d.GLB_MIME)
 
 
 @bp.get("/avatars/<avatar_id>/status.json")

@@ -92,12 +92,19 @@ def test_ingest_writes_a_manifest_with_loop_points(avatar: FaceRig) -> None:
 
 
 def test_render_video_composites_and_stamps(avatar: FaceRig, tmp_path: Path) -> None:
+    """... with a live segment's product card drawn before stamping: the card is in the
+    frames and the AI label and corner mark are intact over it."""
+    from PIL import Image
+
     from compliance import media
     from compliance.keys import init_keys
+    from compliance.labels import find_label, find_mark
     from compliance.payload import new_watermark_id
     from compliance.stamping import ComplianceSettings, ContentSpec
     from pipeline.face.composite import CompositeOptions
     from pipeline.face.render import render_video
+    from pipeline.live.card import Card, CardOverlay
+    from pipeline.live.measure import frames_at
 
     keys, _ = init_keys(tmp_path / "keys")
     settings = ComplianceSettings(keys.directory, (("k1", bytes(range(32))),), producer="DHFTEST")
@@ -106,10 +113,17 @@ def test_render_video_composites_and_stamps(avatar: FaceRig, tmp_path: Path) -> 
     options = CompositeOptions(
         size=(256, 256), framing="half", background=(0, 90, 200), tone="warm"
     )
+    card = CardOverlay(Card("Kettle", "¥199", Image.new("RGB", (64, 64), (0, 200, 0))))
+    out = tmp_path / "out.mp4"
     record = render_video(
-        avatar, samples, synthetic.RATE, tmp_path / "out.mp4", content, settings, options
+        avatar, samples, synthetic.RATE, out, content, settings, options, overlay=card
     )
-    info = media.probe(tmp_path / "out.mp4")
+    info = media.probe(out)
     assert record.content_id == "face-test-1" and record.watermark_id == content.watermark_id
     assert (info.width, info.height) == (256, 256) and info.has_audio
     assert info.duration_s >= 2.0
+    opening, later = frames_at(out, [0.2, 1.8])
+    x, y, w, h = card.box(256, 256)
+    picture = later[y : y + h, x : x + w].astype(int)
+    assert (np.abs(picture - (0, 200, 0)).sum(axis=2) < 60).sum() > 200  # the card's picture
+    assert find_label(opening) is not None and find_mark(later) is not None  # stamped over it
