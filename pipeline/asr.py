@@ -269,3 +269,111 @@ def spoken_words(text: str) -> str:
     seven one nine" (a number read as a whole, "nineteen", still differs from "1 9")."""
     tokens = re.findall(r"[a-z']+|[0-9]", text.lower().replace("-", " "))
     return " ".join(DIGIT_WORDS[int(t)] if t.isdigit() else t.strip("'") for t in tokens)
+
+
+# -- short questions: a window as long as the speech, several questions per pass ------------
+
+FRAMES_PER_SECOND = 100  # Whisper's log-mel frames (hop 160 at 16 kHz)
+MAX_WINDOW_FRAMES = 3000  # the 30 s window Whisper was trained on
+# A short question's window: the speech plus this much silence, rounded up to whole
+# seconds, never less than MIN_WINDOW_FRAMES. Provisional: ``python -m pipeline.asr_window``
+# is to choose them (the smallest margin and floor whose word error rate on recorded speech
+# and on the spoken test questions is no worse than the full 30 s window); its first run
+# did not finish on the overloaded machine (README, Q&A avatars).
+WINDOW_MARGIN_FRAMES = 100
+MIN_WINDOW_FRAMES = 300
+TOKENS_PER_SECOND = 8  # a decoding budget: speech runs at ~3 words (~4 tokens) a second
+
+
+@dataclass(frozen=True)
+class ShortQuestion:
+    """One recorded question for :func:`transcribe_short`: mono samples and the language."""
+
+    samples: npt.NDArray[Any]
+    rate: int = RATE
+    language: str = "en"
+
+
+def window_frames(
+    n_frames: int, margin: int = WINDOW_MARGIN_FRAMES, floor: int = MIN_WINDOW_FRAMES
+) -> int:
+    """The encoder window for ``n_frames`` of speech: speech plus ``margin``, rounded up to
+    whole seconds, between ``floor`` and Whisper's 30 s."""
+    want = max(floor, n_frames + margin)
+    whole = -(-want // FRAMES_PER_SECOND) * FRAMES_PER_SECOND
+    return min(MAX_WINDOW_FRAMES, whole)
+
+
+@functools.cache
+def _tokenizer(language: str) -> Any:
+    from faster_whisper.tokenizer import Tokenizer
+
+    model = load_model()
+    return Tokenizer(model.hf_tokenizer, True, task="transcribe", language=language)
+
+
+@functools.cache
+def _suppressed(language: str) -> list[int]:
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    return list(get_suppressed_tokens(_tokenizer(language), [-1]) or ())
+
+
+def _prompt(language: str) -> list[int]:
+    """Whisper's start tokens for a question in ``language`` without timestamps (and, for
+    Chinese, the simplified-characters prompt before them, as ``transcribe`` uses)."""
+    tokenizer = _tokenizer(language)
+    prompt: list[int] = []
+    if language == "zh":
+        prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + ZH_PROMPT)]
+    return [*prompt, *tokenizer.sot_sequence, tokenizer.no_timestamps]
+
+
+def features(samples: npt.NDArray[Any], rate: int = RATE) -> npt.NDArray[np.float32]:
+    """Whisper's log-mel features (80, frames) of the audio itself, not padded to 30 s."""
+    model = load_model()
+    audio = _as_float(samples, rate)[: MAX_WINDOW_FRAMES * (RATE // FRAMES_PER_SECOND)]
+    out: npt.NDArray[np.float32] = model.feature_extractor(audio).astype(np.float32)
+    return out[:, :MAX_WINDOW_FRAMES]
+
+
+def transcribe_short(
+    questions: list[ShortQuestion],
+    *,
+    margin: int = WINDOW_MARGIN_FRAMES,
+    floor: int = MIN_WINDOW_FRAMES,
+) -> list[str]:
+    """The text of each short recorded question, all in one encoder and decoder pass.
+
+    ``transcribe`` pads every recording to Whisper's 30 s window, so a 2 s question costs
+    as much as 30 s of speech. Here the window is the longest question plus ``margin``
+    (``window_frames``): CTranslate2's Whisper encoder takes any length up to 3000 frames
+    (like whisper.cpp's ``audio_ctx``), and the encoder's cost shrinks with it. Greedy,
+    without timestamps, decoding stops after ``TOKENS_PER_SECOND`` tokens per second of
+    window (a hallucination loop cannot run on). Questions asked at the same time share
+    one batch: one call for all of them rather than one call each.
+    """
+    import ctranslate2  # type: ignore[import-untyped]
+
+    if not questions:
+        return []
+    feats = [features(q.samples, q.rate) for q in questions]
+    frames = window_frames(max(f.shape[1] for f in feats), margin, floor)
+    batch = np.zeros((len(feats), feats[0].shape[0], frames), np.float32)
+    for i, f in enumerate(feats):
+        batch[i, :, : f.shape[1]] = f[:, :frames]
+    model = load_model().model
+    encoded = model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
+    langs = [q.language for q in questions]
+    results = model.generate(
+        encoded,
+        [_prompt(lang) for lang in langs],
+        beam_size=1,
+        max_length=max(16, TOKENS_PER_SECOND * frames // FRAMES_PER_SECOND),
+        suppress_blank=True,
+        suppress_tokens=sorted(set().union(*(_suppressed(lang) for lang in set(langs)))),
+    )
+    return [
+        _tokenizer(lang).decode([t for t in r.sequences_ids[0] if t < _tokenizer(lang).eot]).strip()
+        for lang, r in zip(langs, results, strict=True)
+    ]

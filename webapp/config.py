@@ -137,6 +137,9 @@ DEFAULTS: dict[str, Any] = {
     "QA_RATELIMIT_CONVERSATION": "12 per minute",  # visitor questions, per conversation
     "QA_AUDIO_MAX_BYTES": 1024 * 1024,  # a spoken question's upload
     "QA_AUDIO_MAX_SECONDS": 15.0,  # a spoken question's running time, checked before decoding
+    "QA_ASR_MAX_BATCH": 8,  # spoken questions heard together in one Whisper pass
+    "QA_ASR_MAX_WAITING": 32,  # spoken questions waiting per process; more: 503 asr_busy
+    "QA_ASR_FULL_WINDOW": False,  # Whisper over its whole 30 s window (slower; for comparison)
     "QA_LOG_RETENTION_DAYS": 90,  # conversation logs are deleted after this many days
     # live shows (issue 19)
     "LIVE_MAX_SEGMENTS": 50,  # planned segments per show (each one render)

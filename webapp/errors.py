@@ -43,6 +43,17 @@ class Conflict(DomainError):
     status, code = 409, "conflict"
 
 
+class Busy(DomainError):
+    """The server is at capacity for this kind of request: try again after ``retry_after``
+    seconds (sent as ``Retry-After``)."""
+
+    status, code = 503, "busy"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
 # Codes and default messages for framework errors (werkzeug, flask-limiter, flask-wtf).
 _HTTP_CODES = {
     400: ("bad_request", "The request was malformed."),
@@ -68,7 +79,9 @@ def _respond(status: int, code: str, message: str):
 def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError):
-        return _respond(exc.status, exc.code, exc.message)
+        body, status = _respond(exc.status, exc.code, exc.message)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else {}
+        return body, status, headers
 
     @app.errorhandler(MediaLimitExceeded)
     def _media_limit(exc: MediaLimitExceeded):

@@ -50,6 +50,7 @@ from .models import (
     Upload,
     utcnow,
 )
+from .qa import talk as qa_logs
 from .reports.service import attachment_owner
 from .storage import vault
 
@@ -79,6 +80,7 @@ class Summary:
     held: dict[str, int] = field(default_factory=dict)  # expired but under a legal hold
     receipts: list[dict[str, Any]] = field(default_factory=list)
     stale_uploads_aborted: int = 0  # interrupted uploads cleared (S3 multipart, temp files)
+    qa_logs: int = 0  # Q&A conversation log rows past DHF_QA_LOG_RETENTION_DAYS (deleted)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +90,7 @@ class Summary:
             "held": self.held,
             "receipts": self.receipts,
             "stale_uploads_aborted": self.stale_uploads_aborted,
+            "qa_logs": self.qa_logs,
         }
 
 
@@ -347,6 +350,7 @@ def run(now: datetime | None = None, dry_run: bool = False) -> Summary:
             summary.receipts.append(_receipt(kind, subject_id, items, now, dry_run))
     if not dry_run:  # no upload runs for a day: what is that old was interrupted
         summary.stale_uploads_aborted = vault().store.abort_stale_uploads(STALE_UPLOAD_S)
+    summary.qa_logs = qa_logs.prune_logs(now, dry_run=dry_run)  # rows, not files: no receipt
     return summary
 
 

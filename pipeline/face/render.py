@@ -253,6 +253,17 @@ def plan(avatar: FaceRig, samples: npt.NDArray[Any], rate: int, start: int = 0, 
     return Plan(template_indices(avatar.manifest, n, start), mouths, coefs, offsets)
 
 
+def loop_order(n: int) -> list[int]:
+    """Which of ``n // 2 + 1`` rendered frames each of ``n`` output frames shows, for a clip
+    that loops without a seam: forwards, then back, ending one step after where it began
+    (0, 1, .., k, k-1, .., 1, then 0 again as the player loops; an odd ``n`` holds k twice)."""
+    k = n // 2
+    order = [*range(k + 1), *range(k - 1, 0, -1)]
+    if n % 2 and n > 1:
+        order.insert(k + 1, k)
+    return order[: max(n, 1)]
+
+
 def iter_frames(
     avatar: FaceRig,
     samples: npt.NDArray[Any],
@@ -260,16 +271,22 @@ def iter_frames(
     start: int = 0,
     timer: Timer | None = None,
     n_frames: int = 0,
+    loop: bool = False,
 ) -> Iterator[npt.NDArray[Any]]:
-    """RGB frames (source size) of the avatar saying ``samples`` (``n_frames`` if given)."""
+    """RGB frames (source size) of the avatar saying ``samples`` (``n_frames`` if given).
+
+    ``loop``: the first half is rendered, then played back (``loop_order``), so the clip
+    can repeat seamlessly: the Q&A avatar's idle loop (silence, mouth closed)."""
     timer = timer or Timer()
+    n = n_frames or frame_count(avatar, samples, rate)
+    order = loop_order(n) if loop else list(range(n))
     with timer.stage("face_model"):
-        p = plan(avatar, samples, rate, start, n_frames)
+        p = plan(avatar, samples, rate, start, max(order) + 1)
     blender = Blender(avatar)
-    for template, mouth, offset in zip(p.templates, p.mouths, p.offsets, strict=True):
+    for i in order:  # a frame played back is blended again (no frame cache to hold)
         with timer.stage("blend"):
-            frame = avatar.template_frame(int(template))
-            frame = blender.paste(frame, int(template), int(mouth), offset)
+            frame = avatar.template_frame(int(p.templates[i]))
+            frame = blender.paste(frame, int(p.templates[i]), int(p.mouths[i]), p.offsets[i])
         yield frame
 
 
@@ -291,13 +308,14 @@ def render_video(
     progress: Progress | None = None,
     frames: Iterator[npt.NDArray[Any]] | None = None,
     overlay: Callable[[npt.NDArray[Any]], npt.NDArray[Any]] | None = None,
+    loop: bool = False,
 ) -> StampRecord:
     """Render, composite, encode and stamp the final MP4 (the record for the registry).
 
     ``frames`` replaces the 2D frames (a 3D look's, ``pipeline.face3d.render``): the
     compositing, encoding and stamping stay the same. ``overlay`` draws on each composited
     RGB frame before stamping (a live segment's product card), so the labels and the
-    watermark are applied to the final pictures."""
+    watermark are applied to the final pictures. ``loop`` as in ``iter_frames``."""
     report = progress or (lambda fraction, message: None)
     compositor = Compositor(avatar, composite or CompositeOptions())
     total = frame_count(avatar, samples, rate)
@@ -309,7 +327,7 @@ def render_video(
         raw = Path(tmp) / "raw.mp4"
         writer = media.FrameWriter(raw, compositor.size, avatar.fps, wav, {}, crf=14)
         try:
-            source = frames if frames is not None else iter_frames(avatar, samples, rate)
+            source = frames if frames is not None else iter_frames(avatar, samples, rate, loop=loop)
             for i, frame in enumerate(source):
                 picture = compositor.apply(frame)
                 if overlay is not None:

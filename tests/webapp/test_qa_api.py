@@ -12,12 +12,15 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import func, select
 
 from compliance import media
+from pipeline import asr
 from webapp.billing import ledger
 from webapp.extensions import db
 from webapp.models import (
@@ -31,8 +34,9 @@ from webapp.models import (
     Render,
     utcnow,
 )
-from webapp.qa.deploy import AI_NOTICE
+from webapp.qa.deploy import AI_NOTICE, IDLE_TEXT
 from webapp.storage import vault
+from webapp.studio.service import IDLE_SECONDS
 from webapp.studio.tasks import stamping_profile
 
 from .. import factories
@@ -279,13 +283,14 @@ def test_attaching_renders_each_spoken_answer_billed_like_a_render(app, client):
     items = client.get(f"/api/v1/qa-sets/{set_id}/items", headers=headers).json["items"]
     assert kinds == {
         "notice:en": ("notice", "queued"),
+        "idle": ("idle", "queued"),
         items[0]["id"]: ("clip", "queued"),
         items[1]["id"]: ("clip", "queued"),
         items[2]["id"]: ("subtitle", "subtitle"),
         "fallback:en": ("clip", "queued"),
         "fallback:zh": ("subtitle", "subtitle"),
     }
-    assert dep["progress"] == {"ready": 0, "total": 4}
+    assert dep["progress"] == {"ready": 0, "total": 5}
     with app.app_context():
         renders = db.session.scalars(select(Render).where(Render.avatar_id == avatar_id)).all()
         purposes = {r.script: r.options["purpose"] for r in renders}
@@ -294,7 +299,10 @@ def test_attaching_renders_each_spoken_answer_billed_like_a_render(app, client):
             ITEMS[1]["answer"]: "qa_answer",
             FALLBACK["en"]: "qa_answer",
             AI_NOTICE: "qa_notice",
+            IDLE_TEXT: "qa_idle",  # the silent idle loop, stamped like an answer
         }
+        idle = next(r for r in renders if r.script == IDLE_TEXT)
+        assert idle.credits_reserved == IDLE_SECONDS
         assert {stamping_profile(r) for r in renders if r.script != AI_NOTICE} == {"qa_answer"}
         assert stamping_profile(next(r for r in renders if r.script == AI_NOTICE)) == "standard"
         assert all(r.options["language"] == "en" for r in renders)  # never Chinese text
@@ -417,6 +425,14 @@ def test_logs_and_unanswered_questions_ranked_by_frequency(app, client, stamped_
     logs = client.get(f"/api/v1/qa-sets/{set_id}/logs", headers=headers).json["logs"]
     assert logs[0]["question"] == "When are you open?" and logs[0]["score"] > 0.5
     assert logs[0]["item_id"] is not None and logs[0]["lang"] == "en"
+    with app.app_context():  # the daily retention run deletes them after the retention days
+        from webapp import retention
+
+        later = utcnow() + timedelta(days=app.config["QA_LOG_RETENTION_DAYS"] + 1)
+        assert retention.run(utcnow(), dry_run=True).qa_logs == 0
+        assert retention.run(later, dry_run=True).qa_logs == 4
+        assert retention.run(later).qa_logs == 4
+    assert client.get(f"/api/v1/qa-sets/{set_id}/logs", headers=headers).json["logs"] == []
 
 
 def test_an_edited_answer_is_rendered_again_and_waits_for_its_clip(app, client, stamped_media):
@@ -491,6 +507,15 @@ def test_embedding_is_limited_to_the_allowed_origins(app, client, stamped_media)
     assert res.status_code == 201
     other = client.get("/dashboard")  # every other page still refuses any frame
     assert "frame-ancestors 'none'" in other.headers["Content-Security-Policy"]
+    script = f"/talk/{slug}/embed.js"  # the script-tag embed: only for the allowed sites
+    cross = {"Sec-Fetch-Dest": "script", "Sec-Fetch-Site": "cross-site"}
+    ok = client.get(script, headers={**cross, "Referer": "https://shop.example/p"})
+    assert ok.status_code == 200 and ok.mimetype == "text/javascript"
+    assert f'"http://localhost/talk/{slug}"' in ok.text and "iframe" in ok.text
+    assert ok.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    for referer in ("https://evil.example/", None):
+        refused = client.get(script, headers={**cross, **({"Referer": referer} if referer else {})})
+        assert refused.status_code == 403 and b"may not embed" in refused.data
 
 
 def test_visitors_are_rate_limited_per_conversation_and_per_ip(make_app, stamped_media):
@@ -541,7 +566,7 @@ def test_a_spoken_question_is_heard_by_whisper_and_matched(app, client, stamped_
 
 
 def test_spoken_questions_are_limited_before_decoding(make_app, stamped_media, tmp_path):
-    app = make_app(QA_AUDIO_MAX_BYTES=64 * 1024, QA_AUDIO_MAX_SECONDS=3.0)
+    app = make_app(QA_AUDIO_MAX_BYTES=64 * 1024, QA_AUDIO_MAX_SECONDS=3.0, QA_ASR_MAX_WAITING=0)
     client = app.test_client()
     _, _, dep, _ = _live(app, client, stamped_media)
     url = f"/api/v1/talk/{dep['slug']}/ask-audio"
@@ -560,6 +585,67 @@ def test_spoken_questions_are_limited_before_decoding(make_app, stamped_media, t
         url, headers={"X-Conversation": "forged"}, **factories.multipart("audio", quiet)
     )
     assert res.status_code == 403 and res.json["error"] == "bad_conversation"
+    short = tmp_path / "short.wav"
+    media.write_wav(short, np.zeros(16000, np.float32), 16000)  # within every limit
+    res = client.post(url, headers=conv, **factories.multipart("audio", short))
+    assert res.status_code == 503 and res.json["error"] == "asr_busy"  # no room to wait
+    assert res.headers["Retry-After"] == "2"
+
+
+def _spoken(texts: list[str]) -> list[np.ndarray]:
+    from pipeline import asr
+    from pipeline.bundled import piper_say
+
+    out = []
+    for text in texts:
+        samples, rate = piper_say(text, deterministic=True)
+        pad = np.zeros(int(0.4 * asr.RATE), np.float32)
+        speech = media.resample(samples.astype(np.float32) / 32768, rate, asr.RATE)
+        out.append(np.concatenate([pad, speech, pad]))
+    return out
+
+
+def _asking(ears, questions) -> tuple[list, list]:  # type: ignore[no-untyped-def]
+    """Ask ``questions`` from one thread each; (texts or exceptions, threads)."""
+    import threading
+
+    got: list = [None] * len(questions)
+
+    def ask(i: int) -> None:
+        try:
+            got[i] = ears.hear(questions[i], "en")
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            got[i] = exc
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(questions))]
+    return got, threads
+
+
+def test_spoken_questions_asked_together_are_heard_in_one_whisper_pass(monkeypatch):
+    from webapp.errors import Busy
+    from webapp.qa.listen import Listener
+
+    texts = ["What are your opening hours?", "How long does delivery take?", "Where is your shop?"]
+    ears = Listener(max_batch=8, max_waiting=3)
+    monkeypatch.setattr(ears, "_start", lambda: None)  # hold the worker: all three wait
+    got, threads = _asking(ears, _spoken(texts))
+    for thread in threads:
+        thread.start()
+    while len(ears._waiting) < 3:
+        threads[0].join(0.01)
+    with pytest.raises(Busy) as refused:  # a fourth finds the queue full: refused at once
+        ears.hear(np.zeros(16000, np.float32), "en")
+    assert refused.value.retry_after > 0 and refused.value.code == "asr_busy"
+    monkeypatch.undo()
+    ears._start()
+    for thread in threads:
+        thread.join(60)
+    assert ears.passes == 1  # one encoder and one decoder call for the three
+    from pipeline.bundled import word_error_rate
+
+    said = asr.spoken_words  # at most one word in five misheard (a 2 s question, batched)
+    errors = [word_error_rate(said(t), said(h)) for t, h in zip(texts, got, strict=True)]
+    assert max(errors) <= 0.2, got
 
 
 def test_the_editor_page_shows_clips_unanswered_questions_and_the_chinese_notice(
@@ -579,9 +665,10 @@ def test_the_editor_page_shows_clips_unanswered_questions_and_the_chinese_notice
     assert page.status_code == 200
     html = page.text
     assert "it will be spoken once the avatar has a Chinese voice" in html.replace("\n", " ")
-    assert dep["talk_url"] in html and "parking?" in html and "4 / 4" in html
+    assert dep["talk_url"] in html and "parking?" in html and "5 / 5" in html
+    assert f'&lt;script src="{dep["embed_url"]}" async&gt;' in html  # the script-tag embed
     status = client.get(f"/qa/{set_id}/status.json").json
-    assert status["status"] == "live" and status["deployments"][0]["progress"]["ready"] == 4
+    assert status["status"] == "live" and status["deployments"][0]["progress"]["ready"] == 5
     assert client.get(f"/qa/{set_id}/export.csv").text.startswith("lang,answer,questions")
     with app.app_context():
         assert db.session.scalar(select(func.count(QALog.id))) == 1
@@ -612,6 +699,8 @@ def test_no_answer_before_the_conversation_was_served_its_ai_notice(app, client,
     assert client.get(forged).status_code == 403
     notice = client.get(started["notice_url"])
     assert notice.headers["Cache-Control"] == "no-store"
+    idle = client.get(notice.headers["X-Idle-Clip"])  # the idle loop, linked after the notice
+    assert idle.status_code == 200 and idle.data == stamped_media.stamped.read_bytes()
     heard = {"X-Conversation": notice.headers["X-Conversation"]}
     res = client.post(f"/api/v1/talk/{slug}/ask", headers=heard, json={"question": "Open?"})
     assert res.status_code == 200 and res.json["answer"]["kind"] == "clip"
@@ -645,9 +734,11 @@ def test_the_render_task_stamps_answers_without_the_spoken_notice(app, client, m
         f"/api/v1/qa-sets/{set_id}/deployments", headers=headers, json={"avatar_id": avatar_id}
     )
     handed: dict[str, str] = {}
+    looped: dict[str, tuple[bool, float, float]] = {}
 
-    def render_video(rig, samples, rate, out, content, settings, *rest):  # type: ignore[no-untyped-def]
+    def render_video(rig, samples, rate, out, content, settings, *rest, loop=False, **kw):  # type: ignore[no-untyped-def]
         handed[row.script] = settings.labels.notice
+        looped[row.script] = (loop, float(np.abs(samples).max()), len(samples) / rate)
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(tasks, "model_dir", lambda avatar, target: Path("/nonexistent"))
@@ -660,4 +751,11 @@ def test_the_render_task_stamps_answers_without_the_spoken_notice(app, client, m
                 tasks._render_and_check(row, Path("/nonexistent/out.mp4"), lambda f, s: None)
             except RuntimeError:
                 pass
-    assert handed == {ITEMS[0]["answer"]: "none", FALLBACK["en"]: "none", AI_NOTICE: "speech"}
+    assert handed == {
+        ITEMS[0]["answer"]: "none",
+        FALLBACK["en"]: "none",
+        AI_NOTICE: "speech",
+        IDLE_TEXT: "none",  # the idle loop: silent, no spoken notice either
+    }
+    assert looped[IDLE_TEXT] == (True, 0.0, IDLE_SECONDS)  # silence, rendered to loop
+    assert not looped[AI_NOTICE][0] and not looped[ITEMS[0]["answer"]][0]

@@ -320,13 +320,21 @@ def bench_load(
 @click.option(
     "--think", default=10.0, show_default=True, help="Seconds from an answer to the next question."
 )
+@click.option(
+    "--compare-asr",
+    is_flag=True,
+    help="Also run the spoken phase the old way first (one question per 30 s Whisper pass).",
+)
 @_out_option
-def bench_qa(as_json: bool, visitors: int, questions: int, think: float, out: str | None) -> None:
+def bench_qa(
+    as_json: bool, visitors: int, questions: int, think: float, compare_asr: bool, out: str | None
+) -> None:
     """Q&A avatar: question to first answer-clip bytes (typed, spoken) under concurrent
     visitors on a throwaway instance, and the matcher's top-1 and fallback figures."""
     from ..qa.bench import run
 
-    _emit(run(visitors=visitors, rounds=questions, think_s=think), out, as_json)
+    result = run(visitors=visitors, rounds=questions, think_s=think, compare_asr=compare_asr)
+    _emit(result, out, as_json)
 
 
 @bench.command("live")

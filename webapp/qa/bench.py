@@ -404,10 +404,27 @@ def _finish(dep: Any, subject_id: str, clips: dict[str, Any]) -> None:
 # -- the run ------------------------------------------------------------------------------------
 
 
+OLD_ASR = {  # how spoken questions were heard before batching and short windows
+    "QA_ASR_FULL_WINDOW": True,
+    "QA_ASR_MAX_BATCH": 1,
+    "QA_ASR_MAX_WAITING": 1_000_000,
+}
+
+
+def _asr_settings(app: Any) -> dict[str, Any]:
+    return {k: app.config[k] for k in OLD_ASR}
+
+
 def run(
-    visitors: int = 20, rounds: int = 5, think_s: float = 10.0, threads: int = 8
+    visitors: int = 20,
+    rounds: int = 5,
+    think_s: float = 10.0,
+    threads: int = 8,
+    compare_asr: bool = False,
 ) -> dict[str, Any]:
-    """Everything above; returns the JSON ``dhf bench qa`` prints."""
+    """Everything above; returns the JSON ``dhf bench qa`` prints. ``compare_asr`` first
+    runs the spoken phase the old way (``OLD_ASR``: one question per Whisper pass over a
+    30 s window) on the same instance, then the shipped way."""
     from pipeline import asr
     from pipeline.qa.evaluate import run as evaluate
 
@@ -441,9 +458,19 @@ def run(
             typed_result = _phase(
                 base, slug, "typed", typed, visitors, rounds, think_s, TYPED_TARGET_P95_S
             )
+            spoken_before = None
+            if compare_asr:
+                shipped = _asr_settings(app)
+                app.config.update(OLD_ASR)
+                spoken_before = _phase(
+                    base, slug, "spoken", spoken, visitors, rounds, think_s, SPOKEN_TARGET_P95_S
+                )
+                spoken_before["asr"] = _asr_settings(app)
+                app.config.update(shipped)
             spoken_result = _phase(
                 base, slug, "spoken", spoken, visitors, rounds, think_s, SPOKEN_TARGET_P95_S
             )
+            spoken_result["asr"] = _asr_settings(app)
         finally:
             server.close()
         matcher = evaluate(variants=False)  # only the shipped rule's figures are used
@@ -470,6 +497,7 @@ def run(
         "one_visitor_alone": alone,
         "typed": typed_result,
         "spoken": spoken_result,
+        "spoken_the_old_way": spoken_before,
         "matcher": {
             "threshold": matcher["threshold"],
             "margin": matcher["margin"],

@@ -9,7 +9,10 @@ Stamping profile (R26): answer clips are renders of purpose ``qa_answer``, stamp
 every label but the audible notice (``compliance.stamping.QA_ANSWER``); each deployment
 also has one notice clip (key ``notice:en``, purpose ``qa_notice``, stamped with every
 label: the spoken notice, then the avatar reading ``AI_NOTICE``), which every
-conversation is served before any answer (``talk``).
+conversation is served before any answer (``talk``), and one idle loop (key ``idle``,
+purpose ``qa_idle``: ``studio.service.IDLE_SECONDS`` of the looped template with the mouth
+closed and no sound, rendered forwards then back so it repeats without a seam, stamped
+like an answer), which the page loops between answers.
 
 What a visitor gets for an answer is an :class:`AnswerMedia`: a ``clip`` in the avatar's
 voice, or a ``subtitle`` over the idle avatar for a language no voice speaks yet (Chinese
@@ -54,10 +57,13 @@ from . import service
 
 FALLBACK = "fallback:"  # clip key prefix of a set's fallback answers
 NOTICE = "notice:en"  # clip key of a deployment's AI notice, played once per conversation
+IDLE = "idle"  # clip key of a deployment's idle loop, played between answers
+IDLE_TEXT = "(The avatar listens in silence, mouth closed.)"  # the idle render's script
 AI_NOTICE = (
     "You are talking to an AI avatar, not a live person. It is a digital likeness, used "
     "with that person's consent, and it only says answers its owner wrote and approved."
 )
+RENDERED_MEDIA = ("clip", "notice", "idle")  # clip_status rows that are renders
 _ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
 
 
@@ -82,13 +88,14 @@ def spoken(qaset: QASet) -> list[tuple[str, str, str]]:
 
 
 def rendered(qaset: QASet) -> list[tuple[str, str, str]]:
-    """Every clip a deployment of the set needs: the AI notice, then the spoken answers."""
-    return [(NOTICE, AI_NOTICE, "en"), *spoken(qaset)]
+    """Every clip a deployment of the set needs: the AI notice, the idle loop, then the
+    spoken answers."""
+    return [(NOTICE, AI_NOTICE, "en"), (IDLE, IDLE_TEXT, "en"), *spoken(qaset)]
 
 
 def purpose_of(key: str) -> str:
     """The render purpose, hence the stamping profile, of a clip (studio.service.PURPOSES)."""
-    return "qa_notice" if key == NOTICE else "qa_answer"
+    return {NOTICE: "qa_notice", IDLE: "qa_idle"}.get(key, "qa_answer")
 
 
 def clean_origins(raw: Any) -> list[str]:
@@ -145,7 +152,7 @@ def _precheck(owner: User, avatar: Avatar, qaset: QASet) -> None:
                 f'content ("{verdict.matched}"); change it and try again.',
                 code=f"moderation_{verdict.category}",
             )
-    need = sum(studio.estimate_seconds(text) for _, text, _ in clips)
+    need = sum(studio.estimate_for(text, purpose_of(key)) for key, text, _ in clips)
     have = ledger.balance(owner.id)
     if have < need:
         raise ledger.InsufficientCredits(
@@ -281,14 +288,14 @@ def clip_status(dep: QADeployment, qaset: QASet) -> list[dict[str, Any]]:
     from ..studio.service import latest_job
 
     out = []
-    for key, text, lang in [(NOTICE, AI_NOTICE, "en"), *answers(qaset)]:
+    for key, text, lang in [(NOTICE, AI_NOTICE, "en"), (IDLE, IDLE_TEXT, "en"), *answers(qaset)]:
         row: dict[str, Any] = {
             "key": key,
             "text": text,
             "lang": lang,
-            "media": "notice" if key == NOTICE else service.media_kind(lang),
+            "media": {NOTICE: "notice", IDLE: "idle"}.get(key) or service.media_kind(lang),
         }
-        if row["media"] in ("clip", "notice"):
+        if row["media"] in RENDERED_MEDIA:
             clip = _clip(dep, key)
             render = db.session.get(Render, clip.render_id) if clip and clip.render_id else None
             job = latest_job(render.id) if render else None
@@ -353,11 +360,12 @@ def deployment_json(dep: QADeployment, *, clips: bool = True) -> dict[str, Any]:
         "status": dep.status,
         "origins": list(dep.origins),
         "talk_url": url_for("qa.talk_page", slug=dep.slug, _external=True),
+        "embed_url": url_for("qa.embed_script", slug=dep.slug, _external=True),
     }
     if clips:
         rows = clip_status(dep, qaset)
         out["clips"] = rows
-        spoken_rows = [r for r in rows if r["media"] in ("clip", "notice")]
+        spoken_rows = [r for r in rows if r["media"] in RENDERED_MEDIA]
         done = sum(1 for r in spoken_rows if r["status"] == "ready")
         out["progress"] = {"ready": done, "total": len(spoken_rows)}
     return out

@@ -43,8 +43,8 @@ from ..models import (
 )
 from ..registry import MediaOverLimit
 from ..storage import vault
-from . import deploy, service
-from .deploy import AI_NOTICE, FALLBACK, NOTICE, AnswerMedia
+from . import deploy, listen, service
+from .deploy import AI_NOTICE, FALLBACK, IDLE, NOTICE, AnswerMedia
 
 AI_LABEL = "AI-generated"
 _CONVERSATION_SALT = "dhf-qa-conversation"
@@ -94,7 +94,17 @@ def frame_allowed(
     """Whether a request for the talk page may be shown in a frame: top-level and
     same-origin loads always; a cross-site frame only from an allowed origin (the CSP
     ``frame-ancestors`` says the same to the browser; this refuses it on the server)."""
-    if dest not in ("iframe", "frame", "embed", "object") or site in (None, "same-origin", "none"):
+    if dest not in ("iframe", "frame", "embed", "object"):
+        return True
+    return embedder_allowed(dep, site, referrer)
+
+
+def embedder_allowed(dep: QADeployment, site: str | None, referrer: str | None) -> bool:
+    """Whether the page asking (for the talk page in a frame, or for the embed script) is
+    ours or on an allowed origin: a cross-site request needs a Referer naming one (the
+    browser sends the embedding page's origin by default; a page that hides it cannot
+    embed)."""
+    if site in (None, "same-origin", "none"):
         return True
     origin = deploy.origin_of(referrer or "")
     return origin is not None and origin in dep.origins
@@ -114,8 +124,8 @@ def request_origin_allowed(dep: QADeployment, origin: str | None, own: str) -> b
 
 def start(dep: QADeployment) -> dict[str, Any]:
     """A new conversation: a token that may only fetch the notice, the AI notice as text,
-    and the signed link of the notice clip (played first, then held as the idle picture).
-    Fetching the clip gives the token that may ask (``notice_for_link``)."""
+    and the signed link of the notice clip (played first). Fetching the notice gives the
+    token that may ask and the link of the idle loop (``notice_for_link``)."""
     notice = deploy.ready_clip(dep, NOTICE)
     if notice is None:  # a deployment made before notices: re-rendering adds it
         raise Conflict(
@@ -136,9 +146,14 @@ def _token(dep: QADeployment, conversation: str, *, heard: bool) -> str:
     return str(_signer(_CONVERSATION_SALT).dumps({"d": dep.id, "c": conversation, "n": int(heard)}))
 
 
-def notice_for_link(slug: str, render_id: str, token: str) -> tuple[Render, Subject, str]:
-    """The notice clip a conversation's signed link names, and the conversation's token
-    that may now ask (it records that the notice was served)."""
+def notice_for_link(
+    slug: str, render_id: str, token: str
+) -> tuple[Render, Subject, str, str | None]:
+    """The notice clip a conversation's signed link names, the conversation's token that
+    may now ask (it records that the notice was served), and the signed link of the idle
+    loop the page plays between answers (None on a deployment made before idle loops: the
+    page then holds the notice clip's first frame). Nothing but the notice is linked
+    before the notice was served."""
     try:
         data = _signer(_NOTICE_SALT).loads(token, max_age=CONVERSATION_TTL)
     except SignatureExpired:
@@ -153,7 +168,9 @@ def notice_for_link(slug: str, render_id: str, token: str) -> tuple[Render, Subj
         raise NotFound("No such clip.")
     avatar = db.session.get(Avatar, render.avatar_id)
     subject = db.session.get(Subject, avatar.subject_id)
-    return render, subject, _token(dep, str(data["c"]), heard=True)
+    idle = deploy.ready_clip(dep, IDLE)
+    idle_url = clip_url(dep, idle) if idle else None
+    return render, subject, _token(dep, str(data["c"]), heard=True), idle_url
 
 
 def conversation_of(dep: QADeployment, token: str | None, *, heard: bool = True) -> str:
@@ -275,7 +292,7 @@ def answer_json(dep: QADeployment, answer: AnswerMedia) -> dict[str, Any]:
 
 def transcribe(stream: BinaryIO, lang: str | None) -> tuple[str, str]:
     """A short recorded question as text: size and running time checked on the header
-    before anything is decoded, then Whisper base (en or zh)."""
+    before anything is decoded, then Whisper base (en or zh), batched (``listen``)."""
     from pipeline import asr
 
     if lang not in (None, "", "en", "zh"):
@@ -304,14 +321,14 @@ def transcribe(stream: BinaryIO, lang: str | None) -> tuple[str, str]:
         fh.write(data)
         fh.flush()
         samples = media.audio(fh.name, asr.RATE, float(cfg["QA_AUDIO_MAX_SECONDS"]))
-    heard = asr.transcribe(  # a short question: greedy, no word times (half the time)
-        samples, asr.RATE, language=lang or "en", beam_size=1, word_timestamps=False
-    )
-    if not heard.text.strip():
+    heard = listen.listener(cfg).hear(
+        samples, lang or "en"
+    )  # batched with others asking at the same time
+    if not heard.strip():
         raise InvalidInput(
             "We heard no question: hold the button while you speak.", code="nothing_heard"
         )
-    return heard.text.strip(), lang or "en"
+    return heard.strip(), lang or "en"
 
 
 # -- clips ----------------------------------------------------------------------------------
@@ -404,10 +421,14 @@ def usage(qaset: QASet) -> dict[str, Any]:
     return {"questions": total, "conversations": conversations, "answered": answered}
 
 
-def prune_logs(now: Any = None) -> int:
-    """Delete conversation logs older than ``QA_LOG_RETENTION_DAYS``; returns how many."""
+def prune_logs(now: Any = None, *, dry_run: bool = False) -> int:
+    """Delete conversation logs older than ``QA_LOG_RETENTION_DAYS``; returns how many (with
+    ``dry_run``, how many would go). The daily retention run calls it (``webapp.retention``)."""
     days = int(current_app.config["QA_LOG_RETENTION_DAYS"])
     cutoff = (now or utcnow()) - timedelta(days=days)
+    if dry_run:
+        where = QALog.created_at < cutoff
+        return int(db.session.scalar(select(func.count(QALog.id)).where(where)) or 0)
     result: CursorResult[Any] = db.session.execute(delete(QALog).where(QALog.created_at < cutoff))  # type: ignore[assignment]
     db.session.commit()
     return int(result.rowcount or 0)

@@ -59,6 +59,24 @@ def talk_page(slug: str):
     return response
 
 
+@bp.get("/talk/<slug>/embed.js")
+def embed_script(slug: str):
+    """The script-tag embed: ``<script src=".../embed.js" async></script>`` on an allowed
+    site puts the talk page in an iframe where the tag is. Refused (403) to a page on any
+    other site; the iframe it makes is checked again on its own (``talk_page``)."""
+    dep = talk.deployment(slug)
+    if not talk.embedder_allowed(dep, request.headers.get("Sec-Fetch-Site"), request.referrer):
+        raise Forbidden("This site may not embed this avatar.", code="origin_not_allowed")
+    script = render_template(
+        "qa/embed.js", talk_url=url_for("qa.talk_page", slug=slug, _external=True)
+    )
+    response = Response(script, mimetype="text/javascript")
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    response.headers["Cache-Control"] = "no-cache"  # the allow-list may change
+    response.headers["Vary"] = "Referer"
+    return response
+
+
 def _report_url() -> str:
     return url_for("reports.report_page")
 
@@ -76,11 +94,15 @@ def clip(slug: str, render_id: str):
 @bp.get("/talk/<slug>/notice/<render_id>")
 def notice(slug: str, render_id: str):
     """The conversation's AI notice clip; its ``X-Conversation`` header is the token that
-    may ask questions (the server answers none before the notice was served, R26)."""
-    render, subject, token = talk.notice_for_link(slug, render_id, request.args.get("t", ""))
+    may ask questions (the server answers none before the notice was served, R26), and
+    ``X-Idle-Clip`` the link of the idle loop (absent on deployments made before them)."""
+    args = (slug, render_id, request.args.get("t", ""))
+    render, subject, token, idle_url = talk.notice_for_link(*args)
     data = talk.clip_bytes(render, subject)
     response = Response(data, mimetype="video/mp4")
     response.headers["X-Conversation"] = token
+    if idle_url:
+        response.headers["X-Idle-Clip"] = idle_url
     response.headers["Cache-Control"] = "no-store"  # the header is this conversation's
     return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
 

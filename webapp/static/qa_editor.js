@@ -38,7 +38,7 @@
           box.querySelector(".dep-progress").textContent = dep.progress.ready + " / " + dep.progress.total;
           dep.clips.forEach(function (c) {
             var row = box.querySelector('tr[data-key="' + c.key + '"] .clip-status');
-            if (row) { row.textContent = c.status + (c.media === "clip" && c.status !== "ready" ? " " + Math.round(c.progress * 100) + "%" : ""); }
+            if (row) { row.textContent = c.status + (c.media !== "subtitle" && c.status !== "ready" ? " " + Math.round(c.progress * 100) + "%" : ""); }
           });
           if (dep.status === "rendering") { rendering = true; }
         });

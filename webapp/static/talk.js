@@ -1,8 +1,9 @@
 // The Q&A conversation page: start a conversation, play its AI notice clip (R26: the
 // answers carry no spoken notice; the server answers nothing before this clip was
 // fetched, and its response carries the token that may ask), ask by text or voice, play
-// the approved answer clip (or show its subtitle), then back to idle (the notice clip
-// held on its first frame).
+// the approved answer clip (or show its subtitle), then back to idle: the deployment's
+// stamped idle loop (the avatar listening, mouth closed, silent), played muted on a loop
+// (older deployments without one: the notice clip held on its first frame).
 (function () {
   "use strict";
   var root = document.getElementById("talk");
@@ -15,22 +16,43 @@
   var speak = document.getElementById("speak");
   var speakLang = document.getElementById("speak-lang");
   var conversation = null;
-  var idleUrl = null;
+  var noticeUrl = null;
+  var idleUrl = null;  // the idle loop's signed link, or null
   var noticePlaying = false;
   var waiting = null;  // an answer that came while the notice was still playing
 
   function say(text) { status.textContent = text || ""; }
 
   function idle() {
-    // The idle avatar: the notice clip held on its first frame (stamped like every clip).
-    if (!idleUrl) { return; }
-    if (video.getAttribute("src") !== idleUrl) {
-      video.setAttribute("src", idleUrl);
+    root.dataset.playing = "idle";
+    video.controls = false;
+    if (idleUrl) {  // the idle loop: silent, so muted (autoplay allows it), repeating
+      video.loop = true;
+      video.muted = true;
+      if (video.getAttribute("src") !== idleUrl) {
+        video.setAttribute("src", idleUrl);
+        video.load();
+      }
+      var started = video.play();
+      if (started && started.catch) { started.catch(function () {}); }
+      return;
+    }
+    if (!noticeUrl) { return; }  // no idle loop: the notice clip held on its first frame
+    if (video.getAttribute("src") !== noticeUrl) {
+      video.setAttribute("src", noticeUrl);
       video.load();
     } else {
       video.pause();
       video.currentTime = 0;
     }
+  }
+
+  function playClip(url) {
+    video.loop = false;
+    video.muted = false;
+    video.setAttribute("src", url);
+    video.load();
+    return video.play();
   }
 
   function showSubtitle(text) {
@@ -42,9 +64,8 @@
     if (noticePlaying) { waiting = answer; return; }
     subtitle.hidden = true;
     if (answer.kind === "clip" && answer.url) {
-      video.setAttribute("src", answer.url);
-      video.load();
-      var started = video.play();
+      root.dataset.playing = "answer";
+      var started = playClip(answer.url);
       if (started && started.catch) {
         started.catch(function () { say("Press play to hear the answer."); video.controls = true; });
       }
@@ -65,9 +86,8 @@
 
   function playNotice() {
     noticePlaying = true;
-    video.setAttribute("src", idleUrl);
-    video.load();
-    var started = video.play();
+    root.dataset.playing = "notice";
+    var started = playClip(noticeUrl);
     if (started && started.catch) {
       started.catch(function () {
         say("Press play to hear the AI notice.");
@@ -98,8 +118,9 @@
           return fetch(body.notice_url, { credentials: "same-origin" }).then(function (clip) {
             if (!clip.ok) { say("The AI notice could not be loaded: reload the page."); return; }
             conversation = clip.headers.get("X-Conversation");
+            idleUrl = clip.headers.get("X-Idle-Clip");
             return clip.blob().then(function (blob) {
-              idleUrl = URL.createObjectURL(blob);
+              noticeUrl = URL.createObjectURL(blob);
               root.dataset.conversation = "ready";
               playNotice();
             });

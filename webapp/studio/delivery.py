@@ -65,8 +65,9 @@ class ConversationOnly(DomainError):
 
 
 def conversation_only(render: Render) -> bool:
-    """A Q&A answer clip or a live show's clip: stamped without the spoken notice, which
-    its conversation or show plays separately (R26), so never exported on its own (R9, R10)."""
+    """A Q&A answer clip or idle loop, or a live show's clip: stamped without the spoken
+    notice, which its conversation or show plays separately (R26), so never exported on its
+    own (R9, R10)."""
     return (render.options or {}).get("purpose") in IN_SESSION
 
 

@@ -50,11 +50,13 @@ _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 WORDS_PER_SECOND = 2.5  # a calm presenter; used to reserve credits before rendering
 LABEL_SECONDS = 2  # the spoken AI notice at the start of every render (R9)
 # What a render is for, set only by the server (never from a client's options): a Q&A
-# avatar's answer clip and a live show's clips (segments, idle loop, operator lines) are
-# stamped without the audible notice, which their conversation or show plays separately
-# (R26; compliance.stamping.QA_ANSWER). Anything else, notices included: every label.
-PURPOSES = ("video", "qa_answer", "qa_notice", "live_clip", "live_notice")
-IN_SESSION = ("qa_answer", "live_clip")  # no audible notice: never exported on their own
+# avatar's answer clip and idle loop and a live show's clips (segments, idle loop,
+# operator lines) are stamped without the audible notice, which their conversation or show
+# plays separately (R26; compliance.stamping.QA_ANSWER). Anything else, notices included:
+# every label.
+PURPOSES = ("video", "qa_answer", "qa_notice", "qa_idle", "live_clip", "live_notice")
+IN_SESSION = ("qa_answer", "qa_idle", "live_clip")  # no audible notice: never exported alone
+IDLE_SECONDS = 8  # a Q&A avatar's idle loop (purpose qa_idle): silence, mouth closed
 
 
 class QuotaExceeded(DomainError):
@@ -188,6 +190,12 @@ def estimate_seconds(script: str) -> int:
     return LABEL_SECONDS + max(1, math.ceil(words / WORDS_PER_SECOND))
 
 
+def estimate_for(script: str, purpose: str) -> int:
+    """Credits to hold for a render of ``purpose``: an idle loop says nothing and runs
+    ``IDLE_SECONDS``; anything else is its script read aloud."""
+    return IDLE_SECONDS if purpose == "qa_idle" else estimate_seconds(script)
+
+
 def render_options(raw: dict[str, Any], avatar: Avatar) -> dict[str, Any]:
     """Validated render options with defaults from the avatar."""
     options = {
@@ -270,7 +278,7 @@ def create_render(
     render = Render(owner_id=owner.id, avatar_id=avatar.id, script=script, options=options)
     db.session.add(render)
     db.session.flush()
-    ledger.reserve(render, estimate_seconds(script))
+    ledger.reserve(render, estimate_for(script, purpose))
     jobs.submit("render", owner.id, render.id, enqueue=enqueue)
     record_event(
         EventTag.RENDER_CREATED, actor_id=owner.id, data={"render": render.id, "avatar": avatar.id}

@@ -328,6 +328,8 @@ def model_dir(avatar: Avatar, target: Path) -> Path:
 
 
 MAX_RECHECK_S = 600.0  # a render is at most RENDER_MAX_CHARS of speech: far below this
+IDLE_RATE = 16000  # the idle loop's silent track (resampled by the stamping)
+IDLE_MAX_PEAK = 0.01  # -40 dBFS: what still counts as silence in its stamped track
 # API style -> the compositor's (a 3D look is drawn by pipeline.face3d, then composited
 # like a real-person frame)
 THREE_D = ("3d_realistic", "3d_semi", "3d_cartoon")
@@ -428,8 +430,13 @@ def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
         timings[name], began = round(time.perf_counter() - began, 2), time.perf_counter()
 
     model = model_dir(get_referenced(Avatar, row.avatar_id), out.parent / "model")
+    idle = is_idle(row)
     report(0.02, "voice")
-    samples, rate = synthesize(model / "voice" / "voice.pt", row.script)
+    if idle:  # the idle loop: silence, which the face model renders with the mouth closed
+        rate = IDLE_RATE
+        samples = np.zeros(service.IDLE_SECONDS * rate, np.float32)
+    else:
+        samples, rate = synthesize(model / "voice" / "voice.pt", row.script)
     lap("voice")
     report(0.2, "face")
     settings = profile_settings(registry.compliance_settings(), stamping_profile(row))
@@ -442,10 +449,11 @@ def _render_and_check(row: Render, out: Path, report: Progress) -> _Rendered:
         row.options or {},
         span(report, 0.2, 0.85, "render"),
         overlay=card_overlay(row),
+        loop=idle,
     )
     lap("face+composite+stamp")
     report(0.86, "speech check")
-    wer = speech_error(out, row.script, settings.labels)
+    wer = silence_error(out) if idle else speech_error(out, row.script, settings.labels)
     lap("speech check")
     return _Rendered(out, stamped, wer, timings)
 
@@ -476,15 +484,20 @@ def _render_face(
     options: dict[str, Any],
     report: Progress,
     overlay: Any = None,
+    loop: bool = False,
 ) -> Any:
     """The 2D renderer, or a 3D look of the avatar's rig (built now for avatars trained
-    before 3D looks existed); either way composited and stamped the same way."""
+    before 3D looks existed); either way composited and stamped the same way. ``loop``
+    (an idle loop played forwards then back) is the 2D renderer's; a 3D look's idle clip
+    plays forwards only."""
     from pipeline.face.render import FaceRig, render_video
 
     avatar, composite = FaceRig.load(face), composite_options(options)
     style = options.get("style", "real2d")
     if style not in THREE_D:
-        return render_video(avatar, *audio, out, *stamping, composite, report, overlay=overlay)
+        return render_video(
+            avatar, *audio, out, *stamping, composite, report, overlay=overlay, loop=loop
+        )
     from pipeline.face3d import render as render3d
     from pipeline.face3d.rig import load_or_build
 
@@ -496,10 +509,22 @@ def _render_face(
 
 def stamping_profile(row: Render) -> str:
     """The row's stamping profile, from the purpose the server gave it when it created the
-    row: a Q&A answer clip or a live show's clip has no audible notice (its conversation or
-    show plays the notice separately, R26); every other render, whatever its options, is
-    stamped with every label."""
+    row: a Q&A answer clip or idle loop, or a live show's clip, has no audible notice (its
+    conversation or show plays the notice separately, R26; a loop would repeat it every few
+    seconds); every other render, whatever its options, is stamped with every label."""
     return QA_ANSWER if (row.options or {}).get("purpose") in service.IN_SESSION else STANDARD
+
+
+def is_idle(row: Render) -> bool:
+    return (row.options or {}).get("purpose") == "qa_idle"
+
+
+def silence_error(video: Path) -> float:
+    """The idle loop's check, in place of the speech check: 0.0 when its sound track is
+    silent (no louder than ``IDLE_MAX_PEAK``), else 1.0 (quarantined like a wrong script)."""
+    samples = read_audio(video, IDLE_RATE, MAX_RECHECK_S)
+    peak = float(np.max(np.abs(samples))) if len(samples) else 0.0
+    return 0.0 if peak <= IDLE_MAX_PEAK else 1.0
 
 
 def _quarantine(row: Render, rendered: _Rendered) -> dict[str, Any]:

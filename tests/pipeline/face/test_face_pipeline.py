@@ -11,7 +11,7 @@ import torch
 from pipeline.face import ingest, train
 from pipeline.face import landmarks as lm
 from pipeline.face.model import AudioToShape
-from pipeline.face.render import FaceRig, render_frames
+from pipeline.face.render import FaceRig, loop_order, render_frames
 from pipeline.face.train import LIP_LO, LIP_UP, load_checkpoint, predict
 
 from . import synthetic
@@ -66,6 +66,18 @@ def test_rendering_silence_keeps_the_mouth_closed(avatar: FaceRig) -> None:
     closed, wide = np.percentile(avatar_openings(avatar), [5, 95])
     assert silent_gap.max() < closed + 0.2 * (wide - closed)
     assert talking_gap.max() > closed + 0.5 * (wide - closed)  # the mouth does move with speech
+
+
+def test_an_idle_loop_plays_forwards_then_back_to_where_it_began(avatar: FaceRig) -> None:
+    assert [len(loop_order(n)) for n in (1, 2, 3, 24, 25)] == [1, 2, 3, 24, 25]
+    assert loop_order(6) == [0, 1, 2, 3, 2, 1] and loop_order(7) == [0, 1, 2, 3, 3, 2, 1]
+    frames = render_frames(avatar, np.zeros(synthetic.RATE, np.float32), synthetic.RATE, loop=True)
+    assert len(frames) == synthetic.FPS  # as long as its (silent) sound
+    k = len(frames) // 2
+    for i in range(1, k):  # the way back shows the way out: no seam when it repeats
+        assert np.array_equal(frames[i], frames[len(frames) - i]), i
+    moved = [float(np.abs(frames[i].astype(int) - frames[0]).mean()) for i in (1, k)]
+    assert moved[1] > moved[0] > 0  # the template moves (not one frame held)
 
 
 def avatar_openings(avatar: FaceRig) -> np.ndarray:
