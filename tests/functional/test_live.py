@@ -183,8 +183,9 @@ def _qa_deployment(app, client, headers, avatar_id: str, clips: LiveClips) -> st
         rows = db.session.scalars(select(QAClip).where(QAClip.deployment_id == dep_id)).all()
         ids = {c.key: c.render_id for c in rows}
     for key, render_id in ids.items():
-        # the fallback and the talk page's notice clip are never aired here: not registered
-        aside = key.startswith(("fallback", "notice"))
+        # the fallback and the talk page's notice and idle clips are never aired here: not
+        # registered (one stamped file registered twice would repeat its watermark id)
+        aside = key.startswith(("fallback", "notice", "idle"))
         _ready(app, render_id, clips.short if aside else clips.answer, register=not aside)
     return dep_id
 
