@@ -130,8 +130,10 @@ def iter_frames(
     out_size: tuple[int, int] | None = None,
     timer: Timer | None = None,
     start: int = 0,
+    antialias: int | None = None,
 ) -> Iterator[npt.NDArray[np.uint8]]:
-    """RGB frames of the rig saying ``samples`` in ``look`` (footage size by default)."""
+    """RGB frames of the rig saying ``samples`` in ``look`` (footage size by default;
+    ``antialias``: multisampling samples, the look's default when None)."""
     timer = timer or Timer()
     with timer.stage("face_model"):
         n = face_render.frame_count(avatar, samples, rate)
@@ -141,7 +143,7 @@ def iter_frames(
         templates = face_render.template_indices(avatar.manifest, n, start)
         motions = head_motions(avatar.manifest, avatar.arrays, templates, driver.centre)
     with timer.stage("gl_setup"):
-        scene = Scene(rig, look, out_size)
+        scene = Scene(rig, look, out_size, samples=antialias)
     try:
         for shape, motion, template in zip(shapes, motions, templates, strict=True):
             with timer.stage("render3d"):

@@ -35,7 +35,7 @@ from .rig import Rig
 
 LOOKS = ("3d_realistic", "3d_semi", "3d_cartoon")
 LAYER_DEPTH = {"background": 0.8, "relief": 0.4, "cavity": 0.0, "eyes": 0.0, "face": -0.4}
-ANTIALIAS = {"3d_realistic": 0, "3d_semi": 0, "3d_cartoon": 0}  # MSAA samples per look
+ANTIALIAS = {"3d_realistic": 4, "3d_semi": 4, "3d_cartoon": 4}  # MSAA samples per look
 IRIS_SEGMENTS = 20
 IRIS_GROWTH = 1.3  # the disc's geometry reaches past the iris (its texture's alpha is soft)
 LIGHT = (0.35, -0.45, -0.82)  # towards the light, from the upper left (y points down)
