@@ -18,7 +18,6 @@ footage (``<work>/rig3d``, timed; rebuilt on every run so the time is measured).
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import time
@@ -43,9 +42,10 @@ from pipeline.face.evaluate import best_lag, clips_in, log, prepare, work_root
 from pipeline.face.render import FaceRig, Timer, render_frames
 
 from . import render as render3d
+from . import stills
 from .backend import default_backend, describe
 from .rig import Rig, build
-from .scene import LOOKS, Scene
+from .scene import ANTIALIAS, LOOKS
 
 
 def _model(data_dir: Path, profile: str) -> tuple[FaceRig, Rig, float, bool]:
@@ -60,12 +60,17 @@ def _model(data_dir: Path, profile: str) -> tuple[FaceRig, Rig, float, bool]:
 
 
 def bench(
-    data_dir: Path | str, look: str, seconds: float = 10.0, size: int = 512, profile: str = "cpu"
+    data_dir: Path | str,
+    look: str,
+    seconds: float = 10.0,
+    size: int = 512,
+    profile: str = "cpu",
+    samples: int | None = None,
 ) -> dict[str, Any]:
     if look not in LOOKS:
         raise ValueError(f"unknown 3D look {look!r}; choose one of {', '.join(LOOKS)}")
     avatar, rig, rig_s, trained_now = _model(Path(data_dir), profile)
-    samples = script_audio(Path(data_dir) / "heldout", seconds)
+    audio = script_audio(Path(data_dir) / "heldout", seconds)
     w, h = rig.size
     gl_size = (size, round(size * h / w))
     timer = Timer()
@@ -77,11 +82,11 @@ def bench(
     bits = PayloadCodec([BENCH_KEY]).encode("0123456789abcdef")
     frames = 0
     rendered = render3d.iter_frames(
-        rig, avatar, samples, features.RATE, look, out_size=gl_size, timer=timer
+        rig, avatar, audio, features.RATE, look, out_size=gl_size, timer=timer, antialias=samples
     )
     with tempfile.TemporaryDirectory(prefix="dhf-bench-") as tmp:
         wav = Path(tmp) / "a.wav"
-        media.write_wav(wav, samples, features.RATE)
+        media.write_wav(wav, audio, features.RATE)
         writer = media.FrameWriter(Path(tmp) / "out.mp4", (size, size), avatar.fps, wav, {})
         for i, rgb in enumerate(rendered):
             with timer.stage("composite"):
@@ -96,7 +101,11 @@ def bench(
         with timer.stage("encode"):
             writer.close()
     compositor.close()
-    return _result(timer.seconds, frames, look, gl_size, rig_s, profile, trained_now)
+    antialias = ANTIALIAS[look] if samples is None else samples
+    return {
+        **_result(timer.seconds, frames, look, gl_size, rig_s, profile, trained_now),
+        "antialias_samples": antialias,
+    }
 
 
 def _result(
@@ -208,25 +217,7 @@ def evaluate(
 
 
 def save_screenshots(avatar: FaceRig, rig: Rig, folder: Path, looks: tuple[str, ...]) -> list[str]:
-    """One PNG per look: the mouth closed, open, and open seen from 15 degrees (512 wide)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shapes = avatar.arrays["shapes"]
-    driver = render3d.Driver(rig, shapes[rig.neutral])
-    still = np.eye(3, dtype=np.float32)
-    poses = [
-        driver.pose(shapes[rig.neutral], still),
-        driver.pose(shapes[rig.teeth_frame], still),
-        driver.pose(shapes[rig.teeth_frame], still, yaw=math.radians(15)),
-    ]
-    w, h = rig.size
-    names = []
-    for look in looks:
-        scene = Scene(rig, look, (512, round(512 * h / w)))
-        try:
-            sheet = np.hstack([scene.draw(p) for p in poses])
-        finally:
-            scene.close()
-        path = folder / f"face3d_{look}.png"
-        cv2.imwrite(os.fspath(path), sheet[..., ::-1])
-        names.append(os.fspath(path))
-    return names
+    """One PNG per look: the mouth closed, open, and open seen from 15 degrees (512 wide;
+    the quality report shows the same frames, ``stills.report``)."""
+    shots = stills.frames(rig, avatar.arrays["shapes"], looks)
+    return [stills.write_sheet(folder / f"face3d_{look}.png", shots[look]) for look in looks]

@@ -6,11 +6,13 @@ and the relief (one RGBA texture: the neutral frame, its soft person mask as alp
 mode), and the mouth cavity (the person's open-mouth frame). Blend shapes are visemes: the
 footage's own mouth shapes grouped by k-means into ``VISEMES`` clusters (ordered by how
 open they are), each cluster's mean move of the lips and chin carried to every vertex
-by the rig's deformation weights; plus ``breath`` (the shoulders rise a little). Weights
-are never negative (some engines clamp them), unlike PCA components.
+by the rig's deformation weights; plus ``breath`` (the shoulders rise a little) and
+``blink`` (both upper lids shut over the eyes). Weights are never negative (some engines
+clamp them), unlike PCA components.
 
-Animations: ``idle`` (breathing, 4 s loop) and ``talk`` (the first seconds of the footage's
-own mouth, projected onto the visemes by non-negative least squares), 25 fps.
+Animations: ``idle`` (breathing and two blinks, 4 s loop) and ``talk`` (the first seconds
+of the footage's own mouth, projected onto the visemes by non-negative least squares,
+and its own blinks), 25 fps.
 
 The caller passes ``extras`` (content id, watermark id, AIGC label...) and may pass a
 ``mark`` function that embeds the invisible watermark into the texture.
@@ -132,19 +134,22 @@ def write(
     ):
         targets = [geo.moves(deform @ (m @ driver.to_pixels.T)) for m in moves]
         targets.append(geo.moves(_breath(xyz, rig, name)))
+        targets.append(geo.moves(rig.lid_move if name == "face" else np.zeros((len(xyz), 2))))
         parts.append((name, geo.points(xyz), uv, tris, targets, mat))
     base = cavity_geometry(rig, rig.face)
     targets = []
     for m in moves:
         moved = driver.pose(closed + m, np.eye(3)).face
         targets.append(geo.points(cavity_geometry(rig, moved)) - geo.points(base))
-    targets.append(np.zeros_like(base))
+    targets += [np.zeros_like(base)] * 2
     fan = np.array([(len(base) - 1, k, (k + 1) % (len(base) - 1)) for k in range(len(base) - 1)])
     parts.append(("mouth", geo.points(base), _grow(rig.teeth_uv) / size, fan, targets, teeth))
-    names = [f"viseme_{k}" for k in range(VISEMES)] + ["breath"]
+    names = [f"viseme_{k}" for k in range(VISEMES)] + ["breath", "blink"]
     b.mesh("head_and_shoulders", parts, names)
     b.animation("idle", _idle(len(names)))
-    b.animation("talk", _talk(shapes - closed[None], moves, len(names)))
+    talk = _talk(shapes - closed[None], moves, len(names))
+    talk[:, -1] = rig.blink[: len(talk)]
+    b.animation("talk", talk)
     return b.glb()
 
 
@@ -157,11 +162,19 @@ def _breath(xyz: npt.NDArray[Any], rig: Rig, name: str) -> npt.NDArray[np.float3
     return move
 
 
+IDLE_BLINKS = (1.2, 3.1)  # seconds into the idle loop
+BLINK_CURVE = (0.5, 1.0, 1.0, 0.6, 0.25)  # one blink, frame by frame (shuts fast, opens slower)
+
+
 def _idle(n: int) -> npt.NDArray[np.float32]:
-    """(T, n) weights: 4 s of slow breathing, the mouth closed."""
+    """(T, n) weights: 4 s of slow breathing and two blinks, the mouth closed (``breath``
+    and ``blink`` are the last two targets)."""
     t = np.arange(int(4 * FPS)) / FPS
     weights = np.zeros((len(t), n), np.float32)
-    weights[:, -1] = 0.5 - 0.5 * np.cos(2 * np.pi * t / 4.0)
+    weights[:, -2] = 0.5 - 0.5 * np.cos(2 * np.pi * t / 4.0)
+    for at in IDLE_BLINKS:
+        start = round(at * FPS)
+        weights[start : start + len(BLINK_CURVE), -1] = BLINK_CURVE
     return weights
 
 

@@ -6,7 +6,9 @@ from the model's closed mouth, in the neutral frame's pixels, drags the rig's lo
 and jaw vertices (``Rig.face_deform``, ``Rig.relief_deform``). The head follows the
 footage's template loop (``template_indices``, as in 2D): each template frame's motion
 relative to its clip's median pose, limited to what the relief holds (``MAX_TURN``,
-``MAX_SHIFT``), moves the head and neck; the shoulders stay.
+``MAX_SHIFT``), moves the head and neck; the shoulders stay. The same template frames
+give the eyes: the lids close where the person blinked in the footage
+(``Rig.blink``, ``Rig.lid_move``) and the irises move as theirs did (``Rig.gaze``).
 
 ``iter_frames`` yields RGB frames at the footage's size (so the 2D compositor frames,
 re-backgrounds and tones them unchanged); ``render_video`` goes through
@@ -95,14 +97,27 @@ class Driver:
         self.to_pixels = rig.pixels_from_canonical()
         self.centre = rig.face[:, :2].mean(0)
 
-    def pose(self, shape: npt.NDArray[Any], motion: npt.NDArray[Any], yaw: float = 0.0) -> Pose:
-        """The rig with the lips and chin at ``shape`` (canonical, 51 x 2)."""
+    def pose(
+        self,
+        shape: npt.NDArray[Any],
+        motion: npt.NDArray[Any],
+        yaw: float = 0.0,
+        blink: float = 0.0,
+        gaze: npt.NDArray[Any] | None = None,
+    ) -> Pose:
+        """The rig with the lips and chin at ``shape`` (canonical, 51 x 2), the lids
+        ``blink`` shut (0..1) and the irises moved by ``gaze`` (neutral pixels)."""
         delta = (np.asarray(shape) - self.closed) @ self.to_pixels.T  # (51, 2) pixels
         face = self.rig.face.copy()
-        face[:, :2] += self.rig.face_deform @ delta
+        face[:, :2] += self.rig.face_deform @ delta + float(blink) * self.rig.lid_move
         relief = self.rig.relief.copy()
         relief[:, :2] += self.rig.relief_deform @ delta
-        return Pose(face, relief, motion, yaw)
+        iris = self.rig.iris[:, :2] + (0.0 if gaze is None else np.asarray(gaze, np.float32))
+        return Pose(face, relief, motion, yaw, iris.astype(np.float32))
+
+    def footage_pose(self, shape: npt.NDArray[Any], motion: npt.NDArray[Any], frame: int) -> Pose:
+        """``pose`` with the eyes of footage frame ``frame`` (blink and gaze)."""
+        return self.pose(shape, motion, blink=self.rig.blink[frame], gaze=self.rig.gaze[frame])
 
 
 def iter_frames(
@@ -115,8 +130,10 @@ def iter_frames(
     out_size: tuple[int, int] | None = None,
     timer: Timer | None = None,
     start: int = 0,
+    antialias: int | None = None,
 ) -> Iterator[npt.NDArray[np.uint8]]:
-    """RGB frames of the rig saying ``samples`` in ``look`` (footage size by default)."""
+    """RGB frames of the rig saying ``samples`` in ``look`` (footage size by default;
+    ``antialias``: multisampling samples, the look's default when None)."""
     timer = timer or Timer()
     with timer.stage("face_model"):
         n = face_render.frame_count(avatar, samples, rate)
@@ -126,11 +143,11 @@ def iter_frames(
         templates = face_render.template_indices(avatar.manifest, n, start)
         motions = head_motions(avatar.manifest, avatar.arrays, templates, driver.centre)
     with timer.stage("gl_setup"):
-        scene = Scene(rig, look, out_size)
+        scene = Scene(rig, look, out_size, samples=antialias)
     try:
-        for shape, motion in zip(shapes, motions, strict=True):
+        for shape, motion, template in zip(shapes, motions, templates, strict=True):
             with timer.stage("render3d"):
-                frame = scene.draw(driver.pose(shape, motion))
+                frame = scene.draw(driver.footage_pose(shape, motion, int(template)))
             yield frame
     finally:
         scene.close()

@@ -16,6 +16,12 @@ work dir (``pipeline.face.ingest``):
 - **deformation weights**: every vertex near the mouth follows the 51 lip and chin points
   of the audio model's shape (a Gaussian blend, fading out towards the nose and the neck);
   **head weights**: the head and neck follow the footage's head motion, the shoulders not;
+- the **eyes**: per footage frame, how closed the lids are (the lid gap over the eye's
+  width, against the footage's usual gap) and where the irises look (points 468 and 473
+  in the eye's own frame, against the neutral's); the upper-lid vertices' move that
+  closes the eye (``lid_move``); the eye openings of the texture with the irises
+  inpainted (``sclera``) and each iris as a disc of its own (``iris``), so the renderer
+  closes the lids and moves the irises where the person did in the footage;
 - the **background**: the neutral frame with the person inpainted away.
 """
 
@@ -37,10 +43,47 @@ from pipeline.face import landmarks as lm
 
 from . import mesh
 
-VERSION = 1
+VERSION = 2
 RIG_JSON = "rig.json"
 DEFORM_REACH = 0.45  # the pull fades out this far from the nearest control point
 INFLATE = 0.35  # relief depth at its thickest, as a fraction of its half-width
+
+
+@dataclass(frozen=True)
+class Eye:
+    """FaceMesh points of one eye: the lids' contours (corner to corner, left to right in
+    the picture), the lid pairs measured for the gap, the iris centre and its ring."""
+
+    upper: tuple[int, ...]
+    lower: tuple[int, ...]
+    corners: tuple[int, int]  # (left, right) in the picture
+    pairs: tuple[tuple[int, int], ...]
+    iris: int
+    ring: tuple[int, ...]
+
+
+EYES = (
+    Eye(  # the person's right eye (the picture's left)
+        (246, 161, 160, 159, 158, 157, 173),
+        (7, 163, 144, 145, 153, 154, 155),
+        (33, 133),
+        ((160, 144), (159, 145), (158, 153)),
+        468,
+        (469, 470, 471, 472),
+    ),
+    Eye(
+        (398, 384, 385, 386, 387, 388, 466),
+        (382, 381, 380, 374, 373, 390, 249),
+        (362, 263),
+        ((387, 373), (386, 374), (385, 380)),
+        473,
+        (474, 475, 476, 477),
+    ),
+)
+BLINK_SPAN = 0.75  # a lid gap this fraction below the usual one counts as fully closed
+BLINK_DEADZONE = 0.15  # closures below this are tracking noise (the lids stay open)
+GAZE_LIMIT = (0.12, 0.06)  # iris moves kept within these eye widths (across, up/down)
+LID_REACH = 0.5  # the lid skin above the eye follows the lid over this many eye widths
 
 
 @dataclass
@@ -63,6 +106,11 @@ class Rig:
     relief_head: npt.NDArray[np.float32]  # (M,)
     neutral_shape: npt.NDArray[np.float32]  # (51, 2) canonical lips + chin of the neutral
     neutral_transform: npt.NDArray[np.float32]  # (2, 3) pixels -> canonical of the neutral
+    blink: npt.NDArray[np.float32]  # (N,) per footage frame: 0 open (as the neutral), 1 shut
+    gaze: npt.NDArray[np.float32]  # (N, 2) iris move per footage frame (neutral pixels)
+    lid_move: npt.NDArray[np.float32]  # (468, 2) face-vertex move that shuts both eyes
+    iris: npt.NDArray[np.float32]  # (2, 4) the irises in the neutral: x, y, depth, radius
+    eye_box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the ``sclera``/``iris`` images
     build_seconds: float
 
     @property
@@ -70,8 +118,10 @@ class Rig:
         return mesh.triangles()
 
     def image(self, name: str) -> npt.NDArray[np.uint8]:
-        """``texture`` (RGBA: the person's soft mask as alpha), ``teeth`` or
-        ``background`` (RGB)."""
+        """``texture`` (RGBA: the person's soft mask as alpha), ``teeth``, ``background``
+        (RGB), ``sclera`` (RGB: the texture's eye openings, irises inpainted) or ``iris``
+        (RGBA: the two iris discs, completed under the lids); the last two are the
+        ``eye_box`` crop of the frame."""
         bgr = cv2.imread(os.fspath(self.folder / f"{name}.png"), cv2.IMREAD_UNCHANGED)
         if bgr is None:
             raise FileNotFoundError(self.folder / f"{name}.png")
@@ -98,6 +148,7 @@ class Rig:
             (int(info["size"][0]), int(info["size"][1])),
             int(info["neutral"]),
             int(info["teeth_frame"]),
+            eye_box=tuple(int(v) for v in info["eye_box"]),  # type: ignore[arg-type]
             build_seconds=float(info["build_seconds"]),
             **arrays,
         )
@@ -125,8 +176,10 @@ def sharpness(rgb: npt.NDArray[Any], points: npt.NDArray[Any]) -> float:
 
 def choose_neutral(work: Path, points: npt.NDArray[Any], found: npt.NDArray[Any]) -> list[int]:
     """Candidate neutral frames, best first: closed, frontal, then sharp."""
-    gap = lm.opening(points)
+    gap, eyes = lm.opening(points), eye_openness(points)
     closed = found & (gap <= np.percentile(gap[found], 20))
+    awake = closed & (eyes >= 0.9 * np.median(eyes[found]))  # not mid-blink, not squinting
+    closed = awake if awake.any() else closed
     pool = np.flatnonzero(closed)
     frontal = pool[np.argsort(frontal_error(points[pool]))][:24]
     sharp = [sharpness(_frame(work, int(i)), points[i]) for i in frontal]
@@ -258,6 +311,153 @@ def head_weights(points: npt.NDArray[Any], chin_y: float, iod: float) -> npt.NDA
     return np.clip(1 - (points[:, 1] - chin_y - 0.3 * iod) / (1.2 * iod), 0, 1).astype(np.float32)
 
 
+# -- eyes ---------------------------------------------------------------------------------
+
+
+def eye_openness(points: npt.NDArray[Any]) -> npt.NDArray[np.floating[Any]]:
+    """Lid gap over the eye's width (corner to corner), both eyes averaged (about 0.3 open,
+    under 0.1 shut, on FaceMesh)."""
+    ratios = []
+    for eye in EYES:
+        top, bottom = zip(*eye.pairs, strict=True)
+        gap = np.linalg.norm(points[..., top, :2] - points[..., bottom, :2], axis=-1).mean(-1)
+        ratios.append(gap / _eye_width(points, eye))
+    out: npt.NDArray[np.floating[Any]] = (ratios[0] + ratios[1]) / 2
+    return out
+
+
+def _eye_width(points: npt.NDArray[Any], eye: Eye) -> npt.NDArray[np.floating[Any]]:
+    width: npt.NDArray[np.floating[Any]] = np.linalg.norm(
+        points[..., eye.corners[1], :2] - points[..., eye.corners[0], :2], axis=-1
+    )
+    return width
+
+
+def _eye_axes(points: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """Unit vectors along the eyes (left to right) and across them (downwards), per frame."""
+    along = sum(points[..., e.corners[1], :2] - points[..., e.corners[0], :2] for e in EYES)
+    along = along / np.maximum(np.linalg.norm(along, axis=-1, keepdims=True), 1e-9)
+    down = np.stack([-along[..., 1], along[..., 0]], -1)
+    return along, down
+
+
+def iris_in_eye(points: npt.NDArray[Any]) -> npt.NDArray[np.floating[Any]]:
+    """(..., 2) iris centre relative to the eye corners' midpoint, in eye widths along and
+    across the eye, both eyes averaged."""
+    along, down = _eye_axes(points)
+    out = []
+    for eye in EYES:
+        mid = (points[..., eye.corners[0], :2] + points[..., eye.corners[1], :2]) / 2
+        rel = points[..., eye.iris, :2] - mid
+        width = _eye_width(points, eye)
+        out.append(np.stack([(rel * along).sum(-1), (rel * down).sum(-1)], -1) / width[..., None])
+    mean: npt.NDArray[np.floating[Any]] = (out[0] + out[1]) / 2
+    return mean
+
+
+def eye_tracks(
+    points: npt.NDArray[Any], found: npt.NDArray[Any], neutral: int, face: npt.NDArray[Any]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Per footage frame: how shut the lids are (0..1) and the irises' move from the
+    neutral's, in the neutral frame's pixels (``face``: its still-image points).
+
+    Shut is measured against the footage's usual gap (a gap ``BLINK_SPAN`` below it is
+    fully shut; the first ``BLINK_DEADZONE`` is tracking noise); the iris move is held
+    through blinks (FaceMesh's iris is a guess under a shut lid), lightly smoothed and
+    kept within ``GAZE_LIMIT``."""
+    from scipy.ndimage import gaussian_filter1d
+
+    found = np.asarray(found, bool)
+    gap = eye_openness(points)
+    usual = float(np.median(gap[found]))
+    shut = np.clip((usual - gap) / (BLINK_SPAN * usual), 0, 1)
+    shut = np.where(found, np.clip((shut - BLINK_DEADZONE) / (1 - BLINK_DEADZONE), 0, 1), 0)
+    rel = iris_in_eye(points) - iris_in_eye(points[neutral])
+    seen = found & (shut < 0.3)
+    frames = np.arange(len(points))
+    if seen.any():
+        rel = np.stack([np.interp(frames, frames[seen], rel[seen, k]) for k in range(2)], -1)
+    else:
+        rel = np.zeros((len(points), 2))
+    rel = gaussian_filter1d(rel, 1.0, axis=0, mode="nearest")
+    rel = np.clip(rel, -np.array(GAZE_LIMIT), np.array(GAZE_LIMIT))
+    along, down = _eye_axes(face)
+    width = float(np.mean([_eye_width(face, e) for e in EYES]))
+    gaze = (rel[:, :1] * along + rel[:, 1:] * down) * width
+    return shut.astype(np.float32), gaze.astype(np.float32)
+
+
+def _lid_line(face: npt.NDArray[Any], eye: Eye, lid: tuple[int, ...]) -> npt.NDArray[Any]:
+    """(k, 2) one lid's contour from corner to corner, sorted left to right."""
+    line = face[[eye.corners[0], *lid, eye.corners[1]], :2]
+    return line[np.argsort(line[:, 0])]
+
+
+def lid_moves(face: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """(468, 2) the move that shuts both eyes: each upper-lid point down onto the lower
+    lid below it, the lid skin above following (fading out over ``LID_REACH`` eye
+    widths), the lower lid and everything under it still."""
+    xy = face[:468, :2]
+    move = np.zeros((468, 2), np.float32)
+    for eye in EYES:
+        upper, lower = _lid_line(face, eye, eye.upper), _lid_line(face, eye, eye.lower)
+        drop = np.interp(upper[:, 0], lower[:, 0], lower[:, 1]) - upper[:, 1]
+        x0, x1 = upper[0, 0], upper[-1, 0]
+        width = x1 - x0
+        above = np.interp(xy[:, 0], upper[:, 0], upper[:, 1]) - xy[:, 1]
+        weight = np.clip(1 - above / (LID_REACH * width), 0, 1) ** 2
+        weight[(above < -0.5) | (xy[:, 0] <= x0) | (xy[:, 0] >= x1)] = 0
+        weight[list(eye.upper)] = 1
+        weight[[*eye.lower, *eye.corners]] = 0
+        move[:, 1] += weight * np.interp(xy[:, 0], upper[:, 0], drop)
+    return move
+
+
+def iris_discs(face: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """(2, 4) each iris of the neutral: centre x, y, depth, and radius (pixels)."""
+    out = []
+    for eye in EYES:
+        centre = face[eye.iris, :3]
+        radius = float(np.linalg.norm(face[list(eye.ring), :2] - centre[:2], axis=1).mean())
+        out.append([*centre, radius])
+    return np.array(out, np.float32)
+
+
+def eye_images(
+    rgb: npt.NDArray[Any], face: npt.NDArray[Any], iris: npt.NDArray[Any]
+) -> tuple[tuple[int, int, int, int], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """The eyes' box, the frame's crop there with the irises inpainted inside the eye
+    openings (RGB), and the iris discs (RGBA: soft-edged alpha; the part a lid hides is
+    filled with the iris's mean visible colour, so a moved iris stays whole)."""
+    corners = face[[i for e in EYES for i in (*e.upper, *e.lower, *e.corners)], :2]
+    pad = int(np.ceil(iris[:, 3].max() * 2)) + 3
+    h, w = rgb.shape[:2]
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - pad, 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + pad, (w, h))
+    crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    opening = np.zeros(crop.shape[:2], np.uint8)
+    for eye in EYES:
+        ring = face[[eye.corners[0], *eye.upper, eye.corners[1], *eye.lower[::-1]], :2]
+        cv2.fillPoly(opening, [np.round(ring - (x0, y0)).astype(np.int32)], (1,))
+    yy, xx = np.mgrid[0 : crop.shape[0], 0 : crop.shape[1]]
+    alpha = np.zeros(crop.shape[:2], np.float32)
+    disc = np.zeros(crop.shape[:2], bool)
+    filled = crop.copy()
+    for cx, cy, _, r in iris:
+        dist = np.hypot(xx - (cx - x0), yy - (cy - y0))
+        alpha = np.maximum(alpha, np.clip(r + 0.5 - dist, 0, 1))
+        inside = dist <= r + 0.5
+        disc |= inside
+        visible = inside & (opening > 0)
+        colour = crop[visible].mean(0) if visible.any() else crop[inside].mean(0)
+        filled[inside & (opening == 0)] = colour.astype(np.uint8)
+    grow = np.ones((3, 3), np.uint8)
+    hole = (cv2.dilate(disc.astype(np.uint8), grow) > 0) & (cv2.dilate(opening, grow) > 0)
+    sclera = np.asarray(cv2.inpaint(crop, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA), np.uint8)
+    irises = np.dstack([filled, (alpha * 255 + 0.5).astype(np.uint8)]).astype(np.uint8)
+    return (int(x0), int(y0), int(x1), int(y1)), sclera, irises
+
+
 def background(rgb: npt.NDArray[Any], mask: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     """The frame with the person inpainted away (at half size: it sits behind the rig)."""
     h, w = mask.shape
@@ -299,16 +499,23 @@ def build(ingest_dir: Path | str, out: Path | str) -> Rig:
         "neutral_shape": arrays["shapes"][neutral].astype(np.float32),
         "neutral_transform": arrays["transforms"][neutral].astype(np.float32),
     }
+    arrays_out["blink"], arrays_out["gaze"] = eye_tracks(points, found, neutral, face)
+    arrays_out["lid_move"] = lid_moves(face)
+    arrays_out["iris"] = iris_discs(face)
+    eye_box, sclera, irises = eye_images(rgb, face, arrays_out["iris"])
     alpha = (np.clip((mask - 0.15) / 0.6, 0, 1) * 255 + 0.5).astype(np.uint8)
     cv2.imwrite(os.fspath(folder / "texture.png"), np.dstack([rgb[..., ::-1], alpha]))
     cv2.imwrite(os.fspath(folder / "teeth.png"), _frame(work, teeth)[..., ::-1])
     cv2.imwrite(os.fspath(folder / "background.png"), background(rgb, mask)[..., ::-1])
+    cv2.imwrite(os.fspath(folder / "sclera.png"), sclera[..., ::-1])
+    cv2.imwrite(os.fspath(folder / "iris.png"), irises[..., [2, 1, 0, 3]])
     np.savez_compressed(folder / "rig.npz", **arrays_out)
     info = {
         "version": VERSION,
         "size": manifest["size"],
         "neutral": neutral,
         "teeth_frame": teeth,
+        "eye_box": list(eye_box),
         "build_seconds": round(time.perf_counter() - began, 2),
     }
     tmp = folder / (RIG_JSON + ".tmp")
@@ -330,8 +537,9 @@ def _neutral(
 
 def load_or_build(face_dir: Path | str) -> Rig:
     """The rig of a trained face folder (``<face>/rig3d``), built there when missing
-    (avatars trained before 3D looks existed)."""
+    (avatars trained before 3D looks existed) or of an older version (before the eyes)."""
     folder = Path(face_dir) / "rig3d"
     if (folder / RIG_JSON).exists():
-        return Rig.load(folder)
+        if json.loads((folder / RIG_JSON).read_text()).get("version") == VERSION:
+            return Rig.load(folder)
     return build(face_dir, folder)

@@ -60,7 +60,7 @@ def test_the_3d_page_loads_and_animates_the_glb(
     viewer = page.locator("#viewer")
     assert viewer.get_attribute("data-loaded") == "yes", errors
     assert viewer.get_attribute("data-animations") == "idle,talk"
-    assert viewer.get_attribute("data-morph-targets") == "7"  # 6 visemes + breath
+    assert viewer.get_attribute("data-morph-targets") == "8"  # 6 visemes, breath, blink
     assert viewer.get_attribute("data-playing") == "talk"
     page.click("[data-animation=idle]")
     assert viewer.get_attribute("data-playing") == "idle"

@@ -198,6 +198,12 @@ def bench_voice(as_json: bool, profiles: str, out: str | None) -> None:
     show_default=True,
     help="> 0: GRID clips upscaled to this height (1080: HD footage), output at their size.",
 )
+@click.option(
+    "--samples",
+    type=int,
+    default=None,
+    help="3D styles: anti-aliasing samples (0 off, 4: 4x multisampling; default: the look's).",
+)
 @_out_option
 def bench_render(
     as_json: bool,
@@ -206,6 +212,7 @@ def bench_render(
     profile: str,
     style: str,
     footage_height: int,
+    samples: int | None,
     out: str | None,
 ) -> None:
     """Render frames per second, per stage (face model, blend or 3D drawing, composite,
@@ -214,7 +221,8 @@ def bench_render(
     if style in THREE_D:
         from pipeline.face3d.bench import bench as bench_3d
 
-        _emit(bench_3d(data, style, seconds=seconds, size=size, profile=profile), out, as_json)
+        result = bench_3d(data, style, seconds=seconds, size=size, profile=profile, samples=samples)
+        _emit(result, out, as_json)
         return
     from pipeline.face.bench import bench as run_bench
 

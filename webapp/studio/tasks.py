@@ -164,6 +164,25 @@ def _store_model(stages: Stages, avatar: Avatar, profile: str) -> dict[str, Any]
     }
 
 
+def _looks3d(work: Path, avatar: Avatar) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """A still of each 3D look from the rig built in training (the closing screenshots'
+    frames, visibly labelled) with its identity distance, the PNGs stored encrypted like
+    the plots (``plot_blobs``: served to the owner, purged with the model); none when the
+    avatar has no rig."""
+    face = work / "face"
+    if not (face / "rig3d" / "rig.json").exists():
+        return [], {}
+    from pipeline.face3d import stills
+
+    rows, blobs = stills.report(face, work / "looks3d"), {}
+    for row in rows:
+        path = Path(row.pop("file"))
+        with open(path, "rb") as fh:
+            blobs[path.name] = vault().put(avatar.subject_id, fh)[0]
+        row["image"] = path.name
+    return rows, blobs
+
+
 def _one_person(avatar: Avatar) -> None:
     """The gate of R4 in the worker: every pair of the person's inputs, compared again.
     A failed pair stops the job (canceled with the reason, not retried)."""
@@ -198,6 +217,7 @@ def _quality(work: Path, avatar: Avatar) -> dict[str, Any]:
             with open(path, "rb") as fh:
                 plots[name] = vault().put(avatar.subject_id, fh)[0]
     samples, sample_blobs = _samples(work / "voice", avatar)
+    looks3d, still_blobs = _looks3d(work, avatar)
     summary = {
         "voice sentences": voice.get("sentences"),
         "voice training (s)": voice.get("train_s"),
@@ -212,7 +232,8 @@ def _quality(work: Path, avatar: Avatar) -> dict[str, Any]:
         "voice": {k: v for k, v in voice.items() if k not in ("history", "samples")},
         "face": {k: v for k, v in face.items() if k != "history"},
         "plots": sorted(plots),
-        "plot_blobs": plots,
+        "plot_blobs": {**plots, **still_blobs},
+        "looks3d": looks3d,
         "samples": samples,
         "sample_blobs": sample_blobs,
     }

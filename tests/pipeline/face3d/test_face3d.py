@@ -30,7 +30,7 @@ from pipeline.face.composite import CompositeOptions
 from pipeline.face.render import FaceRig
 from pipeline.face3d import gltf, mesh
 from pipeline.face3d import render as render3d
-from pipeline.face3d.rig import Rig
+from pipeline.face3d.rig import EYES, Rig, eye_openness
 from pipeline.face3d.scene import LOOKS, Scene
 
 from ... import factories
@@ -90,6 +90,59 @@ def test_open_and_closed_mouth_render_differently(footage: Footage) -> None:
     mouth = np.abs(closed[y0:y1, x0:x1].astype(int) - wide[y0:y1, x0:x1]).mean()
     assert mouth > 8
     assert np.abs(closed[: y0 - 30].astype(int) - wide[: y0 - 30]).mean() < 0.5  # eyes, hair
+
+
+def test_the_rig_tracks_the_footages_blinks_and_gaze(footage: Footage) -> None:
+    rig, points = footage.rig, footage.avatar.arrays["points"]
+    assert rig.blink.shape == (len(points),) and rig.gaze.shape == (len(points), 2)
+    gap = eye_openness(points)
+    shut, wide = gap < 0.5 * np.median(gap), gap > 0.9 * np.median(gap)
+    assert shut.sum() >= 2  # the two GRID clips hold blinks
+    assert (rig.blink[shut] > 0.6).all() and (rig.blink[wide] == 0).mean() > 0.95
+    assert rig.blink[rig.neutral] == 0 and np.abs(rig.gaze).max() < 0.15 * 0.5 * footage_iod(rig)
+    drop = rig.face[145, 1] - rig.face[159, 1]  # the right eye's lid gap at its middle
+    assert abs(rig.lid_move[159, 1] - drop) < 0.1 * drop and not rig.lid_move[145].any()
+    assert not rig.lid_move[[1, 13, 14, 152, 105, 334]].any()  # nose, lips, chin, brows
+
+
+def footage_iod(rig: Rig) -> float:
+    return float(np.linalg.norm(rig.face[33, :2] - rig.face[263, :2]))
+
+
+def _eye_boxes(rig: Rig) -> list[tuple[slice, slice]]:
+    boxes = []
+    for eye in EYES:
+        ring = rig.face[[*eye.upper, *eye.lower, *eye.corners], :2]
+        (x0, y0), (x1, y1) = ring.min(0).astype(int) - 1, ring.max(0).astype(int) + 2
+        boxes.append((slice(y0, y1), slice(x0, x1)))
+    return boxes
+
+
+def _dark_centre_x(gray: np.ndarray) -> float:  # type: ignore[type-arg]
+    weight = np.clip(100 - gray, 0, None)
+    return float((weight * np.arange(gray.shape[1])[None]).sum() / weight.sum())
+
+
+def test_a_footage_blink_shuts_the_lids_and_the_gaze_moves_the_irises(footage: Footage) -> None:
+    rig, shapes = footage.rig, footage.avatar.arrays["shapes"]
+    driver, still = _driver(footage), np.eye(3, dtype=np.float32)
+    blink = int(np.argmax(rig.blink))  # where the person blinked in the footage
+    scene = Scene(rig, "3d_realistic")
+    try:
+        open_, shut = (
+            scene.draw(driver.footage_pose(shapes[rig.neutral], still, t)).astype(int)
+            for t in (rig.neutral, blink)
+        )
+        right = scene.draw(driver.pose(shapes[rig.neutral], still, gaze=np.array([2.0, 0.0])))
+    finally:
+        scene.close()
+    for box in _eye_boxes(rig):
+        eye_open, eye_shut = open_[box].mean(-1), shut[box].mean(-1)
+        assert np.abs(eye_open - eye_shut).mean() > 6
+        assert (eye_shut < 80).sum() < 0.5 * (eye_open < 80).sum()  # the dark iris covered
+        assert _dark_centre_x(right[box].mean(-1)) - _dark_centre_x(eye_open) > 0.5
+    below = int(rig.face[lm.NOSE_TIP, 1])
+    assert np.abs(open_[below:] - shut[below:]).mean() < 0.5  # only the eyes move
 
 
 def test_realistic_and_semi_frames_keep_the_identity(footage: Footage) -> None:
@@ -177,9 +230,11 @@ def test_the_glb_export_passes_the_validator_with_visemes_and_animations(
     doc = pygltflib.GLTF2.load_from_bytes(data)
     assert doc.asset.extras == {"content_id": "c1"}
     names = doc.meshes[0].extras["targetNames"]
-    assert names == [f"viseme_{k}" for k in range(gltf.VISEMES)] + ["breath"]
+    assert names == [f"viseme_{k}" for k in range(gltf.VISEMES)] + ["breath", "blink"]
     assert all(len(p.targets) == len(names) for p in doc.meshes[0].primitives)
     assert [a.name for a in doc.animations] == ["idle", "talk"]
+    idle = gltf._idle(len(names))
+    assert idle[:, -1].max() == 1 and (np.diff((idle[:, -1] > 0.5).astype(int)) == 1).sum() == 2
     glb = tmp_path / "model.glb"
     glb.write_bytes(data)
     issues = validator_issues(glb)
