@@ -1,6 +1,9 @@
 # Two commands set everything up on a fresh machine:
 #   make run    create .venv, install, migrate, create dev keys, serve on http://127.0.0.1:5000
-#   make test   install (with test tools and Debian's chromium if missing), run the whole suite
+#   make test   install (with test tools and Debian's chromium if missing), run the default suite
+#               (every test not marked slow: ~10 min on 2 cores)
+#   make test-slow  the slow tests (browsers, live streams, end-to-end trainings; ~30 min);
+#               .ci/run runs both
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +12,7 @@ PYTEST_ARGS ?=
 # The one torch pin (the CPU wheel) lives in constraints.txt; step 1 below installs it.
 TORCH_PIN := $(shell grep -m1 '^torch==' constraints.txt)
 
-.PHONY: run test install install-test browser rtmp gltf-validator lint doctor clean
+.PHONY: run test test-slow install install-test browser rtmp gltf-validator lint doctor clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,9 +66,14 @@ gltf-validator:
 	  gltf-validator@2.0.0-dev.3.10 || echo "npm missing: the GLB validator test will skip"; }
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
+# The default suite leaves out the tests marked slow; test-slow runs just those.
+MARKS ?= not slow
 test: install-test browser rtmp gltf-validator
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -m "$(MARKS)" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+test-slow:
+	@$(MAKE) --no-print-directory test MARKS=slow
 
 lint: install-test
 	$(BIN)/ruff check webapp pipeline compliance tests wsgi.py

@@ -52,6 +52,7 @@ from ..conftest import SHARED_DATA
 # The stream engine does not depend on the database: one backend is enough here (the
 # live API's tests run on both).
 pytestmark = [
+    pytest.mark.slow,  # real-time streams: 10-25 s each
     pytest.mark.skipif(missing() is not None, reason=missing() or ""),
     pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
 ]
