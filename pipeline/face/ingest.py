@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,15 @@ CROP_BOX = (-0.8, 0.3, 0.8, 1.9)  # canonical x0, y0, x1, y1 of the lower face (
 MANIFEST = "manifest.json"
 MAX_FRAME = (1920, 1080)  # long and short side of the stored frames: output up to 1080p
 RESAMPLE = cv2.INTER_CUBIC  # crops and pastes: bilinear twice blurred a 1:1 round trip
+# Damaged frames (``glitched``): a frame whose 64x48 thumbnail differs from the median
+# frame of the 4 s around it by more than GLITCH_LEVEL grey levels (mean absolute, 0-255)
+# AND GLITCH_RATIO x the clip's median difference. On the 75 GRID training clips a clean
+# frame differs by 1.4 (median) to 5 (max); the grey-block frames that two clips decode to
+# at their start (no reference frame) by 44-60.
+THUMB = (64, 48)
+GLITCH_LEVEL = 12.0
+GLITCH_RATIO = 4.0
+GLITCH_WINDOW_S = 2.0
 
 
 @dataclass
@@ -47,6 +57,7 @@ class Clip:
     found: npt.NDArray[Any]  # (n,) bool
     mel: npt.NDArray[Any]  # (4n, 80)
     energy: npt.NDArray[Any]  # (n,)
+    glitched: int = 0  # damaged frames replaced by their nearest good neighbour
 
 
 def crop_affine(canonical: npt.NDArray[Any], scale: float) -> npt.NDArray[Any]:
@@ -82,28 +93,62 @@ def fitted(rgb: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
+def glitched(thumbs: npt.NDArray[Any], fps: float) -> npt.NDArray[np.bool_]:
+    """Frames that are not a picture of the scene: decoding damage such as the grey blocks
+    of a stream cut before its reference frame. ``thumbs`` (n, h, w, 3): each frame shrunk
+    to ``THUMB``. A frame is damaged when it is far (``GLITCH_LEVEL``, ``GLITCH_RATIO``)
+    from the median frame of the ``GLITCH_WINDOW_S`` seconds either side of it: a talking
+    person changes a small part of the picture, damage most of it, and a median over
+    seconds ignores a damaged run shorter than half its window."""
+    n = len(thumbs)
+    if n == 0:
+        return np.zeros(0, bool)
+    x = thumbs.astype(np.float32)
+    half, step = max(1, round(GLITCH_WINDOW_S * fps)), max(1, round(fps))
+    centres = np.arange(0, n, step)  # one median a second, each frame uses the nearest
+    medians = np.stack([np.median(x[max(0, c - half) : c + half + 1], axis=0) for c in centres])
+    nearest = np.clip(np.round(np.arange(n) / step).astype(int), 0, len(centres) - 1)
+    distance = np.abs(x - medians[nearest]).mean(axis=(1, 2, 3))
+    limit = max(GLITCH_LEVEL, GLITCH_RATIO * float(np.median(distance)))
+    bad: npt.NDArray[np.bool_] = distance > limit
+    return bad
+
+
 def read_clip(path: str | os.PathLike[str], frames_dir: Path, first: int) -> Clip:
     """Track one clip, writing its frames (at most 1080p) as JPEGs numbered from ``first``
-    as they stream by: memory stays one frame whatever the footage's length."""
+    as they stream by: memory stays one frame whatever the footage's length.
+
+    Damaged frames (``glitched``) count as frames without a face: their landmarks come
+    from the nearest good frame, and so does their JPEG, so no template loop, mouth crop or
+    3D texture is ever cut from them (the clip holds that picture for their duration)."""
     info = media.video_facts(path)
     size = (0, 0)
+    thumbs: list[npt.NDArray[Any]] = []
+
+    def name(i: int) -> str:
+        return os.fspath(frames_dir / f"{first + i:06d}.jpg")
 
     def stream() -> Iterator[npt.NDArray[Any]]:
         nonlocal size
         for i, decoded in enumerate(media.frames(path)):
             rgb = fitted(decoded)
-            name = os.fspath(frames_dir / f"{first + i:06d}.jpg")
-            cv2.imwrite(name, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(name(i), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            thumbs.append(cv2.resize(rgb, THUMB, interpolation=cv2.INTER_AREA))
             size = (rgb.shape[1], rgb.shape[0])
             yield rgb
 
     tracks = [p if p is None else p[:, :2] for p in lm.detect(stream(), video=True)]
-    points, found = lm.fill_missing(tracks)
-    samples = media.audio(path, features.RATE)
     fps = float(info.fps or 25.0)
+    damaged = glitched(np.stack(thumbs), fps) if thumbs else np.zeros(0, bool)
+    tracks = [None if bad else p for p, bad in zip(tracks, damaged, strict=True)]
+    points, found = lm.fill_missing(tracks)
+    good = np.flatnonzero(found)
+    for i in np.flatnonzero(damaged):
+        shutil.copyfile(name(int(good[np.abs(good - i).argmin()])), name(int(i)))
+    samples = media.audio(path, features.RATE)
     mel = features.log_mel(samples, features.RATE, len(tracks), fps)
     energy = features.energy_db(samples, features.RATE, len(tracks), fps)
-    return Clip(len(tracks), size, fps, points, found, mel, energy)
+    return Clip(len(tracks), size, fps, points, found, mel, energy, int(damaged.sum()))
 
 
 def native_scale(points: npt.NDArray[Any]) -> float:
@@ -152,11 +197,19 @@ def ingest(
     for n, path in enumerate(videos):
         clip = read_clip(path, work / "frames", total)
         fps, size = clip.fps, clip.size
-        clips.append({"source": os.fspath(path), "start": total, "end": total + clip.count})
+        clips.append(
+            {
+                "source": os.fspath(path),
+                "start": total,
+                "end": total + clip.count,
+                "glitched": clip.glitched,
+            }
+        )
         for key in arrays:
             arrays[key].append(getattr(clip, key))
         total += clip.count
-        report(0.8 * (n + 1) / len(videos), f"tracked {Path(path).name} ({clip.count} frames)")
+        damaged = f", {clip.glitched} damaged frames held" if clip.glitched else ""
+        report(0.8 * (n + 1) / len(videos), f"tracked {Path(path).name} ({clip.count} frames{damaged})")
     data = {k: np.concatenate(v) for k, v in arrays.items()}
     manifest = _finish(work, cfg, clips, data, fps, size)
     report(1.0, f"ingested {total} frames")
