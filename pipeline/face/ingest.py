@@ -132,7 +132,8 @@ def read_clip(path: str | os.PathLike[str], frames_dir: Path, first: int) -> Cli
         nonlocal size
         for i, decoded in enumerate(media.frames(path)):
             rgb = fitted(decoded)
-            cv2.imwrite(name(i), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+            cv2.imwrite(name(i), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
             thumbs.append(cv2.resize(rgb, THUMB, interpolation=cv2.INTER_AREA))
             size = (rgb.shape[1], rgb.shape[0])
             yield rgb
@@ -208,8 +209,9 @@ def ingest(
         for key in arrays:
             arrays[key].append(getattr(clip, key))
         total += clip.count
-        damaged = f", {clip.glitched} damaged frames held" if clip.glitched else ""
-        report(0.8 * (n + 1) / len(videos), f"tracked {Path(path).name} ({clip.count} frames{damaged})")
+        held = f", {clip.glitched} damaged held" if clip.glitched else ""
+        message = f"tracked {Path(path).name} ({clip.count} frames{held})"
+        report(0.8 * (n + 1) / len(videos), message)
     data = {k: np.concatenate(v) for k, v in arrays.items()}
     manifest = _finish(work, cfg, clips, data, fps, size)
     report(1.0, f"ingested {total} frames")
